@@ -1,0 +1,42 @@
+"""Every path the project uses, in one place (cookiecutter-data-science style).
+
+Paths resolve against the project root, never the current directory, so Jupyter,
+papermill and the command line all agree. ``SYNLLM_HOME`` moves the writable
+folders (``data/interim`` and ``reports``) elsewhere, e.g. for tests.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJ_ROOT = Path(__file__).resolve().parents[1]
+PACKAGE_DIR = Path(__file__).resolve().parent
+CARDS_DIR = PACKAGE_DIR / "cards"
+TEMPLATES_DIR = PACKAGE_DIR / "templates"
+PROFILES_DIR = PACKAGE_DIR / "profiles"
+MODELS_FILE = PACKAGE_DIR / "models.yaml"
+
+DATA_DIR = PROJ_ROOT / "data"
+RAW_DIR = DATA_DIR / "raw"
+NOTEBOOKS_DIR = PROJ_ROOT / "notebooks"
+
+
+def home() -> Path:
+    """Root of the writable folders: ``$SYNLLM_HOME`` or the project root."""
+    return Path(os.environ.get("SYNLLM_HOME") or PROJ_ROOT)
+
+
+def interim_dir() -> Path:
+    """Derived, git-ignored data: generation runs and caches."""
+    return home() / "data" / "interim"
+
+
+def runs_dir() -> Path:
+    """One folder per generation run (synthetic.csv, raw.jsonl, manifest.json)."""
+    return interim_dir() / "runs"
+
+
+def reports_dir() -> Path:
+    """Rendered notebooks, HTML reports, figures and scorecards."""
+    return home() / "reports"

@@ -1,0 +1,145 @@
+"""The metric contract: every metric is ``(train, synthetic, ctx) -> MetricResult``.
+
+As in SDMetrics, a metric carries its goal and bounds, reports a raw value in natural
+units and a score normalised to [0, 1] where 1 is best, with a breakdown per column,
+rule or pair. A metric that cannot run returns NaN with the reason in ``skipped``,
+never 1.0. No metric mutates its inputs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import pandas as pd
+
+from synllm.cards import Card
+from synllm.errors import MetricError
+
+
+class Goal(StrEnum):
+    """Which direction of the raw value is better."""
+
+    MAXIMIZE = "maximize"
+    MINIMIZE = "minimize"
+
+
+FAMILIES = ("fidelity", "consistency", "privacy", "utility")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EvalContext:
+    """What a metric may know beyond train and synthetic rows."""
+
+    card: Card
+    holdout: pd.DataFrame
+    examples: pd.DataFrame | None = None  # rows shown in the prompt, if any
+    random_state: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MetricResult:
+    """One metric's outcome. ``score`` is in [0, 1] (1 best) or NaN with ``skipped`` set."""
+
+    name: str
+    family: str
+    score: float
+    raw: float
+    goal: Goal
+    breakdown: Mapping[str, float] = field(default_factory=dict)
+    details: Mapping[str, Any] = field(default_factory=dict)
+    skipped: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the metric ran."""
+        return self.skipped is None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MetricSpec:
+    """A metric's identity: name, family, goal and the bounds of its raw value."""
+
+    name: str
+    family: str
+    goal: Goal
+    bounds: tuple[float, float] = (0.0, 1.0)
+    description: str = ""
+
+    def normalize(self, raw: float) -> float:
+        """Map a raw value into [0, 1] with 1 best (SDMetrics' rule); unbounded sides use exp decay."""
+        lo, hi = self.bounds
+        if raw is None or (isinstance(raw, float) and math.isnan(raw)):
+            return math.nan
+        if math.isinf(lo) or math.isinf(hi):
+            # Only [0, inf) is used: distances. Larger is better for MAXIMIZE.
+            value = 1.0 - math.exp(-max(raw - (0 if math.isinf(hi) else lo), 0.0))
+        else:
+            value = (min(max(raw, lo), hi) - lo) / (hi - lo)
+        return value if self.goal is Goal.MAXIMIZE else 1.0 - value
+
+    def result(
+        self,
+        raw: float,
+        *,
+        score: float | None = None,
+        breakdown: Mapping[str, float] | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> MetricResult:
+        """A result; the score is ``normalize(raw)`` unless given (e.g. relative to a reference)."""
+        raw = float(raw)
+        value = self.normalize(raw) if score is None else float(score)
+        if math.isnan(value):
+            return self.skip("the metric produced no value", details=details)
+        return MetricResult(
+            name=self.name,
+            family=self.family,
+            score=min(max(value, 0.0), 1.0),
+            raw=raw,
+            goal=self.goal,
+            breakdown=dict(breakdown or {}),
+            details=dict(details or {}),
+        )
+
+    def skip(self, reason: str, *, details: Mapping[str, Any] | None = None) -> MetricResult:
+        """A NaN result with the reason it could not run."""
+        return MetricResult(
+            name=self.name,
+            family=self.family,
+            score=math.nan,
+            raw=math.nan,
+            goal=self.goal,
+            details=dict(details or {}),
+            skipped=reason,
+        )
+
+
+MetricFn = Callable[[pd.DataFrame, pd.DataFrame, EvalContext], MetricResult]
+REGISTRY: dict[str, tuple[MetricSpec, MetricFn]] = {}
+
+
+def register(spec: MetricSpec) -> Callable[[MetricFn], MetricFn]:
+    """Decorator adding a metric function to the registry under ``spec.name``."""
+    if spec.family not in FAMILIES:
+        raise MetricError(f"metric {spec.name!r}: family must be one of {FAMILIES}")
+
+    def add(fn: MetricFn) -> MetricFn:
+        REGISTRY[spec.name] = (spec, fn)
+        return fn
+
+    return add
+
+
+def metric_names(family: str | None = None) -> list[str]:
+    """Registered metric names, optionally of one family."""
+    return sorted(n for n, (s, _) in REGISTRY.items() if family is None or s.family == family)
+
+
+def get_metric(name: str) -> tuple[MetricSpec, MetricFn]:
+    """A registered metric; unknown names list the valid ones."""
+    if name not in REGISTRY:
+        raise MetricError(f"no metric named {name!r}; choose from {metric_names()}")
+    return REGISTRY[name]
