@@ -147,6 +147,11 @@ class Card:
         return [c.name for c in self.columns if c.is_categorical]
 
     @property
+    def missing_token(self) -> str:
+        """How synllm writes a missing cell in prompts and CSV output."""
+        return self.missing_tokens[0] if self.missing_tokens else "NA"
+
+    @property
     def hard_rules(self) -> list[Rule]:
         """Rules every valid row must satisfy."""
         return [r for r in self.rules if r.is_hard]
@@ -210,10 +215,7 @@ def card_from_dict(raw: Mapping[str, Any], *, path: Path | None = None) -> Card:
     missing = raw.get("missing") or {}
     _check_keys(missing, {"tokens", "notes"}, f"{where} missing")
     rules = tuple(_rule(r, where) for r in raw.get("rules") or [])
-    file = Path(raw["file"])
-    if not file.is_absolute():
-        beside = path.parent / file if path else file
-        file = beside if beside.exists() else config.RAW_DIR / file
+    file = _data_file(Path(raw["file"]), path)
     card = Card(
         name=str(raw["name"]),
         title=str(raw.get("title", raw["name"])),
@@ -234,6 +236,21 @@ def card_from_dict(raw: Mapping[str, Any], *, path: Path | None = None) -> Card:
     )
     _check_references(card, where)
     return card
+
+
+def _data_file(file: Path, card_file: Path | None) -> Path:
+    """Where a card's relative ``file`` lives: beside the card, else in ``data/raw``.
+
+    A user card whose CSV exists in neither place points beside itself, so a
+    'file not found' error names the folder the user is working in.
+    """
+    if file.is_absolute():
+        return file
+    raw_copy = config.RAW_DIR / file
+    if card_file is None or card_file.parent == config.CARDS_DIR.resolve():
+        return raw_copy
+    beside = card_file.parent / file
+    return beside if beside.exists() or not raw_copy.exists() else raw_copy
 
 
 def _check_keys(raw: Mapping[str, Any], allowed: set[str], where: str) -> None:

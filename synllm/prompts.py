@@ -1,0 +1,237 @@
+"""Render the four SynLLM prompt types from a card and a training split.
+
+Wording lives in ``templates/prompts.yaml``; this module only assembles blocks:
+column definitions, statistics, association hints, rules and example rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import string
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from synllm import config
+from synllm.cards import Card, Column
+from synllm.constraints import format_row, format_value, row_format
+from synllm.errors import TemplateError
+
+PROMPT_TYPES = ("p1", "p2", "p3", "p4")
+
+
+@dataclass(frozen=True, slots=True)
+class Prompt:
+    """A rendered prompt: exact text, the real rows it shows, and its stable hash."""
+
+    prompt_type: str
+    title: str
+    system: str
+    text: str
+    examples: pd.DataFrame
+    sha256: str
+    template_version: int
+
+    def __str__(self) -> str:
+        return f"[system]\n{self.system}\n\n[user]\n{self.text}"
+
+
+@lru_cache(maxsize=1)
+def load_templates() -> dict[str, Any]:
+    """The prompt wording (parsed YAML); checked for required keys."""
+    path = config.TEMPLATES_DIR / "prompts.yaml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    for key in ("version", "system", "blocks", "types"):
+        if key not in data:
+            raise TemplateError(f"{path}: missing key {key!r}")
+    for ptype, spec in data["types"].items():
+        unknown = [b for b in spec["blocks"] if b not in data["blocks"]]
+        if unknown:
+            raise TemplateError(f"{path}: prompt type {ptype!r} uses unknown block(s) {unknown}")
+    return data
+
+
+def prompt_info(prompt_type: str) -> dict[str, str]:
+    """Title, one-line summary and a student-level explanation of a prompt type."""
+    spec = _type_spec(prompt_type)
+    return {"type": prompt_type, "title": spec["title"], "summary": spec["summary"], "explain": spec["explain"]}
+
+
+def render_prompt(
+    card: Card,
+    train: pd.DataFrame,
+    prompt_type: str,
+    *,
+    n_rows: int = 20,
+    k_examples: int = 5,
+    seed: int = 0,
+    output: str = "csv",
+) -> Prompt:
+    """Render one prompt type. P1–P3 show ``k_examples`` train rows sampled with ``seed``; P4 none.
+
+    ``output`` is how the model is asked to answer: ``"csv"`` lines (grammar-constrained
+    backends) or ``"json"`` arrays (JSON-schema backends such as Ollama).
+    """
+    if output not in ("csv", "json"):
+        raise TemplateError(f"output must be 'csv' or 'json', got {output!r}")
+    templates = load_templates()
+    spec = _type_spec(prompt_type)
+    blocks = ["format_json" if b == "format" and output == "json" else b for b in spec["blocks"]]
+    examples = sample_examples(train, card, k_examples, seed) if "examples" in blocks else train.iloc[0:0]
+    values = {
+        "domain": card.domain,
+        "header": row_format(card),
+        "missing_token": card.missing_token,
+        "missing_notes": " ".join(card.missing_notes.split()),
+        "n_rows": str(n_rows),
+    }
+    if "examples" in blocks:
+        render = format_row if output == "csv" else json_row
+        values["example_rows"] = "\n".join(render(r, card) for r in examples.to_dict("records"))
+    if "definitions" in blocks:
+        values["definition_lines"] = "\n".join(definition_line(c) for c in card.synth_columns)
+    if "statistics" in blocks:
+        values["statistic_lines"] = "\n".join(statistic_lines(train, card))
+        values["association_lines"] = "\n".join(f"- {h}" for h in association_hints(train, card))
+    if "rules" in blocks:
+        values["rule_lines"] = "\n".join(f"{i}. {r.statement}" for i, r in enumerate(card.rules, 1))
+    text = "\n\n".join(_substitute(templates["blocks"][b], values, b) for b in blocks)
+    system = _substitute(templates["system"], values, "system")
+    digest = hashlib.sha256(f"{system}\n\n{text}".encode()).hexdigest()
+    return Prompt(prompt_type, spec["title"], system, text, examples.reset_index(drop=True), digest, templates["version"])
+
+
+def sample_examples(train: pd.DataFrame, card: Card, k: int, seed: int) -> pd.DataFrame:
+    """``k`` train rows (card columns, identifiers dropped) drawn with ``seed``."""
+    k = min(k, len(train))
+    rows = train.sample(n=k, random_state=seed) if k else train.iloc[0:0]
+    return rows[card.synth_names]
+
+
+def json_row(row: dict[str, Any], card: Card) -> str:
+    """A row as a compact JSON array, as JSON-schema backends are asked to answer."""
+    cells: list[Any] = []
+    for col in card.synth_columns:
+        value = row.get(col.name)
+        if value is None or pd.isna(value):
+            cells.append(None)
+        elif col.is_numeric or col.has_numeric_categories:
+            text = format_value(value, col, card)
+            cells.append(int(text) if col.decimals == 0 or col.has_numeric_categories else float(text))
+        else:
+            cells.append(str(value))
+    return json.dumps(cells, ensure_ascii=False)
+
+
+def definition_line(col: Column) -> str:
+    """One line describing a column for P2–P4."""
+    parts = [col.kind.value]
+    if col.unit:
+        parts.append(col.unit)
+    if col.is_numeric and col.range:
+        lo, hi = col.range
+        parts.append(f"range {_num(lo)} to {_num(hi)}")
+    if col.is_categorical:
+        parts.append("one of " + ", ".join(str(c) for c in col.categories))
+    if col.nullable:
+        parts.append("may be missing")
+    return f"- {col.name}: {col.description} ({'; '.join(parts)})"
+
+
+def statistic_lines(train: pd.DataFrame, card: Card) -> list[str]:
+    """Per-column statistics of the training split, one line per column."""
+    lines = []
+    for col in card.synth_columns:
+        values = train[col.name]
+        miss = float(values.isna().mean())
+        miss_txt = f", missing {miss:.0%}" if miss > 0 else ""
+        if col.is_numeric:
+            x = values.dropna().astype(float)
+            q1, q2, q3 = np.percentile(x, [25, 50, 75]) if len(x) else (math.nan,) * 3
+            lines.append(
+                f"- {col.name}: mean {_num(x.mean())}, sd {_num(x.std())}, quartiles "
+                f"{_num(q1)} / {_num(q2)} / {_num(q3)}{miss_txt}"
+            )
+        else:
+            shares = values.astype("string").value_counts(normalize=True)
+            body = ", ".join(f"{k} {v:.0%}" for k, v in shares.items())
+            lines.append(f"- {col.name}: {body}{miss_txt}")
+    return lines
+
+
+def association_hints(train: pd.DataFrame, card: Card, k: int = 5) -> list[str]:
+    """The ``k`` strongest pairwise associations in train, as plain-language hints."""
+    found = []
+    cols = card.synth_columns
+    for i, a in enumerate(cols):
+        for b in cols[i + 1 :]:
+            pair = train[[a.name, b.name]].dropna()
+            if len(pair) < 20:
+                continue
+            strength, hint = _association(pair[a.name], pair[b.name], a, b)
+            if hint and not math.isnan(strength):
+                found.append((strength, hint))
+    found.sort(key=lambda t: -t[0])
+    return [h for _, h in found[:k]]
+
+
+def _association(x: pd.Series, y: pd.Series, a: Column, b: Column) -> tuple[float, str | None]:
+    if a.is_numeric and b.is_numeric:
+        rho = x.astype(float).corr(y.astype(float), method="spearman")
+        word = "higher" if rho > 0 else "lower"
+        return abs(rho), f"higher {a.name} goes with {word} {b.name} (Spearman {rho:+.2f})"
+    if a.is_numeric != b.is_numeric:
+        num, cat = (x, y) if a.is_numeric else (y, x)
+        ncol, ccol = (a, b) if a.is_numeric else (b, a)
+        num = num.astype(float)
+        groups = num.groupby(cat.astype("string"))
+        means = groups.mean()
+        if len(means) < 2 or num.var() == 0:
+            return math.nan, None
+        eta = math.sqrt(float((groups.size() * (means - num.mean()) ** 2).sum() / (num.var(ddof=0) * len(num))))
+        hi, lo = means.idxmax(), means.idxmin()
+        return eta, (
+            f"{ncol.name} is highest when {ccol.name} = {hi} (mean {_num(means[hi])}) and lowest when "
+            f"{ccol.name} = {lo} (mean {_num(means[lo])})"
+        )
+    table = pd.crosstab(x.astype("string"), y.astype("string"))
+    if min(table.shape) < 2:
+        return math.nan, None
+    from scipy.stats.contingency import association
+
+    v = float(association(table.to_numpy(), method="cramer"))
+    share = table.div(table.sum(axis=1), axis=0)
+    col = share.columns[-1]
+    top = share[col].idxmax()
+    return v, f"{b.name} = {col} is most common when {a.name} = {top} ({share.loc[top, col]:.0%}; Cramér's V {v:.2f})"
+
+
+def _type_spec(prompt_type: str) -> dict[str, Any]:
+    types = load_templates()["types"]
+    if prompt_type not in types:
+        raise TemplateError(f"unknown prompt type {prompt_type!r}; choose one of {sorted(types)}")
+    return types[prompt_type]
+
+
+def _substitute(template: str, values: dict[str, str], where: str) -> str:
+    try:
+        return string.Template(template).substitute(values).strip()
+    except KeyError as exc:
+        raise TemplateError(f"prompt block {where!r} needs variable ${exc.args[0]}, which was not provided") from None
+
+
+def _num(value: float) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "NA"
+    value = float(value)
+    if abs(value) >= 100:
+        return f"{value:.0f}"
+    if abs(value) >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
