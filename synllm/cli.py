@@ -83,12 +83,13 @@ def _generate(args: argparse.Namespace) -> int:
     from synllm.dataset import load_dataset, split
     from synllm.generate import GenerationOptions
     from synllm.grid import run_grid
-    from synllm.models import expand_models
+    from synllm.models import grid_names, model_grid
 
     table, card = load_dataset(args.dataset)
     train, _ = split(table, card, holdout=args.holdout, random_state=args.split_seed)
     options = GenerationOptions(batch_size=args.batch_size, temperature=args.temperature, top_p=args.top_p)
-    models = expand_models(args.models) if args.models != [None] else [None]
+    grids = set(grid_names())
+    models = [m for name in args.models for m in (model_grid(name) if name in grids else [name])]
     result = run_grid(card, train, backend=args.backend, models=models, prompt_types=args.prompt_types,
                       seeds=args.seeds, n_rows=args.rows, options=options, max_requests=args.max_requests,
                       out_dir=args.out, progress=not args.no_progress)

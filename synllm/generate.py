@@ -124,7 +124,7 @@ def generate(
     """
     options = options or GenerationOptions()
     backend = get_backend(backend) if isinstance(backend, str) else backend
-    model = model or getattr(backend, "default_model", None)
+    model = model or getattr(backend, "default_model", None) or getattr(backend, "model", None)
     if not model:
         raise GenerationError(f"backend {backend.name!r} needs a model name")
     fmt = output_format(backend)
