@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-from sklearn.model_selection import train_test_split
 
 from synllm.cards import Card, load_card
 from synllm.errors import DataError
@@ -76,14 +76,46 @@ def read_text_table(file: Path) -> pd.DataFrame:
         ) from None
     if not text.strip():
         raise DataError(f"{file}: the file is empty; it needs a header line and data rows")
+    header, rows, lines = _csv_records(text, file)
+    if not rows:
+        raise DataError(f"{file}: the file has a header but no data rows; add the rows or fix 'file' in the card")
+    repeated = sorted({name for name in header if header.count(name) > 1})
+    if repeated:
+        raise DataError(f"{file}: column name(s) {repeated} appear more than once in the header; rename them")
+    wrong = [(line, len(fields)) for line, fields in zip(lines, rows) if len(fields) != len(header)]
+    if wrong:
+        shown = ", ".join(f"line {line}: {n} fields" for line, n in wrong[:5])
+        more = f" (and {len(wrong) - 5} more)" if len(wrong) > 5 else ""
+        raise DataError(
+            f"{file}: not a well-formed CSV: the header has {len(header)} fields but {len(wrong)} row(s) "
+            f"do not ({shown}{more}); check the delimiter and quote values that contain a comma"
+        )
+    # The index holds file line numbers (the header is line 1), so errors can point at lines.
+    return pd.DataFrame(rows, columns=header, index=pd.Index(lines, name="line"), dtype=str)
+
+
+def _csv_records(text: str, file: Path) -> tuple[list[str], list[list[str]], list[int]]:
+    """(header, data rows, first file line of each row); blank lines are skipped."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header: list[str] | None = None
+    rows: list[list[str]] = []
+    lines: list[int] = []
+    end = 0
     try:
-        raw = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_values=[])
-    except pd.errors.ParserError as exc:
-        raise DataError(f"{file}: not a well-formed CSV ({exc}); check the delimiter and quoting") from None
-    if raw.empty:
-        raise DataError(f"{file}: the file has a header but no data rows")
-    raw.index = raw.index + 2  # file line numbers: the header is line 1
-    return raw
+        for fields in reader:
+            start, end = end + 1, reader.line_num
+            if not fields:
+                continue
+            if header is None:
+                header = fields
+            else:
+                rows.append(fields)
+                lines.append(start)
+    except csv.Error as exc:
+        raise DataError(
+            f"{file}: not a well-formed CSV near line {reader.line_num} ({exc}); check the quoting"
+        ) from None
+    return header or [], rows, lines
 
 
 def _check_header(raw: pd.DataFrame, card: Card, file: Path) -> None:
@@ -141,6 +173,8 @@ def split(
     """
     if not 0 < holdout < 1:
         raise DataError(f"holdout must be a fraction between 0 and 1, got {holdout}")
+    from sklearn.model_selection import train_test_split  # slow to import; only needed here
+
     cols = card.synth_names
     keys = pd.util.hash_pandas_object(table[cols], index=False)
     distinct = keys.drop_duplicates()

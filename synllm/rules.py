@@ -40,6 +40,17 @@ def evaluate_expression(table: pd.DataFrame, expr: str, *, rule_id: str = "?") -
     return pd.Series(result, index=table.index).astype("boolean").fillna(False).astype(bool)
 
 
+def evaluate_numbers(table: pd.DataFrame, expr: str, *, rule_id: str = "?") -> pd.Series:
+    """Evaluate a numeric expression row-wise as float64; missing or non-numeric results are NaN."""
+    try:
+        result = table.eval(expr, engine="python")
+    except Exception as exc:  # pandas raises many types for a bad expression
+        raise CardError(f"rule {rule_id!r}: cannot evaluate {expr!r} ({type(exc).__name__}: {exc})") from None
+    if np.isscalar(result):
+        result = pd.Series(result, index=table.index)
+    return pd.to_numeric(pd.Series(result, index=table.index), errors="coerce").astype(float)
+
+
 def applicable_rows(table: pd.DataFrame, rule: Rule, card: Card) -> pd.Series:
     """Rows where every input of the rule is present and its ``when`` condition holds."""
     cols = [c for c in rule_columns(rule, card) if c in table.columns]
@@ -96,7 +107,7 @@ def soft_rule_effect(table: pd.DataFrame, rule: Rule, card: Card) -> SoftEffect:
     if rule.measure == "rate":
         y = evaluate_expression(table, rule.outcome, rule_id=rule.id).astype(float)
     else:
-        y = pd.to_numeric(table.eval(rule.value, engine="python"), errors="coerce").astype(float)
+        y = evaluate_numbers(table, rule.value, rule_id=rule.id)
     a, b = y[in_group].dropna(), y[in_versus].dropna()
     if a.empty or b.empty:
         return SoftEffect(rule.id, rule.measure, math.nan, math.nan, math.nan, None, len(a), len(b))

@@ -29,15 +29,19 @@ def card_dtype(col: Column) -> object:
 
 
 def is_missing(values: pd.Series, card: Card) -> pd.Series:
-    """True where a raw text cell means 'missing' for this card (empty or a missing token)."""
-    text = values.astype("string")
-    return text.isna() | text.str.strip().eq("") | text.isin(list(card.missing_tokens))
+    """True where a raw text cell means 'missing' for this card (blank or a missing token, spaces ignored)."""
+    return _missing_stripped(values.astype("string").str.strip(), card)
+
+
+def _missing_stripped(text: pd.Series, card: Card) -> pd.Series:
+    tokens = [t.strip() for t in card.missing_tokens]
+    return (text.isna() | text.eq("") | text.isin(tokens)).astype(bool)
 
 
 def parse_column(values: pd.Series, col: Column, card: Card) -> tuple[pd.Series, dict[str, pd.Series]]:
     """Parse raw cells of one column; return typed values and a mask per failed check."""
     text = values.astype("string").str.strip()
-    missing = is_missing(values, card)
+    missing = _missing_stripped(text, card)
     problems: dict[str, pd.Series] = {}
     if not col.nullable and col.kind is not Kind.IDENTIFIER:
         problems["missing"] = missing.copy()

@@ -1,0 +1,34 @@
+"""Shared fixtures: the real datasets (loaded once per session) and a throw-away SYNLLM_HOME."""
+
+from __future__ import annotations
+
+import pytest
+
+from synllm.dataset import Dataset, load_dataset
+
+
+@pytest.fixture(scope="session")
+def stroke_data() -> Dataset:
+    """The real stroke table and its card."""
+    return load_dataset("stroke")
+
+
+@pytest.fixture(scope="session")
+def diabetes_data() -> Dataset:
+    """The real diabetes table (100,000 rows) and its card; load it only through this fixture."""
+    return load_dataset("diabetes")
+
+
+@pytest.fixture(scope="session")
+def cirrhosis_data() -> Dataset:
+    """The real cirrhosis table and its card."""
+    return load_dataset("cirrhosis")
+
+
+@pytest.fixture
+def tmp_home(tmp_path, monkeypatch):
+    """An empty folder set as SYNLLM_HOME, so nothing is written into the project."""
+    home = tmp_path / "synllm-home"
+    home.mkdir()
+    monkeypatch.setenv("SYNLLM_HOME", str(home))
+    return home

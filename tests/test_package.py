@@ -1,0 +1,105 @@
+"""Importing synllm has no side effects, and its public names are tidy."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import pkgutil
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+import synllm
+
+PROBE = textwrap.dedent(
+    """
+    import json, logging, sys
+    before = {name: list(logger.handlers) for name, logger in logging.root.manager.loggerDict.items()
+              if isinstance(logger, logging.Logger)}
+    root_before = list(logging.root.handlers)
+    import importlib
+    for name in sys.argv[1:]:
+        importlib.import_module(name)
+    # Libraries may give their own loggers a NullHandler; synllm's loggers must stay bare.
+    added = [name for name, logger in logging.root.manager.loggerDict.items()
+             if isinstance(logger, logging.Logger) and name.split(".")[0] == "synllm"
+             and list(logger.handlers) != before.get(name, [])]
+    print(json.dumps({
+        "root_handlers_added": len(logging.root.handlers) - len(root_before),
+        "root_level": logging.root.level,
+        "loggers_with_new_handlers": added,
+        "modules": sorted(sys.modules),
+    }))
+    """
+)
+
+
+def _import_in_fresh_process(tmp_path, *modules: str) -> dict:
+    """Import ``modules`` in a new interpreter run from an empty folder with an empty SYNLLM_HOME."""
+    cwd, home = tmp_path / "cwd", tmp_path / "home"
+    cwd.mkdir()
+    home.mkdir()
+    env = {**os.environ, "SYNLLM_HOME": str(home), "PYTHONDONTWRITEBYTECODE": "1"}
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, *modules], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert list(cwd.iterdir()) == [], "importing synllm wrote into the current directory"
+    assert list(home.iterdir()) == [], "importing synllm wrote into SYNLLM_HOME"
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _public_modules() -> list[str]:
+    names = ["synllm"]
+    for info in pkgutil.walk_packages(synllm.__path__, prefix="synllm."):
+        if not any(part.startswith("_") for part in info.name.split(".")):
+            names.append(info.name)
+    return sorted(names)
+
+
+def test_import_synllm_has_no_side_effects(tmp_path):
+    report = _import_in_fresh_process(tmp_path, "synllm")
+    assert report["root_handlers_added"] == 0
+    assert report["root_level"] == 30  # logging.WARNING, Python's default, untouched
+    assert report["loggers_with_new_handlers"] == []
+    loaded = {name.split(".")[0] for name in report["modules"]}
+    for heavy in ("llama_cpp", "ollama", "httpx", "torch", "sklearn", "altair", "papermill"):
+        assert heavy not in loaded, f"import synllm imported {heavy}"
+
+
+def test_importing_every_public_module_has_no_side_effects(tmp_path):
+    modules = _public_modules()
+    report = _import_in_fresh_process(tmp_path, *modules)
+    assert report["root_handlers_added"] == 0
+    assert report["loggers_with_new_handlers"] == []
+    assert "llama_cpp" not in {name.split(".")[0] for name in report["modules"]}, "load llama_cpp lazily"
+
+
+@pytest.mark.parametrize("name", _public_modules())
+def test_public_module_imports(name):
+    module = importlib.import_module(name)
+    assert module.__name__ == name
+
+
+def test_all_is_sorted_and_complete():
+    assert synllm.__all__ == sorted(synllm.__all__)
+    assert len(synllm.__all__) == len(set(synllm.__all__))
+    for name in synllm.__all__:
+        assert hasattr(synllm, name), name
+
+
+@pytest.mark.parametrize("name", [m for m in _public_modules() if m != "synllm"])
+def test_module_all_names_exist(name):
+    module = importlib.import_module(name)
+    for exported in getattr(module, "__all__", []):
+        assert hasattr(module, exported), f"{name}.__all__ lists missing {exported!r}"
+
+
+def test_every_error_is_a_synllm_error():
+    for name in synllm.__all__:
+        obj = getattr(synllm, name)
+        if isinstance(obj, type) and issubclass(obj, Exception):
+            assert issubclass(obj, synllm.SynllmError), name
