@@ -209,7 +209,11 @@ def _design(table: pd.DataFrame, card: Card, centre: dict[str, tuple[float, floa
 
 
 def _fit_logit(X: pd.DataFrame, y: np.ndarray) -> tuple[pd.DataFrame | None, str | None, dict[str, str]]:
-    """Odds-ratio table of a logistic fit, or None with the reason; constant predictors are dropped."""
+    """Odds-ratio table of a logistic fit, or None with the reason.
+
+    Constant predictors, and category indicators whose rows (or non-rows) all share one
+    outcome, are left out (returned with the reason) so one rare level does not sink the fit.
+    """
     import statsmodels.api as sm
     from statsmodels.tools.sm_exceptions import PerfectSeparationError, PerfectSeparationWarning
 
@@ -218,7 +222,13 @@ def _fit_logit(X: pd.DataFrame, y: np.ndarray) -> tuple[pd.DataFrame | None, str
     n_events = int(y.sum())
     if len(y) < 10 or n_events < 2 or n_events > len(y) - 2:
         return None, f"too few rows or events to fit ({len(y)} complete rows, {n_events} with the outcome)", {}
-    dropped = {c: "constant in this table" for c in X.columns if X[c].nunique() < 2}
+    dropped = {}
+    for c in X.columns:
+        x = X[c].to_numpy()
+        if len(np.unique(x)) < 2:
+            dropped[c] = "constant in this table"
+        elif set(np.unique(x)) <= {0.0, 1.0} and any(len(np.unique(y[x == v])) < 2 for v in (0.0, 1.0)):
+            dropped[c] = "this category level separates the outcome in this table"
     design = sm.add_constant(X.drop(columns=list(dropped)), has_constant="add")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -8,11 +8,17 @@ The distance between two rows is the mean over columns of a per-column distance:
 
 :class:`MixedEncoder` maps rows to vectors whose L1 (manhattan) distance *is* that
 Gower-like distance, so a tree-based nearest-neighbour search gives it exactly, with
-no O(n²) Python loop. A number ``v`` in [0, 1] becomes ``(v/2, (1-v)/2)`` and a missing
-number ``(-1/4, -1/4)``: two present values are ``|v - w|`` apart, a present and a
-missing one exactly 1. A category becomes a one-hot vector of halves with an extra
-slot for "missing", so any two different values are 1 apart. Every block is divided
-by the number of columns.
+no O(n²) Python loop. Every block is divided by the number of columns:
+
+* a number ``v`` scaled to [0, 1] is one feature ``v``; when the column can be
+  missing it is two, ``(v/2, (1-v)/2)``, and a missing cell ``(-1/4, -1/4)``, which
+  is exactly 1 away from every present value;
+* a category is a one-hot vector of halves (any two different values are 1 apart),
+  with one more slot for "missing" when the column can be missing; a two-level
+  column that is never missing is a single 0/1 feature.
+
+Which columns "can be missing" is decided once, at fit time, from the card and from
+every table that will be encoded, so fewer features are searched.
 
 :func:`nearest` memoises its answers on the bytes of the encoded arrays (a few recent
 queries), so the privacy metrics that need the same neighbours (DCR, NNDR, ...) share
@@ -23,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,6 +41,9 @@ from synllm.errors import MetricError
 #: Nearest-neighbour answers kept in memory (distances and indices per query).
 _CACHE_SIZE = 12
 _cache: OrderedDict[tuple, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+#: Fitted search trees kept in memory, by reference array.
+_TREE_CACHE_SIZE = 3
+_trees: OrderedDict[bytes, object] = OrderedDict()
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,13 +51,15 @@ class MixedEncoder:
     """Encodes typed rows so that L1 distance equals the mean per-column Gower distance."""
 
     columns: tuple[str, ...]
-    numeric: tuple[tuple[str, float, float], ...]  # (name, low, high) from the train data
-    categorical: tuple[tuple[str, tuple], ...]  # (name, categories in a fixed order)
+    numeric: tuple[tuple[str, float, float, bool], ...]  # (name, low, high, can be missing)
+    categorical: tuple[tuple[str, tuple, bool], ...]  # (name, categories in a fixed order, can be missing)
 
     @property
     def width(self) -> int:
         """Number of features of an encoded row."""
-        return 2 * len(self.numeric) + sum(len(cats) + 1 for _, cats in self.categorical)
+        return sum(2 if missing else 1 for *_, missing in self.numeric) + sum(
+            _category_width(cats, missing) for _, cats, missing in self.categorical
+        )
 
     def encode(self, table: pd.DataFrame) -> np.ndarray:
         """Rows of ``table`` as float64 vectors (n_rows × width); ``table`` is not modified."""
@@ -57,50 +69,92 @@ class MixedEncoder:
         n, k = len(table), max(len(self.columns), 1)
         out = np.zeros((n, self.width), dtype=np.float64)
         pos = 0
-        for name, low, high in self.numeric:
-            values = pd.to_numeric(table[name], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        for name, low, high, can_miss in self.numeric:
+            values = float_values(table[name])
             span = high - low
             scaled = np.clip((values - low) / span, 0.0, 1.0) if span > 0 else np.zeros(n)
             missing = np.isnan(values)
-            out[:, pos] = np.where(missing, -0.25, scaled / 2)
-            out[:, pos + 1] = np.where(missing, -0.25, (1 - scaled) / 2)
-            pos += 2
-        for name, cats in self.categorical:
+            if can_miss:
+                out[:, pos] = np.where(missing, -0.25, scaled / 2)
+                out[:, pos + 1] = np.where(missing, -0.25, (1 - scaled) / 2)
+                pos += 2
+                continue
+            _refuse_missing(missing, name)
+            out[:, pos] = scaled
+            pos += 1
+        for name, cats, can_miss in self.categorical:
             codes = _category_codes(table[name], cats)  # -1 = missing or unknown
-            slot = np.where(codes < 0, len(cats), codes)
-            out[np.arange(n), pos + slot] = 0.5
-            pos += len(cats) + 1
+            if not can_miss:
+                _refuse_missing(codes < 0, name)
+            if not can_miss and len(cats) == 2:
+                out[:, pos] = codes
+            else:
+                out[np.arange(n), pos + np.where(codes < 0, len(cats), codes)] = 0.5
+            pos += _category_width(cats, can_miss)
         return out / k
+
+
+def _category_width(cats: tuple, can_miss: bool) -> int:
+    if can_miss:
+        return len(cats) + 1
+    return 1 if len(cats) == 2 else len(cats)
+
+
+def _refuse_missing(missing: np.ndarray, name: str) -> None:
+    if missing.any():
+        raise MetricError(
+            f"column {name!r} has missing or unknown values but the encoder was fitted as if it had none; "
+            "pass every table to be encoded to fit_encoder(..., others=[...])"
+        )
+
+
+def float_values(values: pd.Series) -> np.ndarray:
+    """A column as float64 (missing = NaN), without a detour through text for numeric dtypes."""
+    if pd.api.types.is_numeric_dtype(values.dtype) and not isinstance(values.dtype, pd.CategoricalDtype):
+        return values.to_numpy(dtype=np.float64, na_value=np.nan)
+    return pd.to_numeric(values.astype("string"), errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
 
 
 def _category_codes(values: pd.Series, cats: tuple) -> np.ndarray:
     """Position of each value in ``cats``; -1 for missing or unseen values (vectorised)."""
-    text = values.astype("string")
-    numeric_cats = all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in cats)
-    if numeric_cats:
+    if all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in cats):
         index = pd.Index([float(c) for c in cats], dtype="float64")
-        keys = pd.to_numeric(text, errors="coerce").astype("float64")
-        codes = index.get_indexer(keys.to_numpy(dtype=np.float64, na_value=np.nan))
-        return np.where(keys.isna().to_numpy(), -1, codes).astype(np.int64)
+        numbers = float_values(values)
+        return np.where(np.isnan(numbers), -1, index.get_indexer(numbers)).astype(np.int64)
     index = pd.Index([str(c) for c in cats], dtype=object)
-    keys = text.to_numpy(dtype=object, na_value=None)
-    codes = index.get_indexer(keys)
+    if isinstance(values.dtype, pd.CategoricalDtype):  # map the few categories, then the codes
+        own = index.get_indexer(values.cat.categories.astype(str).to_numpy(dtype=object))
+        codes = values.cat.codes.to_numpy()
+        return np.where(codes < 0, -1, np.append(own, -1)[codes]).astype(np.int64)
+    text = values.astype("string")
+    codes = index.get_indexer(text.to_numpy(dtype=object, na_value=None))
     return np.where(text.isna().to_numpy(), -1, codes).astype(np.int64)
 
 
-def fit_encoder(train: pd.DataFrame, card: Card, columns: list[str] | None = None) -> MixedEncoder:
-    """An encoder for ``columns`` (default: the card's synth columns) with ranges from ``train``."""
+def fit_encoder(
+    train: pd.DataFrame, card: Card, columns: list[str] | None = None, others: Iterable[pd.DataFrame | None] = ()
+) -> MixedEncoder:
+    """An encoder for ``columns`` (default: the card's synth columns) with ranges from ``train``.
+
+    ``others`` are the further tables that will be encoded: a column gets a "missing"
+    feature when the card marks it nullable or any of these tables (or ``train``) has a
+    missing or unknown value in it.
+    """
     names = list(columns) if columns is not None else card.synth_names
+    tables = [train, *(t for t in others if t is not None)]
     numeric, categorical = [], []
     for name in names:
         col = card.column(name)
         if col.is_numeric:
-            values = pd.to_numeric(train[name], errors="coerce").astype("float64")
-            low, high = (float(values.min()), float(values.max())) if values.notna().any() else (0.0, 0.0)
-            numeric.append((name, low, high))
+            values = float_values(train[name])
+            present = values[~np.isnan(values)]
+            low, high = (float(present.min()), float(present.max())) if len(present) else (0.0, 0.0)
+            can_miss = col.nullable or any(np.isnan(float_values(t[name])).any() for t in tables if name in t)
+            numeric.append((name, low, high, bool(can_miss)))
         else:
             cats = tuple(col.categories) if col.categories else tuple(pd.unique(train[name].dropna()))
-            categorical.append((name, cats))
+            can_miss = col.nullable or any((_category_codes(t[name], cats) < 0).any() for t in tables if name in t)
+            categorical.append((name, cats, bool(can_miss)))
     return MixedEncoder(columns=tuple(names), numeric=tuple(numeric), categorical=tuple(categorical))
 
 
@@ -115,18 +169,19 @@ def nearest(reference: np.ndarray, query: np.ndarray, k: int = 1) -> tuple[np.nd
     """Distances and indices of the ``k`` nearest ``reference`` rows of each ``query`` row (L1).
 
     Both arrays come from :meth:`MixedEncoder.encode`. Uses a KD-tree
-    (``sklearn.neighbors.NearestNeighbors``, manhattan metric, about 0.2 ms per query
-    row against 80,000 reference rows); results are read-only and memoised.
+    (``sklearn.neighbors.NearestNeighbors``, manhattan metric) and searches each
+    distinct query row once; results are read-only and memoised.
     """
     if len(reference) < k:
         raise MetricError(f"nearest neighbours: need at least {k} reference row(s), got {len(reference)}")
     if len(query) == 0:
         return np.zeros((0, k)), np.zeros((0, k), dtype=np.int64)
-    key = (_digest(reference), _digest(query), k)
+    ref_key = _digest(reference)
+    key = (ref_key, _digest(query), k)
     if key in _cache:
         _cache.move_to_end(key)
         return _cache[key]
-    distances, indices = _search(reference, query, k)
+    distances, indices = _search(reference, ref_key, query, k)
     distances.flags.writeable = False
     indices.flags.writeable = False
     _cache[key] = (distances, indices)
@@ -135,14 +190,22 @@ def nearest(reference: np.ndarray, query: np.ndarray, k: int = 1) -> tuple[np.nd
     return distances, indices
 
 
-def _search(reference: np.ndarray, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def _search(reference: np.ndarray, ref_key: bytes, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     from sklearn.neighbors import NearestNeighbors
 
-    model = NearestNeighbors(n_neighbors=k, metric="manhattan", algorithm="kd_tree", leaf_size=20, n_jobs=-1)
-    model.fit(reference)
-    distances, indices = model.kneighbors(query, n_neighbors=k)
+    if ref_key in _trees:
+        _trees.move_to_end(ref_key)
+        model = _trees[ref_key]
+    else:
+        model = NearestNeighbors(metric="manhattan", algorithm="kd_tree", leaf_size=20, n_jobs=-1).fit(reference)
+        _trees[ref_key] = model
+        while len(_trees) > _TREE_CACHE_SIZE:
+            _trees.popitem(last=False)
+    distinct, inverse = np.unique(query, axis=0, return_inverse=True)
+    distances, indices = model.kneighbors(distinct, n_neighbors=k)
+    inverse = inverse.reshape(-1)
     # Rounding removes float noise so that identical rows are exactly 0 apart.
-    return np.round(distances, 12), indices.astype(np.int64)
+    return np.round(distances[inverse], 12), indices[inverse].astype(np.int64)
 
 
 def _digest(array: np.ndarray) -> bytes:
@@ -151,8 +214,9 @@ def _digest(array: np.ndarray) -> bytes:
 
 
 def clear_cache() -> None:
-    """Forget memoised nearest-neighbour answers (frees memory)."""
+    """Forget memoised nearest-neighbour answers and search trees (frees memory)."""
     _cache.clear()
+    _trees.clear()
 
 
 def sample_rows(table: pd.DataFrame, n: int, random_state: int) -> pd.DataFrame:
@@ -162,4 +226,4 @@ def sample_rows(table: pd.DataFrame, n: int, random_state: int) -> pd.DataFrame:
     return table.sample(n=n, random_state=random_state)
 
 
-__all__ = ["MixedEncoder", "clear_cache", "fit_encoder", "gower_distance", "nearest", "sample_rows"]
+__all__ = ["MixedEncoder", "clear_cache", "fit_encoder", "float_values", "gower_distance", "nearest", "sample_rows"]

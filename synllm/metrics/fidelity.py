@@ -69,6 +69,12 @@ def empty_reason(train: pd.DataFrame, synthetic: pd.DataFrame) -> str | None:
     return None
 
 
+def _present(values: pd.Series) -> np.ndarray:
+    """The non-missing values of a numeric column as float64."""
+    x = numeric_values(values)
+    return x[~np.isnan(x)]
+
+
 def _numeric_cols(card: Card) -> list[str]:
     return [c.name for c in card.synth_columns if c.is_numeric]
 
@@ -117,8 +123,7 @@ def ks_complement(train: pd.DataFrame, synthetic: pd.DataFrame, ctx: EvalContext
         return KS.skip(reason)
     per, reasons = {}, {}
     for c in _numeric_cols(ctx.card):
-        r, s = numeric_values(train[c]), numeric_values(synthetic[c])
-        r, s = r[~np.isnan(r)], s[~np.isnan(s)]
+        r, s = _present(train[c]), _present(synthetic[c])
         if len(r) == 0 or len(s) == 0:
             per[c], reasons[c] = math.nan, "no values in one of the tables"
             continue
@@ -165,8 +170,7 @@ def wasserstein_distance(train: pd.DataFrame, synthetic: pd.DataFrame, ctx: Eval
         return WD.skip(reason)
     per, reasons = {}, {}
     for c in _numeric_cols(ctx.card):
-        r, s = numeric_values(train[c]), numeric_values(synthetic[c])
-        r, s = r[~np.isnan(r)], s[~np.isnan(s)]
+        r, s = _present(train[c]), _present(synthetic[c])
         if len(r) == 0 or len(s) == 0:
             per[c], reasons[c] = math.nan, "no values in one of the tables"
             continue
@@ -191,8 +195,7 @@ def jensen_shannon_distance(train: pd.DataFrame, synthetic: pd.DataFrame, ctx: E
         return JS.skip(reason)
     per, reasons = {}, {}
     for c in _numeric_cols(ctx.card):
-        r, s = numeric_values(train[c]), numeric_values(synthetic[c])
-        r, s = r[~np.isnan(r)], s[~np.isnan(s)]
+        r, s = _present(train[c]), _present(synthetic[c])
         if len(r) == 0 or len(s) == 0:
             per[c], reasons[c] = math.nan, "no values in one of the tables"
             continue
@@ -238,8 +241,7 @@ def range_coverage(train: pd.DataFrame, synthetic: pd.DataFrame, ctx: EvalContex
         return RANGE.skip(reason)
     per, reasons = {}, {}
     for c in _numeric_cols(ctx.card):
-        r, s = numeric_values(train[c]), numeric_values(synthetic[c])
-        r, s = r[~np.isnan(r)], s[~np.isnan(s)]
+        r, s = _present(train[c]), _present(synthetic[c])
         if len(r) == 0 or len(s) == 0 or r.max() == r.min():
             per[c], reasons[c] = math.nan, "no values on one side or a constant real column"
             continue
@@ -414,14 +416,9 @@ def logistic_detection(train: pd.DataFrame, synthetic: pd.DataFrame, ctx: EvalCo
     X = pd.concat([_detection_features(real, ctx.card), _detection_features(syn, ctx.card)], ignore_index=True)
     y = np.r_[np.zeros(n), np.ones(n)]
     num, cat = _numeric_cols(ctx.card), _categorical_cols(ctx.card)
+    impute = SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True)
     prep = ColumnTransformer(
-        [
-            ("num", make_pipeline(
-                SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
-                StandardScaler(),
-            ), num),
-            ("cat", OneHotEncoder(handle_unknown="ignore"), cat),
-        ]
+        [("num", make_pipeline(impute, StandardScaler()), num), ("cat", OneHotEncoder(handle_unknown="ignore"), cat)]
     )
     model = make_pipeline(prep, LogisticRegression(max_iter=1000))
     folds = StratifiedKFold(DETECTION_FOLDS, shuffle=True, random_state=ctx.random_state)

@@ -17,14 +17,14 @@ from scipy.stats import norm
 
 from synllm.cards import Card
 from synllm.metrics.base import EvalContext, Goal, MetricResult, MetricSpec, register
-from synllm.metrics.distance import fit_encoder, nearest, sample_rows
+from synllm.metrics.distance import float_values, fit_encoder, nearest, sample_rows
 
 #: A synthetic row this close to a prompt example (mean per-column distance) echoes it.
 ECHO_DISTANCE = 0.01
 #: Largest member / non-member sample used by the attacks (keeps them fast).
 MAX_ATTACK_ROWS = 5000
 #: Largest holdout sample used as the reference for DCR and NNDR.
-MAX_REFERENCE_ROWS = 5000
+MAX_REFERENCE_ROWS = 2000
 #: A numeric secret guessed within this relative error counts as correct (as Anonymeter).
 NUMERIC_TOLERANCE = 0.05
 #: Quantile bins per numeric quasi-identifier, and the group size below which a group is at risk.
@@ -32,26 +32,34 @@ K_BINS, K_MIN = 5, 5
 
 
 def _columns(card: Card, *tables: pd.DataFrame) -> tuple[list[str], str | None]:
-    """The card's synth columns, or a reason to skip when a table lacks some or has no rows."""
+    """The card's synth columns, or a reason to skip (a table lacks some, or has no rows; train needs 2)."""
     cols = card.synth_names
     for label, table in zip(("train", "synthetic", "holdout"), tables):
         lacking = [c for c in cols if c not in table.columns]
         if lacking:
             return cols, f"the {label} table lacks column(s) {lacking}"
-        if len(table) == 0:
-            return cols, f"the {label} table has no rows"
+        if len(table) < (2 if label == "train" else 1):
+            return cols, f"the {label} table has too few rows ({len(table)})"
     return cols, None
 
 
+def _encoder(train: pd.DataFrame, synthetic: pd.DataFrame, ctx: EvalContext, columns: list[str] | None = None):
+    """The distance encoder every metric of one evaluation shares (so searches are reused)."""
+    return fit_encoder(train, ctx.card, columns, others=(synthetic, ctx.holdout, ctx.examples))
+
+
 def _row_keys(table: pd.DataFrame, cols: list[str], card: Card) -> pd.Series:
-    """One hash per row over ``cols``; equal rows (NaN equal to NaN) get equal hashes, whatever the dtypes."""
+    """One hash per row over ``cols``; equal rows (NaN equal to NaN) get equal hashes, whatever the dtypes.
+
+    Numbers are compared after rounding to 8 decimals (so float32 and float64 copies match).
+    """
     canon = {}
     for name in cols:
         col = card.column(name)
         if col.is_numeric or col.has_numeric_categories:
-            canon[name] = pd.to_numeric(table[name].astype("string"), errors="coerce").astype("float64")
+            canon[name] = np.round(float_values(table[name]), 8)
         else:
-            canon[name] = table[name].astype("string")
+            canon[name] = table[name].astype("string").to_numpy(dtype=object, na_value=None)
     return pd.util.hash_pandas_object(pd.DataFrame(canon), index=False)
 
 
@@ -77,7 +85,7 @@ def exact_match(train: pd.DataFrame, synthetic: pd.DataFrame, ctx: EvalContext) 
     cols, reason = _columns(ctx.card, train, synthetic, ctx.holdout)
     if reason:
         return EXACT.skip(reason)
-    train_keys = set(_row_keys(train, cols, ctx.card).to_numpy().tolist())
+    train_keys = _row_keys(train, cols, ctx.card)
     syn_keys = _row_keys(synthetic, cols, ctx.card)
     syn_rate = float(syn_keys.isin(train_keys).mean())
     hold_rate = float(_row_keys(ctx.holdout, cols, ctx.card).isin(train_keys).mean())
@@ -112,7 +120,7 @@ def exemplar_echo(train: pd.DataFrame, synthetic: pd.DataFrame, ctx: EvalContext
         reason = f"the examples lack column(s) {[c for c in cols if c not in ctx.examples.columns]}"
     if reason:
         return ECHO.skip(reason)
-    enc = fit_encoder(train, ctx.card)
+    enc = _encoder(train, synthetic, ctx)
     examples = enc.encode(ctx.examples)
     syn_dist, syn_idx = nearest(examples, enc.encode(synthetic))
     hold_dist, _ = nearest(examples, enc.encode(ctx.holdout))
@@ -136,7 +144,7 @@ def exemplar_echo(train: pd.DataFrame, synthetic: pd.DataFrame, ctx: EvalContext
 
 def _closest_to_train(train: pd.DataFrame, synthetic: pd.DataFrame, ctx: EvalContext):
     """Two nearest train rows of every synthetic row and of a holdout sample (distances)."""
-    enc = fit_encoder(train, ctx.card)
+    enc = _encoder(train, synthetic, ctx)
     reference = enc.encode(train)
     holdout = sample_rows(ctx.holdout, MAX_REFERENCE_ROWS, ctx.random_state)
     syn, _ = nearest(reference, enc.encode(synthetic), k=2)
@@ -162,8 +170,6 @@ DCR = MetricSpec(
 def dcr(train: pd.DataFrame, synthetic: pd.DataFrame, ctx: EvalContext) -> MetricResult:
     """Raw: median distance to closest record (synthetic → train); reference: holdout → train."""
     cols, reason = _columns(ctx.card, train, synthetic, ctx.holdout)
-    if not reason and len(train) < 2:
-        reason = "the train table needs at least 2 rows"
     if reason:
         return DCR.skip(reason)
     syn, hold = _closest_to_train(train, synthetic, ctx)
@@ -204,8 +210,6 @@ def _nndr(distances: np.ndarray) -> np.ndarray:
 def nndr(train: pd.DataFrame, synthetic: pd.DataFrame, ctx: EvalContext) -> MetricResult:
     """Raw: median NNDR of synthetic rows against train; low values single out one real row."""
     cols, reason = _columns(ctx.card, train, synthetic, ctx.holdout)
-    if not reason and len(train) < 2:
-        reason = "the train table needs at least 2 rows"
     if reason:
         return NNDR.skip(reason)
     syn, hold = _closest_to_train(train, synthetic, ctx)
@@ -238,7 +242,7 @@ def dcr_share(train: pd.DataFrame, synthetic: pd.DataFrame, ctx: EvalContext) ->
     if reason:
         return SHARE.skip(reason)
     n = min(len(train), len(ctx.holdout))
-    enc = fit_encoder(train, ctx.card)
+    enc = _encoder(train, synthetic, ctx)
     query = enc.encode(synthetic)
     to_train, _ = nearest(enc.encode(sample_rows(train, n, ctx.random_state)), query)
     to_hold, _ = nearest(enc.encode(sample_rows(ctx.holdout, n, ctx.random_state)), query)
@@ -270,7 +274,7 @@ def membership_inference(train: pd.DataFrame, synthetic: pd.DataFrame, ctx: Eval
     if reason:
         return MIA.skip(reason)
     n = min(len(train), len(ctx.holdout), MAX_ATTACK_ROWS)
-    enc = fit_encoder(train, ctx.card)
+    enc = _encoder(train, synthetic, ctx)
     reference = enc.encode(synthetic)
     members, _ = nearest(reference, enc.encode(sample_rows(train, n, ctx.random_state)))
     others, _ = nearest(reference, enc.encode(sample_rows(ctx.holdout, n, ctx.random_state)))
@@ -349,7 +353,7 @@ def attribute_inference(train: pd.DataFrame, synthetic: pd.DataFrame, ctx: EvalC
     n = min(len(train), len(ctx.holdout), MAX_ATTACK_ROWS)
     targets = sample_rows(train, n, ctx.random_state)
     controls = sample_rows(ctx.holdout, n, ctx.random_state)
-    enc = fit_encoder(train, card, qis)
+    enc = _encoder(train, synthetic, ctx, qis)
     reference = enc.encode(synthetic)
     _, main_idx = nearest(reference, enc.encode(targets))
     _, control_idx = nearest(reference, enc.encode(controls))

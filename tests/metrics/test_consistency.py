@@ -1,0 +1,152 @@
+"""Clinical-consistency metrics on real stroke rows altered in known ways."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from synllm.dataset import drop_identifiers, split
+from synllm.metrics import EvalContext, get_metric
+from synllm.metrics.consistency import outcome_indicator
+from synllm.rules import rows_passing_hard_rules
+
+
+@pytest.fixture(scope="module")
+def stroke(stroke_data):
+    """(train, card, valid): train split, and 200 valid training rows with a measured bmi."""
+    table, card = stroke_data
+    train, _ = split(table, card, holdout=0.2, random_state=0)
+    pool = train[rows_passing_hard_rules(train, card) & train["bmi"].notna()]
+    valid = drop_identifiers(pool.sample(200, random_state=0), card).reset_index(drop=True)
+    return train, card, valid
+
+
+def run(name, train, synthetic, card):
+    _, fn = get_metric(name)
+    return fn(train, synthetic, EvalContext(card=card, holdout=train.iloc[:0], random_state=0))
+
+
+def test_hard_rule_broken_in_ten_percent_of_rows(stroke):
+    train, card, valid = stroke
+    broken = valid.copy()
+    broken.loc[:19, "bmi"] = 5.0  # 20 of 200 rows: implausible BMI
+    result = run("hard_rule_violation_rate", train, broken, card)
+    assert result.breakdown["bmi_plausible"] == pytest.approx(0.10)
+    others = [v for k, v in result.breakdown.items() if k != "bmi_plausible" and not math.isnan(v)]
+    assert others and all(v == 0.0 for v in others)
+    info = result.details["rules"]["bmi_plausible"]
+    assert info["synthetic"] == {"applicable": 200, "violations": 20, "rate": pytest.approx(0.10)}
+    assert info["real"]["rate"] == 0.0 and info["real"]["applicable"] > 3000
+    assert result.raw == pytest.approx(np.nanmean(list(result.breakdown.values())))
+    assert run("row_validity", train, broken, card).raw == pytest.approx(0.9)
+    assert run("row_validity", train, valid, card).raw == 1.0
+
+
+def test_hard_rule_applies_only_where_its_condition_holds(stroke):
+    train, card, valid = stroke
+    adults = valid[valid["work_type"] != "children"]
+    result = run("hard_rule_violation_rate", train, adults, card)
+    assert math.isnan(result.breakdown["children_are_minors"])
+    assert result.details["rules"]["children_are_minors"]["synthetic"]["applicable"] == 0
+    assert result.ok  # the other rules still apply
+
+
+def test_soft_rules_match_on_a_copy(stroke):
+    train, card, _ = stroke
+    result = run("soft_rule_agreement", train, drop_identifiers(train, card), card)
+    assert result.breakdown and all(v == pytest.approx(1.0) for v in result.breakdown.values())
+    info = result.details["rules"]["stroke_with_age"]
+    assert info["real"]["effect"] == info["synthetic"]["effect"] > 1  # a risk ratio
+    assert info["direction_agrees"] is True
+
+
+def test_soft_rule_reversed_scores_zero(stroke):
+    train, card, _ = stroke
+    rows = drop_identifiers(train, card)
+    old = rows["age"] > 60
+    rng = np.random.default_rng(0)
+    reversed_ = rows.assign(stroke=pd.array(np.where(old, 0, rng.random(len(rows)) < 0.1), dtype="Int64"))
+    result = run("soft_rule_agreement", train, reversed_, card)
+    info = result.details["rules"]["stroke_with_age"]
+    assert info["direction_agrees"] is False and info["synthetic"]["holds"] is False
+    assert result.breakdown["stroke_with_age"] == 0.0
+    assert result.breakdown["hypertension_with_age"] == pytest.approx(1.0)  # untouched relationship
+
+
+def test_soft_rule_strength_similarity_follows_log_risk_ratio(stroke):
+    train, card, _ = stroke
+    result = run("soft_rule_agreement", train, drop_identifiers(train.sample(800, random_state=1), card), card)
+    info = result.details["rules"]["stroke_with_hypertension"]
+    expected = math.exp(-abs(info["synthetic_strength"] - info["real_strength"]))
+    assert info["strength_similarity"] == pytest.approx(expected)
+    assert result.breakdown["stroke_with_hypertension"] == pytest.approx(expected * info["direction_agrees"])
+
+
+def test_soft_rule_with_empty_group_is_nan_with_reason(stroke):
+    train, card, valid = stroke
+    young = valid[valid["age"] <= 60]
+    result = run("soft_rule_agreement", train, young, card)
+    assert math.isnan(result.breakdown["stroke_with_age"])
+    assert "synthetic" in result.details["rules"]["stroke_with_age"]["reason"]
+    assert result.ok
+
+
+def test_association_copy_agrees_fully_and_gives_forest_tables(stroke):
+    train, card, _ = stroke
+    result = run("association_structure", train, drop_identifiers(train, card), card)
+    assert result.score == 1.0
+    real, syn = result.details["real_odds_ratios"], result.details["synthetic_odds_ratios"]
+    assert {"odds_ratio", "ci_low", "ci_high"} <= set(real.columns) == set(syn.columns)
+    assert {"age", "hypertension=1", "bmi"} <= set(real.index)
+    assert (real["ci_low"] <= real["odds_ratio"]).all() and (real["odds_ratio"] <= real["ci_high"]).all()
+    assert result.details["outcome"] == "stroke == '1'"
+
+
+def test_association_detects_a_sign_flip(stroke):
+    train, card, _ = stroke
+    rows = drop_identifiers(train, card)
+    mirrored = rows.assign(age=rows["age"].max() + rows["age"].min() - rows["age"])
+    result = run("association_structure", train, mirrored, card)
+    assert result.details["sign_agrees"]["age"] == 0.0
+    assert result.breakdown["age"] == 0.0
+    assert result.details["sign_agrees"]["hypertension=1"] == 1.0
+    assert result.score < 1.0
+
+
+def test_association_separation_is_nan_with_reason_and_silent(stroke):
+    train, card, valid = stroke
+    separated = valid.assign(stroke=pd.array((valid["age"] > 60).astype(int), dtype="Int64"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = run("association_structure", train, separated, card)
+    assert math.isnan(result.score) and "synthetic" in result.skipped
+    assert result.details["real_odds_ratios"] is not None
+
+
+def test_association_single_class_target_is_skipped(stroke):
+    train, card, valid = stroke
+    none = valid.assign(stroke=pd.array(np.zeros(len(valid), dtype=int), dtype="Int64"))
+    result = run("association_structure", train, none, card)
+    assert math.isnan(result.score) and "too few" in result.skipped
+
+
+def test_stage_target_is_binarised_at_three(cirrhosis_data):
+    _, card = cirrhosis_data
+    y, text = outcome_indicator(pd.Series([1, 2, 3, 4, None], dtype="Int64"), card.column("Stage"))
+    assert text == "Stage > 2.5"
+    assert y[:4].tolist() == [0.0, 0.0, 1.0, 1.0] and math.isnan(y[4])
+
+
+def test_cirrhosis_association_runs_on_a_small_sample(cirrhosis_data):
+    table, card = cirrhosis_data
+    train, holdout = split(table, card, holdout=0.2, random_state=0)
+    result = run("association_structure", train, drop_identifiers(holdout.iloc[:42], card), card)
+    # In these 42 rows every Edema S/Y patient is at stage >= 3: those indicators separate the
+    # outcome and are set aside (NaN) instead of sinking the whole fit.
+    assert result.ok, result.skipped
+    assert set(result.details["not_estimated"]) == {"Edema=S", "Edema=Y"}
+    assert math.isnan(result.breakdown["Edema=Y"]) and not math.isnan(result.breakdown["Albumin"])

@@ -1,0 +1,276 @@
+"""evaluate(), the Evaluation it returns, relative scores and repeats."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from synllm.dataset import drop_identifiers, split
+from synllm.errors import MetricError
+from synllm.metrics import (
+    REGISTRY,
+    Evaluation,
+    Goal,
+    MetricSpec,
+    evaluate,
+    evaluate_repeats,
+    harmonic_score,
+    mean_interval,
+    metric_names,
+    relative_scores,
+    scores_frame,
+    summarize_repeats,
+)
+
+FAST = ["ks_complement", "tv_complement", "hard_rule_violation_rate", "row_validity", "soft_rule_agreement"]
+
+
+@pytest.fixture(scope="module")
+def stroke(stroke_data):
+    """(train, holdout, synthetic, card): 1,000 train rows, 400 holdout, 150 other real rows as synthetic."""
+    table, card = stroke_data
+    train, held = split(table, card, holdout=0.2, random_state=0)
+    held = held.sample(550, random_state=0).reset_index(drop=True)
+    synthetic = drop_identifiers(held.iloc[400:], card).reset_index(drop=True)
+    return train.sample(1000, random_state=0).reset_index(drop=True), held.iloc[:400], synthetic, card
+
+
+@pytest.fixture(scope="module")
+def full(stroke):
+    """Every registered metric, with the holdout reference."""
+    train, holdout, synthetic, card = stroke
+    return evaluate(train, holdout, synthetic, card, examples=drop_identifiers(train.head(4), card))
+
+
+def test_runs_every_registered_metric_with_a_reference(full, stroke):
+    assert full.names == sorted(REGISTRY)
+    assert [r.name for r in full.reference] == full.names
+    assert (full.n_train, full.n_synthetic, full.n_holdout) == (1000, 150, 400)
+    assert full.n_reference == 150  # min(len(synthetic), len(holdout) // 2)
+    assert set(full.seconds) == set(full.names) and all(s >= 0 for s in full.seconds.values())
+
+
+def test_reference_is_capped_at_half_the_holdout(stroke):
+    train, holdout, synthetic, card = stroke
+    big = pd.concat([synthetic] * 2, ignore_index=True)
+    ev = evaluate(train, holdout, big, card, metrics=["ks_complement"])
+    assert ev.n_reference == 200
+
+
+def test_to_frame_one_row_per_metric(full):
+    frame = full.to_frame()
+    assert list(frame.columns) == [
+        "name", "family", "score", "raw", "goal", "reference_score", "reference_raw", "skipped", "seconds"
+    ]
+    assert frame["name"].tolist() == full.names
+    ks = frame.set_index("name").loc["ks_complement"]
+    assert ks["score"] == full.result("ks_complement").score
+    assert ks["reference_score"] == full.result("ks_complement", reference=True).score
+    assert frame["skipped"].notna().sum() == sum(not r.ok for r in full.results)
+
+
+def test_breakdown_frame_is_long(full):
+    frame = full.breakdown_frame()
+    assert list(frame.columns) == ["metric", "key", "value", "reference_value"]
+    assert len(frame) == sum(len(r.breakdown) for r in full.results)
+    row = frame[(frame["metric"] == "ks_complement") & (frame["key"] == "age")].iloc[0]
+    assert row["value"] == full.result("ks_complement").breakdown["age"]
+
+
+def test_to_json_is_strict(full):
+    def refuse(token):
+        raise ValueError(f"non-strict JSON constant {token}")
+
+    payload = json.loads(full.to_json(), parse_constant=refuse)
+    assert [r["name"] for r in payload["results"]] == full.names
+    assoc = next(r for r in payload["results"] if r["name"] == "association_structure")
+    if assoc["skipped"] is None:
+        table = assoc["details"]["real_odds_ratios"]
+        assert {"term", "odds_ratio", "ci_low", "ci_high"} <= set(table[0])
+    assert payload["headline"]["quality"] == pytest.approx(full.quality)
+
+
+def test_family_scores_average_the_scored_metrics(full):
+    families = full.family_scores()
+    frame = full.to_frame()
+    for family in ("fidelity", "consistency", "privacy", "utility"):
+        rows = frame[frame["family"] == family]
+        scored = rows[rows["skipped"].isna()]
+        expected = scored["score"].mean() if len(scored) else math.nan
+        assert families.loc[family, "score"] == pytest.approx(expected, nan_ok=True)
+        assert families.loc[family, "n_scored"] == len(scored)
+        assert set(families.loc[family, "skipped"]) == set(rows.loc[rows["skipped"].notna(), "name"])
+
+
+def test_headline_is_mean_of_quality_families_and_harmonic(full):
+    families = full.family_scores()["score"]
+    q = np.nanmean([families["fidelity"], families["consistency"], families["utility"]])
+    p = families["privacy"]
+    assert full.quality == pytest.approx(q) and full.privacy == pytest.approx(p)
+    assert full.harmonic == pytest.approx(2 * p * q / (p + q))
+    assert harmonic_score(0.0, 0.0) == 0.0 and math.isnan(harmonic_score(math.nan, 0.5))
+
+
+def test_summary_states_numbers_next_to_the_reference(full):
+    text = full.summary()
+    ref = full.headline(reference=True)
+    assert f"{full.quality:.2f}" in text and f"real sample: {ref['quality']:.2f}" in text
+    assert f"{full.privacy:.2f}" in text and "150 synthetic rows" in text
+    assert "\n" not in text
+
+
+def test_without_reference(stroke):
+    train, holdout, synthetic, card = stroke
+    ev = evaluate(train, holdout, synthetic, card, metrics=FAST, reference=False)
+    assert ev.reference is None and ev.n_reference == 0
+    assert ev.to_frame()["reference_score"].isna().all()
+    assert "real sample" not in ev.summary()
+    assert ev.names == FAST
+
+
+def test_inputs_are_not_modified(stroke):
+    train, holdout, synthetic, card = stroke
+    copies = [t.copy(deep=True) for t in (train, holdout, synthetic)]
+    evaluate(train, holdout, synthetic, card, metrics=FAST)
+    for before, after in zip(copies, (train, holdout, synthetic)):
+        pd.testing.assert_frame_equal(before, after)
+
+
+def test_same_random_state_same_numbers(stroke):
+    train, holdout, synthetic, card = stroke
+    names = ["ks_complement", "range_coverage"]
+    a, b, c = (evaluate(train, holdout, synthetic, card, metrics=names, random_state=s) for s in (3, 3, 4))
+    pd.testing.assert_frame_equal(a.to_frame().drop(columns="seconds"), b.to_frame().drop(columns="seconds"))
+    # Another seed draws another reference sample.
+    assert a.to_frame()["reference_raw"].tolist() != c.to_frame()["reference_raw"].tolist()
+
+
+def test_empty_synthetic_is_all_skipped(stroke):
+    train, holdout, synthetic, card = stroke
+    ev = evaluate(train, holdout, synthetic.iloc[:0], card, metrics=FAST)
+    assert all(not r.ok for r in ev.results) and all(not r.ok for r in ev.reference)
+    assert math.isnan(ev.quality)
+    assert "could not be computed" in ev.summary()
+    json.loads(ev.to_json())
+
+
+def test_bad_inputs_raise_metric_errors(stroke):
+    train, holdout, synthetic, card = stroke
+    with pytest.raises(MetricError, match="bmi"):
+        evaluate(train, holdout, synthetic.drop(columns="bmi"), card)
+    with pytest.raises(MetricError, match="no metric named 'nope'"):
+        evaluate(train, holdout, synthetic, card, metrics=["nope"])
+
+
+def test_a_metric_that_raises_is_reported_by_name(stroke, monkeypatch):
+    train, holdout, synthetic, card = stroke
+    spec = MetricSpec(name="broken_metric", family="fidelity", goal=Goal.MAXIMIZE)
+
+    def broken(train, synthetic, ctx):
+        raise ZeroDivisionError("oops")
+
+    monkeypatch.setitem(REGISTRY, "broken_metric", (spec, broken))
+    with pytest.raises(MetricError, match="broken_metric.*ZeroDivisionError"):
+        evaluate(train, holdout, synthetic, card, metrics=["broken_metric"])
+
+
+# --- relative scores and repeats ------------------------------------------------------------
+
+
+def test_relative_scores_min_max_per_metric():
+    frame = pd.DataFrame(
+        {
+            "model": ["m1", "m2", "m3"],
+            "ks_complement": [0.9, 0.7, 0.8],
+            "tv_complement": [0.5, 0.5, 0.5],
+            "row_validity": [0.2, 0.6, 1.0],
+            "exact_match": [1.0, 0.0, 0.5],
+        },
+        index=["a", "b", "c"],
+    )
+    rel = relative_scores(frame)
+    assert rel["model"].tolist() == ["m1", "m2", "m3"]
+    assert rel["ks_complement"].tolist() == pytest.approx([1.0, 0.0, 0.5])
+    assert rel["tv_complement"].isna().all()  # constant: no ranking information
+    assert rel["fidelity"].tolist() == pytest.approx([1.0, 0.0, 0.5])
+    assert rel["quality"].tolist() == pytest.approx([(1.0 + 0.0) / 2, (0.0 + 0.5) / 2, (0.5 + 1.0) / 2])
+    assert rel["privacy"].tolist() == pytest.approx([1.0, 0.0, 0.5])
+    expected_h = [harmonic_score(p, q) for p, q in zip(rel["privacy"], rel["quality"])]
+    assert rel["harmonic"].tolist() == pytest.approx(expected_h)
+    with pytest.raises(MetricError, match="registered metric"):
+        relative_scores(frame[["model"]])
+
+
+def test_scores_frame_lines_up_runs(full, stroke):
+    train, holdout, synthetic, card = stroke
+    other = evaluate(train, holdout, synthetic.iloc[:60], card, metrics=FAST, reference=False)
+    frame = scores_frame({"full": full, "small": other})
+    assert list(frame.index) == ["full", "small"]
+    assert frame.loc["small", "ks_complement"] == other.result("ks_complement").score
+    assert math.isnan(frame.loc["small", "exact_match"])
+    with pytest.raises(MetricError, match="without a reference"):
+        scores_frame({"small": other}, reference=True)
+
+
+def test_mean_interval_is_a_student_t_interval():
+    values = [0.2, 0.4, 0.5, math.nan]
+    mean, low, high, n = mean_interval(values)
+    x = np.array([0.2, 0.4, 0.5])
+    half = stats.t.ppf(0.975, 2) * x.std(ddof=1) / math.sqrt(3)
+    assert n == 3 and mean == pytest.approx(x.mean())
+    assert (low, high) == pytest.approx((max(x.mean() - half, 0.0), x.mean() + half))
+    assert math.isnan(mean_interval([0.3])[1])
+
+
+def test_evaluate_repeats_summarises_each_metric_and_the_headline(stroke):
+    train, holdout, synthetic, card = stroke
+    synthetics = [synthetic.sample(100, random_state=i) for i in range(3)]
+    summary = evaluate_repeats(train, holdout, synthetics, card, metrics=FAST)
+    assert list(summary.index) == [*FAST, "quality", "privacy", "harmonic"]
+    singles = [
+        evaluate(train, holdout, s, card, metrics=FAST, random_state=i).result("ks_complement").score
+        for i, s in enumerate(synthetics)
+    ]
+    row = summary.loc["ks_complement"]
+    assert row["n"] == 3 and row["mean"] == pytest.approx(np.mean(singles))
+    assert row["low"] <= row["mean"] <= row["high"]
+    assert row["reference_low"] <= row["reference_mean"] <= row["reference_high"]
+    assert summary.loc["privacy", "n"] == 0  # no privacy metric in this subset
+    assert summary.loc["quality", "family"] == "headline"
+
+
+def test_summarize_repeats_needs_runs():
+    with pytest.raises(MetricError):
+        summarize_repeats([])
+
+
+# --- the real datasets against their own holdouts -------------------------------------------
+
+QUALITY = metric_names("fidelity") + metric_names("consistency")
+
+
+@pytest.mark.parametrize(
+    ("name", "n_train", "n_holdout", "fidelity", "consistency"),
+    [("stroke", None, 500, 0.85, 0.7), ("cirrhosis", None, None, 0.8, 0.6), ("diabetes", 4000, 1000, 0.9, 0.7)],
+)
+def test_real_holdout_scores_well_against_train(name, n_train, n_holdout, fidelity, consistency, request):
+    table, card = request.getfixturevalue(f"{name}_data")
+    train, holdout = split(table, card, holdout=0.2, random_state=0)
+    train = train.sample(n_train, random_state=0) if n_train else train
+    holdout = holdout.sample(n_holdout, random_state=0) if n_holdout else holdout
+    ev = evaluate(train, holdout, drop_identifiers(holdout, card), card, metrics=QUALITY, reference=False)
+    families = ev.family_scores()
+    assert families.loc["fidelity", "score"] >= fidelity
+    assert families.loc["consistency", "score"] >= consistency
+    assert families.loc["fidelity", "n_scored"] == len(metric_names("fidelity"))
+
+
+def test_evaluation_is_frozen(full):
+    with pytest.raises(AttributeError):
+        full.n_train = 3  # type: ignore[misc]
+    assert isinstance(full, Evaluation)

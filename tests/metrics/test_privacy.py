@@ -1,0 +1,241 @@
+"""Privacy metrics on hand-made cases with known answers (stroke data, three-way split)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from synllm.baselines import get_baseline
+from synllm.dataset import split
+from synllm.errors import MetricError
+from synllm.metrics import privacy
+from synllm.metrics.base import REGISTRY, EvalContext
+from synllm.metrics.distance import fit_encoder, gower_distance, nearest
+
+PRIVACY = sorted(name for name, (spec, _) in REGISTRY.items() if spec.family == "privacy")
+
+
+@pytest.fixture(scope="module")
+def stroke(stroke_data):
+    """(train, holdout, fresh, card): fresh real rows that neither side contains."""
+    table, card = stroke_data
+    rest, fresh = split(table, card, holdout=0.25, random_state=1)
+    train, holdout = split(rest, card, holdout=1 / 3, random_state=1)
+    return train, holdout, fresh, card
+
+
+@pytest.fixture(scope="module")
+def ctx(stroke):
+    train, holdout, _, card = stroke
+    return EvalContext(card=card, holdout=holdout, examples=train.head(6), random_state=0)
+
+
+@pytest.fixture(scope="module")
+def far(stroke):
+    """Synthetic rows far from every real row: numbers pushed to the edge of their range."""
+    train, _, _, card = stroke
+    rows = get_baseline("independent").fit(train, card).sample(1000, random_state=3)
+    return rows.assign(age=100.0, avg_glucose_level=300.0, bmi=99.0)
+
+
+def test_every_privacy_metric_is_registered():
+    expected = {"exact_match", "exemplar_echo", "dcr", "dcr_share", "nndr", "membership_inference",
+                "attribute_inference", "k_anonymity"}
+    assert expected <= set(PRIVACY)
+
+
+def test_distance_is_gower_like(stroke):
+    train, _, _, card = stroke
+    enc = fit_encoder(train, card)
+    a = train.iloc[[0, 0, 0]].reset_index(drop=True)
+    b = a.copy()
+    b.loc[1, "gender"] = "Male" if a.loc[1, "gender"] != "Male" else "Female"  # one category differs
+    b.loc[2, "bmi"] = np.nan if pd.notna(a.loc[2, "bmi"]) else 30.0  # value against missing
+    expected = np.array([0.0, 1.0, 1.0]) / len(card.synth_names)
+    assert np.allclose(gower_distance(a, b, enc), expected)
+    low, high = train["age"].min(), train["age"].max()
+    c = a.iloc[[0]].assign(age=low)
+    d = a.iloc[[0]].assign(age=low + (high - low) / 4)
+    assert np.isclose(gower_distance(c, d, enc)[0], 0.25 / len(card.synth_names))
+
+
+def _gower_by_hand(a: pd.Series, b: pd.Series, train: pd.DataFrame, card) -> float:
+    """The mean per-column distance, written out cell by cell."""
+    total = 0.0
+    for name in card.synth_names:
+        x, y = a[name], b[name]
+        if pd.isna(x) or pd.isna(y):
+            total += 0.0 if (pd.isna(x) and pd.isna(y)) else 1.0
+        elif card.column(name).is_numeric:
+            low, high = train[name].min(), train[name].max()
+            total += abs(min(max((x - low) / (high - low), 0), 1) - min(max((y - low) / (high - low), 0), 1))
+        else:
+            total += float(x != y)
+    return total / len(card.synth_names)
+
+
+def test_encoded_distance_equals_gower_written_out(stroke):
+    train, holdout, fresh, card = stroke
+    a = holdout.sample(200, random_state=0).reset_index(drop=True)
+    b = fresh.sample(200, random_state=0).reset_index(drop=True)
+    b.loc[:20, "age"] = 150.0  # beyond the train range: clipped
+    enc = fit_encoder(train, card, others=[a, b])
+    by_hand = [_gower_by_hand(a.loc[i], b.loc[i], train, card) for i in range(200)]
+    assert np.allclose(gower_distance(a, b, enc), by_hand)
+
+
+def test_encoder_refuses_missing_cells_it_was_not_fitted_for(stroke):
+    train, _, fresh, card = stroke
+    enc = fit_encoder(train, card)
+    holes = fresh.head(5).assign(age=np.nan)
+    with pytest.raises(MetricError, match="age"):
+        enc.encode(holes)
+    assert fit_encoder(train, card, others=[holes]).encode(holes).shape[0] == 5
+
+
+def test_nearest_matches_brute_force(stroke):
+    train, holdout, _, card = stroke
+    enc = fit_encoder(train, card)
+    ref, query = enc.encode(train.head(300)), enc.encode(holdout.head(50))
+    brute = np.abs(query[:, None, :] - ref[None, :, :]).sum(axis=2)
+    dist, idx = nearest(ref, query, k=2)
+    assert np.allclose(dist[:, 0], brute.min(axis=1))
+    assert np.allclose(dist[:, 1], np.sort(brute, axis=1)[:, 1])
+    assert np.allclose(brute[np.arange(50), idx[:, 0]], dist[:, 0])
+
+
+def test_a_copied_row_is_an_exact_match(stroke, ctx):
+    train, _, fresh, card = stroke
+    with_nan = train[train["bmi"].isna()].iloc[[0]]
+    copied = pd.concat([fresh.head(98), train.iloc[[5]], with_nan], ignore_index=True)
+    copied["age"] = copied["age"].astype("float32")  # another dtype must not hide the copy
+    result = privacy.exact_match(train, copied, ctx)
+    assert result.details["synthetic_matches"] == 2
+    assert result.raw == pytest.approx(2 / 100)
+    assert result.score < 1.0
+    clean = privacy.exact_match(train, fresh.head(100), ctx)
+    assert clean.raw == 0.0 and clean.score == 1.0
+
+
+def test_exact_match_scores_only_the_excess_over_the_holdout(stroke):
+    train, holdout, _, card = stroke
+    # A holdout that shares 10 % of its rows with train sets the reference rate to 0.1.
+    leaky = pd.concat([holdout.head(90), train.head(10)], ignore_index=True)
+    ctx = EvalContext(card=card, holdout=leaky)
+    at_reference = privacy.exact_match(train, pd.concat([holdout.tail(90), train.tail(10)]), ctx)
+    assert at_reference.details["holdout_rate"] == pytest.approx(0.1)
+    assert at_reference.score == pytest.approx(1.0)
+    full_copy = privacy.exact_match(train, train.head(100), ctx)
+    assert full_copy.score == pytest.approx(0.0)
+
+
+def test_exemplar_echo_finds_near_copies_of_examples(stroke, ctx):
+    _, _, fresh, _ = stroke
+    examples = ctx.examples
+    near = examples.head(2).assign(avg_glucose_level=examples["avg_glucose_level"].head(2) + 0.01)
+    synthetic = pd.concat([fresh.head(97), examples.iloc[[3]], near], ignore_index=True)
+    result = privacy.exemplar_echo(stroke[0], synthetic, ctx)
+    assert result.raw == pytest.approx(3 / 100)
+    assert result.details["exact_rate"] == pytest.approx(1 / 100)
+    assert result.details["examples_echoed"] == 3
+
+
+def test_exemplar_echo_is_skipped_without_examples(stroke):
+    train, holdout, fresh, card = stroke
+    result = privacy.exemplar_echo(train, fresh, EvalContext(card=card, holdout=holdout, examples=None))
+    assert not result.ok and math.isnan(result.score) and "example" in result.skipped
+
+
+def test_copy_of_train_has_zero_dcr_and_full_share(stroke):
+    train, holdout, _, card = stroke
+    equal = EvalContext(card=card, holdout=holdout, random_state=0)
+    members = train.sample(len(holdout), random_state=0)  # equal-sized sides: the share can reach 1
+    assert privacy.dcr(members, members, equal).raw == 0.0
+    assert privacy.dcr(members, members, equal).score == 0.0
+    share = privacy.dcr_share(members, members, equal)
+    assert share.raw == pytest.approx(1.0)
+    assert share.score == pytest.approx(0.0)
+    assert privacy.nndr(members, members, equal).raw == 0.0
+
+
+def test_holdout_copy_and_far_rows_have_no_share_excess(stroke, ctx, far):
+    train, holdout, _, _ = stroke
+    assert privacy.dcr_share(train, holdout, ctx).raw == pytest.approx(0.0)
+    far_share = privacy.dcr_share(train, far, ctx)
+    assert abs(far_share.raw - 0.5) < 0.1
+    far_dcr = privacy.dcr(train, far, ctx)
+    assert far_dcr.raw > 3 * far_dcr.details["holdout_median"]
+    assert far_dcr.score == 1.0
+
+
+def test_fresh_real_rows_look_like_the_holdout(stroke, ctx):
+    train, _, fresh, _ = stroke
+    assert abs(privacy.dcr_share(train, fresh, ctx).raw - 0.5) < 0.06
+    assert privacy.dcr(train, fresh, ctx).score > 0.8
+    assert privacy.nndr(train, fresh, ctx).score > 0.8
+
+
+def test_membership_inference_separates_copies_only(stroke, ctx, far):
+    train, _, fresh, _ = stroke
+    leaked = privacy.membership_inference(train, train, ctx)
+    assert leaked.raw > 0.95 and leaked.score < 0.1
+    assert abs(privacy.membership_inference(train, far, ctx).raw - 0.5) < 0.06
+    assert abs(privacy.membership_inference(train, fresh, ctx).raw - 0.5) < 0.06
+
+
+def test_attribute_inference_risk_from_copies_and_from_fresh_rows(stroke, ctx):
+    train, _, fresh, card = stroke
+    leaked = privacy.attribute_inference(train, train, ctx)
+    assert set(leaked.breakdown) == set(card.sensitive) - set(card.quasi_identifiers)
+    assert leaked.raw > 0.5
+    assert leaked.details["stroke"]["main_rate"] > leaked.details["stroke"]["control_rate"]
+    low, high = leaked.details["stroke"]["ci95"]
+    assert low <= leaked.breakdown["stroke"] <= high
+    safe = privacy.attribute_inference(train, fresh, ctx)
+    assert safe.raw < 0.15 and safe.score > 0.85
+
+
+def test_wilson_rate_and_risk_follow_anonymeter():
+    rate, error = privacy.wilson_rate(40, 100)
+    z, p, n = 1.959963984540054, 0.4, 100
+    # The textbook Wilson score interval: centre and half-width.
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    assert rate == pytest.approx(centre)
+    assert error == pytest.approx(half)
+    risk, low, high = privacy.residual_risk((0.9, 0.02), (0.6, 0.03))
+    assert risk == pytest.approx(0.75)
+    assert low < risk < high
+    assert privacy.residual_risk((0.5, 0.02), (0.6, 0.03))[0] == 0.0
+
+
+def test_k_anonymity_counts_small_groups(stroke, ctx):
+    train, _, _, _ = stroke
+    crowd = pd.concat([train.iloc[[0]]] * 20, ignore_index=True)
+    assert privacy.k_anonymity(train, crowd, ctx).raw == 0.0
+    spread = train.drop_duplicates(subset=["gender", "Residence_type"]).head(4)
+    spread = spread.assign(age=[1.0, 30.0, 50.0, 90.0][: len(spread)])
+    result = privacy.k_anonymity(train, spread, ctx)
+    assert result.raw == 1.0 and result.score == 0.0
+
+
+@pytest.mark.parametrize("name", PRIVACY)
+def test_privacy_metrics_leave_inputs_unchanged(stroke, ctx, name):
+    train, holdout, fresh, _ = stroke
+    _, fn = REGISTRY[name]
+    before = [t.copy() for t in (train, fresh, holdout)]
+    result = fn(train, fresh.head(300), ctx)
+    for original, now in zip(before, (train, fresh, holdout)):
+        pd.testing.assert_frame_equal(original, now)
+    assert result.ok and 0.0 <= result.score <= 1.0
+
+
+@pytest.mark.parametrize("name", PRIVACY)
+def test_privacy_metrics_skip_when_a_column_is_missing(stroke, ctx, name):
+    train, _, fresh, _ = stroke
+    _, fn = REGISTRY[name]
+    result = fn(train, fresh.drop(columns=["bmi"]), ctx)
+    assert not result.ok and math.isnan(result.score)
