@@ -24,7 +24,7 @@ from synllm.metrics.base import (
     metric_names,
     register,
 )
-from synllm.metrics.evaluate import Evaluation, evaluate, harmonic_score
+from synllm.metrics.evaluation import Evaluation, evaluate, harmonic_score
 
 __all__ = sorted(
     [

@@ -21,7 +21,7 @@ from scipy import stats
 from synllm.cards import Card
 from synllm.errors import MetricError
 from synllm.metrics.base import FAMILIES, REGISTRY
-from synllm.metrics.evaluate import QUALITY_FAMILIES, Evaluation, evaluate, harmonic_score
+from synllm.metrics.evaluation import QUALITY_FAMILIES, Evaluation, evaluate, harmonic_score
 
 HEADLINE = ("quality", "privacy", "harmonic")
 
