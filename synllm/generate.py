@@ -13,7 +13,6 @@ import json
 import logging
 import math
 import re
-import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -145,9 +144,10 @@ class _Run:
         self.seed, self.options, self.run_dir = seed, options, run_dir
         self.n_rows, self.max_requests, self.fmt = n_rows, max_requests, fmt
         self.raw_path = run_dir / runstore.RAW
-        self.lock = threading.Lock()
         self.records: dict[int, dict[str, Any]] = {}
+        self.queued_rows: list[list[str]] = []
         self.valid_count = 0
+        self.last_validation = 0.0
         self.started = time.perf_counter()
 
     def execute(self, concurrency: int, progress: bool) -> RunResult:
@@ -155,7 +155,8 @@ class _Run:
         runstore.atomic_write_text(self.run_dir / runstore.PROMPT, str(self.prompt) + "\n")
         for record in runstore.read_records(self.raw_path):
             self.records[record["index"]] = record
-        self.valid_count = sum(r["n_valid"] for r in self.records.values())
+            self._queue_for_validation(record)
+        self._validate_queued()
         reused = len(self.records)
         if reused:
             log.info("%s: reusing %d cached answers (%d valid rows)", self.run_dir, reused, self.valid_count)
@@ -164,9 +165,7 @@ class _Run:
         error: BaseException | None = None
         try:
             self._loop(max(1, concurrency), bar)
-        except BackendError as exc:
-            error = exc
-        except BaseException as exc:  # Ctrl-C: keep what we have, then re-raise
+        except BaseException as exc:  # a backend failure or Ctrl-C: keep what we have first
             error = exc
         finally:
             bar.close()
@@ -181,33 +180,53 @@ class _Run:
             raise error
         return result
 
+    def _queue_for_validation(self, record: dict[str, Any]) -> None:
+        rows = parse_text(record["text"], self.card).rows
+        self.queued_rows.extend(rows)
+
+    def _validate_queued(self) -> None:
+        """Validate every answer not yet checked in one call: pandas cost is per call, not per row."""
+        if self.queued_rows:
+            self.valid_count += len(validate_rows(self.queued_rows, self.card).valid)
+            self.queued_rows = []
+        self.last_validation = time.perf_counter()
+
     def _loop(self, concurrency: int, bar: tqdm) -> None:
         grammar = to_gbnf(self.card, self.options.batch_size) if self.fmt == "csv" else None
         schema = to_json_schema(self.card, self.options.batch_size) if self.fmt == "json" else None
-        next_index = max(self.records, default=-1) + 1
+        todo = (i for i in range(self.max_requests) if i not in self.records)  # gaps first, then new ones
+        next_index = next(todo, None)
         pending: dict[Future, int] = {}
         with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="synllm-gen") as pool:
-            while True:
-                wanted = self.n_rows - self.valid_count
-                while (wanted > 0 and len(pending) < concurrency and next_index < self.max_requests
-                       and len(pending) * self.options.batch_size < wanted * 2):
-                    request = self._request(next_index, grammar, schema)
-                    pending[pool.submit(self.backend.generate, request)] = next_index
-                    next_index += 1
-                if not pending:
-                    return
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    index = pending.pop(future)
-                    try:
-                        generation = future.result()
-                    except BaseException:
-                        for other in pending:
-                            other.cancel()
-                        raise
-                    added = self._record(index, generation)
-                    bar.update(max(0, min(self.valid_count, self.n_rows) - bar.n))
-                    bar.set_postfix(requests=len(self.records), valid=self.valid_count, last=added)
+            try:
+                while True:
+                    # Unchecked rows count as valid until checked; check them when they could end the run.
+                    optimistic = self.valid_count + len(self.queued_rows)
+                    if self.queued_rows and (optimistic >= self.n_rows or not pending
+                                             or time.perf_counter() - self.last_validation > 0.5):
+                        self._validate_queued()
+                        bar.update(max(0, min(self.valid_count, self.n_rows) - bar.n))
+                        bar.set_postfix(requests=len(self.records), valid=self.valid_count)
+                        optimistic = self.valid_count
+                    wanted = self.n_rows - optimistic
+                    while (wanted > 0 and next_index is not None and len(pending) < concurrency
+                           and len(pending) * self.options.batch_size < wanted * 2):
+                        request = self._request(next_index, grammar, schema)
+                        pending[pool.submit(self._ask, next_index, request)] = next_index
+                        next_index = next(todo, None)
+                    if not pending:
+                        if self.queued_rows:
+                            continue
+                        return
+                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        index = pending.pop(future)
+                        record = future.result()
+                        self.records[index] = record
+                        self._queue_for_validation(record)
+            finally:
+                for other in pending:
+                    other.cancel()
 
     def _request(self, index: int, grammar: str | None, schema: dict | None) -> GenerationRequest:
         return GenerationRequest(
@@ -223,9 +242,9 @@ class _Run:
             num_ctx=self.options.num_ctx,
         )
 
-    def _record(self, index: int, generation: Generation) -> int:
-        parsed = parse_text(generation.text, self.card)
-        n_valid = len(validate_rows(parsed.rows, self.card).valid)
+    def _ask(self, index: int, request: GenerationRequest) -> dict[str, Any]:
+        """Worker thread: ask the backend, then put the answer on disk before it counts."""
+        generation = self.backend.generate(request)
         record = {
             "index": index,
             "seed": request_seed(self.seed, index),
@@ -237,29 +256,26 @@ class _Run:
             "elapsed_s": round(generation.elapsed_s, 4),
             "constraint": generation.constraint,
             "finish_reason": generation.finish_reason,
-            "n_valid": n_valid,
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
-        with self.lock:
-            runstore.append_record(self.raw_path, record)
-            self.records[index] = record
-            self.valid_count += n_valid
-        return n_valid
+        runstore.append_record(self.raw_path, record)
+        return record
 
     def _finish(self, reused: int, error: BaseException | None) -> RunResult:
         ordered = [self.records[i] for i in sorted(self.records)]
-        valid_parts, rejected_parts, repairs = [], [], {}
+        rows, origin, repairs = [], [], {}
         for record in ordered:
             parsed = parse_text(record["text"], self.card)
             notes = parsed.repairs + (["ignored non-data lines"] if parsed.junk else [])
             for repair in notes:
                 repairs[repair] = repairs.get(repair, 0) + 1
-            checked = validate_rows(parsed.rows, self.card)
-            valid_parts.append(checked.valid.assign(_request=record["index"]))
-            rejected_parts.append(checked.rejected.assign(_request=record["index"]))
+            rows.extend(parsed.rows)
+            origin.extend([record["index"]] * len(parsed.rows))
         columns = self.card.synth_names
-        valid = pd.concat(valid_parts, ignore_index=True) if valid_parts else validate_rows([], self.card).valid
-        rejected = pd.concat(rejected_parts, ignore_index=True) if rejected_parts else pd.DataFrame()
+        checked = validate_rows(rows, self.card)
+        valid, rejected = checked.valid, checked.rejected
+        valid["_request"] = pd.array([origin[i] for i in checked.valid_positions], dtype="Int64")
+        rejected["_request"] = pd.array([origin[i] for i in checked.rejected_positions], dtype="Int64")
         returned = len(valid) + len(rejected)
         synthetic = valid.iloc[: self.n_rows].reset_index(drop=True)
         flags = row_flags(synthetic[columns], self.prompt.examples, self.card)

@@ -112,10 +112,15 @@ def _dedupe(items: list[str]) -> list[str]:
 
 @dataclass(frozen=True, slots=True)
 class Validation:
-    """Typed valid rows, and rejected rows (raw cells) with one reason string each."""
+    """Typed valid rows, and rejected rows (raw cells) with one reason string each.
+
+    ``valid_positions`` / ``rejected_positions`` give each output row's position in the input list.
+    """
 
     valid: pd.DataFrame
     rejected: pd.DataFrame
+    valid_positions: tuple[int, ...] = ()
+    rejected_positions: tuple[int, ...] = ()
 
     @property
     def reasons(self) -> dict[str, int]:
@@ -135,8 +140,10 @@ def validate_rows(rows: list[list[str]], card: Card) -> Validation:
     """
     names = card.synth_names
     k = len(names)
-    good = [r for r in rows if len(r) == k]
-    bad = [r for r in rows if len(r) != k]
+    good_pos = [i for i, r in enumerate(rows) if len(r) == k]
+    bad_pos = [i for i, r in enumerate(rows) if len(r) != k]
+    good = [rows[i] for i in good_pos]
+    bad = [rows[i] for i in bad_pos]
     raw = pd.DataFrame(good, columns=names, dtype="string") if good else pd.DataFrame(columns=names, dtype="string")
     typed, problems = parse_table(raw, card)
     reasons = pd.Series("", index=raw.index, dtype=object)
@@ -150,4 +157,10 @@ def validate_rows(rows: list[list[str]], card: Card) -> Validation:
         wrong = pd.DataFrame({"_raw": [",".join(r) for r in bad]})
         wrong["_reason"] = [f"wrong_column_count: {len(r)} fields, expected {k}" for r in bad]
         rejected = pd.concat([rejected, wrong], ignore_index=True)
-    return Validation(typed.loc[ok].reset_index(drop=True), rejected.reset_index(drop=True))
+    ok_mask = ok.to_numpy(dtype=bool)
+    return Validation(
+        typed.loc[ok].reset_index(drop=True),
+        rejected.reset_index(drop=True),
+        tuple(p for p, keep in zip(good_pos, ok_mask) if keep),
+        tuple([p for p, keep in zip(good_pos, ok_mask) if not keep] + bad_pos),
+    )

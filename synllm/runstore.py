@@ -66,13 +66,17 @@ def write_csv(path: Path, table: pd.DataFrame, card: Card | None = None) -> None
 
 
 def append_record(path: Path, record: dict[str, Any]) -> None:
-    """Append one JSON line with a single write, then fsync, so a line is whole or absent."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    line = json.dumps(_strict(record), ensure_ascii=False) + "\n"
-    with open(path, "a", encoding="utf-8") as handle:
-        handle.write(line)
-        handle.flush()
-        os.fsync(handle.fileno())
+    """Append one JSON line with a single O_APPEND write, then fsync, so a line is whole or absent.
+
+    Safe from several threads: each line is one ``write`` call on an append-only descriptor.
+    """
+    line = (json.dumps(_strict(record), ensure_ascii=False) + "\n").encode("utf-8")
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:
