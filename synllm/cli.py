@@ -38,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--max-requests", type=int, default=None, help="give up after this many requests per run")
     gen.add_argument("--holdout", type=float, default=0.2, help="holdout fraction of the split")
     gen.add_argument("--split-seed", type=int, default=0, help="random_state of the train/holdout split")
+    gen.add_argument("--endpoints", default=None,
+                     help="endpoint config name or YAML path: spread the grid over those servers at once")
     gen.add_argument("--out", default=None, help="runs folder (default: data/interim/runs)")
     gen.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
@@ -90,9 +92,14 @@ def _generate(args: argparse.Namespace) -> int:
     options = GenerationOptions(batch_size=args.batch_size, temperature=args.temperature, top_p=args.top_p)
     grids = set(grid_names())
     models = [m for name in args.models for m in (model_grid(name) if name in grids else [name])]
-    result = run_grid(card, train, backend=args.backend, models=models, prompt_types=args.prompt_types,
-                      seeds=args.seeds, n_rows=args.rows, options=options, max_requests=args.max_requests,
-                      out_dir=args.out, progress=not args.no_progress)
+    common = dict(models=models, prompt_types=args.prompt_types, seeds=args.seeds, n_rows=args.rows,
+                  options=options, max_requests=args.max_requests, out_dir=args.out, progress=not args.no_progress)
+    if args.endpoints:
+        from synllm.pool import EndpointPool, run_grid_concurrent
+
+        result = run_grid_concurrent(card, train, EndpointPool(args.endpoints), **common)
+    else:
+        result = run_grid(card, train, backend=args.backend, **common)
     for run in result.runs:
         d = run.manifest["diagnostics"]
         print(f"{run.manifest['status']:<10} {len(run.synthetic):>5} rows  valid rate {d['valid_rate']}  {run.run_dir}")

@@ -97,8 +97,9 @@ def render_prompt(
     if "definitions" in blocks:
         values["definition_lines"] = "\n".join(definition_line(c) for c in card.synth_columns)
     if "statistics" in blocks:
-        values["statistic_lines"] = "\n".join(statistic_lines(train, card))
-        values["association_lines"] = "\n".join(f"- {h}" for h in association_hints(train, card))
+        stats, hints = training_summary(train, card)
+        values["statistic_lines"] = "\n".join(stats)
+        values["association_lines"] = "\n".join(f"- {h}" for h in hints)
     if "rules" in blocks:
         values["rule_lines"] = "\n".join(f"{i}. {r.statement}" for i, r in enumerate(card.rules, 1))
     text = "\n\n".join(_substitute(templates["blocks"][b], values, b) for b in blocks)
@@ -142,6 +143,23 @@ def definition_line(col: Column) -> str:
     if col.nullable:
         parts.append("may be missing")
     return f"- {col.name}: {col.description} ({'; '.join(parts)})"
+
+
+_SUMMARIES: dict[tuple[str, int], tuple[tuple[str, ...], tuple[str, ...]]] = {}
+
+
+def training_summary(train: pd.DataFrame, card: Card) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(statistic lines, association hints) of a training split, memoised by the split's content.
+
+    A grid renders the same split's statistics once per run; the content hash (a few ms)
+    replaces recomputing every pairwise association each time.
+    """
+    key = (card.name, int(pd.util.hash_pandas_object(train[card.synth_names], index=False).sum()))
+    if key not in _SUMMARIES:
+        if len(_SUMMARIES) > 32:
+            _SUMMARIES.clear()
+        _SUMMARIES[key] = (tuple(statistic_lines(train, card)), tuple(association_hints(train, card)))
+    return _SUMMARIES[key]
 
 
 def statistic_lines(train: pd.DataFrame, card: Card) -> list[str]:
