@@ -36,10 +36,7 @@ $(STAMP): pyproject.toml Makefile
 setup: $(STAMP) ## Create .venv and install synllm, the notebook stack and the embedded model
 
 run: $(STAMP) ## Main job: generate rows for the three datasets x four prompt types on the embedded model
-	@for ds in diabetes cirrhosis stroke; do \
-	  $(PY) -m synllm generate --dataset $$ds --rows 10 --batch-size 10 $(if $(BACKEND),--backend $(BACKEND)) \
-	    $(if $(MODELS),--models $(MODELS)) || exit $$?; \
-	done
+	$(PY) -m synllm.batch --profile $(PROFILE) $(if $(BACKEND),--backend $(BACKEND)) $(if $(MODELS),--models $(MODELS))
 
 test: $(STAMP) ## Run the test suite (real embedded model included)
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -1,0 +1,70 @@
+"""Across datasets: loading runs.csv files, leaderboards, ranking intervals, paired differences, cost."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from synllm.report import comparison, scoring
+
+
+def _blocks(h: dict[str, list[float]], datasets=("a", "b")) -> pd.DataFrame:
+    rows = [{"dataset": d, "kind": "llm", "model": "m", "prompt_type": p, "seed": s, "harmonic": v,
+             "seconds_per_valid_row": 2.0, "tokens_per_valid_row": 40.0, "valid_rate": 1.0}
+            for d in datasets for p, values in h.items() for s, v in enumerate(values)]
+    return pd.DataFrame(rows)
+
+
+def test_load_runs_reads_every_dataset_folder(scored, tmp_path):
+    runs = scoring.runs_frame(scored, "stroke")
+    for name in ("stroke", "diabetes"):
+        (tmp_path / name).mkdir()
+        runs.assign(dataset=name).to_csv(tmp_path / name / "runs.csv", index=False)
+    (tmp_path / "comparison").mkdir()  # no runs.csv: ignored
+    found = comparison.load_runs(tmp_path)
+    assert sorted(found["dataset"].unique()) == ["diabetes", "stroke"]
+    assert len(found) == 2 * len(runs)
+    assert (found.loc[found["kind"] == "baseline", "prompt_type"] == "").all()
+    assert comparison.load_runs(tmp_path, ["stroke"])["dataset"].unique().tolist() == ["stroke"]
+    assert comparison.load_runs(tmp_path / "nothing").empty
+
+
+def test_prompt_ranking_ranks_within_blocks():
+    runs = _blocks({"p1": [0.2, 0.3, 0.25], "p4": [0.9, 0.8, 0.85], "p2": [0.5, 0.6, 0.55]})
+    ranking = comparison.prompt_ranking(runs, n_boot=200).set_index(["measure", "prompt_type"])
+    assert ranking.loc[("mean rank", "p4"), "mean"] == 1.0
+    assert ranking.loc[("mean rank", "p4"), "low"] == ranking.loc[("mean rank", "p4"), "high"] == 1.0
+    assert ranking.loc[("mean rank", "p1"), "mean"] == 3.0
+    h = ranking.loc[("mean H", "p4")]
+    assert h["low"] <= h["mean"] <= h["high"]
+    assert h["n"] == 6
+
+
+def test_ranking_is_reproducible_with_a_seed():
+    runs = _blocks({"p1": list(np.linspace(0.1, 0.9, 5)), "p4": list(np.linspace(0.2, 0.7, 5))})
+    a = comparison.prompt_ranking(runs, n_boot=300, random_state=1)
+    b = comparison.prompt_ranking(runs, n_boot=300, random_state=1)
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_paired_differences_pair_blocks():
+    runs = _blocks({"p1": [0.2, 0.4], "p4": [0.5, 0.6]})
+    diffs = comparison.paired_differences(runs, "p4", n_boot=200).set_index("other")
+    assert diffs.loc["p1", "mean"] == pytest.approx(0.25)
+    assert diffs.loc["p1", "n"] == 4
+    assert diffs.loc["p1", "low"] > 0
+    assert comparison.paired_differences(_blocks({"p1": [0.1]}), "p4").empty
+
+
+def test_leaderboard_mean_table_and_cost():
+    runs = _blocks({"p1": [0.2, 0.4], "p4": [0.5, 0.7]})
+    board = comparison.leaderboard(runs.assign(quality=0.5, privacy=0.5))
+    assert len(board) == 4
+    assert board.set_index(["dataset", "prompt_type"]).loc[("a", "p4"), "harmonic"] == pytest.approx(0.6)
+    table = comparison.mean_table(runs, "prompt_type")
+    assert list(table.index) == ["p4", "p1"]
+    assert table.loc["p4", "all datasets"] == pytest.approx(0.6)
+    cost = comparison.cost_frame(runs)
+    assert cost["seconds_per_valid_row"].tolist() == [2.0, 2.0]
+    assert (cost["runs"] == 4).all()
