@@ -70,8 +70,12 @@ def is_loopback(host: str | None) -> bool:
 
 
 def warn_if_remote(host: str | None, *, logger: logging.Logger | None = None) -> bool:
-    """Log a WARNING, once per host per process, when ``host`` is not loopback; True if it warned now."""
-    url = host_url(host)
+    """Log a WARNING, once per host per process, when an Ollama ``host`` is not loopback; True if it warned now."""
+    return warn_once_if_remote(host_url(host), "Ollama host", logger=logger)
+
+
+def warn_once_if_remote(url: str, label: str, *, logger: logging.Logger | None = None) -> bool:
+    """Warn once per ``url`` per process that prompts (with real example rows) will leave this machine."""
     if is_loopback(url):
         return False
     with _warned_lock:
@@ -79,8 +83,9 @@ def warn_if_remote(host: str | None, *, logger: logging.Logger | None = None) ->
             return False
         _warned.add(url)
     (logger or _log).warning(
-        "Ollama host %s is not on this machine: prompts, including real example rows from the "
-        "dataset, will leave this machine. Use a loopback host (127.0.0.1) to keep them local.",
+        "%s %s is not on this machine: prompts, including real example rows from the dataset, "
+        "will leave this machine. Use a loopback address (127.0.0.1) to keep them local.",
+        label,
         url,
     )
     return True

@@ -24,7 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from synllm.backends.base import Generation, GenerationRequest, register_backend
-from synllm.backends.hosts import is_loopback
+from synllm.backends.hosts import is_loopback, warn_once_if_remote
 from synllm.errors import BackendError, BackendUnavailable, ModelNotFound
 
 _log = logging.getLogger(__name__)
@@ -40,8 +40,6 @@ _START_HINT = (
     "or set SYNLLM_OPENAI_BASE_URL to its address (it usually ends in /v1)"
 )
 
-_warned: set[str] = set()
-_warned_lock = threading.Lock()
 
 
 class _Retryable(Exception):
@@ -79,18 +77,7 @@ def base_url(url: str | None = None) -> str:
 
 def warn_if_remote(url: str, *, logger: logging.Logger | None = None) -> bool:
     """Log a WARNING, once per server per process, when ``url`` is not loopback; True if it warned now."""
-    if is_loopback(url):
-        return False
-    with _warned_lock:
-        if url in _warned:
-            return False
-        _warned.add(url)
-    (logger or _log).warning(
-        "OpenAI-compatible server %s is not on this machine: prompts, including real example rows "
-        "from the dataset, will leave this machine. Use a loopback address (127.0.0.1) to keep them local.",
-        url,
-    )
-    return True
+    return warn_once_if_remote(url, "OpenAI-compatible server", logger=logger or _log)
 
 
 def error_message(body: Any) -> str:

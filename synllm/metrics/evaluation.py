@@ -192,8 +192,8 @@ def jsonable(value: Any) -> Any:
         return int(value)
     if isinstance(value, (float, np.floating)):
         return None if not math.isfinite(value) else float(value)
-    if value is None or value is pd.NA or isinstance(value, str):
-        return None if value is pd.NA else value
+    if value is None or value is pd.NA or value is pd.NaT or isinstance(value, str):
+        return None if value is pd.NA or value is pd.NaT else value
     return str(value)
 
 

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from synllm import config
+from synllm.metrics.evaluation import jsonable
 
 #: Pixel density of saved PNGs (2 = sharp on high-density screens; shown at natural size).
 PNG_SCALE = 2
@@ -184,37 +185,6 @@ def styled_scorecard(card: pd.DataFrame):
     scores = [c for c in ("fidelity", "consistency", "privacy", "utility", "quality", "harmonic") if c in card]
     shown = card.drop(columns=[c for c in ("kind", "model", "prompt_type") if c in card]).set_index("generator")
     return table(shown).map(score_color, subset=[c.replace("_", " ") for c in scores])
-
-
-def jsonable(value: Any) -> Any:
-    """``value`` with NaN as None, numpy scalars as Python ones and DataFrames as lists of records.
-
-    >>> jsonable({"a": float("nan"), "b": pd.DataFrame({"x": [1]})})
-    {'a': None, 'b': [{'x': 1}]}
-    """
-    if isinstance(value, pd.DataFrame):
-        frame = value.reset_index() if value.index.name else value
-        return [jsonable(r) for r in frame.to_dict(orient="records")]
-    if isinstance(value, pd.Series):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, np.ndarray)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    if value is None or isinstance(value, str):
-        return value
-    if value is pd.NA or value is pd.NaT:
-        return None
-    return str(value)
-
-
-# --- HTML export -------------------------------------------------------------------------------
 
 
 def _mark_hidden_inputs(nb: Any) -> Any:
