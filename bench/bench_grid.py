@@ -144,8 +144,8 @@ def run_grid(urls, args, card, train, out_dir, *, kill: Fakes | None = None, exp
     return result
 
 
-def recorded_keys(result) -> list[str]:
-    """Keys of every answer cached in the runs' raw.jsonl files (duplicates kept)."""
+def recorded_keys(result, backend: str | None = None) -> list[str]:
+    """Keys of every answer cached in the runs' raw.jsonl files (duplicates kept), optionally from one backend."""
     from synllm import runstore
 
     keys = []
@@ -154,7 +154,8 @@ def recorded_keys(result) -> list[str]:
         messages = ([{"role": "system", "content": run.prompt.system}] if run.prompt.system else [])
         messages.append({"role": "user", "content": prompt_text})
         for record in runstore.read_records(run.run_dir / runstore.RAW):
-            keys.append(_key({"seed": record["seed"], "messages": messages}))
+            if backend is None or record["backend"] == backend:
+                keys.append(_key({"seed": record["seed"], "messages": messages}))
     return keys
 
 
@@ -218,7 +219,9 @@ def main() -> None:
             recorded = recorded_keys(result)
             survivors = Counter(k for i, keys in enumerate(state["answered"]) if i != 3 for k in keys)
             repeated = sum(c - 1 for c in survivors.values() if c > 1)
-            lost = {k for k in state["answered"][3] if k not in set(recorded)}
+            # fake-3 may count an answer it was killed while sending: the client never got it.
+            from_fake3 = set(recorded_keys(result, backend="openai@fake-3"))
+            lost = {k for k in state["answered"][3] if k not in from_fake3}
             both = {k for k in state["answered"][3] if k in survivors}
             cells = args.seeds * 4
             print(f"3. kill fake-3 halfway: {len(result.runs)}/{cells} runs complete with {args.rows} rows each: "

@@ -146,6 +146,10 @@ class _Run:
         self.raw_path = run_dir / runstore.RAW
         self.records: dict[int, dict[str, Any]] = {}
         self.queued_rows: list[list[str]] = []
+        self.queued_origin: list[tuple[int, int]] = []  # (request index, row within the answer)
+        self.checked: list[tuple[list[tuple[int, int]], Any]] = []  # validated batches
+        self.repairs: dict[str, int] = {}
+        self.rows_checked = 0
         self.valid_count = 0
         self.last_validation = 0.0
         self.started = time.perf_counter()
@@ -181,15 +185,32 @@ class _Run:
         return result
 
     def _queue_for_validation(self, record: dict[str, Any]) -> None:
-        rows = parse_text(record["text"], self.card).rows
-        self.queued_rows.extend(rows)
+        parsed = parse_text(record["text"], self.card)
+        for repair in parsed.repairs + (["ignored non-data lines"] if parsed.junk else []):
+            self.repairs[repair] = self.repairs.get(repair, 0) + 1
+        self.queued_rows.extend(parsed.rows)
+        self.queued_origin.extend((record["index"], i) for i in range(len(parsed.rows)))
 
     def _validate_queued(self) -> None:
-        """Validate every answer not yet checked in one call: pandas cost is per call, not per row."""
+        """Validate every answer not yet checked in one call (pandas cost is per call, not per row).
+
+        Each answer is parsed and validated once; the final assembly reuses these batches.
+        """
         if self.queued_rows:
-            self.valid_count += len(validate_rows(self.queued_rows, self.card).valid)
-            self.queued_rows = []
+            checked = validate_rows(self.queued_rows, self.card)
+            self.checked.append((self.queued_origin, checked))
+            self.valid_count += len(checked.valid)
+            self.rows_checked += len(self.queued_rows)
+            self.queued_rows, self.queued_origin = [], []
         self.last_validation = time.perf_counter()
+
+    def _expected_valid_per_request(self) -> float:
+        """Valid rows one more request should bring, from the valid rate so far (at least 10 %).
+
+        Up to twice the expected need is kept in flight, so a slow or failing answer does not stall a run.
+        """
+        rate = self.valid_count / self.rows_checked if self.rows_checked else 1.0
+        return self.options.batch_size * max(rate, 0.1)
 
     def _loop(self, concurrency: int, bar: tqdm) -> None:
         grammar = to_gbnf(self.card, self.options.batch_size) if self.fmt == "csv" else None
@@ -202,20 +223,22 @@ class _Run:
                 while True:
                     # Unchecked rows count as valid until checked; check them when they could end the run.
                     optimistic = self.valid_count + len(self.queued_rows)
-                    if self.queued_rows and (optimistic >= self.n_rows or not pending
-                                             or time.perf_counter() - self.last_validation > 0.5):
+                    # Once enough rows are valid, late answers are only cached; _finish checks them.
+                    if self.queued_rows and self.valid_count < self.n_rows and (
+                            optimistic >= self.n_rows or not pending
+                            or time.perf_counter() - self.last_validation > 0.5):
                         self._validate_queued()
                         bar.update(max(0, min(self.valid_count, self.n_rows) - bar.n))
                         bar.set_postfix(requests=len(self.records), valid=self.valid_count)
                         optimistic = self.valid_count
                     wanted = self.n_rows - optimistic
                     while (wanted > 0 and next_index is not None and len(pending) < concurrency
-                           and len(pending) * self.options.batch_size < wanted * 2):
+                           and len(pending) * self._expected_valid_per_request() < wanted * 2):
                         request = self._request(next_index, grammar, schema)
                         pending[pool.submit(self._ask, next_index, request)] = next_index
                         next_index = next(todo, None)
                     if not pending:
-                        if self.queued_rows:
+                        if self.queued_rows and self.valid_count < self.n_rows:
                             continue
                         return
                     done, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -262,20 +285,12 @@ class _Run:
         return record
 
     def _finish(self, reused: int, error: BaseException | None) -> RunResult:
+        self._validate_queued()
         ordered = [self.records[i] for i in sorted(self.records)]
-        rows, origin, repairs = [], [], {}
-        for record in ordered:
-            parsed = parse_text(record["text"], self.card)
-            notes = parsed.repairs + (["ignored non-data lines"] if parsed.junk else [])
-            for repair in notes:
-                repairs[repair] = repairs.get(repair, 0) + 1
-            rows.extend(parsed.rows)
-            origin.extend([record["index"]] * len(parsed.rows))
+        repairs = self.repairs
         columns = self.card.synth_names
-        checked = validate_rows(rows, self.card)
-        valid, rejected = checked.valid, checked.rejected
-        valid["_request"] = pd.array([origin[i] for i in checked.valid_positions], dtype="Int64")
-        rejected["_request"] = pd.array([origin[i] for i in checked.rejected_positions], dtype="Int64")
+        valid = _assemble([(o, c.valid, c.valid_positions) for o, c in self.checked], validate_rows([], self.card).valid)
+        rejected = _assemble([(o, c.rejected, c.rejected_positions) for o, c in self.checked], pd.DataFrame())
         returned = len(valid) + len(rejected)
         synthetic = valid.iloc[: self.n_rows].reset_index(drop=True)
         flags = row_flags(synthetic[columns], self.prompt.examples, self.card)
@@ -348,6 +363,20 @@ class _Run:
             },
             "updated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
+
+
+def _assemble(parts, empty: pd.DataFrame) -> pd.DataFrame:
+    """Concatenate validated batches in request order, then row order within each answer."""
+    frames = []
+    for origin, frame, positions in parts:
+        if len(frame):
+            keys = [origin[p] for p in positions]
+            frames.append(frame.assign(_request=pd.array([k[0] for k in keys], dtype="Int64"),
+                                       _row=[k[1] for k in keys]))
+    if not frames:
+        return empty
+    table = pd.concat(frames, ignore_index=True).sort_values(["_request", "_row"], kind="stable")
+    return table.drop(columns="_row").reset_index(drop=True)
 
 
 def row_flags(synthetic: pd.DataFrame, examples: pd.DataFrame, card: Card) -> pd.DataFrame:
