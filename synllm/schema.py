@@ -6,6 +6,9 @@ validator of synthetic rows (which keeps bad rows aside with a reason each).
 
 from __future__ import annotations
 
+import math
+from functools import lru_cache
+
 import numpy as np
 import pandas as pd
 
@@ -38,40 +41,65 @@ def _missing_stripped(text: pd.Series, card: Card) -> pd.Series:
     return (text.isna() | text.eq("") | text.isin(tokens)).astype(bool)
 
 
-def parse_column(values: pd.Series, col: Column, card: Card) -> tuple[pd.Series, dict[str, pd.Series]]:
-    """Parse raw cells of one column; return typed values and a mask per failed check."""
-    text = values.astype("string").str.strip()
-    missing = _missing_stripped(text, card)
-    problems: dict[str, pd.Series] = {}
-    if not col.nullable and col.kind is not Kind.IDENTIFIER:
-        problems["missing"] = missing.copy()
+def check_cell(text: object, col: Column, tokens: frozenset[str]) -> tuple[object, tuple[str, ...]]:
+    """Parse one raw cell: its typed value (None when unusable or missing) and the checks it fails."""
+    t = "" if text is None or text is pd.NA or (isinstance(text, float) and math.isnan(text)) else str(text).strip()
+    if t == "" or t in tokens:
+        missing = not col.nullable and col.kind is not Kind.IDENTIFIER
+        return None, ("missing",) if missing else ()
     if col.is_numeric or (col.is_categorical and col.has_numeric_categories):
-        numbers = pd.to_numeric(text.where(~missing), errors="coerce").astype("float64")
-        problems["not_a_number"] = ~missing & numbers.isna()
-        whole = numbers.dropna() % 1 == 0
-        if col.kind is Kind.INTEGER or col.is_categorical:
-            problems["not_an_integer"] = pd.Series(False, index=values.index)
-            problems["not_an_integer"].loc[whole.index[~whole]] = True
-        if col.is_categorical:
-            allowed = {float(c) for c in col.categories}
-            problems["unknown_category"] = numbers.notna() & ~numbers.isin(allowed)
-        if col.range is not None:
-            lo, hi = col.range
-            problems["out_of_range"] = numbers.notna() & ((numbers < lo) | (numbers > hi))
-        fatal = np.zeros(len(values), dtype=bool)
-        for check in FATAL_CHECKS:
-            if check in problems:
-                fatal |= problems[check].to_numpy(dtype=bool)
-        typed = numbers.mask(pd.Series(fatal, index=values.index))
-        if card_dtype(col) == "Int64":
-            typed = typed.where(typed % 1 == 0).astype("Int64")
-        return typed, problems
+        try:
+            x = float(t) if "_" not in t else math.nan
+        except ValueError:
+            x = math.nan
+        if math.isnan(x):
+            return None, ("not_a_number",)
+        failed = []
+        if (col.kind is Kind.INTEGER or col.is_categorical) and not x.is_integer():
+            failed.append("not_an_integer")
+        if col.is_categorical and x not in _numeric_categories(col):
+            failed.append("unknown_category")
+        if col.range is not None and not col.range[0] <= x <= col.range[1]:
+            failed.append("out_of_range")
+        fatal = any(f in FATAL_CHECKS for f in failed)
+        return (None if fatal else x), tuple(failed)
     if col.is_categorical:
-        allowed = [str(c) for c in col.categories]
-        problems["unknown_category"] = ~missing & ~text.isin(allowed)
-        typed = text.where(~missing & ~problems["unknown_category"]).astype(card_dtype(col))
-        return typed, problems
-    return text.where(~missing), problems
+        return (t, ()) if t in _text_categories(col) else (None, ("unknown_category",))
+    return t, ()
+
+
+@lru_cache(maxsize=256)
+def _numeric_categories(col: Column) -> frozenset[float]:
+    return frozenset(float(c) for c in col.categories)
+
+
+@lru_cache(maxsize=256)
+def _text_categories(col: Column) -> frozenset[str]:
+    return frozenset(str(c) for c in col.categories)
+
+
+def parse_column(values: pd.Series, col: Column, card: Card) -> tuple[pd.Series, dict[str, pd.Series]]:
+    """Parse raw cells of one column; return typed values and a mask per failed check.
+
+    Each distinct cell is checked once (:func:`check_cell`), so the cost follows the
+    number of distinct values: small for a 20-row answer and for a 100,000-row file.
+    """
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    tokens = frozenset(t.strip() for t in card.missing_tokens)
+    results = [check_cell(u, col, tokens) for u in uniques] + [check_cell(None, col, tokens)]
+    codes = np.where(codes < 0, len(uniques), codes)  # NaN cells use the last result
+    failed = {check for _, checks in results for check in checks}
+    problems = {
+        check: pd.Series(np.array([check in r[1] for r in results])[codes], index=values.index)
+        for check in CHECKS
+        if check in failed
+    }
+    typed_values = np.array([r[0] for r in results], dtype=object)[codes]
+    dtype = card_dtype(col)
+    if col.is_numeric or (col.is_categorical and col.has_numeric_categories):
+        typed = pd.Series(typed_values, index=values.index, dtype="float64")
+        return (typed.astype("Int64") if dtype == "Int64" else typed), problems
+    return pd.Series(typed_values, index=values.index, dtype=object).astype(dtype), problems
 
 
 def parse_table(raw: pd.DataFrame, card: Card) -> tuple[pd.DataFrame, pd.DataFrame]:
