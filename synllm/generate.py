@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
@@ -380,11 +381,16 @@ def _assemble(parts, empty: pd.DataFrame) -> pd.DataFrame:
 
 
 def row_flags(synthetic: pd.DataFrame, examples: pd.DataFrame, card: Card) -> pd.DataFrame:
-    """Per row: ``duplicate`` (repeats an earlier row of the run) and ``echo`` (copies a prompt example)."""
-    keys = [format_row(r, card) for r in synthetic.to_dict("records")]
-    shown = {format_row(r, card) for r in examples.to_dict("records")} if len(examples) else set()
-    series = pd.Series(keys, dtype=object)
-    return pd.DataFrame({"duplicate": series.duplicated().to_numpy(), "echo": series.isin(shown).to_numpy()})
+    """Per row: ``duplicate`` (repeats an earlier row of the run) and ``echo`` (copies a prompt example).
+
+    An echo is judged on the text the prompt showed, so rounding in the prompt cannot hide one.
+    """
+    duplicate = synthetic.duplicated().to_numpy() if len(synthetic) else np.zeros(0, dtype=bool)
+    echo = np.zeros(len(synthetic), dtype=bool)
+    if len(examples) and len(synthetic):
+        shown = {format_row(r, card) for r in examples.to_dict("records")}
+        echo = np.array([format_row(r, card) in shown for r in synthetic.to_dict("records")])
+    return pd.DataFrame({"duplicate": duplicate, "echo": echo})
 
 
 def load_run(run_dir: str | Path, card: Card) -> tuple[pd.DataFrame, dict[str, Any]]:

@@ -10,6 +10,7 @@ import hashlib
 import json
 import math
 import string
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -146,6 +147,7 @@ def definition_line(col: Column) -> str:
 
 
 _SUMMARIES: dict[tuple[str, int], tuple[tuple[str, ...], tuple[str, ...]]] = {}
+_SUMMARIES_LOCK = threading.Lock()
 
 
 def training_summary(train: pd.DataFrame, card: Card) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -155,11 +157,12 @@ def training_summary(train: pd.DataFrame, card: Card) -> tuple[tuple[str, ...], 
     replaces recomputing every pairwise association each time.
     """
     key = (card.name, int(pd.util.hash_pandas_object(train[card.synth_names], index=False).sum()))
-    if key not in _SUMMARIES:
-        if len(_SUMMARIES) > 32:
-            _SUMMARIES.clear()
-        _SUMMARIES[key] = (tuple(statistic_lines(train, card)), tuple(association_hints(train, card)))
-    return _SUMMARIES[key]
+    with _SUMMARIES_LOCK:  # concurrent runs of a grid wait for one computation instead of repeating it
+        if key not in _SUMMARIES:
+            if len(_SUMMARIES) > 32:
+                _SUMMARIES.clear()
+            _SUMMARIES[key] = (tuple(statistic_lines(train, card)), tuple(association_hints(train, card)))
+        return _SUMMARIES[key]
 
 
 def statistic_lines(train: pd.DataFrame, card: Card) -> list[str]:
