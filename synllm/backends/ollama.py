@@ -19,21 +19,13 @@ from importlib import metadata
 from typing import Any
 
 from synllm.backends.base import Generation, GenerationRequest, register_backend
+from synllm.backends.retry import Retryable, backoff_delay, check_retry_settings
 from synllm.backends.hosts import host_url, is_loopback, warn_if_remote
 from synllm.errors import BackendError, BackendUnavailable, ModelNotFound
 
 _log = logging.getLogger(__name__)
 
 _START_HINT = "start it with `ollama serve`, or set OLLAMA_HOST to the server's address"
-
-
-class _Retryable(Exception):
-    """One failed attempt worth retrying; ``unreachable`` when no connection was made."""
-
-    def __init__(self, reason: str, *, unreachable: bool = False) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.unreachable = unreachable
 
 
 def _plain(value: Any) -> Any:
@@ -94,11 +86,7 @@ class OllamaBackend:
         check_timeout: float = 1.0,
         client_kwargs: Mapping[str, Any] | None = None,
     ) -> None:
-        if retries < 0 or timeout <= 0 or backoff_s < 0:
-            raise BackendError(
-                f"OllamaBackend needs retries >= 0, timeout > 0 and backoff_s >= 0; "
-                f"got retries={retries}, timeout={timeout}, backoff_s={backoff_s}"
-            )
+        check_retry_settings("OllamaBackend", retries, timeout, backoff_s)
         self.host = host_url(host)
         self.model = model
         self.timeout = float(timeout)
@@ -167,10 +155,10 @@ class OllamaBackend:
             try:
                 response = self._chat_once(client, request.model, messages, schema, options, timeout)
                 break
-            except _Retryable as failure:
+            except Retryable as failure:
                 if attempts > self.retries:
                     raise self._final_error(request.model, attempts, failure) from None
-                time.sleep(min(self.backoff_s * 2 ** (attempts - 1), self.max_backoff_s))
+                time.sleep(backoff_delay(attempts, self.backoff_s, self.max_backoff_s))
 
         return Generation(
             text=response.message.content or "",
@@ -193,7 +181,7 @@ class OllamaBackend:
         options: dict[str, Any],
         timeout: float,
     ) -> Any:
-        """One attempt; failures worth retrying become ``_Retryable``, the rest final errors."""
+        """One attempt; failures worth retrying become ``Retryable``, the rest final errors."""
         import httpx
         import ollama
         import pydantic
@@ -201,15 +189,15 @@ class OllamaBackend:
         try:
             return client.chat(model, messages=messages, format=schema, options=options, stream=False)
         except ConnectionError:  # the ollama client's translation of httpx.ConnectError
-            raise _Retryable("connection refused", unreachable=True) from None
+            raise Retryable("connection refused", unreachable=True) from None
         except httpx.ConnectTimeout:
-            raise _Retryable(f"no connection within {self.connect_timeout:g} s", unreachable=True) from None
+            raise Retryable(f"no connection within {self.connect_timeout:g} s", unreachable=True) from None
         except httpx.TimeoutException:
-            raise _Retryable(f"no answer within {timeout:g} s") from None
+            raise Retryable(f"no answer within {timeout:g} s") from None
         except httpx.TransportError as exc:
-            raise _Retryable(f"connection lost ({exc.__class__.__name__}: {exc})") from None
+            raise Retryable(f"connection lost ({exc.__class__.__name__}: {exc})") from None
         except (json.JSONDecodeError, pydantic.ValidationError):
-            raise _Retryable("the server's reply was not an Ollama chat response") from None
+            raise Retryable("the server's reply was not an Ollama chat response") from None
         except ollama.ResponseError as exc:
             status = exc.status_code
             if status == 404:
@@ -217,7 +205,7 @@ class OllamaBackend:
                     f"Ollama at {self.host} has no model {model!r}; pull it with `ollama pull {model}`"
                 ) from None
             if status >= 500 or status == 429 or status < 0:
-                raise _Retryable(f"HTTP {status}: {exc.error}") from None
+                raise Retryable(f"HTTP {status}: {exc.error}") from None
             raise BackendError(
                 f"Ollama at {self.host} rejected the request for model {model!r} "
                 f"(HTTP {status}: {exc.error}); check the model name and request options"
@@ -225,7 +213,7 @@ class OllamaBackend:
         except ollama.RequestError as exc:
             raise BackendError(f"invalid Ollama request for model {model!r}: {exc.error}") from None
 
-    def _final_error(self, model: str, attempts: int, failure: _Retryable) -> BackendError:
+    def _final_error(self, model: str, attempts: int, failure: Retryable) -> BackendError:
         if failure.unreachable:
             return BackendUnavailable(
                 f"Ollama is not reachable at {self.host} ({failure.reason}, {attempts} attempts); "

@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from synllm.backends.base import Generation, GenerationRequest, register_backend
+from synllm.backends.retry import Retryable, backoff_delay, check_retry_settings
 from synllm.backends.hosts import is_loopback, warn_once_if_remote
 from synllm.errors import BackendError, BackendUnavailable, ModelNotFound
 
@@ -40,15 +41,6 @@ _START_HINT = (
     "or set SYNLLM_OPENAI_BASE_URL to its address (it usually ends in /v1)"
 )
 
-
-
-class _Retryable(Exception):
-    """One failed attempt worth retrying; ``unreachable`` when no connection was made."""
-
-    def __init__(self, reason: str, *, unreachable: bool = False) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.unreachable = unreachable
 
 
 class _Refused(Exception):
@@ -130,11 +122,7 @@ class OpenAIBackend:
         check_timeout: float = 2.0,
         response_format: str = "auto",
     ) -> None:
-        if retries < 0 or timeout <= 0 or backoff_s < 0:
-            raise BackendError(
-                f"OpenAIBackend needs retries >= 0, timeout > 0 and backoff_s >= 0; "
-                f"got retries={retries}, timeout={timeout}, backoff_s={backoff_s}"
-            )
+        check_retry_settings("OpenAIBackend", retries, timeout, backoff_s)
         if response_format not in ("auto", *FORMATS):
             raise BackendError(f"response_format must be one of {['auto', *FORMATS]}, got {response_format!r}")
         self.base_url = _base_url(base_url)
@@ -233,10 +221,10 @@ class OpenAIBackend:
                 attempts -= 1  # a refusal is answered at once; it does not use up a retry
                 self._step_down(form, str(refusal))
                 continue
-            except _Retryable as failure:
+            except Retryable as failure:
                 if attempts > self.retries:
                     raise self._final_error(request.model, attempts, failure) from None
-                time.sleep(min(self.backoff_s * 2 ** (attempts - 1), self.max_backoff_s))
+                time.sleep(backoff_delay(attempts, self.backoff_s, self.max_backoff_s))
                 continue
             break
         choice = data["choices"][0]
@@ -255,7 +243,7 @@ class OpenAIBackend:
         )
 
     def _post(self, payload: dict[str, Any], model: str, timeout: float) -> dict[str, Any]:
-        """One attempt; failures worth retrying become ``_Retryable``, refusals ``_Refused``."""
+        """One attempt; failures worth retrying become ``Retryable``, refusals ``_Refused``."""
         import httpx
 
         try:
@@ -264,13 +252,13 @@ class OpenAIBackend:
                 timeout=httpx.Timeout(timeout, connect=min(self.connect_timeout, timeout)),
             )
         except httpx.ConnectError:
-            raise _Retryable("connection refused", unreachable=True) from None
+            raise Retryable("connection refused", unreachable=True) from None
         except httpx.ConnectTimeout:
-            raise _Retryable(f"no connection within {self.connect_timeout:g} s", unreachable=True) from None
+            raise Retryable(f"no connection within {self.connect_timeout:g} s", unreachable=True) from None
         except httpx.TimeoutException:
-            raise _Retryable(f"no answer within {timeout:g} s") from None
+            raise Retryable(f"no answer within {timeout:g} s") from None
         except httpx.TransportError as exc:
-            raise _Retryable(f"connection lost ({exc.__class__.__name__}: {exc})") from None
+            raise Retryable(f"connection lost ({exc.__class__.__name__}: {exc})") from None
         try:
             data = response.json()
         except ValueError:
@@ -279,7 +267,7 @@ class OpenAIBackend:
         if status < 400:
             choices = data.get("choices") if isinstance(data, dict) else None
             if not (isinstance(choices, list) and choices and isinstance(choices[0], dict)):
-                raise _Retryable(f"HTTP {status} reply was not an OpenAI chat completion")
+                raise Retryable(f"HTTP {status} reply was not an OpenAI chat completion")
             return data
         message = error_message(data)
         sent = payload.get("response_format")
@@ -296,7 +284,7 @@ class OpenAIBackend:
                 f"set {' or '.join(API_KEY_VARS)} (or the endpoint's api_key_env) to a valid key"
             )
         if status >= 500 or status in (408, 429):
-            raise _Retryable(f"HTTP {status}: {message[:300]}")
+            raise Retryable(f"HTTP {status}: {message[:300]}")
         hint = "check the base URL (it usually ends in /v1)" if status == 404 else "check the request options"
         raise BackendError(
             f"the server at {self.base_url} rejected the request for model {model!r} "
@@ -317,7 +305,7 @@ class OpenAIBackend:
                 _log.warning("server %s refused response_format %r (%s); sending %r from now on",
                              self.base_url, form, reason, following)
 
-    def _final_error(self, model: str, attempts: int, failure: _Retryable) -> BackendError:
+    def _final_error(self, model: str, attempts: int, failure: Retryable) -> BackendError:
         if failure.unreachable:
             return BackendUnavailable(
                 f"no OpenAI-compatible server reachable at {self.base_url} "
