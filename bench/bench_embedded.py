@@ -22,10 +22,10 @@ import pandas as pd
 from synllm.backends.base import GenerationRequest
 from synllm.backends.embedded import DEFAULT_MODEL, EmbeddedBackend
 from synllm.cards import Card, available_cards, load_card
-from synllm.constraints import row_format, to_gbnf
+from synllm.cards.rules import rows_passing_hard_rules
+from synllm.dataset.schema import parse_table, row_format
 from synllm.errors import CardError
-from synllm.rules import rows_passing_hard_rules
-from synllm.schema import parse_table
+from synllm.generation.constraints import to_gbnf
 
 SYSTEM = "You are a data generator. Reply with CSV rows only."
 FREE_PROMPT = "Count from 1 to 2000, separated by commas."

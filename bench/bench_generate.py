@@ -20,10 +20,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from synllm.backends.ollama import OllamaBackend  # noqa: E402
-from synllm.dataset import load_dataset, split  # noqa: E402
-from synllm.generate import GenerationOptions, generate  # noqa: E402
-from tests.fake_ollama import FakeOllama  # noqa: E402
+from synllm.backends.ollama import OllamaBackend
+from synllm.dataset import load_dataset, split
+from synllm.generation.loop import GenerationOptions, generate
+from tests.fake_ollama import FakeOllama
 
 
 def bench_ollama(n_requests: int = 600, batch: int = 5, threads: int = 8) -> None:
@@ -36,7 +36,7 @@ def bench_ollama(n_requests: int = 600, batch: int = 5, threads: int = 8) -> Non
         run = generate(card, train, "p3", backend, "bench:1b", n_requests * batch, 0, options=options,
                        out_dir=out, progress=False, max_requests=n_requests)
         wall = time.perf_counter() - start
-        requests = run.manifest["diagnostics"]["requests"]
+        requests = run.manifest.diagnostics.requests
         print(f"ollama path: {requests} requests, {len(run.synthetic)} valid rows in {wall:.2f} s "
               f"-> {requests / wall:.0f} requests/s with {threads} threads (target >= 200)")
         start = time.perf_counter()
@@ -61,8 +61,8 @@ def bench_embedded(rows: int = 20, batch: int = 10) -> None:
             run = generate(card, train, "p2", backend, None, rows, 0, options=GenerationOptions(batch_size=batch),
                            out_dir=out, progress=False)
             wall = time.perf_counter() - start
-        d = run.manifest["diagnostics"]
-        model_s = run.manifest["timings"]["model_seconds"]
+        d = run.manifest.diagnostics
+        model_s = run.manifest.timings.model_seconds
         print(f"{name:<10} {d['requests']:>8} {d['rows_valid']:>6} {d['rows_valid'] / wall:>7.2f} "
               f"{d['tokens_per_valid_row']:>8.1f} {wall:>11.2f} {model_s:>8.2f} {model_s / wall:>15.2f}")
     print("model/pipeline is the share of wall time spent in llama.cpp calls (target >= 0.85); the first "

@@ -7,7 +7,7 @@ their CPU does not share this process's GIL); all traffic stays on 127.0.0.1.
 
 Three measurements:
 1. the pool alone: requests sent straight to ``EndpointPool.generate`` from threads;
-2. the grid: ``run_grid_concurrent`` over stroke × p1–p4 × ``--seeds`` seeds;
+2. the grid: ``run_grid`` over a pool of endpoints, on stroke × p1–p4 × ``--seeds`` seeds;
 3. the same grid with one endpoint killed halfway: every run must finish with every
    row, and no request may be answered again after its answer was recorded.
 
@@ -87,11 +87,11 @@ class Fakes:
 
 
 def validation_ms(card, batch_size: int) -> float:
-    """CPU milliseconds to parse and validate one answer, as ``synllm.generate`` does."""
+    """CPU milliseconds to parse and validate one answer, as ``synllm.generation.loop`` does."""
     import random
 
-    from synllm.constraints import to_json_schema
-    from synllm.parsing import parse_text, validate_rows
+    from synllm.generation.constraints import to_json_schema
+    from synllm.generation.parsing import parse_text, validate_rows
     from tests.fake_openai import value_for_schema
 
     text = json.dumps(value_for_schema(to_json_schema(card, batch_size), random.Random(0)))
@@ -102,8 +102,8 @@ def validation_ms(card, batch_size: int) -> float:
 
 
 def make_pool(urls: list[str], concurrency: int, **options):
-    from synllm.endpoints import Endpoint
-    from synllm.pool import EndpointPool
+    from synllm.backends.endpoints import Endpoint
+    from synllm.backends.pool import EndpointPool
 
     endpoints = [Endpoint(name=f"fake-{i}", kind="openai", url=url, max_concurrency=concurrency,
                           models={"bench": "bench-model"}, options=options) for i, url in enumerate(urls)]
@@ -112,7 +112,7 @@ def make_pool(urls: list[str], concurrency: int, **options):
 
 def bench_pool_only(urls, args, card) -> float:
     from synllm.backends.base import GenerationRequest
-    from synllm.constraints import to_json_schema
+    from synllm.generation.constraints import to_json_schema
 
     pool = make_pool(urls, args.concurrency)
     schema = to_json_schema(card, args.batch_size)
@@ -127,18 +127,18 @@ def bench_pool_only(urls, args, card) -> float:
 
 
 def run_grid(urls, args, card, train, out_dir, *, kill: Fakes | None = None, expected: int = 0):
-    from synllm.generate import GenerationOptions
-    from synllm.pool import run_grid_concurrent
+    from synllm.generation.grid import run_grid as grid
+    from synllm.generation.loop import GenerationOptions
 
     pool = make_pool(urls, args.concurrency, retries=1, backoff_s=0.05)
     if kill is not None:
         def killer() -> None:
-            while sum(s.requests for s in pool.stats()) < expected // 2:
+            while sum(s.requests for s in pool.endpoint_stats()) < expected // 2:
                 time.sleep(0.01)
             kill.ask("kill 3")
         threading.Thread(target=killer, daemon=True).start()
-    result = run_grid_concurrent(
-        card, train, pool, models=["bench"], prompt_types=["p1", "p2", "p3", "p4"], seeds=range(args.seeds),
+    result = grid(
+        card, train, backend=pool, models=["bench"], prompt_types=["p1", "p2", "p3", "p4"], seeds=range(args.seeds),
         n_rows=args.rows, options=GenerationOptions(batch_size=args.batch_size), out_dir=out_dir, progress=False)
     pool.close()
     return result
@@ -146,14 +146,14 @@ def run_grid(urls, args, card, train, out_dir, *, kill: Fakes | None = None, exp
 
 def recorded_keys(result, backend: str | None = None) -> list[str]:
     """Keys of every answer cached in the runs' raw.jsonl files (duplicates kept), optionally from one backend."""
-    from synllm import runstore
+    from synllm import files
 
     keys = []
     for run in result.runs:
         prompt_text = run.prompt.text
         messages = ([{"role": "system", "content": run.prompt.system}] if run.prompt.system else [])
         messages.append({"role": "user", "content": prompt_text})
-        for record in runstore.read_records(run.run_dir / runstore.RAW):
+        for record in files.read_records(run.run_dir / files.RAW):
             if backend is None or record["backend"] == backend:
                 keys.append(_key({"seed": record["seed"], "messages": messages}))
     return keys
@@ -175,7 +175,7 @@ def main() -> None:
         return
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     from synllm.dataset import load_dataset, split
-    from synllm.pool import endpoint_table
+    from synllm.generation.grid import endpoint_table
 
     table, card = load_dataset("stroke")
     train, _ = split(table, card)

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from synllm.baselines import get_baseline
 from synllm.dataset import load_dataset, split
+from synllm.generation.baselines import get_baseline
 from synllm.metrics import REGISTRY, EvalContext, evaluate
 from synllm.metrics.distance import clear_cache
 
@@ -50,7 +50,7 @@ def _suite(name: str, n_synthetic: int, target: float) -> pd.DataFrame:
     for label, reference in (("without reference", False), ("with reference", True)):
         clear_cache()
         start = time.perf_counter()
-        ev = evaluate(train, holdout, synthetic, card, examples=examples, reference=reference)
+        ev = evaluate(synthetic, train=train, holdout=holdout, card=card, examples=examples, reference=reference)
         total = time.perf_counter() - start
         timings[label] = total
         verdict = "within" if total < target else "OVER"

@@ -20,9 +20,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.fake_ollama
 
-from synllm.backends.base import GenerationRequest  # noqa: E402
-from synllm.backends.ollama import OllamaBackend  # noqa: E402
-from tests.fake_ollama import FAKE_MODEL, FakeOllama  # noqa: E402
+from synllm.backends.base import GenerationRequest
+from synllm.backends.ollama import OllamaBackend
+from tests.fake_ollama import FAKE_MODEL, FakeOllama
 
 SCHEMA = {
     "type": "object",

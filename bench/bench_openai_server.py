@@ -62,7 +62,7 @@ def start_server(threads: int, log_file) -> tuple[subprocess.Popen, str]:
 
 
 def measure(label, backend, model, card, train, args) -> dict:
-    from synllm.generate import GenerationOptions, generate
+    from synllm.generation.loop import GenerationOptions, generate
 
     load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as out:
@@ -71,8 +71,8 @@ def measure(label, backend, model, card, train, args) -> dict:
                           options=GenerationOptions(batch_size=args.batch_size), max_requests=args.max_requests,
                           out_dir=out, progress=False)
         wall = time.perf_counter() - started
-    d = result.manifest["diagnostics"]
-    tokens = result.manifest["tokens"]["completion"]
+    d = result.manifest.diagnostics
+    tokens = result.manifest.tokens.completion
     figures = {"label": label, "wall": wall, "requests": d["requests"], "valid": d["rows_valid"],
                "returned": d["rows_returned"], "tokens": tokens, "load": load}
     print(f"{label:<34} {d['rows_valid']:>3}/{d['rows_returned']:<3} valid rows, {d['requests']} requests, "

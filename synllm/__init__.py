@@ -1,70 +1,111 @@
 """synllm: synthetic medical tables from local LLMs, scored against a real holdout.
 
-Importing synllm is cheap and has no side effects: the generation, backend and
-metric APIs below are imported on first use.
+The whole public API is here, flat: ``import synllm`` then ``synllm.load_dataset(...)``,
+``synllm.generate(...)``, ``synllm.evaluate(...)``; rendering helpers for notebooks live
+in the ``synllm.report`` namespace. The flow, one way::
+
+    cards -> dataset (load, split) -> prompts -> backends -> generation -> metrics -> report
+                                      study (what `make run` and the notebooks drive) sits on top
+
+Importing synllm is cheap and has no side effects: every name is imported on first use.
+No submodule shares a name with a public function, so ``synllm.generate`` is always the function.
 """
 
 from importlib import import_module
 from typing import Any
 
-from synllm.cards import Card, Column, Kind, Rule, available_cards, load_card
-from synllm.dataset import Dataset, load_dataset, split
-from synllm.errors import (
-    BackendError,
-    BackendUnavailable,
-    CardError,
-    DataError,
-    GenerationError,
-    MetricError,
-    ModelNotFound,
-    SynllmError,
-    TemplateError,
-)
-
 __version__ = "0.1.0"
 
-# Public names served lazily: name -> module that defines it.
-_LAZY = {
-    "Evaluation": "synllm.metrics",
-    "GenerationOptions": "synllm.generate",
-    "RunResult": "synllm.generate",
-    "evaluate": "synllm.metrics",
-    "generate": "synllm.generate",
-    "get_backend": "synllm.backends.base",
-    "load_run": "synllm.generate",
-    "render_prompt": "synllm.prompts",
-    "run_grid": "synllm.grid",
+#: Public name -> "module:attribute" that defines it (the module itself when no attribute is given).
+_EXPORTS = {
+    # errors
+    "BackendError": "synllm.errors:BackendError",
+    "BackendUnavailable": "synllm.errors:BackendUnavailable",
+    "CardError": "synllm.errors:CardError",
+    "ConfigError": "synllm.errors:ConfigError",
+    "DataError": "synllm.errors:DataError",
+    "EndpointConfigError": "synllm.errors:EndpointConfigError",
+    "GenerationError": "synllm.errors:GenerationError",
+    "InvalidArgument": "synllm.errors:InvalidArgument",
+    "MetricError": "synllm.errors:MetricError",
+    "ModelNotFound": "synllm.errors:ModelNotFound",
+    "ProfileError": "synllm.errors:ProfileError",
+    "StorageError": "synllm.errors:StorageError",
+    "SynllmError": "synllm.errors:SynllmError",
+    "TemplateError": "synllm.errors:TemplateError",
+    # cards and data
+    "Card": "synllm.cards:Card",
+    "Column": "synllm.cards:Column",
+    "Kind": "synllm.cards:Kind",
+    "Rule": "synllm.cards:Rule",
+    "available_cards": "synllm.cards:available_cards",
+    "load_card": "synllm.cards:load_card",
+    "Dataset": "synllm.dataset:Dataset",
+    "load_dataset": "synllm.dataset:load_dataset",
+    "split": "synllm.dataset:split",
+    # prompts
+    "PROMPT_TYPES": "synllm.prompts:PROMPT_TYPES",
+    "Prompt": "synllm.prompts:Prompt",
+    "render_prompt": "synllm.prompts:render_prompt",
+    # backends
+    "Backend": "synllm.backends.base:Backend",
+    "BaseBackend": "synllm.backends.base:BaseBackend",
+    "EndpointPool": "synllm.backends.pool:EndpointPool",
+    "Generation": "synllm.backends.base:Generation",
+    "GenerationRequest": "synllm.backends.base:GenerationRequest",
+    "backend_names": "synllm.backends.registry:backend_names",
+    "get_backend": "synllm.backends.registry:get_backend",
+    "load_endpoints": "synllm.backends.endpoints:load_endpoints",
+    "model_grid": "synllm.backends.models:model_grid",
+    "register_backend": "synllm.backends.registry:register_backend",
+    "resolve_backend": "synllm.backends.registry:resolve_backend",
+    # generation
+    "GenerationOptions": "synllm.generation.loop:GenerationOptions",
+    "GridResult": "synllm.generation.grid:GridResult",
+    "RunManifest": "synllm.generation.manifest:RunManifest",
+    "RunResult": "synllm.generation.loop:RunResult",
+    "baseline_names": "synllm.generation.baselines:baseline_names",
+    "generate": "synllm.generation.loop:generate",
+    "get_baseline": "synllm.generation.baselines:get_baseline",
+    "load_run": "synllm.generation.loop:load_run",
+    "run_grid": "synllm.generation.grid:run_grid",
+    # metrics
+    "Evaluation": "synllm.metrics:Evaluation",
+    "MetricResult": "synllm.metrics:MetricResult",
+    "evaluate": "synllm.metrics:evaluate",
+    "evaluate_repeats": "synllm.metrics:evaluate_repeats",
+    "metric_names": "synllm.metrics:metric_names",
+    "relative_scores": "synllm.metrics:relative_scores",
+    "summarize_repeats": "synllm.metrics:summarize_repeats",
+    # study
+    "ScoredRun": "synllm.report.inputs:ScoredRun",
+    "StudyData": "synllm.report.inputs:StudyData",
+    "load_study_data": "synllm.study.data:load_study_data",
+    "preview_prompts": "synllm.study.data:preview_prompts",
+    "require_backend": "synllm.study.data:require_backend",
+    "require_runs": "synllm.study.data:require_runs",
+    "resolve_models": "synllm.study.data:resolve_models",
+    "score_baselines": "synllm.study.scoring:score_baselines",
+    "score_runs": "synllm.study.scoring:score_runs",
+    "write_study_outputs": "synllm.study.scoring:write_study_outputs",
+    # namespaces
+    "report": "synllm.report",
 }
+
+__all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'synllm' has no attribute {name!r}")
+    target = _EXPORTS.get(name)
+    if target is None:
+        raise AttributeError(f"module 'synllm' has no attribute {name!r}")
+    module, _, attribute = target.partition(":")
+    value = import_module(module)
+    if attribute:
+        value = getattr(value, attribute)
+    globals()[name] = value
+    return value
 
 
-__all__ = sorted(
-    [
-        "BackendError",
-        "BackendUnavailable",
-        "Card",
-        "CardError",
-        "Column",
-        "DataError",
-        "Dataset",
-        "GenerationError",
-        "Kind",
-        "MetricError",
-        "ModelNotFound",
-        "Rule",
-        "SynllmError",
-        "TemplateError",
-        "available_cards",
-        "load_card",
-        "load_dataset",
-        "split",
-        *_LAZY,
-    ]
-)
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

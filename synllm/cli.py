@@ -82,37 +82,32 @@ def _prompt(args: argparse.Namespace) -> int:
 
 
 def _generate(args: argparse.Namespace) -> int:
+    from synllm.backends.models import grid_names, model_grid
     from synllm.dataset import load_dataset, split
-    from synllm.generate import GenerationOptions
-    from synllm.grid import run_grid
-    from synllm.models import grid_names, model_grid
+    from synllm.generation.grid import run_grid
+    from synllm.generation.loop import GenerationOptions
 
     table, card = load_dataset(args.dataset)
     train, _ = split(table, card, holdout=args.holdout, random_state=args.split_seed)
     options = GenerationOptions(batch_size=args.batch_size, temperature=args.temperature, top_p=args.top_p)
     grids = set(grid_names())
     models = [m for name in args.models for m in (model_grid(name) if name in grids else [name])]
-    common = dict(models=models, prompt_types=args.prompt_types, seeds=args.seeds, n_rows=args.rows,
-                  options=options, max_requests=args.max_requests, out_dir=args.out, progress=not args.no_progress)
-    if args.endpoints:
-        from synllm.pool import EndpointPool, run_grid_concurrent
-
-        result = run_grid_concurrent(card, train, EndpointPool(args.endpoints), **common)
-    else:
-        result = run_grid(card, train, backend=args.backend, **common)
+    result = run_grid(card, train, backend=args.backend, endpoints=args.endpoints, models=models,
+                      prompt_types=args.prompt_types, seeds=args.seeds, n_rows=args.rows, options=options,
+                      max_requests=args.max_requests, out_dir=args.out, progress=not args.no_progress)
     for run in result.runs:
-        d = run.manifest["diagnostics"]
-        print(f"{run.manifest['status']:<10} {len(run.synthetic):>5} rows  valid rate {d['valid_rate']}  {run.run_dir}")
+        m = run.manifest
+        print(f"{m.status:<10} {len(run.synthetic):>5} rows  valid rate {m.diagnostics.valid_rate}  {run.run_dir}")
     for model, ptype, seed, message in result.failures:
         print(f"failed     {model} {ptype} seed {seed}: {message}", file=sys.stderr)
     return 0 if result.ok else 1
 
 
 def _backends(args: argparse.Namespace) -> int:
-    from synllm.backends.base import backend_names, get_backend
+    from synllm.backends.registry import backend_names, get_backend
 
     for name in backend_names():
-        if name == "auto":
+        if name in ("auto", "pool"):
             continue
         backend = get_backend(name)
         print(f"{name:<10} {'available' if backend.available() else 'not available'}")

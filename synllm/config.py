@@ -12,10 +12,10 @@ from pathlib import Path
 
 PROJ_ROOT = Path(__file__).resolve().parents[1]
 PACKAGE_DIR = Path(__file__).resolve().parent
-CARDS_DIR = PACKAGE_DIR / "cards"
-TEMPLATES_DIR = PACKAGE_DIR / "templates"
-PROFILES_DIR = PACKAGE_DIR / "profiles"
-MODELS_FILE = PACKAGE_DIR / "models.yaml"
+CARDS_DIR = PACKAGE_DIR / "cards"  # the shipped cards, beside the card code
+PROFILES_DIR = PACKAGE_DIR / "study" / "profiles"  # batch profiles for `make run`
+MODELS_FILE = PACKAGE_DIR / "backends" / "models.yaml"  # model tags and grids
+ENDPOINTS_DIR = PACKAGE_DIR / "backends" / "endpoint_configs"  # example endpoint configurations
 
 DATA_DIR = PROJ_ROOT / "data"
 RAW_DIR = DATA_DIR / "raw"

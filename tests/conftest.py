@@ -32,3 +32,11 @@ def tmp_home(tmp_path, monkeypatch):
     home.mkdir()
     monkeypatch.setenv("SYNLLM_HOME", str(home))
     return home
+
+
+@pytest.fixture(scope="session")
+def study_data():
+    """Stroke, split with seed 0, scored on 400 train / 400 holdout rows."""
+    from synllm.study.data import load_study_data
+
+    return load_study_data("stroke", eval_max_rows=400, example_seeds=(0, 1))

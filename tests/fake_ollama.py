@@ -396,7 +396,7 @@ def _make_handler(fake: FakeOllama) -> type[BaseHTTPRequestHandler]:
             except OSError:
                 pass
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
+        def log_message(self, format: str, *args: Any) -> None:
             pass
 
         def do_GET(self) -> None:

@@ -6,13 +6,16 @@ import importlib
 import json
 import os
 import pkgutil
+import re
 import subprocess
 import sys
 import textwrap
+import types
 
 import pytest
 
 import synllm
+from synllm import config
 
 PROBE = textwrap.dedent(
     """
@@ -89,6 +92,37 @@ def test_all_is_sorted_and_complete():
     assert len(synllm.__all__) == len(set(synllm.__all__))
     for name in synllm.__all__:
         assert hasattr(synllm, name), name
+
+
+#: Public names that are meant to be modules (namespaces of the flat API).
+NAMESPACES = {"report"}
+
+
+def test_every_exported_name_is_what_it_claims_after_all_submodules_are_imported():
+    """Importing a submodule must never replace a public function or class of the same name (the old
+    ``synllm.generate`` bug): after every submodule is imported, each exported name is still itself."""
+    for module in _public_modules():
+        importlib.import_module(module)
+    for name in synllm.__all__:
+        value = getattr(synllm, name)
+        if name in NAMESPACES:
+            assert isinstance(value, types.ModuleType) and value.__name__ == f"synllm.{name}", name
+            continue
+        assert not isinstance(value, types.ModuleType), f"synllm.{name} is the module {value.__name__}, not the API"
+        if isinstance(value, type | types.FunctionType):
+            assert value.__name__ == name, f"synllm.{name} is {value!r}"
+            assert value.__module__.startswith("synllm."), f"synllm.{name} comes from {value.__module__}"
+
+
+def test_no_public_name_is_also_a_submodule_name():
+    submodules = {info.name for info in pkgutil.iter_modules(synllm.__path__)}
+    assert not (set(synllm.__all__) - NAMESPACES) & submodules
+
+
+def test_the_documented_example_runs_on_the_flat_api_only():
+    readme = (config.PROJ_ROOT / "README.md").read_text(encoding="utf-8")
+    imports = set(re.findall(r"^\s*(?:from synllm[.\w]* import .*|import synllm[.\w]*)", readme, re.M))
+    assert imports and imports <= {"import synllm", "from synllm import report"}, imports
 
 
 @pytest.mark.parametrize("name", [m for m in _public_modules() if m != "synllm"])

@@ -8,30 +8,19 @@ remembers why (``chosen_because``), stamps that onto every Generation
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from synllm.backends.base import Backend, Generation, GenerationRequest, get_backend
-from synllm.backends.ollama import OllamaBackend, same_model
-from synllm.errors import BackendUnavailable
-from synllm.models import model_grid
+from synllm.backends.base import Backend, BaseBackend, Generation, GenerationRequest
+from synllm.backends.models import model_grid
+from synllm.backends.registry import backend_options, get_backend
+from synllm.errors import BackendUnavailable, InvalidArgument
 
 _log = logging.getLogger(__name__)
 
-_OLLAMA_OPTIONS = {
-    "timeout",
-    "connect_timeout",
-    "retries",
-    "backoff_s",
-    "max_backoff_s",
-    "max_concurrency",
-    "check_timeout",
-    "client_kwargs",
-}
 
-
-class AutoBackend:
+class AutoBackend(BaseBackend):
     """A chosen backend plus the reason it was chosen; delegates everything else.
 
     Requests for the model that was asked for (or with an empty model) are sent with
@@ -42,6 +31,7 @@ class AutoBackend:
         self.inner = inner
         self.name = inner.name
         self.chosen = inner.name
+        self.output_format = inner.output_format
         self.model = model
         self.requested_model = requested_model
         self.chosen_because = because
@@ -52,17 +42,16 @@ class AutoBackend:
     @property
     def choice(self) -> dict[str, Any]:
         """What the run manifest stores about the choice."""
-        return {
-            "chosen": self.chosen,
-            "model": self.model,
-            "requested_model": self.requested_model,
-            "because": self.chosen_because,
-        }
+        return {"chosen": self.chosen, "model": self.model, "requested_model": self.requested_model,
+                "because": self.chosen_because}
 
-    @property
-    def max_concurrency(self) -> int:
+    def capacity(self, model: str | None = None) -> int:
         """Parallel requests the chosen backend accepts."""
-        return int(getattr(self.inner, "max_concurrency", 1) or 1)
+        return self.inner.capacity(model or self.model)
+
+    def lanes(self, models: Sequence[str]) -> list[list[str]]:
+        """The chosen backend's lanes."""
+        return self.inner.lanes(models)
 
     def generate(self, request: GenerationRequest) -> Generation:
         """Answer with the chosen backend; the Generation's ``extra["auto"]`` holds the choice."""
@@ -79,49 +68,55 @@ class AutoBackend:
         """The chosen backend's facts plus ``auto`` (the choice)."""
         return {**self.inner.describe(model or self.model), "auto": self.choice}
 
+    def close(self) -> None:
+        """Close the chosen backend."""
+        self.inner.close()
+
 
 def choose_backend(
     model: str | None = None,
-    host: str | None = None,
+    url: str | None = None,
     *,
     embedded_options: Mapping[str, Any] | None = None,
     **options: Any,
 ) -> AutoBackend:
-    """Ollama at ``host`` if it answers and holds ``model``, else the embedded backend.
+    """Ollama at ``url`` if it answers and holds ``model``, else the embedded backend.
 
     With no ``model``, Ollama is used with the first model of the ``small`` grid it holds.
-    ``options`` go to OllamaBackend (timeout, retries, ...); ``embedded_options`` to the
-    embedded backend. A fallback is logged as a WARNING saying why.
+    ``options`` go to :class:`~synllm.backends.ollama.OllamaBackend` (timeout, retries, ...);
+    ``embedded_options`` to the embedded backend. A fallback is logged as a WARNING saying why.
     """
-    unknown = set(options) - _OLLAMA_OPTIONS
+    from synllm.backends.ollama import OllamaBackend, same_model
+
+    unknown = set(options) - (backend_options("ollama") - {"url", "model"})
     if unknown:
-        raise TypeError(f"choose_backend() got unknown options {sorted(unknown)}; use one of {sorted(_OLLAMA_OPTIONS)}")
-    ollama = OllamaBackend(host, model=model, **options)
+        raise InvalidArgument(f"the auto backend takes no option(s) {sorted(unknown)}; it takes the Ollama "
+                              f"backend's: {sorted(backend_options('ollama') - {'url', 'model'})}")
+    ollama = OllamaBackend(url, model=model, **options)
     try:
         served = ollama.list_models()
     except BackendUnavailable:
-        reason = f"Ollama is not reachable at {ollama.host} (start it with `ollama serve` or set OLLAMA_HOST)"
+        reason = f"Ollama is not reachable at {ollama.url} (start it with `ollama serve` or set OLLAMA_HOST)"
         return _embedded(model, reason, embedded_options)
 
     if model is None:
         preferred = [tag for tag in model_grid("small") if any(same_model(tag, s) for s in served)]
         if not preferred:
-            reason = f"no model was named and Ollama at {ollama.host} holds none of the 'small' grid"
+            reason = f"no model was named and Ollama at {ollama.url} holds none of the 'small' grid"
             return _embedded(model, reason, embedded_options)
         model = preferred[0]
         ollama.model = model
     elif not any(same_model(tag, model) for tag in served):
-        reason = f"Ollama at {ollama.host} does not have model {model!r} (pull it with `ollama pull {model}`)"
+        reason = f"Ollama at {ollama.url} does not have model {model!r} (pull it with `ollama pull {model}`)"
         return _embedded(model, reason, embedded_options)
 
-    because = f"Ollama at {ollama.host} is reachable and has model {model!r}"
+    because = f"Ollama at {ollama.url} is reachable and has model {model!r}"
     _log.info("auto backend: using Ollama; %s", because)
     return AutoBackend(ollama, model=model, requested_model=model, because=because)
 
 
 def _embedded(requested: str | None, reason: str, embedded_options: Mapping[str, Any] | None) -> AutoBackend:
     inner = get_backend("embedded", **dict(embedded_options or {}))
-    model = getattr(inner, "model", None) or model_grid("embedded")[0]
+    model = inner.default_model or model_grid("embedded")[0]
     _log.warning("auto backend: using the embedded model %s because %s", model, reason)
     return AutoBackend(inner, model=str(model), requested_model=requested, because=reason)
-

@@ -1,17 +1,17 @@
 """The backend contract: one request in, one generation out.
 
 A backend turns a :class:`GenerationRequest` into a :class:`Generation` holding only
-the newly generated text (never the prompt) and token counts. Backends do no work
-in ``__init__``: they connect or load a model on first use.
+the newly generated text (never the prompt) and token counts. :class:`Backend` is the
+whole protocol the rest of synllm relies on; :class:`BaseBackend` supplies the
+defaults, so an implementation writes only what differs. Backends do no work in
+``__init__``: they connect or load a model on first use.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
-
-from synllm.errors import BackendError
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -51,11 +51,51 @@ class Generation:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
-@runtime_checkable
-class Backend(Protocol):
-    """Anything that can answer a GenerationRequest."""
+@dataclass(frozen=True, slots=True)
+class EndpointStats:
+    """A snapshot of one endpoint's work so far."""
 
     name: str
+    kind: str
+    url: str
+    state: str  # "up" or "down"
+    max_concurrency: int
+    in_flight: int
+    requests: int  # answered
+    failures: int
+    busy_seconds: float
+    active_seconds: float  # from its first request sent to its last answer
+    last_error: str | None
+
+    @property
+    def requests_per_s(self) -> float:
+        """Answers per second while the endpoint was in use."""
+        return self.requests / self.active_seconds if self.active_seconds > 0 else 0.0
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """Anything that can answer a GenerationRequest; every member here is used by the generation loop or grid."""
+
+    #: Registry name, shown in manifests (a pool adds ``@endpoint`` per answer).
+    name: str
+    #: How answers are asked for: ``"csv"`` lines under a GBNF grammar, or ``"json"`` under a JSON schema.
+    output_format: str
+    #: Why an ``auto`` choice fell on this backend (None when it was asked for by name).
+    chosen_because: str | None
+
+    @property
+    def default_model(self) -> str | None:
+        """The model a run uses when none is named; None when the caller must name one."""
+        ...
+
+    def capacity(self, model: str | None = None) -> int:
+        """Requests for ``model`` that may run at once."""
+        ...
+
+    def lanes(self, models: Sequence[str]) -> list[list[str]]:
+        """``models`` grouped so that models sharing capacity are in one lane (run one after the other)."""
+        ...
 
     def available(self, model: str | None = None) -> bool:
         """Cheap check (short timeout, never raises) that the backend, and model if given, can serve."""
@@ -65,44 +105,81 @@ class Backend(Protocol):
         """Answer one request; raise BackendError subclasses with a clear message on failure."""
         ...
 
-    def describe(self, model: str) -> Mapping[str, Any]:
-        """Facts for the run manifest: host, model digest or file hash, runtime versions."""
+    def describe(self, model: str | None = None) -> Mapping[str, Any]:
+        """Facts for the run manifest: address, model digest or file hash, runtime versions; never raises."""
+        ...
+
+    def endpoint_stats(self) -> tuple[EndpointStats, ...]:
+        """Counters per server behind this backend (a pool's endpoints); empty for a single model."""
+        ...
+
+    def stop(self, reason: str) -> None:
+        """Refuse new requests (an interrupted grid): waiting ones fail at once; ``resume`` undoes it."""
+        ...
+
+    def resume(self) -> None:
+        """Take requests again after ``stop``."""
+        ...
+
+    def close(self) -> None:
+        """Release connections or models; the backend may be used again afterwards."""
         ...
 
 
-_REGISTRY: dict[str, Callable[..., Backend]] = {}
+class BaseBackend:
+    """Defaults for every :class:`Backend` member but ``generate``; subclasses override what differs.
 
+    One model at a time (``max_concurrency = 1``), answers as JSON, one lane for all
+    models, nothing to close.
+    """
 
-def register_backend(name: str) -> Callable[[Callable[..., Backend]], Callable[..., Backend]]:
-    """Class decorator adding a backend factory under ``name``."""
+    name = "base"
+    output_format = "json"
+    chosen_because: str | None = None
+    model: str | None = None
+    max_concurrency = 1
 
-    def add(factory: Callable[..., Backend]) -> Callable[..., Backend]:
-        _REGISTRY[name] = factory
-        return factory
+    @property
+    def default_model(self) -> str | None:
+        """``model`` when set."""
+        return self.model
 
-    return add
+    def capacity(self, model: str | None = None) -> int:
+        """``max_concurrency`` for any model."""
+        return max(1, int(self.max_concurrency))
 
+    def lanes(self, models: Sequence[str]) -> list[list[str]]:
+        """One lane holding every model (they share this backend's capacity)."""
+        ordered = list(dict.fromkeys(models))
+        return [ordered] if ordered else []
 
-def backend_names() -> list[str]:
-    """Registered backend names, plus 'auto'."""
-    _load_builtin()
-    return sorted([*_REGISTRY, "auto"])
+    def available(self, model: str | None = None) -> bool:
+        """True: override with a real check."""
+        return True
 
+    def generate(self, request: GenerationRequest) -> Generation:  # pragma: no cover - abstract
+        """Answer one request (each backend implements this)."""
+        raise NotImplementedError
 
-def get_backend(name: str, **options: Any) -> Backend:
-    """Build a backend by name; unknown names list the valid ones."""
-    _load_builtin()
-    if name == "auto":
-        from synllm.backends.auto import choose_backend
+    def describe(self, model: str | None = None) -> Mapping[str, Any]:
+        """The backend's name and the model."""
+        return {"backend": self.name, "model": model or self.default_model}
 
-        return choose_backend(**options)
-    if name not in _REGISTRY:
-        raise BackendError(f"no backend named {name!r}; choose one of {backend_names()}")
-    return _REGISTRY[name](**options)
+    def endpoint_stats(self) -> tuple[EndpointStats, ...]:
+        """No servers to count."""
+        return ()
 
+    def stop(self, reason: str) -> None:
+        """Nothing waits on a single backend: a request in progress finishes."""
 
-def _load_builtin() -> None:
-    # Imported here, not at package import, so `import synllm` stays cheap and side-effect free.
-    import synllm.backends.embedded  # noqa: F401
-    import synllm.backends.ollama  # noqa: F401
-    import synllm.backends.openai  # noqa: F401
+    def resume(self) -> None:
+        """Nothing to resume."""
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+    def __enter__(self) -> BaseBackend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from synllm.backends.base import Generation, GenerationRequest, register_backend
-from synllm.errors import BackendError, BackendUnavailable, ModelNotFound
+from synllm.backends.base import BaseBackend, Generation, GenerationRequest
+from synllm.errors import BackendError, BackendUnavailable, InvalidArgument, ModelNotFound
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 #: Model names meaning "the bundled SmolLM2" (None and "" too).
@@ -193,8 +193,7 @@ def load_model(path: Path, n_ctx: int) -> _Loaded:
         return _MODELS[key]
 
 
-@register_backend("embedded")
-class EmbeddedBackend:
+class EmbeddedBackend(BaseBackend):
     """Generate in-process with llama.cpp and the bundled SmolLM2-135M-Instruct (or another GGUF).
 
     Parameters
@@ -210,7 +209,12 @@ class EmbeddedBackend:
     max_concurrency = 1
     output_format = "csv"  # answers are CSV lines under a GBNF grammar compiled from the card
 
-    def __init__(self, model_path: str | Path | None = None, n_ctx: int = DEFAULT_N_CTX, n_threads: int | None = None):
+    def __init__(self, model_path: str | Path | None = None, *, n_ctx: int = DEFAULT_N_CTX,
+                 n_threads: int | None = None) -> None:
+        if int(n_ctx) < 256:
+            raise InvalidArgument(f"n_ctx must be at least 256 tokens, got {n_ctx}")
+        if n_threads is not None and int(n_threads) < 0:
+            raise InvalidArgument(f"n_threads must be a positive number of threads (or None: by load), got {n_threads}")
         self.model_path = Path(model_path).expanduser() if model_path is not None else None
         self.n_ctx = int(n_ctx)
         self.n_threads = int(n_threads) if n_threads else None
@@ -283,7 +287,7 @@ class EmbeddedBackend:
             first = grammar.strip().splitlines()[0][:120] if grammar.strip() else "(empty)"
             raise BackendError(
                 f"llama.cpp rejected the GBNF grammar starting {first!r} (its parser printed why on stderr); "
-                "build grammars with synllm.constraints.to_gbnf"
+                "build grammars with synllm.generation.constraints.to_gbnf"
             )
         llama_cpp.llama_sampler_free(sampler)
         with _CACHE_LOCK:

@@ -6,13 +6,7 @@ importing this package imports all four families, so :data:`REGISTRY` is complet
 """
 
 from synllm.metrics import consistency, fidelity, privacy, utility  # noqa: F401  (register metrics)
-from synllm.metrics.aggregate import (
-    evaluate_repeats,
-    mean_interval,
-    relative_scores,
-    scores_frame,
-    summarize_repeats,
-)
+from synllm.metrics.aggregate import evaluate_repeats, mean_interval, relative_scores, scores_frame, summarize_repeats
 from synllm.metrics.base import (
     FAMILIES,
     REGISTRY,
@@ -26,24 +20,22 @@ from synllm.metrics.base import (
 )
 from synllm.metrics.evaluation import Evaluation, evaluate, harmonic_score
 
-__all__ = sorted(
-    [
-        "FAMILIES",
-        "REGISTRY",
-        "EvalContext",
-        "Evaluation",
-        "Goal",
-        "MetricResult",
-        "MetricSpec",
-        "evaluate",
-        "evaluate_repeats",
-        "get_metric",
-        "harmonic_score",
-        "mean_interval",
-        "metric_names",
-        "register",
-        "relative_scores",
-        "scores_frame",
-        "summarize_repeats",
-    ]
-)
+__all__ = [
+    "FAMILIES",
+    "REGISTRY",
+    "EvalContext",
+    "Evaluation",
+    "Goal",
+    "MetricResult",
+    "MetricSpec",
+    "evaluate",
+    "evaluate_repeats",
+    "get_metric",
+    "harmonic_score",
+    "mean_interval",
+    "metric_names",
+    "register",
+    "relative_scores",
+    "scores_frame",
+    "summarize_repeats",
+]

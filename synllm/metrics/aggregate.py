@@ -130,11 +130,11 @@ def summarize_repeats(evaluations: Sequence[Evaluation], *, confidence: float = 
 
 
 def evaluate_repeats(
+    synthetics: Sequence[pd.DataFrame],
+    *,
     train: pd.DataFrame,
     holdout: pd.DataFrame,
-    synthetics: Sequence[pd.DataFrame],
     card: Card,
-    *,
     examples: pd.DataFrame | Sequence[pd.DataFrame | None] | None = None,
     random_state: int = 0,
     metrics: Sequence[str] | None = None,
@@ -158,7 +158,7 @@ def evaluate_repeats(
             raise MetricError(f"got {len(shown)} example tables for {len(synthetics)} synthetic tables")
     evaluations = [
         evaluate(
-            train, holdout, synthetic, card,
+            synthetic, train=train, holdout=holdout, card=card,
             examples=ex, random_state=random_state + i, metrics=metrics, reference=reference,
         )
         for i, (synthetic, ex) in enumerate(zip(synthetics, shown))

@@ -8,6 +8,7 @@ never 1.0. No metric mutates its inputs.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -121,14 +122,29 @@ MetricFn = Callable[[pd.DataFrame, pd.DataFrame, EvalContext], MetricResult]
 REGISTRY: dict[str, tuple[MetricSpec, MetricFn]] = {}
 
 
-def register(spec: MetricSpec) -> Callable[[MetricFn], MetricFn]:
-    """Decorator adding a metric function to the registry under ``spec.name``."""
+def register(
+    spec: MetricSpec, *, requires: Callable[[pd.DataFrame, pd.DataFrame, EvalContext], str | None] | None = None
+) -> Callable[[MetricFn], MetricFn]:
+    """Decorator adding a metric function to the registry under ``spec.name``.
+
+    ``requires(train, synthetic, ctx)`` names what is missing for the metric to run (or
+    returns None); when it names something, the metric is skipped with that reason
+    before its own code runs.
+    """
     if spec.family not in FAMILIES:
         raise MetricError(f"metric {spec.name!r}: family must be one of {FAMILIES}")
 
     def add(fn: MetricFn) -> MetricFn:
-        REGISTRY[spec.name] = (spec, fn)
-        return fn
+        if requires is None:
+            checked = fn
+        else:
+            @functools.wraps(fn)
+            def checked(train: pd.DataFrame, synthetic: pd.DataFrame, ctx: EvalContext) -> MetricResult:
+                reason = requires(train, synthetic, ctx)
+                return spec.skip(reason) if reason else fn(train, synthetic, ctx)
+
+        REGISTRY[spec.name] = (spec, checked)
+        return checked
 
     return add
 

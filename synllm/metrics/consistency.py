@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 
 from synllm.cards import Card, Column, Rule
+from synllm.cards.rules import hard_rule_violations, rows_passing_hard_rules, soft_rule_effect
 from synllm.metrics.base import EvalContext, Goal, MetricResult, MetricSpec, register
-from synllm.metrics.fidelity import MISSING, category_labels, empty_reason, numeric_values
-from synllm.rules import hard_rule_violations, rows_passing_hard_rules, soft_rule_effect
+from synllm.metrics.columns import MISSING, category_labels, empty_reason, numeric_values
 
 # --- hard rules ---------------------------------------------------------------------------
 
@@ -118,7 +118,7 @@ def _effect_dict(effect) -> dict[str, Any]:
     }
 
 
-@register(SOFT)
+@register(SOFT, requires=empty_reason)
 def soft_rule_agreement(train: pd.DataFrame, synthetic: pd.DataFrame, ctx: EvalContext) -> MetricResult:
     """Mean over soft rules of direction agreement x strength similarity.
 
@@ -127,13 +127,11 @@ def soft_rule_agreement(train: pd.DataFrame, synthetic: pd.DataFrame, ctx: EvalC
     real rows] x exp(-|strength_syn - strength_real|), so a synthetic risk ratio half or
     double the real one, or an SMD off by 0.69, scores 0.5, and the opposite direction
     scores 0. A rule is NaN (with a reason) when a group is empty or has no spread.
-    Details give both effects (risk ratio or SMD, as from ``synllm.rules.soft_rule_effect``).
+    Details give both effects (risk ratio or SMD, as from ``synllm.cards.rules.soft_rule_effect``).
     """
     card = ctx.card
     if not card.soft_rules:
         return SOFT.skip(f"card {card.name!r} has no soft rules")
-    if reason := empty_reason(train, synthetic):
-        return SOFT.skip(reason)
     per, rules = {}, {}
     for rule in card.soft_rules:
         real, syn = soft_rule_effect(train, rule, card), soft_rule_effect(synthetic, rule, card)
@@ -254,7 +252,7 @@ def _fit_logit(X: pd.DataFrame, y: np.ndarray) -> tuple[pd.DataFrame | None, str
     return table, None, dropped
 
 
-@register(ASSOC)
+@register(ASSOC, requires=empty_reason)
 def association_structure(train: pd.DataFrame, synthetic: pd.DataFrame, ctx: EvalContext) -> MetricResult:
     """Fit ``target ~ predictors`` (statsmodels Logit) to real and to synthetic rows.
 
@@ -269,8 +267,6 @@ def association_structure(train: pd.DataFrame, synthetic: pd.DataFrame, ctx: Eva
     card = ctx.card
     if not card.target or not card.predictors:
         return ASSOC.skip(f"card {card.name!r} names no target or no predictors")
-    if reason := empty_reason(train, synthetic):
-        return ASSOC.skip(reason)
     target = card.column(card.target)
     centre = {}
     for name in card.predictors:

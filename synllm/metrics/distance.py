@@ -37,6 +37,7 @@ import pandas as pd
 
 from synllm.cards import Card
 from synllm.errors import MetricError
+from synllm.metrics.columns import numeric_values
 
 #: Nearest-neighbour answers kept in memory (distances and indices per query).
 _CACHE_SIZE = 12
@@ -70,7 +71,7 @@ class MixedEncoder:
         out = np.zeros((n, self.width), dtype=np.float64)
         pos = 0
         for name, low, high, can_miss in self.numeric:
-            values = float_values(table[name])
+            values = numeric_values(table[name])
             span = high - low
             scaled = np.clip((values - low) / span, 0.0, 1.0) if span > 0 else np.zeros(n)
             missing = np.isnan(values)
@@ -108,18 +109,11 @@ def _refuse_missing(missing: np.ndarray, name: str) -> None:
         )
 
 
-def float_values(values: pd.Series) -> np.ndarray:
-    """A column as float64 (missing = NaN), without a detour through text for numeric dtypes."""
-    if pd.api.types.is_numeric_dtype(values.dtype) and not isinstance(values.dtype, pd.CategoricalDtype):
-        return values.to_numpy(dtype=np.float64, na_value=np.nan)
-    return pd.to_numeric(values.astype("string"), errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-
-
 def _category_codes(values: pd.Series, cats: tuple) -> np.ndarray:
     """Position of each value in ``cats``; -1 for missing or unseen values (vectorised)."""
     if all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in cats):
         index = pd.Index([float(c) for c in cats], dtype="float64")
-        numbers = float_values(values)
+        numbers = numeric_values(values)
         return np.where(np.isnan(numbers), -1, index.get_indexer(numbers)).astype(np.int64)
     index = pd.Index([str(c) for c in cats], dtype=object)
     if isinstance(values.dtype, pd.CategoricalDtype):  # map the few categories, then the codes
@@ -146,10 +140,10 @@ def fit_encoder(
     for name in names:
         col = card.column(name)
         if col.is_numeric:
-            values = float_values(train[name])
+            values = numeric_values(train[name])
             present = values[~np.isnan(values)]
             low, high = (float(present.min()), float(present.max())) if len(present) else (0.0, 0.0)
-            can_miss = col.nullable or any(np.isnan(float_values(t[name])).any() for t in tables if name in t)
+            can_miss = col.nullable or any(np.isnan(numeric_values(t[name])).any() for t in tables if name in t)
             numeric.append((name, low, high, bool(can_miss)))
         else:
             cats = tuple(col.categories) if col.categories else tuple(pd.unique(train[name].dropna()))
@@ -226,4 +220,4 @@ def sample_rows(table: pd.DataFrame, n: int, random_state: int) -> pd.DataFrame:
     return table.sample(n=n, random_state=random_state)
 
 
-__all__ = ["MixedEncoder", "clear_cache", "fit_encoder", "float_values", "gower_distance", "nearest", "sample_rows"]
+__all__ = ["MixedEncoder", "clear_cache", "fit_encoder", "gower_distance", "nearest", "sample_rows"]

@@ -20,6 +20,7 @@ import pandas as pd
 
 from synllm.cards import Card
 from synllm.errors import MetricError
+from synllm.files import jsonable
 from synllm.metrics.base import FAMILIES, REGISTRY, EvalContext, MetricResult, get_metric
 
 QUALITY_FAMILIES = ("fidelity", "consistency", "utility")
@@ -175,28 +176,6 @@ class Evaluation:
         return _summary(self)
 
 
-def jsonable(value: Any) -> Any:
-    """``value`` with NaN/inf as None, numpy scalars as Python ones and DataFrames as records."""
-    if isinstance(value, pd.DataFrame):
-        frame = value.reset_index() if value.index.name else value
-        return [jsonable(row) for row in frame.to_dict(orient="records")]
-    if isinstance(value, pd.Series):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, np.ndarray)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return None if not math.isfinite(value) else float(value)
-    if value is None or value is pd.NA or value is pd.NaT or isinstance(value, str):
-        return None if value is pd.NA or value is pd.NaT else value
-    return str(value)
-
-
 def _check_columns(table: pd.DataFrame, what: str, card: Card) -> None:
     if not isinstance(table, pd.DataFrame):
         raise MetricError(f"{what} must be a pandas DataFrame, got {type(table).__name__}")
@@ -204,7 +183,7 @@ def _check_columns(table: pd.DataFrame, what: str, card: Card) -> None:
     if lacking:
         raise MetricError(
             f"the {what} table lacks column(s) {lacking} of card {card.name!r}; "
-            "load real data with synllm.load_dataset and parse generations with synllm.schema.parse_table"
+            "load real data with synllm.load_dataset and parse generations with synllm.dataset.schema.parse_table"
         )
 
 
@@ -225,11 +204,11 @@ def _run(names: Sequence[str], train, synthetic, ctx: EvalContext) -> tuple[list
 
 
 def evaluate(
+    synthetic: pd.DataFrame,
+    *,
     train: pd.DataFrame,
     holdout: pd.DataFrame,
-    synthetic: pd.DataFrame,
     card: Card,
-    *,
     examples: pd.DataFrame | None = None,
     random_state: int = 0,
     metrics: Sequence[str] | None = None,

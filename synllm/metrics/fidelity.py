@@ -31,66 +31,22 @@ from scipy.spatial.distance import jensenshannon
 from scipy.stats import ks_2samp
 from scipy.stats import wasserstein_distance as _wasserstein
 
-from synllm.cards import Card, Column
+from synllm.cards import Card
 from synllm.metrics.base import EvalContext, Goal, MetricResult, MetricSpec, register
+from synllm.metrics.columns import (
+    MISSING,
+    categorical_columns,
+    category_labels,
+    empty_reason,
+    mean_over_columns,
+    numeric_columns,
+    numeric_values,
+    per_numeric_column,
+)
 
-MISSING = "<missing>"
 JS_BINS = 20
 PAIR_BINS = 5
 DETECTION_FOLDS = 3
-
-
-# --- typed-column helpers (shared with consistency.py) ---------------------------------
-
-
-def category_labels(values: pd.Series, col: Column) -> pd.Series:
-    """Values of a categorical column as strings (object dtype), missing as ``"<missing>"``.
-
-    Numeric categories (binary 0/1 as Int64, or floats) print the same on both sides.
-    """
-    if col.has_numeric_categories:
-        numbers = pd.to_numeric(values, errors="coerce").astype(float)
-        labels = [MISSING if math.isnan(v) else f"{v:g}" for v in numbers]
-        return pd.Series(labels, index=values.index, dtype=object)
-    return values.astype("string").fillna(MISSING).astype(object)
-
-
-def numeric_values(values: pd.Series) -> np.ndarray:
-    """Values of a numeric column as float64 with NaN for missing."""
-    return pd.to_numeric(values, errors="coerce").astype(float).to_numpy()
-
-
-def empty_reason(train: pd.DataFrame, synthetic: pd.DataFrame) -> str | None:
-    """Why a two-table comparison cannot run, or None."""
-    if len(synthetic) == 0:
-        return "the synthetic table has no rows"
-    if len(train) == 0:
-        return "the real training table has no rows"
-    return None
-
-
-def _present(values: pd.Series) -> np.ndarray:
-    """The non-missing values of a numeric column as float64."""
-    x = numeric_values(values)
-    return x[~np.isnan(x)]
-
-
-def _numeric_cols(card: Card) -> list[str]:
-    return [c.name for c in card.synth_columns if c.is_numeric]
-
-
-def _categorical_cols(card: Card) -> list[str]:
-    return [c.name for c in card.synth_columns if c.is_categorical]
-
-
-def _per_column(spec: MetricSpec, per: dict[str, float], reasons: dict[str, str], what: str) -> MetricResult:
-    """Average the measurable entries of ``per``; skip if none."""
-    values = [v for v in per.values() if not math.isnan(v)]
-    details = {"not_measured": reasons} if reasons else {}
-    if not values:
-        why = "; ".join(f"{k}: {r}" for k, r in reasons.items()) or f"the card has no {what}"
-        return spec.skip(f"no {what} could be measured ({why})", details=details)
-    return spec.result(float(np.mean(values)), breakdown=per, details=details)
 
 
 def _tvd(real_codes: np.ndarray, syn_codes: np.ndarray, size: int) -> float:
@@ -116,19 +72,11 @@ KS = MetricSpec(
 )
 
 
-@register(KS)
+@register(KS, requires=empty_reason)
 def ks_complement(train: pd.DataFrame, synthetic: pd.DataFrame, ctx: EvalContext) -> MetricResult:
     """Mean over numeric columns of 1 - KS statistic (missing values dropped)."""
-    if reason := empty_reason(train, synthetic):
-        return KS.skip(reason)
-    per, reasons = {}, {}
-    for c in _numeric_cols(ctx.card):
-        r, s = _present(train[c]), _present(synthetic[c])
-        if len(r) == 0 or len(s) == 0:
-            per[c], reasons[c] = math.nan, "no values in one of the tables"
-            continue
-        per[c] = 1.0 - float(ks_2samp(r, s).statistic)
-    return _per_column(KS, per, reasons, "numeric columns")
+    per, reasons = per_numeric_column(train, synthetic, ctx.card, lambda r, s: 1.0 - ks_2samp(r, s).statistic)
+    return mean_over_columns(KS, per, reasons, "numeric columns")
 
 
 TV = MetricSpec(
@@ -139,17 +87,15 @@ TV = MetricSpec(
 )
 
 
-@register(TV)
+@register(TV, requires=empty_reason)
 def tv_complement(train: pd.DataFrame, synthetic: pd.DataFrame, ctx: EvalContext) -> MetricResult:
     """Mean over categorical columns of 1 - TVD of category shares (missing is a category)."""
-    if reason := empty_reason(train, synthetic):
-        return TV.skip(reason)
     per = {}
-    for c in _categorical_cols(ctx.card):
+    for c in categorical_columns(ctx.card):
         col = ctx.card.column(c)
         rc, sc, size = _codes(category_labels(train[c], col), category_labels(synthetic[c], col))
         per[c] = 1.0 - _tvd(rc, sc, size)
-    return _per_column(TV, per, {}, "categorical columns")
+    return mean_over_columns(TV, per, {}, "categorical columns")
 
 
 WD = MetricSpec(
@@ -160,24 +106,20 @@ WD = MetricSpec(
 )
 
 
-@register(WD)
+@register(WD, requires=empty_reason)
 def wasserstein_distance(train: pd.DataFrame, synthetic: pd.DataFrame, ctx: EvalContext) -> MetricResult:
     """Mean normalised Wasserstein distance; values scaled by (x - real min) / real range.
 
     The score is 1 - distance, clipped to [0, 1].
     """
-    if reason := empty_reason(train, synthetic):
-        return WD.skip(reason)
-    per, reasons = {}, {}
-    for c in _numeric_cols(ctx.card):
-        r, s = _present(train[c]), _present(synthetic[c])
-        if len(r) == 0 or len(s) == 0:
-            per[c], reasons[c] = math.nan, "no values in one of the tables"
-            continue
-        lo, span = r.min(), r.max() - r.min()
-        span = span if span > 0 else 1.0
-        per[c] = float(_wasserstein((r - lo) / span, (s - lo) / span))
-    return _per_column(WD, per, reasons, "numeric columns")
+    per, reasons = per_numeric_column(train, synthetic, ctx.card, _scaled_wasserstein)
+    return mean_over_columns(WD, per, reasons, "numeric columns")
+
+
+def _scaled_wasserstein(r: np.ndarray, s: np.ndarray) -> float:
+    lo, span = r.min(), r.max() - r.min()
+    span = span if span > 0 else 1.0
+    return float(_wasserstein((r - lo) / span, (s - lo) / span))
 
 
 JS = MetricSpec(
@@ -188,22 +130,18 @@ JS = MetricSpec(
 )
 
 
-@register(JS)
+@register(JS, requires=empty_reason)
 def jensen_shannon_distance(train: pd.DataFrame, synthetic: pd.DataFrame, ctx: EvalContext) -> MetricResult:
     """Mean JS distance of histograms on bins spanning both tables' values; score = 1 - distance."""
-    if reason := empty_reason(train, synthetic):
-        return JS.skip(reason)
-    per, reasons = {}, {}
-    for c in _numeric_cols(ctx.card):
-        r, s = _present(train[c]), _present(synthetic[c])
-        if len(r) == 0 or len(s) == 0:
-            per[c], reasons[c] = math.nan, "no values in one of the tables"
-            continue
-        edges = np.histogram_bin_edges(np.concatenate([r, s]), bins=JS_BINS)
-        p, _ = np.histogram(r, bins=edges)
-        q, _ = np.histogram(s, bins=edges)
-        per[c] = float(jensenshannon(p / p.sum(), q / q.sum(), base=2))
-    return _per_column(JS, per, reasons, "numeric columns")
+    per, reasons = per_numeric_column(train, synthetic, ctx.card, _histogram_js)
+    return mean_over_columns(JS, per, reasons, "numeric columns")
+
+
+def _histogram_js(r: np.ndarray, s: np.ndarray) -> float:
+    edges = np.histogram_bin_edges(np.concatenate([r, s]), bins=JS_BINS)
+    p, _ = np.histogram(r, bins=edges)
+    q, _ = np.histogram(s, bins=edges)
+    return float(jensenshannon(p / p.sum(), q / q.sum(), base=2))
 
 
 MISS = MetricSpec(
@@ -214,16 +152,14 @@ MISS = MetricSpec(
 )
 
 
-@register(MISS)
+@register(MISS, requires=empty_reason)
 def missing_value_similarity(train: pd.DataFrame, synthetic: pd.DataFrame, ctx: EvalContext) -> MetricResult:
     """Mean over all generated columns of 1 - |difference in missing-cell rate|."""
-    if reason := empty_reason(train, synthetic):
-        return MISS.skip(reason)
     per = {
         c: 1.0 - abs(float(train[c].isna().mean()) - float(synthetic[c].isna().mean()))
         for c in ctx.card.synth_names
     }
-    return _per_column(MISS, per, {}, "columns")
+    return mean_over_columns(MISS, per, {}, "columns")
 
 
 RANGE = MetricSpec(
@@ -234,22 +170,20 @@ RANGE = MetricSpec(
 )
 
 
-@register(RANGE)
+@register(RANGE, requires=empty_reason)
 def range_coverage(train: pd.DataFrame, synthetic: pd.DataFrame, ctx: EvalContext) -> MetricResult:
     """SDMetrics RangeCoverage: 1 - (uncovered share below + uncovered share above), floored at 0."""
-    if reason := empty_reason(train, synthetic):
-        return RANGE.skip(reason)
-    per, reasons = {}, {}
-    for c in _numeric_cols(ctx.card):
-        r, s = _present(train[c]), _present(synthetic[c])
-        if len(r) == 0 or len(s) == 0 or r.max() == r.min():
-            per[c], reasons[c] = math.nan, "no values on one side or a constant real column"
-            continue
-        span = r.max() - r.min()
-        below = max((s.min() - r.min()) / span, 0.0)
-        above = max((r.max() - s.max()) / span, 0.0)
-        per[c] = max(1.0 - (below + above), 0.0)
-    return _per_column(RANGE, per, reasons, "numeric columns")
+    per, reasons = per_numeric_column(train, synthetic, ctx.card, _range_covered, undefined="a constant real column")
+    return mean_over_columns(RANGE, per, reasons, "numeric columns")
+
+
+def _range_covered(r: np.ndarray, s: np.ndarray) -> float:
+    span = r.max() - r.min()
+    if span == 0:
+        return math.nan
+    below = max((s.min() - r.min()) / span, 0.0)
+    above = max((r.max() - s.max()) / span, 0.0)
+    return max(1.0 - (below + above), 0.0)
 
 
 CATS = MetricSpec(
@@ -260,20 +194,18 @@ CATS = MetricSpec(
 )
 
 
-@register(CATS)
+@register(CATS, requires=empty_reason)
 def category_coverage(train: pd.DataFrame, synthetic: pd.DataFrame, ctx: EvalContext) -> MetricResult:
     """SDMetrics CategoryCoverage: real categories (missing excluded) found in synthetic / all real ones."""
-    if reason := empty_reason(train, synthetic):
-        return CATS.skip(reason)
     per, reasons = {}, {}
-    for c in _categorical_cols(ctx.card):
+    for c in categorical_columns(ctx.card):
         col = ctx.card.column(c)
         real = set(category_labels(train[c], col)) - {MISSING}
         if not real:
             per[c], reasons[c] = math.nan, "no real values"
             continue
         per[c] = len(real & set(category_labels(synthetic[c], col))) / len(real)
-    return _per_column(CATS, per, reasons, "categorical columns")
+    return mean_over_columns(CATS, per, reasons, "categorical columns")
 
 
 # --- pairs --------------------------------------------------------------------------------
@@ -296,24 +228,22 @@ CORR = MetricSpec(
 )
 
 
-@register(CORR)
+@register(CORR, requires=empty_reason)
 def correlation_similarity(train: pd.DataFrame, synthetic: pd.DataFrame, ctx: EvalContext) -> MetricResult:
     """Mean over numeric pairs of 1 - |rho_real - rho_syn| / 2 (Pearson, pairwise complete rows).
 
     Details hold both correlations per pair; a pair is not measured when either side has
     fewer than 3 complete rows or no spread.
     """
-    if reason := empty_reason(train, synthetic):
-        return CORR.skip(reason)
     per, reasons, real_rho, syn_rho = {}, {}, {}, {}
-    for a, b in combinations(_numeric_cols(ctx.card), 2):
+    for a, b in combinations(numeric_columns(ctx.card), 2):
         key = f"{a}|{b}"
         real_rho[key], syn_rho[key] = _pearson(train, a, b), _pearson(synthetic, a, b)
         if math.isnan(real_rho[key]) or math.isnan(syn_rho[key]):
             per[key], reasons[key] = math.nan, "fewer than 3 complete rows or a constant column"
             continue
         per[key] = 1.0 - abs(real_rho[key] - syn_rho[key]) / 2.0
-    result = _per_column(CORR, per, reasons, "numeric column pairs")
+    result = mean_over_columns(CORR, per, reasons, "numeric column pairs")
     details = {**result.details, "real_correlation": real_rho, "synthetic_correlation": syn_rho}
     if not result.ok:
         return CORR.skip(result.skipped, details=details)
@@ -349,14 +279,12 @@ CONT = MetricSpec(
 )
 
 
-@register(CONT)
+@register(CONT, requires=empty_reason)
 def contingency_similarity(train: pd.DataFrame, synthetic: pd.DataFrame, ctx: EvalContext) -> MetricResult:
     """Mean over category x category and number x category pairs of 1 - TVD of joint shares.
 
     Numbers are cut into quantile bins of the real column (5 bins, fewer when values repeat).
     """
-    if reason := empty_reason(train, synthetic):
-        return CONT.skip(reason)
     card = ctx.card
     labels = {c: _labels_for_pair(train, synthetic, card, c) for c in card.synth_names}
     per = {}
@@ -366,7 +294,7 @@ def contingency_similarity(train: pd.DataFrame, synthetic: pd.DataFrame, ctx: Ev
         ra, sa, na = _codes(*labels[a])
         rb, sb, nb = _codes(*labels[b])
         per[f"{a}|{b}"] = 1.0 - _tvd(ra * nb + rb, sa * nb + sb, na * nb)
-    return _per_column(CONT, per, {}, "column pairs with a categorical column")
+    return mean_over_columns(CONT, per, {}, "column pairs with a categorical column")
 
 
 # --- detection ----------------------------------------------------------------------------
@@ -390,7 +318,7 @@ def _detection_features(table: pd.DataFrame, card: Card) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-@register(DETECT)
+@register(DETECT, requires=empty_reason)
 def logistic_detection(train: pd.DataFrame, synthetic: pd.DataFrame, ctx: EvalContext) -> MetricResult:
     """3-fold cross-validated ROC AUC of real-vs-synthetic logistic regression.
 
@@ -405,8 +333,6 @@ def logistic_detection(train: pd.DataFrame, synthetic: pd.DataFrame, ctx: EvalCo
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-    if reason := empty_reason(train, synthetic):
-        return DETECT.skip(reason)
     n = min(len(train), len(synthetic))
     if n < 2 * DETECTION_FOLDS:
         return DETECT.skip(f"needs at least {2 * DETECTION_FOLDS} rows in each table, got {n}")
@@ -415,7 +341,7 @@ def logistic_detection(train: pd.DataFrame, synthetic: pd.DataFrame, ctx: EvalCo
     syn = synthetic.iloc[np.sort(rng.choice(len(synthetic), n, replace=False))]
     X = pd.concat([_detection_features(real, ctx.card), _detection_features(syn, ctx.card)], ignore_index=True)
     y = np.r_[np.zeros(n), np.ones(n)]
-    num, cat = _numeric_cols(ctx.card), _categorical_cols(ctx.card)
+    num, cat = numeric_columns(ctx.card), categorical_columns(ctx.card)
     impute = SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True)
     prep = ColumnTransformer(
         [("num", make_pipeline(impute, StandardScaler()), num), ("cat", OneHotEncoder(handle_unknown="ignore"), cat)]

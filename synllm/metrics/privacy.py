@@ -17,7 +17,8 @@ from scipy.stats import norm
 
 from synllm.cards import Card
 from synllm.metrics.base import EvalContext, Goal, MetricResult, MetricSpec, register
-from synllm.metrics.distance import float_values, fit_encoder, nearest, sample_rows
+from synllm.metrics.columns import MISSING, numeric_values
+from synllm.metrics.distance import fit_encoder, nearest, sample_rows
 
 #: A synthetic row this close to a prompt example (mean per-column distance) echoes it.
 ECHO_DISTANCE = 0.01
@@ -31,16 +32,16 @@ NUMERIC_TOLERANCE = 0.05
 K_BINS, K_MIN = 5, 5
 
 
-def _columns(card: Card, *tables: pd.DataFrame) -> tuple[list[str], str | None]:
-    """The card's synth columns, or a reason to skip (a table lacks some, or has no rows; train needs 2)."""
-    cols = card.synth_names
-    for label, table in zip(("train", "synthetic", "holdout"), tables):
+def _tables_reason(train: pd.DataFrame, synthetic: pd.DataFrame, ctx: EvalContext) -> str | None:
+    """Why the three tables cannot be compared (a table lacks columns, or has no rows; train needs 2), or None."""
+    cols = ctx.card.synth_names
+    for label, table in (("train", train), ("synthetic", synthetic), ("holdout", ctx.holdout)):
         lacking = [c for c in cols if c not in table.columns]
         if lacking:
-            return cols, f"the {label} table lacks column(s) {lacking}"
+            return f"the {label} table lacks column(s) {lacking}"
         if len(table) < (2 if label == "train" else 1):
-            return cols, f"the {label} table has too few rows ({len(table)})"
-    return cols, None
+            return f"the {label} table has too few rows ({len(table)})"
+    return None
 
 
 def _encoder(train: pd.DataFrame, synthetic: pd.DataFrame, ctx: EvalContext, columns: list[str] | None = None):
@@ -57,7 +58,7 @@ def _row_keys(table: pd.DataFrame, cols: list[str], card: Card) -> pd.Series:
     for name in cols:
         col = card.column(name)
         if col.is_numeric or col.has_numeric_categories:
-            canon[name] = np.round(float_values(table[name]), 8)
+            canon[name] = np.round(numeric_values(table[name]), 8)
         else:
             canon[name] = table[name].astype("string").to_numpy(dtype=object, na_value=None)
     return pd.util.hash_pandas_object(pd.DataFrame(canon), index=False)
@@ -79,12 +80,10 @@ EXACT = MetricSpec(
 )
 
 
-@register(EXACT)
+@register(EXACT, requires=_tables_reason)
 def exact_match(train: pd.DataFrame, synthetic: pd.DataFrame, ctx: EvalContext) -> MetricResult:
     """Raw: share of synthetic rows equal to some train row; score: 1 − excess over the holdout rate."""
-    cols, reason = _columns(ctx.card, train, synthetic, ctx.holdout)
-    if reason:
-        return EXACT.skip(reason)
+    cols = ctx.card.synth_names
     train_keys = _row_keys(train, cols, ctx.card)
     syn_keys = _row_keys(synthetic, cols, ctx.card)
     syn_rate = float(syn_keys.isin(train_keys).mean())
@@ -110,16 +109,13 @@ ECHO = MetricSpec(
 )
 
 
-@register(ECHO)
+@register(ECHO, requires=_tables_reason)
 def exemplar_echo(train: pd.DataFrame, synthetic: pd.DataFrame, ctx: EvalContext) -> MetricResult:
     """Raw: share of synthetic rows (near-)copying a prompt example; NaN when the prompt had none."""
     if ctx.examples is None or len(ctx.examples) == 0:
         return ECHO.skip("no example rows were shown in the prompt (e.g. prompt P4), so nothing can be echoed")
-    cols, reason = _columns(ctx.card, train, synthetic, ctx.holdout)
-    if not reason and [c for c in cols if c not in ctx.examples.columns]:
-        reason = f"the examples lack column(s) {[c for c in cols if c not in ctx.examples.columns]}"
-    if reason:
-        return ECHO.skip(reason)
+    if lacking := [c for c in ctx.card.synth_names if c not in ctx.examples.columns]:
+        return ECHO.skip(f"the examples lack column(s) {lacking}")
     enc = _encoder(train, synthetic, ctx)
     examples = enc.encode(ctx.examples)
     syn_dist, syn_idx = nearest(examples, enc.encode(synthetic))
@@ -166,12 +162,9 @@ DCR = MetricSpec(
 )
 
 
-@register(DCR)
+@register(DCR, requires=_tables_reason)
 def dcr(train: pd.DataFrame, synthetic: pd.DataFrame, ctx: EvalContext) -> MetricResult:
     """Raw: median distance to closest record (synthetic → train); reference: holdout → train."""
-    cols, reason = _columns(ctx.card, train, synthetic, ctx.holdout)
-    if reason:
-        return DCR.skip(reason)
     syn, hold = _closest_to_train(train, synthetic, ctx)
     median, reference = float(np.median(syn[:, 0])), float(np.median(hold[:, 0]))
     quantiles = {f"synthetic_q{int(q * 100):02d}": float(np.quantile(syn[:, 0], q)) for q in (0.05, 0.25)}
@@ -206,12 +199,9 @@ def _nndr(distances: np.ndarray) -> np.ndarray:
         return np.where(second > 0, first / second, 1.0)
 
 
-@register(NNDR)
+@register(NNDR, requires=_tables_reason)
 def nndr(train: pd.DataFrame, synthetic: pd.DataFrame, ctx: EvalContext) -> MetricResult:
     """Raw: median NNDR of synthetic rows against train; low values single out one real row."""
-    cols, reason = _columns(ctx.card, train, synthetic, ctx.holdout)
-    if reason:
-        return NNDR.skip(reason)
     syn, hold = _closest_to_train(train, synthetic, ctx)
     median, reference = float(np.median(_nndr(syn))), float(np.median(_nndr(hold)))
     return NNDR.result(
@@ -231,16 +221,13 @@ SHARE = MetricSpec(
 )
 
 
-@register(SHARE)
+@register(SHARE, requires=_tables_reason)
 def dcr_share(train: pd.DataFrame, synthetic: pd.DataFrame, ctx: EvalContext) -> MetricResult:
     """Raw: share of synthetic rows closer to train than to holdout (equal-sized samples).
 
     The train sample has the holdout's size, so only copied rows that fall in it
     count: a full copy of a train four times the holdout's size scores about 0.6.
     """
-    cols, reason = _columns(ctx.card, train, synthetic, ctx.holdout)
-    if reason:
-        return SHARE.skip(reason)
     n = min(len(train), len(ctx.holdout))
     enc = _encoder(train, synthetic, ctx)
     query = enc.encode(synthetic)
@@ -265,14 +252,11 @@ MIA = MetricSpec(
 )
 
 
-@register(MIA)
+@register(MIA, requires=_tables_reason)
 def membership_inference(train: pd.DataFrame, synthetic: pd.DataFrame, ctx: EvalContext) -> MetricResult:
     """Raw: attack AUC; each member / non-member is scored by minus its distance to the synthetic data."""
     from sklearn.metrics import roc_auc_score, roc_curve
 
-    cols, reason = _columns(ctx.card, train, synthetic, ctx.holdout)
-    if reason:
-        return MIA.skip(reason)
     n = min(len(train), len(ctx.holdout), MAX_ATTACK_ROWS)
     enc = _encoder(train, synthetic, ctx)
     reference = enc.encode(synthetic)
@@ -310,7 +294,7 @@ def residual_risk(main: tuple[float, float], control: tuple[float, float]) -> tu
     (m, dm), (c, dc) = main, control
     value = (m - c) / (1 - c)
     error = math.sqrt((dm / abs(1 - c)) ** 2 + (dc * (m - 1) / (1 - c) ** 2) ** 2)
-    clip = lambda x: min(max(x, 0.0), 1.0)  # noqa: E731
+    clip = lambda x: min(max(x, 0.0), 1.0)
     return clip(value), clip(value - error), clip(value + error)
 
 
@@ -339,7 +323,7 @@ INFERENCE = MetricSpec(
 )
 
 
-@register(INFERENCE)
+@register(INFERENCE, requires=_tables_reason)
 def attribute_inference(train: pd.DataFrame, synthetic: pd.DataFrame, ctx: EvalContext) -> MetricResult:
     """Raw: the largest risk over the card's sensitive attributes; breakdown: risk per attribute."""
     card = ctx.card
@@ -347,9 +331,6 @@ def attribute_inference(train: pd.DataFrame, synthetic: pd.DataFrame, ctx: EvalC
     secrets = [s for s in card.sensitive if s not in qis]
     if not qis or not secrets:
         return INFERENCE.skip(f"card {card.name!r} names no quasi-identifiers or no sensitive attribute outside them")
-    _, reason = _columns(card, train, synthetic, ctx.holdout)
-    if reason:
-        return INFERENCE.skip(reason)
     n = min(len(train), len(ctx.holdout), MAX_ATTACK_ROWS)
     targets = sample_rows(train, n, ctx.random_state)
     controls = sample_rows(ctx.holdout, n, ctx.random_state)
@@ -393,7 +374,7 @@ def _qi_groups(table: pd.DataFrame, qis: list[str], card: Card, edges: dict[str,
             values = pd.to_numeric(table[name], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
             keys[name] = np.where(np.isnan(values), -1, np.digitize(values, edges[name]))
         else:
-            keys[name] = table[name].astype("string").fillna("<missing>").to_numpy()
+            keys[name] = table[name].astype("string").fillna(MISSING).to_numpy()
     return pd.DataFrame(keys).value_counts(dropna=False)
 
 
@@ -406,16 +387,13 @@ K_ANON = MetricSpec(
 )
 
 
-@register(K_ANON)
+@register(K_ANON, requires=_tables_reason)
 def k_anonymity(train: pd.DataFrame, synthetic: pd.DataFrame, ctx: EvalContext) -> MetricResult:
     """Raw: share of synthetic QI groups smaller than K_MIN; details give a same-sized holdout reference."""
     card = ctx.card
     qis = list(card.quasi_identifiers)
     if not qis:
         return K_ANON.skip(f"card {card.name!r} names no quasi-identifiers")
-    _, reason = _columns(card, train, synthetic, ctx.holdout)
-    if reason:
-        return K_ANON.skip(reason)
     edges = {}
     for name in qis:
         if card.column(name).is_numeric:

@@ -24,6 +24,7 @@ import pandas as pd
 
 from synllm.cards import Card
 from synllm.metrics.base import EvalContext, Goal, MetricResult, MetricSpec, register
+from synllm.metrics.columns import MISSING
 from synllm.metrics.distance import sample_rows
 
 #: Real train rows used for the TRTR reference (a random subsample beyond this).
@@ -31,7 +32,6 @@ MAX_REFERENCE_ROWS = 5000
 #: Synthetic rows used for TSTR (a random subsample beyond this, to bound the time).
 MAX_SYNTHETIC_ROWS = 20000
 MODELS = ("logistic_regression", "random_forest")
-_MISSING = "<missing>"
 
 
 def feature_names(card: Card) -> list[str]:
@@ -47,7 +47,7 @@ def _frame(table: pd.DataFrame, card: Card, features: list[str]) -> pd.DataFrame
         if card.column(name).is_numeric:
             out[name] = pd.to_numeric(table[name], errors="coerce").astype("float64").to_numpy()
         else:
-            out[name] = table[name].astype("string").fillna(_MISSING).astype(object).to_numpy()
+            out[name] = table[name].astype("string").fillna(MISSING).astype(object).to_numpy()
     return pd.DataFrame(out)
 
 

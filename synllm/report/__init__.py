@@ -1,35 +1,42 @@
-"""Reports for the study notebooks: tables, altair charts, generated prose, PNG/HTML output.
+"""Reports: tidy tables, altair charts and generated prose from a study's scored runs; HTML export.
 
-The notebooks call these functions and hold no logic of their own:
+The notebooks reach everything here as ``synllm.report``:
 
-- :mod:`~synllm.report.study`: the data split, the card as tables, prompts, run diagnostics;
-- :mod:`~synllm.report.scoring`: evaluate runs and baselines; runs, metrics and scorecard tables;
+- :mod:`~synllm.report.inputs`: ``StudyData`` and ``ScoredRun``, what a report is made from;
+- :mod:`~synllm.report.tables`: the card, rules, run diagnostics, runs and the scorecard as frames;
 - :mod:`~synllm.report.details`: tidy chart data from synthetic rows and metric details;
-- :mod:`~synllm.report.plots`: altair charts (returned, never shown or saved);
+- :mod:`~synllm.report.plots`, :mod:`~synllm.report.comparison_plots`: altair charts (returned, never shown);
 - :mod:`~synllm.report.narrative`: Markdown prose generated from the numbers;
 - :mod:`~synllm.report.comparison`: leaderboards and rankings across datasets;
-- :mod:`~synllm.report.comparison_plots`: the comparison notebook's charts;
-- :mod:`~synllm.report.render`: PNG figures, Markdown, HTML export and the index page.
+- :mod:`~synllm.report.display`: figures, styled tables and prompts inside a notebook;
+- :mod:`~synllm.report.export`: code-free HTML pages and the index page.
 """
 
-from synllm.report import comparison, comparison_plots, details, narrative, plots, render, scoring, study
-from synllm.report.render import figure, notebook_setup, prompt_blocks, report_paths, settings_table, table
-
-__all__ = sorted(
-    [
-        "comparison",
-        "comparison_plots",
-        "details",
-        "figure",
-        "narrative",
-        "notebook_setup",
-        "plots",
-        "prompt_blocks",
-        "render",
-        "report_paths",
-        "scoring",
-        "settings_table",
-        "study",
-        "table",
-    ]
+from synllm.files import report_paths, write_summary, write_tables
+from synllm.report import comparison, comparison_plots, details, narrative, plots, tables
+from synllm.report.display import (
+    figure,
+    notebook_setup,
+    prompt_blocks,
+    settings_table,
+    styled_scorecard,
+    table,
 )
+
+__all__ = [
+    "comparison",
+    "comparison_plots",
+    "details",
+    "figure",
+    "narrative",
+    "notebook_setup",
+    "plots",
+    "prompt_blocks",
+    "report_paths",
+    "settings_table",
+    "styled_scorecard",
+    "table",
+    "tables",
+    "write_summary",
+    "write_tables",
+]

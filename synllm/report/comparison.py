@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from synllm import config
-from synllm.report.scoring import RUN_COLUMNS
+from synllm.report.tables import RUN_COLUMNS
 
 BLOCK = ["dataset", "model", "seed"]
 

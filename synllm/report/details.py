@@ -13,8 +13,7 @@ import numpy as np
 import pandas as pd
 
 from synllm.cards import Card
-from synllm.report.scoring import ScoredRun
-from synllm.report.study import StudyData
+from synllm.report.inputs import ScoredRun, StudyData
 
 REAL = "real"
 HOLDOUT = "holdout → train"

@@ -1,6 +1,6 @@
 """Prose generated from the numbers, so the text of a report always matches its tables.
 
-Every function takes tidy frames (see :mod:`synllm.report.scoring`) and returns Markdown.
+Every function takes tidy frames (see :mod:`synllm.study.scoring`) and returns Markdown.
 Nothing here is a live LLM: the words are fixed, the numbers and their order come from the data.
 """
 
@@ -11,7 +11,8 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from synllm.report.study import StudyData, pooled_sd
+from synllm.report.inputs import StudyData
+from synllm.report.tables import pooled_sd
 
 PROMPT_NAMES = {"p1": "P1 (examples)", "p2": "P2 (definitions)", "p3": "P3 (statistics)", "p4": "P4 (rules)"}
 FAMILY_WORDS = {
@@ -92,7 +93,7 @@ def _failure_text(failures: pd.DataFrame | None) -> str:
 def family_summary(runs: pd.DataFrame, family: str, metrics: pd.DataFrame | None = None) -> str:
     """Which prompt type scored best and worst on one family, against baselines and the real reference.
 
-    With ``metrics`` (from :func:`synllm.report.scoring.metrics_frame`), also says how many runs
+    With ``metrics`` (from :func:`synllm.study.scoring.metrics_frame`), also says how many runs
     could not be scored on the family and the commonest reason.
     """
     llm = runs[runs["kind"] == "llm"]

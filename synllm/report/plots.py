@@ -1,6 +1,6 @@
 """Altair charts for the study notebooks. Each function takes a tidy frame and returns a chart.
 
-Charts are never shown or saved here (see :mod:`synllm.report.render`). Data are
+Charts are never shown or saved here (see :mod:`synllm.report.display`). Data are
 aggregated before charting, so a saved notebook stays small. An empty frame gives a
 chart that says there is nothing to draw, instead of an empty frame of axes.
 """

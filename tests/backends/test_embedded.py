@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from synllm.backends.base import GenerationRequest, get_backend
+from synllm.backends.base import GenerationRequest
 from synllm.backends.embedded import (
     DEFAULT_MODEL,
     INSTALL_MODEL,
@@ -28,10 +28,11 @@ from synllm.backends.embedded import (
     schema_grammar,
     usable_cores,
 )
+from synllm.backends.registry import get_backend
 from synllm.cards import Card, Column, Kind, available_cards, load_card
-from synllm.constraints import row_format, to_gbnf, to_json_schema
+from synllm.dataset.schema import parse_table, row_format
 from synllm.errors import BackendError, BackendUnavailable, CardError, ModelNotFound
-from synllm.schema import parse_table
+from synllm.generation.constraints import to_gbnf, to_json_schema
 
 needs_model = pytest.mark.skipif(not EmbeddedBackend().available(), reason="llama_cpp or the SmolLM2 GGUF is missing")
 

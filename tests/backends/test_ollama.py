@@ -15,7 +15,7 @@ import pytest
 from synllm.backends.base import Backend, GenerationRequest
 from synllm.backends.hosts import host_url, is_loopback, warn_if_remote
 from synllm.backends.ollama import OllamaBackend, same_model
-from synllm.errors import BackendError, BackendUnavailable, ModelNotFound
+from synllm.errors import BackendError, BackendUnavailable, InvalidArgument, ModelNotFound
 from tests.fake_ollama import (
     FAKE_MODEL,
     GARBAGE,
@@ -97,7 +97,7 @@ def test_schema_goes_as_format_and_sampling_settings_as_options(fake):
     ]
     assert generation.constraint == "json_schema"
     assert (generation.backend, generation.model, generation.finish_reason) == ("ollama", FAKE_MODEL, "stop")
-    assert generation.extra == {"host": fake.url, "attempts": 1}
+    assert generation.extra == {"url": fake.url, "attempts": 1}
     assert_valid_rows(json.loads(generation.text)["rows"])
 
 
@@ -247,8 +247,12 @@ def test_garbage_and_truncated_answers_are_returned_for_the_parser_to_judge(fake
 
 
 def test_bad_settings_are_rejected():
-    with pytest.raises(BackendError, match="retries >= 0"):
+    with pytest.raises(InvalidArgument, match=r"retries, backoff_s and max_backoff_s must be >= 0; got retries=-1"):
         OllamaBackend("127.0.0.1:1", retries=-1)
+    with pytest.raises(InvalidArgument, match="timeout must be a positive number of seconds, got 0"):
+        OllamaBackend("127.0.0.1:1", timeout=0)
+    with pytest.raises(InvalidArgument, match=r"takes no option\(s\) \['host'\]; it takes \["):
+        OllamaBackend(host="127.0.0.1:1")
 
 
 # -- concurrency ------------------------------------------------------------------------------
@@ -282,7 +286,7 @@ def test_construction_makes_no_request(fake):
 def test_host_comes_from_ollama_host_when_not_given(fake, monkeypatch):
     monkeypatch.setenv("OLLAMA_HOST", fake.url)
     ollama = OllamaBackend()
-    assert ollama.host == fake.url
+    assert ollama.url == fake.url
     assert ollama.available(FAKE_MODEL)
 
 
@@ -311,7 +315,7 @@ def test_available_is_quick_when_the_server_hangs(fake):
 def test_describe_gives_the_digest_and_versions(fake):
     facts = backend(fake.url).describe(FAKE_MODEL)
     assert facts["model_digest"] == fake.digest(FAKE_MODEL)
-    assert facts["host"] == fake.url and facts["loopback"] is True
+    assert facts["url"] == fake.url and facts["loopback"] is True
     assert facts["server_version"] == fake.version
     assert facts["client_version"] == metadata.version("ollama")
     assert facts["model_details"]["quantization_level"] == "Q4_K_M"
@@ -325,11 +329,11 @@ def test_describe_never_raises_when_the_server_is_down():
 
 
 def test_it_is_a_registered_backend(fake):
-    from synllm.backends.base import get_backend
+    from synllm.backends.registry import get_backend
 
-    ollama = get_backend("ollama", host=fake.url)
+    ollama = get_backend("ollama", url=fake.url)
     assert isinstance(ollama, OllamaBackend) and isinstance(ollama, Backend)
-    assert ollama.host == fake.url
+    assert ollama.url == fake.url
 
 
 # -- hosts ------------------------------------------------------------------------------------

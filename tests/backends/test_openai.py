@@ -15,12 +15,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from synllm.backends.base import Backend, GenerationRequest, get_backend
+from synllm.backends.base import Backend, GenerationRequest
 from synllm.backends.openai import OpenAIBackend, base_url, error_message
+from synllm.backends.registry import get_backend
 from synllm.cards import load_card
-from synllm.constraints import to_json_schema
-from synllm.errors import BackendError, BackendUnavailable, ModelNotFound
-from synllm.parsing import parse_text, validate_rows
+from synllm.errors import BackendError, BackendUnavailable, InvalidArgument, ModelNotFound
+from synllm.generation.constraints import to_json_schema
+from synllm.generation.parsing import parse_text, validate_rows
 from tests.fake_openai import (
     FAKE_OPENAI_MODEL,
     FakeOpenAI,
@@ -62,15 +63,15 @@ def test_base_url_prefers_argument_then_synllm_variable_then_openai_variable(mon
 
 
 def test_registry_builds_the_openai_backend(fake_openai):
-    backend = get_backend("openai", base_url=fake_openai.base_url, max_concurrency=3)
+    backend = get_backend("openai", url=fake_openai.base_url, max_concurrency=3)
     assert isinstance(backend, OpenAIBackend) and isinstance(backend, Backend)
     assert (backend.name, backend.output_format, backend.max_concurrency) == ("openai", "json", 3)
 
 
 def test_bad_options_are_refused_with_a_clear_message():
-    with pytest.raises(BackendError, match="response_format"):
+    with pytest.raises(InvalidArgument, match="response_format"):
         OpenAIBackend("http://127.0.0.1:1/v1", response_format="xml")
-    with pytest.raises(BackendError, match="retries"):
+    with pytest.raises(InvalidArgument, match="retries"):
         OpenAIBackend("http://127.0.0.1:1/v1", retries=-1)
 
 
@@ -262,7 +263,7 @@ def test_describe_records_the_servers_model_id(fake_openai):
     facts = backend.describe(FAKE_OPENAI_MODEL)
     assert facts["server_model_id"] == FAKE_OPENAI_MODEL
     assert facts["served_models"] == [FAKE_OPENAI_MODEL] and facts["max_model_len"] == 4096
-    assert facts["loopback"] is True and facts["base_url"] == fake_openai.base_url
+    assert facts["loopback"] is True and facts["url"] == fake_openai.base_url
     assert backend.available(FAKE_OPENAI_MODEL) and not backend.available("other")
     assert backend.default_model == FAKE_OPENAI_MODEL
     assert backend.describe(FAKE_OPENAI_MODEL)["model_listed"] is True
@@ -275,15 +276,15 @@ def test_describe_records_the_servers_model_id(fake_openai):
 
 def test_generate_run_records_server_facts_in_the_manifest(fake_openai, stroke_data, tmp_path):
     from synllm.dataset import split
-    from synllm.generate import GenerationOptions, generate
+    from synllm.generation.loop import GenerationOptions, generate
 
     train, _ = split(*stroke_data)
     result = generate(STROKE, train, "p1", backend_for(fake_openai), FAKE_OPENAI_MODEL, n_rows=6, seed=2,
                       options=GenerationOptions(batch_size=3), out_dir=tmp_path, progress=False)
     assert result.complete and len(result.synthetic) == 6
-    details = result.manifest["backend_details"]
-    assert result.manifest["backend"] == "openai" and details["server_model_id"] == FAKE_OPENAI_MODEL
-    assert sorted(r["seed"] for r in fake_openai.chat_requests) == sorted(result.manifest["request_seeds"])
+    details = result.manifest.backend_details
+    assert result.manifest.backend == "openai" and details["server_model_id"] == FAKE_OPENAI_MODEL
+    assert sorted(r["seed"] for r in fake_openai.chat_requests) == sorted(result.manifest.request_seeds)
 
 
 # -- a real server: llama-cpp-python's OpenAI-compatible server with the bundled SmolLM2 ----
@@ -346,9 +347,9 @@ def llama_server(tmp_path_factory):
 
 @pytest.mark.embedded
 def test_real_server_tiny_run_is_schema_constrained_recorded_and_reproducible(llama_server, stroke_data, tmp_path):
-    from synllm import runstore
+    from synllm import files
     from synllm.dataset import split
-    from synllm.generate import GenerationOptions, generate, request_seed
+    from synllm.generation.loop import GenerationOptions, generate, request_seed
 
     backend = OpenAIBackend(llama_server, timeout=240, retries=1)
     assert backend.available(REAL_MODEL) and backend.default_model == REAL_MODEL
@@ -356,11 +357,11 @@ def test_real_server_tiny_run_is_schema_constrained_recorded_and_reproducible(ll
     options = GenerationOptions(batch_size=1, max_tokens=120)
     result = generate(STROKE, train, "p1", backend, REAL_MODEL, n_rows=1, seed=5, options=options,
                       max_requests=1, out_dir=tmp_path, progress=False)
-    details = result.manifest["backend_details"]
+    details = result.manifest.backend_details
     assert details["server_model_id"] == REAL_MODEL and details["served_models"] == [REAL_MODEL]
     # llama-cpp-python refuses type=json_schema (HTTP 500 naming response_format) and takes json_object+schema
     assert details["response_format"] == "json_object"
-    [record] = runstore.read_records(result.run_dir / runstore.RAW)
+    [record] = files.read_records(result.run_dir / files.RAW)
     assert record["constraint"] == "json_schema" and record["seed"] == request_seed(5, 0)
     assert record["completion_tokens"] > 0
     if record["finish_reason"] == "stop":  # a schema-constrained answer that ended by itself is JSON

@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from synllm.cards.rules import rows_passing_hard_rules
 from synllm.dataset import drop_identifiers, split
 from synllm.metrics import EvalContext, get_metric
 from synllm.metrics.consistency import outcome_indicator
-from synllm.rules import rows_passing_hard_rules
 
 
 @pytest.fixture(scope="module")

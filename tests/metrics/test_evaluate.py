@@ -44,7 +44,7 @@ def stroke(stroke_data):
 def full(stroke):
     """Every registered metric, with the holdout reference."""
     train, holdout, synthetic, card = stroke
-    return evaluate(train, holdout, synthetic, card, examples=drop_identifiers(train.head(4), card))
+    return evaluate(synthetic, train=train, holdout=holdout, card=card, examples=drop_identifiers(train.head(4), card))
 
 
 def test_runs_every_registered_metric_with_a_reference(full, stroke):
@@ -58,7 +58,7 @@ def test_runs_every_registered_metric_with_a_reference(full, stroke):
 def test_reference_is_capped_at_half_the_holdout(stroke):
     train, holdout, synthetic, card = stroke
     big = pd.concat([synthetic] * 2, ignore_index=True)
-    ev = evaluate(train, holdout, big, card, metrics=["ks_complement"])
+    ev = evaluate(big, train=train, holdout=holdout, card=card, metrics=["ks_complement"])
     assert ev.n_reference == 200
 
 
@@ -126,7 +126,7 @@ def test_summary_states_numbers_next_to_the_reference(full):
 
 def test_without_reference(stroke):
     train, holdout, synthetic, card = stroke
-    ev = evaluate(train, holdout, synthetic, card, metrics=FAST, reference=False)
+    ev = evaluate(synthetic, train=train, holdout=holdout, card=card, metrics=FAST, reference=False)
     assert ev.reference is None and ev.n_reference == 0
     assert ev.to_frame()["reference_score"].isna().all()
     assert "real sample" not in ev.summary()
@@ -136,7 +136,7 @@ def test_without_reference(stroke):
 def test_inputs_are_not_modified(stroke):
     train, holdout, synthetic, card = stroke
     copies = [t.copy(deep=True) for t in (train, holdout, synthetic)]
-    evaluate(train, holdout, synthetic, card, metrics=FAST)
+    evaluate(synthetic, train=train, holdout=holdout, card=card, metrics=FAST)
     for before, after in zip(copies, (train, holdout, synthetic)):
         pd.testing.assert_frame_equal(before, after)
 
@@ -144,7 +144,7 @@ def test_inputs_are_not_modified(stroke):
 def test_same_random_state_same_numbers(stroke):
     train, holdout, synthetic, card = stroke
     names = ["ks_complement", "range_coverage"]
-    a, b, c = (evaluate(train, holdout, synthetic, card, metrics=names, random_state=s) for s in (3, 3, 4))
+    a, b, c = (evaluate(synthetic, train=train, holdout=holdout, card=card, metrics=names, random_state=s) for s in (3, 3, 4))
     pd.testing.assert_frame_equal(a.to_frame().drop(columns="seconds"), b.to_frame().drop(columns="seconds"))
     # Another seed draws another reference sample.
     assert a.to_frame()["reference_raw"].tolist() != c.to_frame()["reference_raw"].tolist()
@@ -152,7 +152,7 @@ def test_same_random_state_same_numbers(stroke):
 
 def test_empty_synthetic_is_all_skipped(stroke):
     train, holdout, synthetic, card = stroke
-    ev = evaluate(train, holdout, synthetic.iloc[:0], card, metrics=FAST)
+    ev = evaluate(synthetic.iloc[:0], train=train, holdout=holdout, card=card, metrics=FAST)
     assert all(not r.ok for r in ev.results) and all(not r.ok for r in ev.reference)
     assert math.isnan(ev.quality)
     assert "could not be computed" in ev.summary()
@@ -162,9 +162,9 @@ def test_empty_synthetic_is_all_skipped(stroke):
 def test_bad_inputs_raise_metric_errors(stroke):
     train, holdout, synthetic, card = stroke
     with pytest.raises(MetricError, match="bmi"):
-        evaluate(train, holdout, synthetic.drop(columns="bmi"), card)
+        evaluate(synthetic.drop(columns="bmi"), train=train, holdout=holdout, card=card)
     with pytest.raises(MetricError, match="no metric named 'nope'"):
-        evaluate(train, holdout, synthetic, card, metrics=["nope"])
+        evaluate(synthetic, train=train, holdout=holdout, card=card, metrics=["nope"])
 
 
 def test_a_metric_that_raises_is_reported_by_name(stroke, monkeypatch):
@@ -176,7 +176,7 @@ def test_a_metric_that_raises_is_reported_by_name(stroke, monkeypatch):
 
     monkeypatch.setitem(REGISTRY, "broken_metric", (spec, broken))
     with pytest.raises(MetricError, match="broken_metric.*ZeroDivisionError"):
-        evaluate(train, holdout, synthetic, card, metrics=["broken_metric"])
+        evaluate(synthetic, train=train, holdout=holdout, card=card, metrics=["broken_metric"])
 
 
 # --- relative scores and repeats ------------------------------------------------------------
@@ -208,7 +208,7 @@ def test_relative_scores_min_max_per_metric():
 
 def test_scores_frame_lines_up_runs(full, stroke):
     train, holdout, synthetic, card = stroke
-    other = evaluate(train, holdout, synthetic.iloc[:60], card, metrics=FAST, reference=False)
+    other = evaluate(synthetic.iloc[:60], train=train, holdout=holdout, card=card, metrics=FAST, reference=False)
     frame = scores_frame({"full": full, "small": other})
     assert list(frame.index) == ["full", "small"]
     assert frame.loc["small", "ks_complement"] == other.result("ks_complement").score
@@ -230,10 +230,10 @@ def test_mean_interval_is_a_student_t_interval():
 def test_evaluate_repeats_summarises_each_metric_and_the_headline(stroke):
     train, holdout, synthetic, card = stroke
     synthetics = [synthetic.sample(100, random_state=i) for i in range(3)]
-    summary = evaluate_repeats(train, holdout, synthetics, card, metrics=FAST)
+    summary = evaluate_repeats(synthetics, train=train, holdout=holdout, card=card, metrics=FAST)
     assert list(summary.index) == [*FAST, "quality", "privacy", "harmonic"]
     singles = [
-        evaluate(train, holdout, s, card, metrics=FAST, random_state=i).result("ks_complement").score
+        evaluate(s, train=train, holdout=holdout, card=card, metrics=FAST, random_state=i).result("ks_complement").score
         for i, s in enumerate(synthetics)
     ]
     row = summary.loc["ks_complement"]
@@ -263,7 +263,7 @@ def test_real_holdout_scores_well_against_train(name, n_train, n_holdout, fideli
     train, holdout = split(table, card, holdout=0.2, random_state=0)
     train = train.sample(n_train, random_state=0) if n_train else train
     holdout = holdout.sample(n_holdout, random_state=0) if n_holdout else holdout
-    ev = evaluate(train, holdout, drop_identifiers(holdout, card), card, metrics=QUALITY, reference=False)
+    ev = evaluate(drop_identifiers(holdout, card), train=train, holdout=holdout, card=card, metrics=QUALITY, reference=False)
     families = ev.family_scores()
     assert families.loc["fidelity", "score"] >= fidelity
     assert families.loc["consistency", "score"] >= consistency

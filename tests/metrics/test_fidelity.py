@@ -10,7 +10,7 @@ import pytest
 
 from synllm.cards import card_from_dict
 from synllm.metrics import EvalContext, get_metric
-from synllm.metrics.fidelity import category_labels
+from synllm.metrics.columns import category_labels
 
 CARD = card_from_dict(
     {

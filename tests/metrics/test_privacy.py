@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from synllm.baselines import get_baseline
 from synllm.dataset import split
 from synllm.errors import MetricError
+from synllm.generation.baselines import get_baseline
 from synllm.metrics import privacy
 from synllm.metrics.base import REGISTRY, EvalContext
 from synllm.metrics.distance import fit_encoder, gower_distance, nearest

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import pytest
 
-from synllm.baselines import get_baseline
+from synllm.generation.baselines import get_baseline
+from synllm.generation.manifest import Diagnostics, RunManifest, Timings, Tokens
 from synllm.metrics import evaluate
-from synllm.report.scoring import ScoredRun
-from synllm.report.study import load_study_data
+from synllm.report.inputs import ScoredRun
 
 #: A subset of metrics: one or more per family, and every metric a chart reads details from.
 METRICS = [
@@ -23,23 +23,17 @@ SEEDS = (0, 1)
 N_ROWS = 60
 
 
-def fake_manifest(prompt_type: str, seed: int, rows: int, seconds: float, tokens: int) -> dict:
-    """The parts of a generation manifest the report reads."""
-    return {
-        "model": "fake-model", "prompt_type": prompt_type, "seed": seed, "status": "complete",
-        "timings": {"model_seconds": seconds},
-        "tokens": {"prompt": 100, "completion": tokens},
-        "diagnostics": {"rows_kept": rows, "rows_valid": rows, "requests": 2, "valid_rate": 0.8,
-                        "rejected_by_reason": {"out_of_range": 3, "wrong_field_count": 1}, "duplicates": 0,
-                        "exemplar_echoes": 1 if prompt_type != "p4" else 0,
-                        "tokens_per_valid_row": tokens / rows, "valid_rows_per_second": rows / seconds},
-    }
-
-
-@pytest.fixture(scope="session")
-def study_data():
-    """Stroke, split with seed 0, scored on 400 train / 400 holdout rows."""
-    return load_study_data("stroke", eval_max_rows=400, example_seeds=SEEDS)
+def fake_manifest(prompt_type: str, seed: int, rows: int, seconds: float, tokens: int) -> RunManifest:
+    """A generation manifest with the parts the report reads."""
+    return RunManifest(
+        model="fake-model", prompt_type=prompt_type, seed=seed, status="complete",
+        timings=Timings(model_seconds=seconds),
+        tokens=Tokens(prompt=100, completion=tokens),
+        diagnostics=Diagnostics(rows_kept=rows, rows_valid=rows, requests=2, valid_rate=0.8,
+                                rejected_by_reason={"out_of_range": 3, "wrong_field_count": 1}, duplicates=0,
+                                exemplar_echoes=1 if prompt_type != "p4" else 0,
+                                tokens_per_valid_row=tokens / rows, valid_rows_per_second=rows / seconds),
+    )
 
 
 @pytest.fixture(scope="session")
@@ -55,12 +49,12 @@ def scored(study_data):
             generator = copula if prompt == "p4" else independent
             synthetic = generator.sample(N_ROWS, random_state=10 * i + seed)
             shown = None if prompt == "p4" else examples
-            ev = evaluate(data.eval_train, data.eval_holdout, synthetic, data.card, examples=shown, metrics=METRICS)
+            ev = evaluate(synthetic, train=data.eval_train, holdout=data.eval_holdout, card=data.card, examples=shown, metrics=METRICS)
             runs.append(ScoredRun(kind="llm", model="fake-model", prompt_type=prompt, seed=seed, synthetic=synthetic,
                                   evaluation=ev, examples=shown,
                                   manifest=fake_manifest(prompt, seed, N_ROWS, 10.0 + i, 600 + 100 * i)))
     synthetic = copula.sample(N_ROWS, random_state=99)
-    ev = evaluate(data.eval_train, data.eval_holdout, synthetic, data.card, metrics=METRICS)
+    ev = evaluate(synthetic, train=data.eval_train, holdout=data.eval_holdout, card=data.card, metrics=METRICS)
     runs.append(ScoredRun(kind="baseline", model="gaussian_copula", prompt_type="", seed=0, synthetic=synthetic,
                           evaluation=ev))
     return runs

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from synllm.report import comparison, scoring
+from synllm.report import comparison, tables
 
 
 def _blocks(h: dict[str, list[float]], datasets=("a", "b")) -> pd.DataFrame:
@@ -17,7 +17,7 @@ def _blocks(h: dict[str, list[float]], datasets=("a", "b")) -> pd.DataFrame:
 
 
 def test_load_runs_reads_every_dataset_folder(scored, tmp_path):
-    runs = scoring.runs_frame(scored, "stroke")
+    runs = tables.runs_frame(scored, "stroke")
     for name in ("stroke", "diabetes"):
         (tmp_path / name).mkdir()
         runs.assign(dataset=name).to_csv(tmp_path / name / "runs.csv", index=False)

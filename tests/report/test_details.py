@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from synllm.report import details, scoring
+from synllm.report import details, tables
 from tests.report.conftest import N_ROWS, PROMPTS, SEEDS
 
 
@@ -69,7 +69,7 @@ def test_dcr_frame_measures_every_synthetic_row_and_a_holdout_sample(study_data,
 
 
 def test_metric_values_and_utility_frame(scored):
-    metrics = scoring.metrics_frame(scored)
+    metrics = tables.metrics_frame(scored)
     values = details.metric_values(metrics, ["dcr_share"], value="raw")
     assert len(values) == len(scored)
     assert values["value"].tolist() == metrics.loc[metrics["name"] == "dcr_share", "raw"].tolist()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from synllm.report import comparison, narrative, scoring, study
+from synllm.report import comparison, narrative, tables
 
 
 def _runs(h: dict[str, list[float]], *, dataset="stroke", model="m", reference=0.9) -> pd.DataFrame:
@@ -67,7 +67,7 @@ def test_family_summary_reports_unscored_runs_and_why():
 
 
 def test_generation_summary_counts(scored):
-    diagnostics = study.diagnostics_table([type("R", (), {"manifest": s.manifest})() for s in scored
+    diagnostics = tables.diagnostics_table([type("R", (), {"manifest": s.manifest})() for s in scored
                                            if s.manifest])
     text = narrative.generation_summary(diagnostics)
     assert text.startswith("8 of 8 runs reached")
@@ -99,6 +99,6 @@ def test_verdict_without_p4_cannot_be_judged():
 
 
 def test_headline_and_scorecard_agree(scored):
-    runs = scoring.runs_frame(scored, "stroke")
+    runs = tables.runs_frame(scored, "stroke")
     best = runs[runs["kind"] == "llm"].groupby("prompt_type")["harmonic"].mean().idxmax()
     assert narrative.PROMPT_NAMES[best] in narrative.headline(runs)

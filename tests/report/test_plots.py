@@ -6,8 +6,8 @@ import altair as alt
 import pandas as pd
 import pytest
 
-from synllm.report import comparison, comparison_plots, details, plots, scoring
-from synllm.report.render import chart_png, png_size
+from synllm.report import comparison, comparison_plots, details, plots, tables
+from synllm.report.display import chart_png, png_size
 
 PRIVACY = ["dcr_share", "membership_inference", "attribute_inference", "exemplar_echo"]
 
@@ -20,8 +20,8 @@ def _rows(chart: alt.TopLevelMixin) -> int:
 
 @pytest.fixture(scope="module")
 def frames(study_data, scored):
-    runs = scoring.runs_frame(scored, "stroke")
-    metrics = scoring.metrics_frame(scored)
+    runs = tables.runs_frame(scored, "stroke")
+    metrics = tables.metrics_frame(scored)
     llm = details.pooled_tables(scored, baselines=False)
     return {
         "distributions": details.distribution_frame(study_data.eval_train, llm, study_data.card),
@@ -32,7 +32,7 @@ def frames(study_data, scored):
         "odds": details.odds_ratio_frame(scored),
         "dcr": details.dcr_frame(scored, study_data, max_reference=200),
         "utility": details.utility_frame(scored),
-        "scorecard": scoring.scorecard(runs),
+        "scorecard": tables.scorecard(runs),
         "runs": runs,
     }
 

@@ -1,0 +1,162 @@
+"""Load a real dataset against its card: a strict CSV reader and typed parsing, with errors that name lines."""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from synllm.cards import Card, load_card
+from synllm.cards.rules import hard_rule_violations
+from synllm.dataset.schema import FATAL_CHECKS, parse_table
+from synllm.errors import DataError
+
+log = logging.getLogger(__name__)
+
+_HOW_TO_FIX = {
+    "missing": "mark the column 'nullable: true' in the card, or fill the cells",
+    "not_a_number": "fix the cells or add the token to the card's missing.tokens",
+    "not_an_integer": "fix the cells or change the column's kind to 'float' in the card",
+    "unknown_category": "add the value to the column's categories in the card, or fix the cells",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Dataset:
+    """A loaded table with its card; unpacks as ``table, card = load_dataset(...)``.
+
+    ``issues`` lists non-fatal findings: values outside the plausible range and
+    hard-rule violations in the real file.
+    """
+
+    table: pd.DataFrame
+    card: Card
+    issues: tuple[str, ...] = field(default=())
+
+    def __iter__(self):
+        return iter((self.table, self.card))
+
+
+def load_dataset(name_or_card: str | Path | Card, *, path: str | Path | None = None) -> Dataset:
+    """Load a dataset by card name or card path, with dtypes and missing values from the card.
+
+    Raises a :class:`DataError` that names the file, the column, up to five offending
+    line numbers and values, and what to do. Nothing is silently coerced.
+    """
+    card = name_or_card if isinstance(name_or_card, Card) else load_card(name_or_card)
+    file = Path(path) if path is not None else card.file
+    raw = read_text_table(file)
+    _check_header(raw, card, file)
+    table, problems = parse_table(raw, card)
+    fatal = problems[problems["check"].isin(FATAL_CHECKS)]
+    if not fatal.empty:
+        raise DataError(_describe_problem(fatal, file))
+    issues = list(_range_issues(problems, file)) + list(_rule_issues(table, card, file))
+    for issue in issues:
+        log.warning(issue)
+    return Dataset(table.reset_index(drop=True), card, tuple(issues))
+
+
+def read_text_table(file: Path) -> pd.DataFrame:
+    """Read a CSV with every cell as text; clear errors for absent, empty or non-UTF-8 files."""
+    if not file.is_file():
+        raise DataError(f"{file}: file not found; put the CSV there or fix 'file' in the card")
+    data = file.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise DataError(
+            f"{file}: not UTF-8 (byte {exc.start}, line {line}: {data[exc.start:exc.start + 1]!r}); "
+            "re-save the file as UTF-8, e.g. `iconv -f latin1 -t utf-8`"
+        ) from None
+    if not text.strip():
+        raise DataError(f"{file}: the file is empty; it needs a header line and data rows")
+    header, rows, lines = _csv_records(text, file)
+    if not rows:
+        raise DataError(f"{file}: the file has a header but no data rows; add the rows or fix 'file' in the card")
+    repeated = sorted({name for name in header if header.count(name) > 1})
+    if repeated:
+        raise DataError(f"{file}: column name(s) {repeated} appear more than once in the header; rename them")
+    wrong = [(line, len(fields)) for line, fields in zip(lines, rows) if len(fields) != len(header)]
+    if wrong:
+        shown = ", ".join(f"line {line}: {n} fields" for line, n in wrong[:5])
+        more = f" (and {len(wrong) - 5} more)" if len(wrong) > 5 else ""
+        raise DataError(
+            f"{file}: not a well-formed CSV: the header has {len(header)} fields but {len(wrong)} row(s) "
+            f"do not ({shown}{more}); check the delimiter and quote values that contain a comma"
+        )
+    # The index holds file line numbers (the header is line 1), so errors can point at lines.
+    return pd.DataFrame(rows, columns=header, index=pd.Index(lines, name="line"), dtype=str)
+
+
+def _csv_records(text: str, file: Path) -> tuple[list[str], list[list[str]], list[int]]:
+    """(header, data rows, first file line of each row); blank lines are skipped."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header: list[str] | None = None
+    rows: list[list[str]] = []
+    lines: list[int] = []
+    end = 0
+    try:
+        for fields in reader:
+            start, end = end + 1, reader.line_num
+            if not fields:
+                continue
+            if header is None:
+                header = fields
+            else:
+                rows.append(fields)
+                lines.append(start)
+    except csv.Error as exc:
+        raise DataError(
+            f"{file}: not a well-formed CSV near line {reader.line_num} ({exc}); check the quoting"
+        ) from None
+    return header or [], rows, lines
+
+
+def _check_header(raw: pd.DataFrame, card: Card, file: Path) -> None:
+    expected, found = card.column_names, list(raw.columns)
+    lacking = [c for c in expected if c not in found]
+    extra = [c for c in found if c not in expected]
+    if lacking or extra:
+        parts = []
+        if lacking:
+            parts.append(f"missing column(s) {lacking}")
+        if extra:
+            parts.append(f"extra column(s) {extra}")
+        raise DataError(
+            f"{file}: {' and '.join(parts)} compared with card {card.name!r}; "
+            "fix the CSV header or describe the columns in the card"
+        )
+
+
+def _describe_problem(problems: pd.DataFrame, file: Path) -> str:
+    first = problems.iloc[0]
+    same = problems[(problems["column"] == first["column"]) & (problems["check"] == first["check"])]
+    shown = ", ".join(f"line {r}: {v!r}" for r, v in zip(same["row"][:5], same["value"][:5]))
+    more = f" (and {len(same) - 5} more)" if len(same) > 5 else ""
+    others = len(problems) - len(same)
+    tail = f"; {others} other problem(s) in this file" if others else ""
+    return (
+        f"{file}: column {first['column']!r}: {first['check'].replace('_', ' ')} in "
+        f"{len(same)} row(s): {shown}{more}. Fix: {_HOW_TO_FIX[first['check']]}{tail}"
+    )
+
+
+def _range_issues(problems: pd.DataFrame, file: Path):
+    out = problems[problems["check"] == "out_of_range"]
+    for column, group in out.groupby("column", sort=False):
+        shown = ", ".join(f"line {r}: {v}" for r, v in zip(group["row"][:5], group["value"][:5]))
+        yield f"{file}: column {column!r}: {len(group)} value(s) outside the card's plausible range ({shown})"
+
+
+def _rule_issues(table: pd.DataFrame, card: Card, file: Path):
+    for rule in card.hard_rules:
+        _, violated = hard_rule_violations(table, rule, card)
+        if violated.any():
+            lines = ", ".join(str(i) for i in table.index[violated][:5])
+            yield f"{file}: hard rule {rule.id!r} broken by {int(violated.sum())} row(s) (lines {lines})"

@@ -1,0 +1,11 @@
+"""Generation: ask a backend for rows until enough are valid, cached and resumable; many runs as a grid.
+
+- :mod:`~synllm.generation.constraints`: a card compiled to a GBNF grammar and a JSON schema;
+- :mod:`~synllm.generation.parsing`: model text to candidate rows, then valid and rejected rows;
+- :mod:`~synllm.generation.loop`: ``generate`` (one run) and ``load_run``;
+- :mod:`~synllm.generation.manifest`: the typed run manifest;
+- :mod:`~synllm.generation.grid`: ``run_grid`` (models × prompt types × seeds);
+- :mod:`~synllm.generation.baselines`: non-LLM generators to compare with.
+
+Nothing is imported here: ``synllm`` re-exports the public names.
+"""

@@ -1,0 +1,215 @@
+"""Output constraints compiled from a card: CSV text formatting, a GBNF grammar, a JSON schema.
+
+One formatting rule (:func:`format_value`) is shared by prompts, CSV output and the
+grammar, so what a prompt shows is exactly what the grammar lets a model write.
+Numeric ranges become exact digit-level alternatives: every value the grammar
+accepts parses to a number inside the column's plausible ``range``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from typing import Any
+
+from synllm.cards import Card, Column, Kind
+from synllm.dataset.schema import csv_field, format_value, value_decimals
+from synllm.errors import CardError
+
+# A pattern is a sequence of digit slots; each slot is an inclusive (low, high) digit pair.
+_Slots = tuple[tuple[int, int], ...]
+
+
+def to_gbnf(card: Card, n_rows: int) -> str:
+    """A GBNF grammar for exactly ``n_rows`` CSV data lines (no header), each ending in a newline."""
+    if n_rows < 1:
+        raise CardError(f"a grammar needs at least one row, got n_rows={n_rows}")
+    columns = card.synth_columns
+    if not columns:
+        raise CardError(f"card {card.name!r} has no columns to generate")
+    names = _rule_names([c.name for c in columns])
+    row = ' "," '.join(names)
+    lines = [
+        "root ::= " + " ".join(["row"] * n_rows),
+        f'row ::= {row} "\\n"',
+    ]
+    lines += [f"{name} ::= {column_gbnf(col, card)}" for name, col in zip(names, columns)]
+    return "\n".join(lines) + "\n"
+
+
+def column_gbnf(column: Column, card: Card) -> str:
+    """The right-hand side of a GBNF rule accepting exactly the values allowed in ``column``."""
+    if column.is_numeric:
+        alternatives = [_slots_gbnf(p) for p in numeric_patterns(column)]
+    elif column.is_categorical:
+        literals = dict.fromkeys(format_value(c, column, card) for c in column.categories or ())
+        alternatives = [gbnf_literal(text) for text in literals]
+    else:
+        raise CardError(f"column {column.name!r} is an {column.kind.value}; identifiers are not generated")
+    if column.nullable:
+        alternatives.append(gbnf_literal(csv_field(card.missing_token)))
+    return " | ".join(alternatives)
+
+
+def numeric_patterns(column: Column) -> list[tuple[str, _Slots, int]]:
+    """Patterns ``(sign, digit slots, decimals)`` covering exactly the column's writable values in range."""
+    if column.range is None:
+        raise CardError(f"numeric column {column.name!r} needs a plausible 'range' to build a grammar")
+    decimals = value_decimals(column)
+    scale = Decimal(10) ** decimals
+    low = (Decimal(repr(float(column.range[0]))) * scale).to_integral_value(ROUND_CEILING)
+    high = (Decimal(repr(float(column.range[1]))) * scale).to_integral_value(ROUND_FLOOR)
+    if low > high:
+        raise CardError(
+            f"column {column.name!r}: range {column.range} holds no value with {decimals} decimals; "
+            "widen the range or raise 'decimals'"
+        )
+    patterns: list[tuple[str, _Slots, int]] = []
+    if low < 0:
+        for slots in scaled_range_slots(max(1, -int(high)), -int(low), decimals):
+            patterns.append(("-", slots, decimals))
+    if high >= 0:
+        for slots in scaled_range_slots(max(0, int(low)), int(high), decimals):
+            patterns.append(("", slots, decimals))
+    return patterns
+
+
+def scaled_range_slots(low: int, high: int, decimals: int) -> list[_Slots]:
+    """Digit patterns for the texts of ``n / 10**decimals``, n in [low, high] (non-negative).
+
+    The integer part has no leading zeros; the fraction has exactly ``decimals`` digits.
+    The decimal point sits before the last ``decimals`` slots.
+    """
+    if decimals == 0:
+        return integer_range_slots(low, high)
+    unit = 10**decimals
+    int_low, frac_low = divmod(low, unit)
+    int_high, frac_high = divmod(high, unit)
+    if int_low == int_high:
+        return _prefix(int_low, fixed_width_slots(frac_low, frac_high, decimals))
+    out: list[_Slots] = []
+    if frac_low:
+        out += _prefix(int_low, fixed_width_slots(frac_low, unit - 1, decimals))
+        int_low += 1
+    tail: list[_Slots] = []
+    if frac_high != unit - 1:
+        tail = _prefix(int_high, fixed_width_slots(0, frac_high, decimals))
+        int_high -= 1
+    if int_low <= int_high:
+        out += [head + ((0, 9),) * decimals for head in integer_range_slots(int_low, int_high)]
+    return out + tail
+
+
+def integer_range_slots(low: int, high: int) -> list[_Slots]:
+    """Digit patterns matching exactly the decimal texts (no leading zeros) of integers in [low, high] ≥ 0."""
+    if low < 0 or low > high:
+        raise ValueError(f"need 0 <= low <= high, got [{low}, {high}]")
+    out: list[_Slots] = []
+    width = len(str(low))
+    while low <= high:
+        top = min(high, 10**width - 1)
+        out += fixed_width_slots(low, top, width)
+        low, width = top + 1, width + 1
+    return out
+
+
+def fixed_width_slots(low: int, high: int, width: int) -> list[_Slots]:
+    """Digit patterns matching the ``width``-digit zero-padded texts of integers in [low, high]."""
+    return _split(str(low).zfill(width), str(high).zfill(width))
+
+
+def gbnf_literal(text: str) -> str:
+    """A GBNF string literal for ``text`` (quotes, backslashes and control characters escaped)."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
+    return '"' + escaped.replace("\t", "\\t") + '"'
+
+
+def to_json_schema(card: Card, n_rows: int) -> dict[str, Any]:
+    """A JSON schema for ``{"rows": [[v1, ..., vk], ...]}`` with exactly ``n_rows`` compact array rows."""
+    if n_rows < 1:
+        raise CardError(f"a schema needs at least one row, got n_rows={n_rows}")
+    items = [column_json_schema(col) for col in card.synth_columns]
+    row = {
+        "type": "array",
+        "prefixItems": items,
+        "items": False,
+        "minItems": len(items),
+        "maxItems": len(items),
+    }
+    return {
+        "type": "object",
+        "properties": {"rows": {"type": "array", "minItems": n_rows, "maxItems": n_rows, "items": row}},
+        "required": ["rows"],
+    }
+
+
+def column_json_schema(column: Column) -> dict[str, Any]:
+    """The JSON schema of one cell: a bounded number, an enum of categories, null when nullable."""
+    if column.is_numeric:
+        if column.range is None:
+            raise CardError(f"numeric column {column.name!r} needs a plausible 'range' to build a schema")
+        lo, hi = column.range
+        if column.kind is Kind.INTEGER:
+            kind, lo, hi = "integer", math.ceil(lo), math.floor(hi)
+        else:
+            kind = "number"
+        return {"type": [kind, "null"] if column.nullable else kind, "minimum": lo, "maximum": hi}
+    if column.is_categorical:
+        values: list[Any] = list(column.categories or ())
+        if not column.has_numeric_categories:
+            values = [str(v) for v in values]
+        return {"enum": [*values, None] if column.nullable else values}
+    raise CardError(f"column {column.name!r} is an {column.kind.value}; identifiers are not generated")
+
+
+def _split(low: str, high: str) -> list[_Slots]:
+    # Classic regex range split on equal-width digit strings (leading zeros allowed).
+    if not low:
+        return [()]
+    first_low, first_high = int(low[0]), int(high[0])
+    rest_low, rest_high = low[1:], high[1:]
+    if first_low == first_high:
+        return [((first_low, first_low),) + tail for tail in _split(rest_low, rest_high)]
+    out: list[_Slots] = []
+    start, end = first_low, first_high
+    if rest_low.strip("0"):
+        out += [((first_low, first_low),) + t for t in _split(rest_low, "9" * len(rest_low))]
+        start += 1
+    upper: list[_Slots] = []
+    if rest_high.strip("9"):
+        upper = [((first_high, first_high),) + t for t in _split("0" * len(rest_high), rest_high)]
+        end -= 1
+    if start <= end:
+        out.append(((start, end),) + ((0, 9),) * len(rest_low))
+    return out + upper
+
+
+def _prefix(integer: int, fractions: list[_Slots]) -> list[_Slots]:
+    head = tuple((int(d), int(d)) for d in str(integer))
+    return [head + frac for frac in fractions]
+
+
+def _slots_gbnf(pattern: tuple[str, _Slots, int]) -> str:
+    sign, slots, decimals = pattern
+    point = len(slots) - decimals
+    parts: list[str] = []
+    literal = sign
+    for i, (lo, hi) in enumerate(slots):
+        if i == point and decimals:
+            literal += "."
+        if lo == hi:
+            literal += str(lo)
+            continue
+        if literal:
+            parts.append(f'"{literal}"')
+            literal = ""
+        parts.append(f"[{lo}-{hi}]" if hi > lo + 1 else f"[{lo}{hi}]")
+    if literal:
+        parts.append(f'"{literal}"')
+    return " ".join(parts)
+
+
+def _rule_names(columns: list[str]) -> list[str]:
+    # GBNF rule names allow letters, digits and dashes; prefix keeps them unique and clear of 'root'/'row'.
+    return [f"c{i}-" + (re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-").lower() or "col") for i, name in enumerate(columns)]

@@ -1,0 +1,166 @@
+"""Model text -> candidate rows -> valid rows and rejected rows with reasons.
+
+The parser accepts JSON (``{"rows": [[...], ...]}``, a bare list, or objects keyed by
+column) or CSV lines, tolerates code fences, numbering and prose around the data,
+and records every repair it makes. Validation checks each row against the card.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from synllm.cards import Card
+from synllm.dataset.schema import CHECKS, parse_table
+
+_FENCE = re.compile(r"```[a-zA-Z]*\n?|```")
+_NUMBERING = re.compile(r"^\s*(?:\d+[.)]|[-*•])\s+")
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedText:
+    """Candidate rows (lists of text cells) found in one answer, with repairs and unusable lines."""
+
+    rows: list[list[str]]
+    repairs: list[str] = field(default_factory=list)
+    junk: list[str] = field(default_factory=list)
+    format: str = "csv"
+
+
+def parse_text(text: str, card: Card) -> ParsedText:
+    """Find rows in a model answer, trying JSON first, then CSV lines."""
+    repairs: list[str] = []
+    body = text
+    if "```" in body:
+        body = _FENCE.sub("", body)
+        repairs.append("removed code fences")
+    parsed = _parse_json(body, card, repairs)
+    if parsed is not None:
+        return parsed
+    return _parse_csv(body, card, repairs)
+
+
+def _parse_json(body: str, card: Card, repairs: list[str]) -> ParsedText | None:
+    start = min((i for i in (body.find("{"), body.find("[")) if i >= 0), default=-1)
+    if start < 0:
+        return None
+    decoder = json.JSONDecoder()
+    try:
+        data, end = decoder.raw_decode(body[start:])
+    except json.JSONDecodeError:
+        return None
+    if start > 0 and body[:start].strip():
+        repairs.append("ignored text before the JSON")
+    if body[start + end :].strip():
+        repairs.append("ignored text after the JSON")
+    if isinstance(data, dict):
+        data = data.get("rows", data.get("records", data.get("data")))
+    if not isinstance(data, list):
+        return None
+    names = card.synth_names
+    rows, junk = [], []
+    for item in data:
+        if isinstance(item, dict):
+            rows.append([_cell(item.get(n)) for n in names])
+            if set(item) - set(names):
+                junk.append(f"unknown keys {sorted(set(item) - set(names))}")
+        elif isinstance(item, list):
+            rows.append([_cell(v) for v in item])
+        else:
+            junk.append(repr(item))
+    return ParsedText(rows, repairs, junk, "json")
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(int(value))
+    return str(value)
+
+
+def _parse_csv(body: str, card: Card, repairs: list[str]) -> ParsedText:
+    names = card.synth_names
+    header = [n.lower() for n in names]
+    rows, junk = [], []
+    for line in body.splitlines():
+        if not line.strip():
+            continue
+        stripped = _NUMBERING.sub("", line)
+        if stripped != line:
+            repairs.append("removed line numbering")
+        cells = next(csv.reader(io.StringIO(stripped), skipinitialspace=True), [])
+        cells = [c.strip() for c in cells]
+        if [c.lower() for c in cells] == header:
+            repairs.append("skipped a header line")
+            continue
+        if len(cells) < 2:
+            junk.append(line)
+            continue
+        rows.append(cells)
+    return ParsedText(rows, _dedupe(repairs), junk, "csv")
+
+
+def _dedupe(items: list[str]) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+@dataclass(frozen=True, slots=True)
+class Validation:
+    """Typed valid rows, and rejected rows (raw cells) with one reason string each.
+
+    ``valid_positions`` / ``rejected_positions`` give each output row's position in the input list.
+    """
+
+    valid: pd.DataFrame
+    rejected: pd.DataFrame
+    valid_positions: tuple[int, ...] = ()
+    rejected_positions: tuple[int, ...] = ()
+
+    @property
+    def reasons(self) -> dict[str, int]:
+        """How many rejected rows failed for each reason (a row may count under several)."""
+        counts: dict[str, int] = {}
+        for text in self.rejected.get("_reason", pd.Series(dtype=str)):
+            for reason in {r.split(":")[0] for r in text.split("; ")}:
+                counts[reason] = counts.get(reason, 0) + 1
+        return counts
+
+
+def validate_rows(rows: list[list[str]], card: Card) -> Validation:
+    """Check rows against the card: column count, types, categories and ranges.
+
+    Valid rows come back typed like a loaded real table. Rejected rows keep their raw
+    cells plus ``_reason`` (e.g. ``out_of_range: age=140``).
+    """
+    names = card.synth_names
+    k = len(names)
+    good_pos = [i for i, r in enumerate(rows) if len(r) == k]
+    bad_pos = [i for i, r in enumerate(rows) if len(r) != k]
+    good = [rows[i] for i in good_pos]
+    bad = [rows[i] for i in bad_pos]
+    raw = pd.DataFrame(good, columns=names, dtype="string") if good else pd.DataFrame(columns=names, dtype="string")
+    typed, problems = parse_table(raw, card)
+    reasons = pd.Series("", index=raw.index, dtype=object)
+    for row, group in problems.groupby("row", sort=False):
+        order = sorted(group.itertuples(), key=lambda p: CHECKS.index(p.check))
+        reasons[row] = "; ".join(f"{p.check}: {p.column}={p.value}" for p in order)
+    ok = reasons.eq("")
+    rejected = raw.loc[~ok].copy()
+    rejected["_reason"] = reasons[~ok]
+    if bad:
+        wrong = pd.DataFrame({"_raw": [",".join(r) for r in bad]})
+        wrong["_reason"] = [f"wrong_column_count: {len(r)} fields, expected {k}" for r in bad]
+        rejected = pd.concat([rejected, wrong], ignore_index=True)
+    ok_mask = ok.to_numpy(dtype=bool)
+    return Validation(
+        typed.loc[ok].reset_index(drop=True),
+        rejected.reset_index(drop=True),
+        tuple(p for p, keep in zip(good_pos, ok_mask) if keep),
+        tuple([p for p, keep in zip(good_pos, ok_mask) if not keep] + bad_pos),
+    )

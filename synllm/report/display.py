@@ -1,0 +1,154 @@
+"""Showing results inside a notebook: charts as PNG images, tables styled for reading, prompts in full.
+
+Charts are shown as PNG images (saved under the report's ``figures/`` with vl-convert,
+offline) so the notebook and its HTML look the same in JupyterLab, under papermill and
+in a browser with no network.
+"""
+
+from __future__ import annotations
+
+import html
+import struct
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from synllm import files
+
+#: Pixel density of saved PNGs (2 = sharp on high-density screens; shown at natural size).
+PNG_SCALE = 2
+
+
+def notebook_setup() -> None:
+    """Quiet known-harmless warnings and set table display options for the study notebooks.
+
+    Call it once at the top of a notebook; the library itself never does this.
+    """
+    try:
+        from tqdm import TqdmExperimentalWarning, TqdmWarning
+
+        warnings.filterwarnings("ignore", category=TqdmWarning)
+        warnings.filterwarnings("ignore", category=TqdmExperimentalWarning)
+    except ImportError:  # pragma: no cover - tqdm is a dependency
+        pass
+    warnings.filterwarnings("ignore", message=".*Falling back to prediction using DMatrix.*")
+    pd.set_option("display.precision", 3)
+    pd.set_option("display.max_colwidth", 120)
+    pd.set_option("display.max_rows", 60)
+    pd.set_option("display.max_columns", 30)
+
+
+def chart_png(chart: Any, scale: int = PNG_SCALE) -> bytes:
+    """The chart rendered to PNG bytes by vl-convert (offline)."""
+    import vl_convert as vlc
+
+    return vlc.vegalite_to_png(chart.to_dict(), scale=scale)
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    """(width, height) in pixels from a PNG header.
+
+    >>> png_size(b"\\x89PNG\\r\\n\\x1a\\n" + b"\\x00\\x00\\x00\\rIHDR" + struct.pack(">II", 640, 480))
+    (640, 480)
+    """
+    return struct.unpack(">II", data[16:24])
+
+
+def figure(chart: Any, name: str, folder: str | Path, *, scale: int = PNG_SCALE):
+    """Save ``chart`` as ``<folder>/<name>.png`` and return it as an image to display at natural size.
+
+    The image's alt text is the chart's title (or ``name``).
+    """
+    from IPython.display import Image
+
+    data = chart_png(chart, scale)
+    files.write_figure(folder, name, data)
+    width, _ = png_size(data)
+    return Image(data=data, format="png", width=width // scale, alt=_chart_title(chart) or name.replace("_", " "))
+
+
+def _chart_title(chart: Any) -> str:
+    title = chart.to_dict().get("title")
+    if isinstance(title, dict):
+        title = title.get("text")
+    if isinstance(title, list):
+        title = " ".join(map(str, title))
+    return str(title) if title else ""
+
+
+def prompt_html(prompt: Any, info: dict[str, str]) -> str:
+    """HTML of one prompt in full: title, what it adds and why it matters, then system and user text."""
+    examples = len(prompt.examples)
+    shown = f"It shows {examples} real training row{'s' if examples != 1 else ''}." if examples else \
+        "It shows no real row."
+    return (
+        f"<h3>{html.escape(info['title'])}</h3>"
+        f"<p><b>{html.escape(info['summary'])}</b> {html.escape(' '.join(info['explain'].split()))} {shown}</p>"
+        f"<pre style='white-space: pre-wrap; font-size: 12px; background: #f6f6f6; padding: 8px; "
+        f"border-left: 3px solid #888'>"
+        f"<b>[system]</b>\n{html.escape(prompt.system)}\n\n<b>[user]</b>\n{html.escape(prompt.text)}</pre>"
+        f"<p style='color:#666; font-size: 12px'>sha256 {prompt.sha256[:16]}… · "
+        f"{len(prompt.system) + len(prompt.text):,} characters</p>"
+    )
+
+
+def prompt_blocks(prompts: Sequence[Any]):
+    """Every prompt in full, one after the other, each with its explanation (see :func:`prompt_html`)."""
+    from IPython.display import HTML
+
+    from synllm.prompts import prompt_info
+
+    return HTML("".join(prompt_html(p, prompt_info(p.prompt_type)) for p in prompts))
+
+
+def table(frame: pd.DataFrame, *, precision: int = 3):
+    """``frame`` styled for reading: text left-aligned (short text kept on one line), numbers rounded,
+    NaN as '–', underscores in column names shown as spaces (so headers can wrap)."""
+    shown = frame.rename(columns=lambda c: str(c).replace("_", " "))
+    text = [c for c in shown.columns if not pd.api.types.is_numeric_dtype(shown[c])]
+    short = [c for c in text if shown[c].astype(str).str.len().max() <= 40] if len(shown) else []
+    styler = shown.style.format(precision=precision, na_rep="–", thousands=",")
+    styler = styler.set_properties(subset=text, **{"text-align": "left"})
+    styler = styler.set_properties(subset=short, **{"white-space": "nowrap"})
+    if isinstance(frame.index, pd.RangeIndex):
+        styler = styler.hide(axis="index")
+    return styler.set_table_styles([{"selector": "th", "props": [("text-align", "left")]}])
+
+
+def settings_table(**settings: Any):
+    """The notebook's parameters as a two-column table, for the record at the top of a report."""
+    rows = [(k, ", ".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)) for k, v in settings.items()]
+    return table(pd.DataFrame(rows, columns=["parameter", "value"]).set_index("parameter"))
+
+
+def score_color(value: Any) -> str:
+    """CSS shading a score cell: white at 0 to green at 1 (no matplotlib needed); blank for non-numbers.
+
+    >>> score_color(1.0)
+    'background-color: rgb(120, 198, 121); color: black'
+    """
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return ""
+    if v != v:
+        return "color: #999"
+    v = min(max(v, 0.0), 1.0)
+    low, high = (255, 255, 255), (120, 198, 121)
+    r, g, b = (round(lo + (hi - lo) * v) for lo, hi in zip(low, high))
+    return f"background-color: rgb({r}, {g}, {b}); color: black"
+
+
+def styled_scorecard(card: pd.DataFrame):
+    """The scorecard with score columns shaded (greener = better) and numbers rounded."""
+    scores = [c for c in ("fidelity", "consistency", "privacy", "utility", "quality", "harmonic") if c in card]
+    shown = card.drop(columns=[c for c in ("kind", "model", "prompt_type") if c in card]).set_index("generator")
+    return table(shown).map(score_color, subset=[c.replace("_", " ") for c in scores])
+
+
+# --- index page ----------------------------------------------------------------------------------
+
+

@@ -1,0 +1,162 @@
+"""Executed notebooks as standalone HTML pages with the code hidden, and the index page of a batch.
+
+The HTML is made by nbconvert with its own preprocessors: ``CoalesceStreamsPreprocessor``
+merges progress-bar output, :class:`ReportCellsPreprocessor` tags every code cell's input
+for removal except cells that raised (a reader must see what failed), and
+``TagRemovePreprocessor`` removes what the ``remove-cell`` / ``remove-input`` /
+``remove-output`` tags mark. Images are embedded and CDN scripts dropped, so a page works offline.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nbconvert.preprocessors import CoalesceStreamsPreprocessor, Preprocessor, TagRemovePreprocessor
+
+from synllm import files
+
+REMOVE_INPUT_TAGS = ("remove-input", "hide-input")
+REMOVE_CELL_TAGS = ("remove-cell",)
+REMOVE_OUTPUT_TAGS = ("remove-output",)
+_PROGRESS = re.compile(r"\d+%\|")
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+class ReportCellsPreprocessor(Preprocessor):
+    """Tag code cells for a reader: inputs removed unless the cell raised; empty cells removed.
+
+    Also: progress bars written to stderr are shown as plain output (not error red),
+    terminal escapes are dropped, and PNG outputs carrying alt text become ``<img>``
+    tags so the HTML keeps the alt text.
+    """
+
+    def preprocess_cell(self, cell: Any, resources: dict, index: int) -> tuple[Any, dict]:
+        if cell.cell_type != "code":
+            return cell, resources
+        tags = set(cell.metadata.get("tags", []))
+        outputs = cell.get("outputs", [])
+        if any(o.get("output_type") == "error" for o in outputs):
+            tags -= {*REMOVE_INPUT_TAGS, *REMOVE_OUTPUT_TAGS, *REMOVE_CELL_TAGS}
+        else:
+            tags.add(REMOVE_INPUT_TAGS[0])
+            if not outputs or tags & set(REMOVE_OUTPUT_TAGS):
+                tags.add(REMOVE_CELL_TAGS[0])
+        for output in outputs:
+            if output.get("output_type") == "stream":
+                output["text"] = _ANSI.sub("", output["text"])
+                if _PROGRESS.search(output["text"]):
+                    output["name"] = "stdout"
+            _png_with_alt_as_html(output)
+        cell.metadata["tags"] = sorted(tags)
+        return cell, resources
+
+
+def _png_with_alt_as_html(output: Any) -> None:
+    """Turn a PNG output carrying alt text into an <img> tag, so the HTML keeps the alt text."""
+    data, meta = output.get("data", {}), output.get("metadata", {}).get("image/png", {})
+    if "image/png" not in data or "alt" not in meta:
+        return
+    width = f" width='{int(meta['width'])}'" if meta.get("width") else ""
+    src = data["image/png"].replace("\n", "")
+    data["text/html"] = f"<img src='data:image/png;base64,{src}' alt='{html.escape(str(meta['alt']), quote=True)}'" \
+                        f"{width} style='max-width: 100%; height: auto'>"
+    del data["image/png"]
+
+
+def export_html(notebook: str | Path, html_path: str | Path | None = None) -> Path:
+    """Write ``notebook`` as a standalone HTML page with code hidden (outputs, prose and charts kept).
+
+    Cells that raised keep their code and traceback. Images are embedded, so the file
+    works offline and alone.
+    """
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    notebook = Path(notebook)
+    html_path = Path(html_path) if html_path else notebook.with_suffix(".html")
+    nb = nbformat.read(notebook, as_version=4)
+    exporter = HTMLExporter(template_name="lab", exclude_input_prompt=True, exclude_output_prompt=True)
+    exporter.mathjax_url = ""
+    exporter.register_preprocessor(CoalesceStreamsPreprocessor(), enabled=True)
+    exporter.register_preprocessor(ReportCellsPreprocessor(), enabled=True)
+    exporter.register_preprocessor(
+        TagRemovePreprocessor(remove_cell_tags=set(REMOVE_CELL_TAGS), remove_input_tags=set(REMOVE_INPUT_TAGS),
+                              remove_all_outputs_tags=set(REMOVE_OUTPUT_TAGS)),
+        enabled=True,
+    )
+    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": _title(nb) or notebook.stem}})
+    # The page needs no JavaScript: drop the template's CDN scripts (require.js, MathJax) so it is fully offline.
+    body = re.sub(r"<script src=\"[^\"]*\">\s*</script>", "", body)
+    files.atomic_write_text(html_path, body)
+    return html_path
+
+
+def _title(nb: Any) -> str | None:
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            for line in cell.source.splitlines():
+                if line.startswith("# "):
+                    return line[2:].strip()
+    return None
+
+
+def failed_cells(notebook: str | Path) -> list[str]:
+    """'ename: evalue' of every error output in an executed notebook."""
+    import nbformat
+
+    nb = nbformat.read(Path(notebook), as_version=4)
+    return [f"{o.get('ename')}: {o.get('evalue')}" for c in nb.cells if c.cell_type == "code"
+            for o in c.get("outputs", []) if o.get("output_type") == "error"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReportEntry:
+    """One report of a batch: its name, folder, outcome and run time."""
+
+    name: str
+    folder: Path
+    ok: bool
+    seconds: float
+    message: str = ""
+
+
+def write_index(root: str | Path, entries: Sequence[ReportEntry], *, title: str = "synllm reports") -> Path:
+    """Write ``<root>/index.html`` linking every report's HTML, notebook, scorecard and figures."""
+    root = Path(root)
+    rows = []
+    for e in entries:
+        rel = e.folder.relative_to(root) if e.folder.is_relative_to(root) else e.folder
+        names = (files.REPORT_HTML, files.REPORT_NOTEBOOK, *files.TABLES)
+        links = [f"<a href='{html.escape(str(rel))}/{f}'>{f}</a>" for f in names if (e.folder / f).exists()]
+        figures = sorted((e.folder / files.FIGURES).glob("*.png"))
+        figs = ", ".join(f"<a href='{html.escape(str(rel))}/{files.FIGURES}/{html.escape(p.name)}'>"
+                         f"{html.escape(p.stem)}</a>" for p in figures)
+        status = "<span class='ok'>ok</span>" if e.ok else "<span class='bad'>failed</span>"
+        rows.append(
+            f"<tr><td><b>{html.escape(e.name)}</b></td><td>{status}</td><td class='num'>{e.seconds:.0f}&nbsp;s</td>"
+            f"<td>{' · '.join(links)}</td><td class='figs'>{figs or '–'}</td>"
+            f"<td>{html.escape(files.read_summary(e.folder).get('headline', '') if e.ok else e.message)}</td></tr>"
+        )
+    page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em; max-width: 1300px; color: #222; }}
+table {{ border-collapse: collapse; width: 100%; }} td, th {{ border-bottom: 1px solid #ddd; padding: 6px 8px;
+vertical-align: top; text-align: left; font-size: 14px; }} .figs {{ font-size: 12px; max-width: 380px; }}
+.num {{ white-space: nowrap; }} .ok {{ color: #2a7a2a; font-weight: bold; }} .bad {{ color: #b00; font-weight: bold; }}
+</style></head><body>
+<h1>{html.escape(title)}</h1>
+<p>One report per dataset (generation, fidelity, clinical consistency, privacy, utility and a scorecard),
+then the comparison across datasets. Every page works offline.</p>
+<table><tr><th>report</th><th>status</th><th>time</th><th>files</th><th>figures</th><th>headline</th></tr>
+{''.join(rows)}
+</table></body></html>
+"""
+    path = root / files.INDEX
+    files.atomic_write_text(path, page)
+    return path

@@ -1,0 +1,228 @@
+"""Batch driver behind ``make run``: the per-dataset notebook for each dataset, then the comparison.
+
+    python -m synllm.study.batch --profile quick [--backend ollama | --endpoints vllm] [--models llama3.1:8b ...]
+                           [--datasets stroke] [--output DIR] [-p n_rows=5]
+
+Each notebook is executed with papermill into ``<output>/<dataset>/report.ipynb`` and
+rendered to ``report.html`` with the code hidden. A failing notebook still gets its HTML
+(showing the cell that failed); the batch goes on with the other datasets, writes
+``<output>/index.html`` and exits with status 1 and a summary. Rerunning resumes: finished
+generations come from the cache.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from synllm import config
+from synllm.errors import SynllmError
+from synllm.report.export import ReportEntry, export_html, failed_cells, write_index
+
+STUDY_NOTEBOOK = config.NOTEBOOKS_DIR / "01-dataset-study.ipynb"
+COMPARISON_NOTEBOOK = config.NOTEBOOKS_DIR / "02-comparison.ipynb"
+PROFILE_SECTIONS = {"description", "datasets", "study", "comparison"}
+
+log = logging.getLogger(__name__)
+
+
+class ProfileError(SynllmError):
+    """A batch profile cannot be read or names unknown parameters."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Profile:
+    """A batch profile: datasets, the study notebook's parameters and the comparison notebook's."""
+
+    name: str
+    description: str = ""
+    datasets: tuple[str, ...] = ()
+    study: Mapping[str, Any] = field(default_factory=dict)
+    comparison: Mapping[str, Any] = field(default_factory=dict)
+
+
+def profile_path(name_or_path: str | Path) -> Path:
+    """``synllm/profiles/<name>.yaml``, or the given path if it is a file."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") and path.is_file():
+        return path
+    candidate = config.PROFILES_DIR / f"{name_or_path}.yaml"
+    if not candidate.is_file():
+        names = sorted(p.stem for p in config.PROFILES_DIR.glob("*.yaml"))
+        raise ProfileError(f"no batch profile {name_or_path!r}; choose one of {names} or give a .yaml path")
+    return candidate
+
+
+def load_profile(name_or_path: str | Path) -> Profile:
+    """Read and check a profile: only known sections; parameters must exist in the notebooks."""
+    path = profile_path(name_or_path)
+    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if unknown := set(raw) - PROFILE_SECTIONS:
+        raise ProfileError(f"{path}: unknown section(s) {sorted(unknown)}; allowed: {sorted(PROFILE_SECTIONS)}")
+    profile = Profile(name=path.stem, description=str(raw.get("description", "")),
+                      datasets=tuple(raw.get("datasets") or ()), study=dict(raw.get("study") or {}),
+                      comparison=dict(raw.get("comparison") or {}))
+    for section, notebook in (("study", STUDY_NOTEBOOK), ("comparison", COMPARISON_NOTEBOOK)):
+        known = notebook_parameters(notebook)
+        if unknown := set(getattr(profile, section)) - set(known):
+            raise ProfileError(f"{path}: {section} parameter(s) {sorted(unknown)} are not in {notebook.name}; "
+                               f"its parameters are {sorted(known)}")
+    return profile
+
+
+def notebook_parameters(notebook: Path) -> dict[str, dict[str, Any]]:
+    """Name -> papermill's description (type, default, help) of a notebook's parameters cell."""
+    import papermill as pm
+
+    return dict(pm.inspect_notebook(str(notebook)))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Plan:
+    """What a batch will run: datasets, study parameters, comparison parameters, output folder."""
+
+    datasets: tuple[str, ...]
+    study: dict[str, Any]
+    comparison: dict[str, Any]
+    output: Path
+
+
+def plan(profile: Profile, *, backend: str | None = None, endpoints: str | None = None,
+         models: Sequence[str] | None = None,
+         datasets: Sequence[str] | None = None, output: str | Path | None = None,
+         overrides: Mapping[str, Any] | None = None) -> Plan:
+    """Merge command-line choices into a profile.
+
+    A new ``backend`` without ``models`` clears the profile's models, so the notebook uses
+    that backend's default (the bundled SmolLM2, or Ollama's 'course' grid).
+    """
+    study = dict(profile.study)
+    if backend:
+        if backend != study.get("backend") and not models:
+            study["models"] = []
+        study["backend"] = backend
+    if endpoints:
+        study["endpoints"] = str(endpoints)
+    if models:
+        study["models"] = list(models)
+    study.update(overrides or {})
+    known = notebook_parameters(STUDY_NOTEBOOK)
+    if unknown := set(study) - set(known):
+        raise ProfileError(f"unknown study parameter(s) {sorted(unknown)}; the notebook takes {sorted(known)}")
+    out = Path(output) if output else config.reports_dir()
+    study["output_folder"] = str(out.resolve())
+    comparison = {**profile.comparison, "output_folder": str(out.resolve())}
+    chosen = tuple(datasets) if datasets else profile.datasets
+    if not chosen:
+        raise ProfileError(f"profile {profile.name!r} lists no datasets; add 'datasets:' or pass --datasets")
+    return Plan(datasets=chosen, study=study, comparison=comparison, output=out.resolve())
+
+
+def execute(notebook: Path, folder: Path, parameters: Mapping[str, Any], *, kernel: str = "python3",
+            timeout: int | None = None) -> ReportEntry:
+    """Run ``notebook`` with papermill into ``<folder>/report.ipynb``, then write ``report.html`` (always)."""
+    import papermill as pm
+
+    folder.mkdir(parents=True, exist_ok=True)
+    out = folder / "report.ipynb"
+    started = time.perf_counter()
+    message = ""
+    try:
+        pm.execute_notebook(str(notebook), str(out), parameters=dict(parameters), kernel_name=kernel,
+                            cwd=str(notebook.parent), progress_bar=False, execution_timeout=timeout)
+        ok = True
+    except pm.PapermillExecutionError as exc:
+        ok, message = False, f"{exc.ename}: {exc.evalue}"
+    except Exception as exc:  # kernel died, timeout, bad notebook: report it and go on
+        ok, message = False, f"{type(exc).__name__}: {exc}"
+    if out.exists():
+        try:
+            export_html(out, folder / "report.html")
+            if ok and (errors := failed_cells(out)):
+                ok, message = False, errors[0]
+        except Exception as exc:  # an unreadable half-written notebook must not stop the batch
+            ok, message = False, message or f"HTML export failed: {type(exc).__name__}: {exc}"
+    return ReportEntry(name=folder.name, folder=folder, ok=ok, seconds=time.perf_counter() - started,
+                   message=message.splitlines()[0][:300] if message else "")
+
+
+def run_batch(batch: Plan, *, kernel: str = "python3", timeout: int | None = None,
+              echo=print) -> list[ReportEntry]:
+    """Every dataset's study notebook, then the comparison; the index page is rewritten after each."""
+    outcomes: list[ReportEntry] = []
+
+    steps = [(d, STUDY_NOTEBOOK, {**batch.study, "dataset": d}) for d in batch.datasets]
+    steps.append(("comparison", COMPARISON_NOTEBOOK, batch.comparison))
+    for i, (name, notebook, params) in enumerate(steps, 1):
+        echo(f"[{i}/{len(steps)}] {name}: running {notebook.name} ...", flush=True)
+        outcome = execute(notebook, batch.output / name, params, kernel=kernel, timeout=timeout)
+        outcomes.append(outcome)
+        echo(f"[{i}/{len(steps)}] {name}: {'ok' if outcome.ok else 'FAILED'} in {outcome.seconds:.0f} s"
+             + (f" ({outcome.message})" if outcome.message else ""), flush=True)
+        write_index(batch.output, outcomes)
+    return outcomes
+
+
+def summary(outcomes: Sequence[ReportEntry], output: Path) -> str:
+    """A plain-text summary table of a batch."""
+    lines = [f"{'report':<12} {'status':<7} {'time':>7}  details"]
+    for o in outcomes:
+        lines.append(f"{o.name:<12} {'ok' if o.ok else 'FAILED':<7} {o.seconds:>6.0f}s  "
+                     + (o.message or str(o.folder / 'report.html')))
+    lines.append(f"index: {output / 'index.html'}")
+    return "\n".join(lines)
+
+
+def _parameter(text: str) -> tuple[str, Any]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected name=value, got {text!r}")
+    name, value = text.split("=", 1)
+    return name.strip(), yaml.safe_load(value)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line parser."""
+    parser = argparse.ArgumentParser(prog="python -m synllm.study.batch", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--profile", default="quick", help="profile name (synllm/profiles/*.yaml) or a .yaml path")
+    parser.add_argument("--backend", default=None,
+                        help="override the profile's backend (embedded, auto, ollama, openai)")
+    parser.add_argument("--endpoints", default=None,
+                        help="endpoint configuration (name or YAML path): send the runs to those servers")
+    parser.add_argument("--models", nargs="+", default=None, help="model tags or grid names from models.yaml")
+    parser.add_argument("--datasets", nargs="+", default=None, help="override the profile's datasets")
+    parser.add_argument("--output", default=None, help="reports folder (default: reports/ or $SYNLLM_HOME/reports)")
+    parser.add_argument("-p", "--parameter", dest="overrides", action="append", type=_parameter, default=[],
+                        metavar="NAME=VALUE", help="override one study parameter (YAML value), e.g. -p n_rows=5")
+    parser.add_argument("--kernel", default="python3", help="Jupyter kernel name (default python3)")
+    parser.add_argument("--timeout", type=int, default=None, help="seconds allowed per notebook cell")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: 0 when every notebook ran, 1 when one failed, 2 for a usage or profile error."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        profile = load_profile(args.profile)
+        batch = plan(profile, backend=args.backend, endpoints=args.endpoints, models=args.models,
+                     datasets=args.datasets,
+                     output=args.output, overrides=dict(args.overrides))
+    except SynllmError as exc:
+        print(f"synllm.study.batch: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"profile {profile.name}: {profile.description}".rstrip(": "), flush=True)
+    outcomes = run_batch(batch, kernel=args.kernel, timeout=args.timeout)
+    print(summary(outcomes, batch.output), flush=True)
+    return 0 if all(o.ok for o in outcomes) else 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
