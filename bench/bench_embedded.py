@@ -89,10 +89,7 @@ def valid_rows(text: str, card: Card) -> pd.DataFrame:
 
 def prompt_for(card: Card, n_rows: int) -> str:
     """A short plain prompt; the study's prompts come from synllm.prompts."""
-    return (
-        f"Write {n_rows} rows of realistic synthetic patient records for {card.domain}. "
-        f"Columns: {row_format(card)}"
-    )
+    return f"Write {n_rows} rows of realistic synthetic patient records for {card.domain}. Columns: {row_format(card)}"
 
 
 def bench_card(backend: EmbeddedBackend, card: Card, batches: int, n_rows: int) -> CardFigures:
@@ -100,16 +97,22 @@ def bench_card(backend: EmbeddedBackend, card: Card, batches: int, n_rows: int) 
     gens, kept = [], []
     for batch in range(batches):
         request = GenerationRequest(
-            model=DEFAULT_MODEL, system=SYSTEM, prompt=prompt_for(card, n_rows), grammar=grammar,
-            seed=100 + batch, temperature=0.7, max_tokens=n_rows * 80,
+            model=DEFAULT_MODEL,
+            system=SYSTEM,
+            prompt=prompt_for(card, n_rows),
+            grammar=grammar,
+            seed=100 + batch,
+            temperature=0.7,
+            max_tokens=n_rows * 80,
         )
         gens.append(backend.generate(request))
         kept.append(valid_rows(gens[-1].text, card))
     rows = pd.concat(kept, ignore_index=True)
     gen_tokens = sum(g.completion_tokens or 0 for g in gens)
     free = backend.generate(
-        GenerationRequest(model=DEFAULT_MODEL, prompt=FREE_PROMPT, temperature=0.0, seed=1,
-                          max_tokens=max(16, gen_tokens // batches))
+        GenerationRequest(
+            model=DEFAULT_MODEL, prompt=FREE_PROMPT, temperature=0.0, seed=1, max_tokens=max(16, gen_tokens // batches)
+        )
     )
     return CardFigures(
         card=card.name,
@@ -165,7 +168,9 @@ def main(argv: list[str] | None = None) -> None:
     facts = backend.describe(DEFAULT_MODEL)
     print(f"llama-cpp-python {facts['llama_cpp_version']}; {facts.get('system_info')}")
     print(f"model {facts.get('model_path')} ({facts.get('file_size', 0) / 1e6:.1f} MB)")
-    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; usable cores {facts['usable_cores']}\n")
+    print(
+        f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; usable cores {facts['usable_cores']}\n"
+    )
     figures = []
     started = time.perf_counter()
     for name in args.cards.split(","):
@@ -176,8 +181,10 @@ def main(argv: list[str] | None = None) -> None:
             continue
         figures.append(bench_card(backend, card, args.batches, args.rows))
     print_table(figures)
-    print(f"\ntotal {time.perf_counter() - started:.1f} s; load average after: "
-          + " ".join(f"{x:.2f}" for x in os.getloadavg()))
+    print(
+        f"\ntotal {time.perf_counter() - started:.1f} s; load average after: "
+        + " ".join(f"{x:.2f}" for x in os.getloadavg())
+    )
 
 
 if __name__ == "__main__":

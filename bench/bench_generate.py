@@ -33,15 +33,39 @@ def bench_ollama(n_requests: int = 600, batch: int = 5, threads: int = 8) -> Non
         backend = OllamaBackend(fake.url, max_concurrency=threads, retries=0)
         options = GenerationOptions(batch_size=batch)
         start = time.perf_counter()
-        run = generate(card, train, "p3", backend, "bench:1b", n_requests * batch, 0, options=options,
-                       out_dir=out, progress=False, max_requests=n_requests)
+        run = generate(
+            card,
+            train,
+            "p3",
+            backend,
+            "bench:1b",
+            n_requests * batch,
+            0,
+            options=options,
+            out_dir=out,
+            progress=False,
+            max_requests=n_requests,
+        )
         wall = time.perf_counter() - start
         requests = run.manifest.diagnostics.requests
-        print(f"ollama path: {requests} requests, {len(run.synthetic)} valid rows in {wall:.2f} s "
-              f"-> {requests / wall:.0f} requests/s with {threads} threads (target >= 200)")
+        print(
+            f"ollama path: {requests} requests, {len(run.synthetic)} valid rows in {wall:.2f} s "
+            f"-> {requests / wall:.0f} requests/s with {threads} threads (target >= 200)"
+        )
         start = time.perf_counter()
-        generate(card, train, "p3", backend, "bench:1b", n_requests * batch, 0, options=options,
-                 out_dir=out, progress=False, max_requests=n_requests)
+        generate(
+            card,
+            train,
+            "p3",
+            backend,
+            "bench:1b",
+            n_requests * batch,
+            0,
+            options=options,
+            out_dir=out,
+            progress=False,
+            max_requests=n_requests,
+        )
         print(f"  resume of the finished run from its cache: {time.perf_counter() - start:.2f} s")
 
 
@@ -51,22 +75,38 @@ def bench_embedded(rows: int = 20, batch: int = 10) -> None:
 
     backend = EmbeddedBackend()
     print(f"\nembedded path ({rows} valid rows per dataset, batch {batch}, prompt p2, grammar-constrained):")
-    print(f"{'dataset':<10} {'requests':>8} {'valid':>6} {'rows/s':>7} {'tok/row':>8} {'pipeline s':>11} "
-          f"{'model s':>8} {'model/pipeline':>15}")
+    print(
+        f"{'dataset':<10} {'requests':>8} {'valid':>6} {'rows/s':>7} {'tok/row':>8} {'pipeline s':>11} "
+        f"{'model s':>8} {'model/pipeline':>15}"
+    )
     for name in ("diabetes", "cirrhosis", "stroke"):
         table, card = load_dataset(name)
         train, _ = split(table, card)
         with tempfile.TemporaryDirectory() as out:
             start = time.perf_counter()
-            run = generate(card, train, "p2", backend, None, rows, 0, options=GenerationOptions(batch_size=batch),
-                           out_dir=out, progress=False)
+            run = generate(
+                card,
+                train,
+                "p2",
+                backend,
+                None,
+                rows,
+                0,
+                options=GenerationOptions(batch_size=batch),
+                out_dir=out,
+                progress=False,
+            )
             wall = time.perf_counter() - start
         d = run.manifest.diagnostics
         model_s = run.manifest.timings.model_seconds
-        print(f"{name:<10} {d['requests']:>8} {d['rows_valid']:>6} {d['rows_valid'] / wall:>7.2f} "
-              f"{d['tokens_per_valid_row']:>8.1f} {wall:>11.2f} {model_s:>8.2f} {model_s / wall:>15.2f}")
-    print("model/pipeline is the share of wall time spent in llama.cpp calls (target >= 0.85); the first "
-          "dataset also pays the one-time model load.")
+        print(
+            f"{name:<10} {d['requests']:>8} {d['rows_valid']:>6} {d['rows_valid'] / wall:>7.2f} "
+            f"{d['tokens_per_valid_row']:>8.1f} {wall:>11.2f} {model_s:>8.2f} {model_s / wall:>15.2f}"
+        )
+    print(
+        "model/pipeline is the share of wall time spent in llama.cpp calls (target >= 0.85); the first "
+        "dataset also pays the one-time model load."
+    )
 
 
 if __name__ == "__main__":

@@ -67,7 +67,11 @@ class Fakes:
     def __init__(self, n: int, latency: float, capacity: int) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, __file__, "--serve", str(n), "--latency", str(latency), "--capacity", str(capacity)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
         self.urls = json.loads(self.proc.stdout.readline())
         self.lock = threading.Lock()
 
@@ -105,8 +109,17 @@ def make_pool(urls: list[str], concurrency: int, **options):
     from synllm.backends.endpoints import Endpoint
     from synllm.backends.pool import EndpointPool
 
-    endpoints = [Endpoint(name=f"fake-{i}", kind="openai", url=url, max_concurrency=concurrency,
-                          models={"bench": "bench-model"}, options=options) for i, url in enumerate(urls)]
+    endpoints = [
+        Endpoint(
+            name=f"fake-{i}",
+            kind="openai",
+            url=url,
+            max_concurrency=concurrency,
+            models={"bench": "bench-model"},
+            options=options,
+        )
+        for i, url in enumerate(urls)
+    ]
     return EndpointPool(endpoints)
 
 
@@ -119,8 +132,14 @@ def bench_pool_only(urls, args, card) -> float:
     n = 400
     started = time.perf_counter()
     with ThreadPoolExecutor(pool.max_concurrency) as executor:
-        list(executor.map(lambda i: pool.generate(
-            GenerationRequest(model="bench", prompt="rows please", json_schema=schema, seed=i)), range(n)))
+        list(
+            executor.map(
+                lambda i: pool.generate(
+                    GenerationRequest(model="bench", prompt="rows please", json_schema=schema, seed=i)
+                ),
+                range(n),
+            )
+        )
     rate = n / (time.perf_counter() - started)
     pool.close()
     return rate
@@ -132,14 +151,25 @@ def run_grid(urls, args, card, train, out_dir, *, kill: Fakes | None = None, exp
 
     pool = make_pool(urls, args.concurrency, retries=1, backoff_s=0.05)
     if kill is not None:
+
         def killer() -> None:
             while sum(s.requests for s in pool.endpoint_stats()) < expected // 2:
                 time.sleep(0.01)
             kill.ask("kill 3")
+
         threading.Thread(target=killer, daemon=True).start()
     result = grid(
-        card, train, backend=pool, models=["bench"], prompt_types=["p1", "p2", "p3", "p4"], seeds=range(args.seeds),
-        n_rows=args.rows, options=GenerationOptions(batch_size=args.batch_size), out_dir=out_dir, progress=False)
+        card,
+        train,
+        backend=pool,
+        models=["bench"],
+        prompt_types=["p1", "p2", "p3", "p4"],
+        seeds=range(args.seeds),
+        n_rows=args.rows,
+        options=GenerationOptions(batch_size=args.batch_size),
+        out_dir=out_dir,
+        progress=False,
+    )
     pool.close()
     return result
 
@@ -151,7 +181,7 @@ def recorded_keys(result, backend: str | None = None) -> list[str]:
     keys = []
     for run in result.runs:
         prompt_text = run.prompt.text
-        messages = ([{"role": "system", "content": run.prompt.system}] if run.prompt.system else [])
+        messages = [{"role": "system", "content": run.prompt.system}] if run.prompt.system else []
         messages.append({"role": "user", "content": prompt_text})
         for record in files.read_records(run.run_dir / files.RAW):
             if backend is None or record["backend"] == backend:
@@ -180,14 +210,18 @@ def main() -> None:
     table, card = load_dataset("stroke")
     train, _ = split(table, card)
     ideal = args.endpoints * min(args.concurrency, args.capacity) / args.latency
-    print(f"{args.endpoints} fake endpoints, {args.latency * 1000:.0f} ms per answer, capacity {args.capacity}, "
-          f"client concurrency {args.concurrency}: ideal {ideal:.0f} requests/s")
+    print(
+        f"{args.endpoints} fake endpoints, {args.latency * 1000:.0f} ms per answer, capacity {args.capacity}, "
+        f"client concurrency {args.concurrency}: ideal {ideal:.0f} requests/s"
+    )
 
     check = validation_ms(card, args.batch_size)
     need = 2 * check * ideal / 1000
-    print(f"0. parse_text + validate_rows of one {args.batch_size}-row answer: {check:.1f} ms CPU; generate() checks "
-          f"every answer in its loop and again at the end of the run: at the ideal rate that is about "
-          f"{need:.1f} CPU-seconds per second ({os.cpu_count()} cores here, load average {os.getloadavg()[0]:.1f})")
+    print(
+        f"0. parse_text + validate_rows of one {args.batch_size}-row answer: {check:.1f} ms CPU; generate() checks "
+        f"every answer in its loop and again at the end of the run: at the ideal rate that is about "
+        f"{need:.1f} CPU-seconds per second ({os.cpu_count()} cores here, load average {os.getloadavg()[0]:.1f})"
+    )
     fakes = Fakes(args.endpoints, args.latency, args.capacity)
     try:
         rate = bench_pool_only(fakes.urls, args, card)
@@ -203,9 +237,11 @@ def main() -> None:
             requests = sum(s.requests for s in result.endpoints)
             rate = requests / result.wall_seconds
             cpu = time.process_time() - cpu
-            print(f"2. grid: {len(result.runs)} runs ({'all complete' if result.ok else 'NOT all complete'}), "
-                  f"{requests} requests in {result.wall_seconds:.2f} s = {rate:.1f} requests/s = "
-                  f"{rate / ideal:.0%} of ideal; runner CPU {1000 * cpu / requests:.1f} ms per request")
+            print(
+                f"2. grid: {len(result.runs)} runs ({'all complete' if result.ok else 'NOT all complete'}), "
+                f"{requests} requests in {result.wall_seconds:.2f} s = {rate:.1f} requests/s = "
+                f"{rate / ideal:.0%} of ideal; runner CPU {1000 * cpu / requests:.1f} ms per request"
+            )
             print(endpoint_table(result.endpoints))
     finally:
         fakes.close()
@@ -224,11 +260,13 @@ def main() -> None:
             lost = {k for k in state["answered"][3] if k not in from_fake3}
             both = {k for k in state["answered"][3] if k in survivors}
             cells = args.seeds * 4
-            print(f"3. kill fake-3 halfway: {len(result.runs)}/{cells} runs complete with {args.rows} rows each: "
-                  f"{rows_ok and result.ok and len(result.runs) == cells}; answers recorded "
-                  f"{len(recorded)} (duplicates {len(recorded) - len(set(recorded))}); answered twice after "
-                  f"being recorded: {repeated + len(both - lost)}; answered by fake-3 but lost with it "
-                  f"(so asked again): {len(lost)}; {result.wall_seconds:.2f} s")
+            print(
+                f"3. kill fake-3 halfway: {len(result.runs)}/{cells} runs complete with {args.rows} rows each: "
+                f"{rows_ok and result.ok and len(result.runs) == cells}; answers recorded "
+                f"{len(recorded)} (duplicates {len(recorded) - len(set(recorded))}); answered twice after "
+                f"being recorded: {repeated + len(both - lost)}; answered by fake-3 but lost with it "
+                f"(so asked again): {len(lost)}; {result.wall_seconds:.2f} s"
+            )
             print(endpoint_table(result.endpoints))
     finally:
         fakes.close()

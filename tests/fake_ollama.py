@@ -30,6 +30,7 @@ If the fake cannot build an answer (an unsupported schema), it replies HTTP 500
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import random
@@ -226,10 +227,8 @@ class FakeOllama:
         with self._lock:
             connections = list(self._connections)
         for conn in connections:
-            try:
+            with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
         self._thread.join(timeout=5)
         self._server = None
 
@@ -391,10 +390,8 @@ def _make_handler(fake: FakeOllama) -> type[BaseHTTPRequestHandler]:
         def finish(self) -> None:
             with fake._lock:
                 fake._connections.discard(self.connection)
-            try:
+            with contextlib.suppress(OSError):
                 super().finish()
-            except OSError:
-                pass
 
         def log_message(self, format: str, *args: Any) -> None:
             pass

@@ -164,20 +164,39 @@ class FakeOpenAI(FakeOllama):
             message = (reply.error or "error").replace("{model}", str(body.get("model", "")))
             return reply.status, openai_error(reply.status, message), reply
         if path == MODELS:
-            data = [{"id": m, "object": "model", "created": 1700000000, "owned_by": "fake",
-                     "max_model_len": self.max_model_len} for m in self.models]
+            data = [
+                {
+                    "id": m,
+                    "object": "model",
+                    "created": 1700000000,
+                    "owned_by": "fake",
+                    "max_model_len": self.max_model_len,
+                }
+                for m in self.models
+            ]
             return 200, {"object": "list", "data": data}, reply
         if path != CHAT:
             return 404, openai_error(404, f"unknown endpoint {method} {path}", "not_found"), reply
         form = (body.get("response_format") or {}).get("type")
         if form is not None and form not in self.schema_forms:
-            message = (f"1 validation error: body.response_format.type: input should be one of "
-                       f"{list(self.schema_forms)}, got {form!r}")
+            message = (
+                f"1 validation error: body.response_format.type: input should be one of "
+                f"{list(self.schema_forms)}, got {form!r}"
+            )
             return self.refusal_status, openai_error(self.refusal_status, message, "BadRequestError"), reply
         model = str(body.get("model", ""))
         if model not in self.models:
-            return 404, {"object": "error", "message": f"The model `{model}` does not exist.",
-                         "type": "NotFoundError", "param": None, "code": 404}, reply
+            return (
+                404,
+                {
+                    "object": "error",
+                    "message": f"The model `{model}` does not exist.",
+                    "type": "NotFoundError",
+                    "param": None,
+                    "code": 404,
+                },
+                reply,
+            )
         reply = reply or Reply()
         with self._lock:
             self._in_chat += 1
@@ -224,10 +243,14 @@ class FakeOpenAI(FakeOllama):
             "object": "chat.completion",
             "created": 1700000000,
             "model": body.get("model"),
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
-                         "finish_reason": reply.done_reason}],
-            "usage": {"prompt_tokens": prompt_words, "completion_tokens": completion_tokens,
-                      "total_tokens": prompt_words + completion_tokens},
+            "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": reply.done_reason}
+            ],
+            "usage": {
+                "prompt_tokens": prompt_words,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_words + completion_tokens,
+            },
         }
 
 

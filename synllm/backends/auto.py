@@ -42,8 +42,12 @@ class AutoBackend(BaseBackend):
     @property
     def choice(self) -> dict[str, Any]:
         """What the run manifest stores about the choice."""
-        return {"chosen": self.chosen, "model": self.model, "requested_model": self.requested_model,
-                "because": self.chosen_because}
+        return {
+            "chosen": self.chosen,
+            "model": self.model,
+            "requested_model": self.requested_model,
+            "because": self.chosen_because,
+        }
 
     def capacity(self, model: str | None = None) -> int:
         """Parallel requests the chosen backend accepts."""
@@ -90,8 +94,10 @@ def choose_backend(
 
     unknown = set(options) - (backend_options("ollama") - {"url", "model"})
     if unknown:
-        raise InvalidArgument(f"the auto backend takes no option(s) {sorted(unknown)}; it takes the Ollama "
-                              f"backend's: {sorted(backend_options('ollama') - {'url', 'model'})}")
+        raise InvalidArgument(
+            f"the auto backend takes no option(s) {sorted(unknown)}; it takes the Ollama "
+            f"backend's: {sorted(backend_options('ollama') - {'url', 'model'})}"
+        )
     ollama = OllamaBackend(url, model=model, **options)
     try:
         served = ollama.list_models()

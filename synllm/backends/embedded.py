@@ -13,6 +13,7 @@ load during generation unless fixed (llama.cpp slows 20x when its threads are st
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import json
@@ -149,9 +150,7 @@ def import_llama_cpp() -> Any:
     try:
         import llama_cpp
     except ImportError as exc:
-        raise BackendUnavailable(
-            f"the embedded backend needs llama-cpp-python ({exc}); {INSTALL_RUNTIME}"
-        ) from None
+        raise BackendUnavailable(f"the embedded backend needs llama-cpp-python ({exc}); {INSTALL_RUNTIME}") from None
     return llama_cpp
 
 
@@ -209,8 +208,9 @@ class EmbeddedBackend(BaseBackend):
     max_concurrency = 1
     output_format = "csv"  # answers are CSV lines under a GBNF grammar compiled from the card
 
-    def __init__(self, model_path: str | Path | None = None, *, n_ctx: int = DEFAULT_N_CTX,
-                 n_threads: int | None = None) -> None:
+    def __init__(
+        self, model_path: str | Path | None = None, *, n_ctx: int = DEFAULT_N_CTX, n_threads: int | None = None
+    ) -> None:
         if int(n_ctx) < 256:
             raise InvalidArgument(f"n_ctx must be at least 256 tokens, got {n_ctx}")
         if n_threads is not None and int(n_threads) < 0:
@@ -350,7 +350,9 @@ class EmbeddedBackend(BaseBackend):
     def _context_size(self, request: GenerationRequest, path: Path) -> int:
         # Deterministic per request: the default size, or the training size when the request needs more.
         n_ctx_train = int(self._vocab(path)._model.n_ctx_train()) or self.n_ctx
-        prompt = self.count_tokens(request.prompt, request.model) + self.count_tokens(request.system or "", request.model)
+        prompt = self.count_tokens(request.prompt, request.model) + self.count_tokens(
+            request.system or "", request.model
+        )
         estimate = prompt + _TEMPLATE_TOKENS
         if request.num_ctx:
             n_ctx = min(int(request.num_ctx), n_ctx_train)
@@ -374,14 +376,14 @@ def schema_grammar(schema: Mapping[str, Any]) -> str:
     try:
         return json_schema_to_gbnf(json.dumps(schema, sort_keys=True))
     except Exception as exc:  # the converter raises plain exceptions on unsupported keywords
-        raise BackendError(f"llama-cpp-python cannot turn this JSON schema into a grammar ({exc}); use a GBNF grammar") from None
+        raise BackendError(
+            f"llama-cpp-python cannot turn this JSON schema into a grammar ({exc}); use a GBNF grammar"
+        ) from None
 
 
 def _reset_perf(llama_cpp: Any, llm: Any) -> None:
-    try:
+    with contextlib.suppress(AttributeError, TypeError):  # private API of llama-cpp-python; timings are optional
         llama_cpp.llama_perf_context_reset(llm._ctx.ctx)
-    except (AttributeError, TypeError):  # private API of llama-cpp-python; timings are optional
-        pass
 
 
 def _read_perf(llama_cpp: Any, llm: Any) -> dict[str, float]:

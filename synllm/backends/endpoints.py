@@ -57,7 +57,8 @@ class Endpoint:
             raise EndpointConfigError(f"endpoint {self.name!r}: kind must be one of {list(KINDS)}, got {self.kind!r}")
         if int(self.max_concurrency) < 1:
             raise EndpointConfigError(
-                f"endpoint {self.name!r}: concurrency must be at least 1, got {self.max_concurrency}")
+                f"endpoint {self.name!r}: concurrency must be at least 1, got {self.max_concurrency}"
+            )
         models = self.models
         if models is not None:
             pairs = models.items() if isinstance(models, Mapping) else ((m, m) for m in models)
@@ -167,7 +168,8 @@ def expand_vars(text: str, environ: Mapping[str, str]) -> str:
             return environ[name]
         if default is None:
             raise EndpointConfigError(
-                f"{text!r} needs environment variable {name}; set it or write ${{{name}:-default}}")
+                f"{text!r} needs environment variable {name}; set it or write ${{{name}:-default}}"
+            )
         return default
 
     return _VAR.sub(value, text)
@@ -188,7 +190,8 @@ def _endpoint(item: Any, index: int, where: str, env: Mapping[str, str]) -> Endp
     unknown = set(options) - allowed
     if unknown:
         raise EndpointConfigError(
-            f"{label}: unknown key(s) {sorted(unknown)}; allowed: {sorted(_ENDPOINT_KEYS | allowed)}")
+            f"{label}: unknown key(s) {sorted(unknown)}; allowed: {sorted(_ENDPOINT_KEYS | allowed)}"
+        )
     models = item.get("models")
     if models is not None and not isinstance(models, list | Mapping):
         raise EndpointConfigError(f"{label}: 'models' must be a list of names or a mapping name: served id")

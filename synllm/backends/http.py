@@ -9,6 +9,7 @@ Subclasses say what to send and how to read the answer.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -340,15 +341,11 @@ def _deadline_watchdog(response: Any, remaining: float, expired: threading.Event
     def cut() -> None:
         expired.set()
         if sock is not None:
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
         else:  # a transport without a socket (tests): closing is the best that can be done
-            try:
+            with contextlib.suppress(Exception):
                 response.close()
-            except Exception:
-                pass
 
     timer = threading.Timer(max(remaining, 0.0), cut)
     timer.daemon = True

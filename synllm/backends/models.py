@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from synllm import config
-from synllm.errors import BackendError
+from synllm.errors import ConfigError, InvalidArgument
 
 _ENTRY_KEYS = {"tag", "display", "family", "params", "backend", "hf_id", "note"}
 _TOP_KEYS = {"models", "grids", "omitted"}
@@ -41,8 +41,8 @@ class _Catalog:
     omitted: tuple[dict[str, str], ...]
 
 
-def _fail(path: Path, what: str) -> BackendError:
-    return BackendError(f"model list {path}: {what}; fix the file (see its header for the fields)")
+def _fail(path: Path, what: str) -> ConfigError:
+    return ConfigError(f"model list {path}: {what}; fix the file (see its header for the fields)")
 
 
 @lru_cache(maxsize=8)
@@ -87,7 +87,7 @@ def model_entries(name: str, path: Path | None = None) -> list[ModelEntry]:
     """The entries of grid ``name``, in file order; unknown names list the valid ones."""
     catalog = _catalog(path or config.MODELS_FILE)
     if name not in catalog.grids:
-        raise BackendError(f"no model grid named {name!r}; choose one of {sorted(catalog.grids)}")
+        raise InvalidArgument(f"no model grid named {name!r}; choose one of {sorted(catalog.grids)}")
     return [catalog.entries[tag] for tag in catalog.grids[name]]
 
 
@@ -102,7 +102,7 @@ def model_entry(tag: str, path: Path | None = None) -> ModelEntry:
     for candidate in (tag, f"{tag}:latest", tag.removesuffix(":latest")):
         if candidate in entries:
             return entries[candidate]
-    raise BackendError(f"model {tag!r} is not in the model list; add it to {path or config.MODELS_FILE}")
+    raise InvalidArgument(f"model {tag!r} is not in the model list; add it to {path or config.MODELS_FILE}")
 
 
 def model_families(path: Path | None = None) -> dict[str, list[str]]:

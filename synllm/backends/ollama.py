@@ -166,4 +166,3 @@ class OllamaBackend(HttpBackend):
         if errors:
             facts["error"] = "; ".join(errors)
         return facts
-

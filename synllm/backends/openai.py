@@ -153,7 +153,9 @@ class OpenAIBackend(HttpBackend):
             form = self._format if request.json_schema is not None else "none"
             payload = {**body, **_response_format(form, request.json_schema)}
             try:
-                data, attempts = self.with_retries(lambda: self._post(payload, request.model, timeout), request.model)
+                data, attempts = self.with_retries(
+                    lambda sent=payload: self._post(sent, request.model, timeout), request.model
+                )
             except _Refused as refusal:  # answered at once; it does not use up a retry
                 self._step_down(form, str(refusal))
                 continue
@@ -214,8 +216,13 @@ class OpenAIBackend(HttpBackend):
         with self._lock:
             if FORMATS.index(self._format) <= FORMATS.index(form):
                 self._format = following
-                _log.warning("server %s refused response_format %r (%s); sending %r from now on",
-                             self.url, form, reason, following)
+                _log.warning(
+                    "server %s refused response_format %r (%s); sending %r from now on",
+                    self.url,
+                    form,
+                    reason,
+                    following,
+                )
 
     # -- checks ------------------------------------------------------------------------------
     def model_cards(self) -> list[dict[str, Any]]:

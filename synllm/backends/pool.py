@@ -53,9 +53,19 @@ class _Slot:
     def stats(self) -> EndpointStats:
         ep = self.endpoint
         active = (self.last - self.first) if self.first is not None and self.last is not None else 0.0
-        return EndpointStats(ep.name, ep.kind, ep.url, "down" if self.down else "up", ep.max_concurrency,
-                             self.in_flight, self.requests, self.failures, round(self.busy, 4),
-                             round(max(active, 0.0), 4), self.last_error)
+        return EndpointStats(
+            ep.name,
+            ep.kind,
+            ep.url,
+            "down" if self.down else "up",
+            ep.max_concurrency,
+            self.in_flight,
+            self.requests,
+            self.failures,
+            round(self.busy, 4),
+            round(max(active, 0.0), 4),
+            self.last_error,
+        )
 
 
 _WAIT = object()
@@ -132,8 +142,9 @@ class EndpointPool(BaseBackend):
     def capacity(self, model: str | None = None) -> int:
         """Requests that may run at once: on up endpoints serving ``model`` (any model when None)."""
         with self._lock:
-            return sum(s.endpoint.max_concurrency for s in self._slots
-                       if not s.down and (model is None or s.serves(model)))
+            return sum(
+                s.endpoint.max_concurrency for s in self._slots if not s.down and (model is None or s.serves(model))
+            )
 
     def endpoint_stats(self) -> tuple[EndpointStats, ...]:
         """A snapshot of every endpoint's counters, in configuration order."""
@@ -194,10 +205,13 @@ class EndpointPool(BaseBackend):
                 self._release(slot, started)  # not the endpoint's fault: counted neither way
                 raise
             self._release(slot, started, model=model)
-            extra = {**generation.extra, "endpoint": slot.endpoint.name, "served_model": served,
-                     "pool_attempts": len(tried) + 1}
-            return replace(generation, backend=f"{generation.backend}@{slot.endpoint.name}", model=model,
-                           extra=extra)
+            extra = {
+                **generation.extra,
+                "endpoint": slot.endpoint.name,
+                "served_model": served,
+                "pool_attempts": len(tried) + 1,
+            }
+            return replace(generation, backend=f"{generation.backend}@{slot.endpoint.name}", model=model, extra=extra)
 
     def _acquire(self, model: str, tried: Mapping[str, str]) -> _Slot | None:
         """Block until an untried up endpoint serving ``model`` has a free slot; None when all were tried.
@@ -270,8 +284,15 @@ class EndpointPool(BaseBackend):
         for waiter in self._waiters:
             waiter.event.set()
 
-    def _release(self, slot: _Slot, started: float, *, model: str | None = None,
-                 error: BaseException | None = None, missing: str | None = None) -> None:
+    def _release(
+        self,
+        slot: _Slot,
+        started: float,
+        *,
+        model: str | None = None,
+        error: BaseException | None = None,
+        missing: str | None = None,
+    ) -> None:
         now = time.perf_counter()
         with self._lock:
             slot.in_flight -= 1
@@ -279,8 +300,13 @@ class EndpointPool(BaseBackend):
             slot.last = now
             if missing is not None:
                 slot.missing.add(missing)
-                log.warning("endpoint %s (%s) does not have model %r: %s; sending it elsewhere",
-                            slot.endpoint.name, slot.endpoint.url, missing, error)
+                log.warning(
+                    "endpoint %s (%s) does not have model %r: %s; sending it elsewhere",
+                    slot.endpoint.name,
+                    slot.endpoint.url,
+                    missing,
+                    error,
+                )
             elif error is not None:
                 slot.failures += 1
                 slot.consecutive += 1
@@ -299,9 +325,14 @@ class EndpointPool(BaseBackend):
     def _mark_down(self, slot: _Slot, error: str) -> None:
         slot.down = f"{slot.consecutive} consecutive failures; last: {error}"
         rest = [s.endpoint.name for s in self._slots if not s.down]
-        log.warning("endpoint %s (%s) marked down after %d consecutive failures (last: %s); %s",
-                    slot.endpoint.name, slot.endpoint.url, slot.consecutive, error,
-                    f"continuing with {', '.join(rest)}" if rest else "no endpoint is left up")
+        log.warning(
+            "endpoint %s (%s) marked down after %d consecutive failures (last: %s); %s",
+            slot.endpoint.name,
+            slot.endpoint.url,
+            slot.consecutive,
+            error,
+            f"continuing with {', '.join(rest)}" if rest else "no endpoint is left up",
+        )
 
     def _none_left(self, model: str) -> BackendError:
         serving = [s for s in self._slots if s.endpoint.serves(model)]
@@ -309,12 +340,16 @@ class EndpointPool(BaseBackend):
             known = self.config.models
             return ModelNotFound(f"no endpoint is configured to serve model {model!r}; they serve {known}")
         if all(model in s.missing for s in serving):
-            return ModelNotFound(f"no endpoint has model {model!r}: " +
-                                 ", ".join(f"{s.endpoint.name} ({s.endpoint.url})" for s in serving) +
-                                 "; pull or serve it there, or fix the endpoint's 'models' mapping")
+            return ModelNotFound(
+                f"no endpoint has model {model!r}: "
+                + ", ".join(f"{s.endpoint.name} ({s.endpoint.url})" for s in serving)
+                + "; pull or serve it there, or fix the endpoint's 'models' mapping"
+            )
         reasons = "; ".join(f"{s.endpoint.name} ({s.endpoint.url}): {s.down or 'lacks the model'}" for s in serving)
-        return BackendUnavailable(f"no endpoint serving {model!r} is left up — {reasons}; "
-                                  "fix or restart them and rerun (answers so far are cached)")
+        return BackendUnavailable(
+            f"no endpoint serving {model!r} is left up — {reasons}; "
+            "fix or restart them and rerun (answers so far are cached)"
+        )
 
     # -- checks ------------------------------------------------------------------------------
     def available(self, model: str | None = None) -> bool:
@@ -339,21 +374,23 @@ class EndpointPool(BaseBackend):
         for slot in slots:
             ep, stats = slot.endpoint, snapshot[slot.endpoint.name]
             served = ep.served_id(model) if model else None
-            listed.append({
-                "name": ep.name,
-                "kind": ep.kind,
-                "url": ep.url,
-                "loopback": is_loopback(ep.url),
-                "served_model": served,
-                "max_concurrency": ep.max_concurrency,
-                "state": stats.state,
-                "down_reason": slot.down,
-                "requests_for_model": counts[ep.name],
-                "requests": stats.requests,
-                "failures": stats.failures,
-                "requests_per_s": round(stats.requests_per_s, 3),
-                "server": self._server_facts(slot, served) if stats.state == "up" else None,
-            })
+            listed.append(
+                {
+                    "name": ep.name,
+                    "kind": ep.kind,
+                    "url": ep.url,
+                    "loopback": is_loopback(ep.url),
+                    "served_model": served,
+                    "max_concurrency": ep.max_concurrency,
+                    "state": stats.state,
+                    "down_reason": slot.down,
+                    "requests_for_model": counts[ep.name],
+                    "requests": stats.requests,
+                    "failures": stats.failures,
+                    "requests_per_s": round(stats.requests_per_s, 3),
+                    "server": self._server_facts(slot, served) if stats.state == "up" else None,
+                }
+            )
         return {
             "backend": self.name,
             "model": model,
@@ -374,5 +411,3 @@ class EndpointPool(BaseBackend):
                 return facts
             self._described[key] = facts
         return self._described[key]
-
-

@@ -12,8 +12,8 @@ from synllm import config
 from synllm.cards.model import Card, Column, Kind, Rule
 from synllm.errors import CardError
 
-_COLUMN_KEYS = {f for f in Column.__slots__}
-_RULE_KEYS = {f for f in Rule.__slots__}
+_COLUMN_KEYS = set(Column.__slots__)
+_RULE_KEYS = set(Rule.__slots__)
 _CARD_KEYS = {"name", "title", "description", "domain", "file", "columns", "roles", "missing", "rules"}
 _ROLE_KEYS = {"target", "outcomes", "identifiers", "quasi_identifiers", "sensitive", "predictors"}
 

@@ -114,8 +114,7 @@ class Card:
             if col.name == name:
                 return col
         raise CardError(
-            f"card {self.name!r} has no column {name!r}; its columns are: "
-            + ", ".join(c.name for c in self.columns)
+            f"card {self.name!r} has no column {name!r}; its columns are: " + ", ".join(c.name for c in self.columns)
         )
 
     @property

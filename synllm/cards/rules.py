@@ -20,9 +20,7 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 def rule_columns(rule: Rule, card: Card) -> list[str]:
     """Card columns a rule's expressions refer to, in card order."""
-    text = " ".join(
-        e for e in (rule.when, rule.require, rule.outcome, rule.value, rule.group, rule.versus) if e
-    )
+    text = " ".join(e for e in (rule.when, rule.require, rule.outcome, rule.value, rule.group, rule.versus) if e)
     # Strip quoted literals so a category value never counts as a column name.
     text = re.sub(r"'[^']*'|\"[^\"]*\"", " ", text)
     used = set(_NAME.findall(text))

@@ -170,7 +170,9 @@ def format_value(value: Any, column: Column, card: Card) -> str:
         try:
             number = float(value)
         except (TypeError, ValueError):
-            raise DataError(f"column {column.name!r}: {value!r} is not a number; give a number or a missing value") from None
+            raise DataError(
+                f"column {column.name!r}: {value!r} is not a number; give a number or a missing value"
+            ) from None
         if decimals == 0:
             return str(int(round(number)))
         return f"{number:.{decimals}f}"

@@ -31,9 +31,7 @@ def split(
         counts = target.value_counts()
         if (counts >= 2).all():
             strata = target.to_numpy()
-    _, hold_keys = train_test_split(
-        distinct.to_numpy(), test_size=holdout, random_state=random_state, stratify=strata
-    )
+    _, hold_keys = train_test_split(distinct.to_numpy(), test_size=holdout, random_state=random_state, stratify=strata)
     in_holdout = keys.isin(set(hold_keys.tolist())).to_numpy()
     train = table.loc[~in_holdout].reset_index(drop=True)
     held = table.loc[in_holdout].reset_index(drop=True)

@@ -15,7 +15,7 @@ from typing import Any
 
 from synllm.cards import Card, Column, Kind
 from synllm.dataset.schema import csv_field, format_value, value_decimals
-from synllm.errors import CardError
+from synllm.errors import CardError, InvalidArgument
 
 # A pattern is a sequence of digit slots; each slot is an inclusive (low, high) digit pair.
 _Slots = tuple[tuple[int, int], ...]
@@ -104,7 +104,7 @@ def scaled_range_slots(low: int, high: int, decimals: int) -> list[_Slots]:
 def integer_range_slots(low: int, high: int) -> list[_Slots]:
     """Digit patterns matching exactly the decimal texts (no leading zeros) of integers in [low, high] ≥ 0."""
     if low < 0 or low > high:
-        raise ValueError(f"need 0 <= low <= high, got [{low}, {high}]")
+        raise InvalidArgument(f"need 0 <= low <= high, got [{low}, {high}]")
     out: list[_Slots] = []
     width = len(str(low))
     while low <= high:
@@ -212,4 +212,6 @@ def _slots_gbnf(pattern: tuple[str, _Slots, int]) -> str:
 
 def _rule_names(columns: list[str]) -> list[str]:
     # GBNF rule names allow letters, digits and dashes; prefix keeps them unique and clear of 'root'/'row'.
-    return [f"c{i}-" + (re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-").lower() or "col") for i, name in enumerate(columns)]
+    return [
+        f"c{i}-" + (re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-").lower() or "col") for i, name in enumerate(columns)
+    ]

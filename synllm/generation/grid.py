@@ -86,11 +86,13 @@ def run_grid(
     try:
         plan = _plan(backend, cells, n_rows, options, max_parallel_runs)
         if len(plan) == 1 and plan[0][1] == 1:
-            results, failures = _run_inline(card, train, backend, cells, n_rows, options, max_requests, out_dir,
-                                            progress)
+            results, failures = _run_inline(
+                card, train, backend, cells, n_rows, options, max_requests, out_dir, progress
+            )
         else:
-            results, failures = _run_threads(card, train, backend, plan, n_rows, options, max_requests, out_dir,
-                                             progress, refresh_s)
+            results, failures = _run_threads(
+                card, train, backend, plan, n_rows, options, max_requests, out_dir, progress, refresh_s
+            )
         stats = backend.endpoint_stats()
     finally:
         if owned:
@@ -102,8 +104,9 @@ def run_grid(
     return GridResult(runs, failed, stats, round(time.perf_counter() - started, 3))
 
 
-def _plan(backend: Backend, cells: list[Cell], n_rows: int, options: GenerationOptions,
-          max_parallel_runs: int | None) -> list[tuple[list[Cell], int]]:
+def _plan(
+    backend: Backend, cells: list[Cell], n_rows: int, options: GenerationOptions, max_parallel_runs: int | None
+) -> list[tuple[list[Cell], int]]:
     """Per lane: its cells and how many of them run at once."""
     plan = []
     for lane in backend.lanes([m for m, _, _ in cells]):
@@ -123,8 +126,19 @@ def _run_inline(card, train, backend, cells, n_rows, options, max_requests, out_
         model, prompt_type, seed = cell
         bar.set_postfix(model=model, prompt=prompt_type, seed=seed)
         try:
-            results[cell] = generate(card, train, prompt_type, backend, model, n_rows, seed, options=options,
-                                     max_requests=max_requests, out_dir=out_dir, progress=progress)
+            results[cell] = generate(
+                card,
+                train,
+                prompt_type,
+                backend,
+                model,
+                n_rows,
+                seed,
+                options=options,
+                max_requests=max_requests,
+                out_dir=out_dir,
+                progress=progress,
+            )
         except GenerationError as exc:
             log.error("%s", exc)
             failures[cell] = str(exc)
@@ -142,9 +156,21 @@ def _run_threads(card, train, backend, plan, n_rows, options, max_requests, out_
             executors.append(executor)
             for cell in lane_cells:
                 model, prompt_type, seed = cell
-                future = executor.submit(generate, card, train, prompt_type, backend, model, n_rows, seed,
-                                         options=options, max_requests=max_requests, out_dir=out_dir,
-                                         progress=False, concurrency=backend.capacity(model))
+                future = executor.submit(
+                    generate,
+                    card,
+                    train,
+                    prompt_type,
+                    backend,
+                    model,
+                    n_rows,
+                    seed,
+                    options=options,
+                    max_requests=max_requests,
+                    out_dir=out_dir,
+                    progress=False,
+                    concurrency=backend.capacity(model),
+                )
                 futures[future] = cell
         results, failures = _collect(futures, bar, backend, refresh_s)
     except BaseException:
@@ -183,8 +209,10 @@ def endpoint_table(stats: Sequence[EndpointStats]) -> str:
     header = f"{'endpoint':<20} {'kind':<7} {'state':<5} {'limit':>5} {'answers':>8} {'failures':>8} {'req/s':>7}  url"
     lines = [header]
     for s in stats:
-        lines.append(f"{s.name[:20]:<20} {s.kind:<7} {s.state:<5} {s.max_concurrency:>5} {s.requests:>8} "
-                     f"{s.failures:>8} {s.requests_per_s:>7.2f}  {s.url}")
+        lines.append(
+            f"{s.name[:20]:<20} {s.kind:<7} {s.state:<5} {s.max_concurrency:>5} {s.requests:>8} "
+            f"{s.failures:>8} {s.requests_per_s:>7.2f}  {s.url}"
+        )
     return "\n".join(lines)
 
 

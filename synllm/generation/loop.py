@@ -125,8 +125,9 @@ def generate(
     if not model:
         raise GenerationError(f"backend {backend.name!r} needs a model name")
     fmt = backend.output_format
-    prompt = render_prompt(card, train, prompt_type, n_rows=options.batch_size,
-                           k_examples=options.k_examples, seed=seed, output=fmt)
+    prompt = render_prompt(
+        card, train, prompt_type, n_rows=options.batch_size, k_examples=options.k_examples, seed=seed, output=fmt
+    )
     key = run_key(card, backend.name, model, prompt, seed, options)
     run_dir = run_dir_for(card, model, prompt_type, seed, key, Path(out_dir) if out_dir else None)
     max_requests = max_requests or 4 * math.ceil(n_rows / options.batch_size) + 2
@@ -162,8 +163,14 @@ class _Run:
         reused = len(self.records)
         if reused:
             log.info("%s: reusing %d cached answers (%d valid rows)", self.run_dir, reused, self.valid_count)
-        bar = tqdm(total=self.n_rows, initial=min(self.valid_count, self.n_rows), disable=not progress,
-                   desc=f"{self.card.name} {self.prompt.prompt_type} {self.model}", unit="row", leave=False)
+        bar = tqdm(
+            total=self.n_rows,
+            initial=min(self.valid_count, self.n_rows),
+            disable=not progress,
+            desc=f"{self.card.name} {self.prompt.prompt_type} {self.model}",
+            unit="row",
+            leave=False,
+        )
         error: BaseException | None = None
         try:
             self._loop(max(1, concurrency), bar)
@@ -222,16 +229,24 @@ class _Run:
                     # Unchecked rows count as valid until checked; check them when they could end the run.
                     optimistic = self.valid_count + len(self.queued_rows)
                     # Once enough rows are valid, late answers are only cached; _finish checks them.
-                    if self.queued_rows and self.valid_count < self.n_rows and (
-                            optimistic >= self.n_rows or not pending
-                            or time.perf_counter() - self.last_validation > 0.5):
+                    if (
+                        self.queued_rows
+                        and self.valid_count < self.n_rows
+                        and (
+                            optimistic >= self.n_rows or not pending or time.perf_counter() - self.last_validation > 0.5
+                        )
+                    ):
                         self._validate_queued()
                         bar.update(max(0, min(self.valid_count, self.n_rows) - bar.n))
                         bar.set_postfix(requests=len(self.records), valid=self.valid_count)
                         optimistic = self.valid_count
                     wanted = self.n_rows - optimistic
-                    while (wanted > 0 and next_index is not None and len(pending) < concurrency
-                           and len(pending) * self._expected_valid_per_request() < wanted * 2):
+                    while (
+                        wanted > 0
+                        and next_index is not None
+                        and len(pending) < concurrency
+                        and len(pending) * self._expected_valid_per_request() < wanted * 2
+                    ):
                         request = self._request(next_index, grammar, schema)
                         pending[pool.submit(self._ask, next_index, request)] = next_index
                         next_index = next(todo, None)
@@ -287,7 +302,9 @@ class _Run:
         ordered = [self.records[i] for i in sorted(self.records)]
         repairs = self.repairs
         columns = self.card.synth_names
-        valid = _assemble([(o, c.valid, c.valid_positions) for o, c in self.checked], validate_rows([], self.card).valid)
+        valid = _assemble(
+            [(o, c.valid, c.valid_positions) for o, c in self.checked], validate_rows([], self.card).valid
+        )
         rejected = _assemble([(o, c.rejected, c.rejected_positions) for o, c in self.checked], pd.DataFrame())
         returned = len(valid) + len(rejected)
         synthetic = valid.iloc[: self.n_rows].reset_index(drop=True)
@@ -302,8 +319,15 @@ class _Run:
         if status == "incomplete":
             log.warning(
                 "%s %s %s: stopped at max_requests=%d with %d of %d valid rows (%s); raise max_requests "
-                "or see rejected.csv for why rows failed", self.card.name, self.prompt.prompt_type,
-                self.model, self.max_requests, len(synthetic), self.n_rows, self.run_dir)
+                "or see rejected.csv for why rows failed",
+                self.card.name,
+                self.prompt.prompt_type,
+                self.model,
+                self.max_requests,
+                len(synthetic),
+                self.n_rows,
+                self.run_dir,
+            )
         return RunResult(self.run_dir, synthetic, rejected, flags, self.prompt, manifest)
 
     def _manifest(self, status, ordered, n_valid_all, rejected, returned, flags, repairs, reused, error):
@@ -368,8 +392,9 @@ def _assemble(parts, empty: pd.DataFrame) -> pd.DataFrame:
     for origin, frame, positions in parts:
         if len(frame):
             keys = [origin[p] for p in positions]
-            frames.append(frame.assign(_request=pd.array([k[0] for k in keys], dtype="Int64"),
-                                       _row=[k[1] for k in keys]))
+            frames.append(
+                frame.assign(_request=pd.array([k[0] for k in keys], dtype="Int64"), _row=[k[1] for k in keys])
+            )
     if not frames:
         return empty
     table = pd.concat(frames, ignore_index=True).sort_values(["_request", "_row"], kind="stable")

@@ -20,8 +20,18 @@ from synllm.errors import StorageError
 #: Version of the manifest layout; a reader refuses a newer one.
 MANIFEST_VERSION = 1
 
-_PACKAGES = ("synllm", "pandas", "numpy", "scipy", "scikit-learn", "statsmodels",
-             "llama-cpp-python", "ollama", "httpx", "openai")
+_PACKAGES = (
+    "synllm",
+    "pandas",
+    "numpy",
+    "scipy",
+    "scikit-learn",
+    "statsmodels",
+    "llama-cpp-python",
+    "ollama",
+    "httpx",
+    "openai",
+)
 
 
 @lru_cache(maxsize=1)
@@ -136,8 +146,9 @@ class RunManifest:
             values["request_seeds"] = tuple(values.get("request_seeds") or ())
             return cls(**values)
         except TypeError as exc:
-            raise StorageError(f"{source}: not a synllm run manifest ({exc}); delete the run folder to start it over") \
-                from None
+            raise StorageError(
+                f"{source}: not a synllm run manifest ({exc}); delete the run folder to start it over"
+            ) from None
 
     def to_json(self) -> str:
         """Strict JSON text (NaN as null), indented."""
@@ -153,4 +164,3 @@ class RunManifest:
         except ValueError as exc:
             raise StorageError(f"{source}: not valid JSON ({exc}); delete it and rerun to rewrite it") from None
         return cls.from_dict(data, source=source)
-

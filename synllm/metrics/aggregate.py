@@ -158,8 +158,14 @@ def evaluate_repeats(
             raise MetricError(f"got {len(shown)} example tables for {len(synthetics)} synthetic tables")
     evaluations = [
         evaluate(
-            synthetic, train=train, holdout=holdout, card=card,
-            examples=ex, random_state=random_state + i, metrics=metrics, reference=reference,
+            synthetic,
+            train=train,
+            holdout=holdout,
+            card=card,
+            examples=ex,
+            random_state=random_state + i,
+            metrics=metrics,
+            reference=reference,
         )
         for i, (synthetic, ex) in enumerate(zip(synthetics, shown))
     ]

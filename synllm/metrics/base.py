@@ -138,6 +138,7 @@ def register(
         if requires is None:
             checked = fn
         else:
+
             @functools.wraps(fn)
             def checked(train: pd.DataFrame, synthetic: pd.DataFrame, ctx: EvalContext) -> MetricResult:
                 reason = requires(train, synthetic, ctx)

@@ -156,8 +156,7 @@ MISS = MetricSpec(
 def missing_value_similarity(train: pd.DataFrame, synthetic: pd.DataFrame, ctx: EvalContext) -> MetricResult:
     """Mean over all generated columns of 1 - |difference in missing-cell rate|."""
     per = {
-        c: 1.0 - abs(float(train[c].isna().mean()) - float(synthetic[c].isna().mean()))
-        for c in ctx.card.synth_names
+        c: 1.0 - abs(float(train[c].isna().mean()) - float(synthetic[c].isna().mean())) for c in ctx.card.synth_names
     }
     return mean_over_columns(MISS, per, {}, "columns")
 

@@ -105,7 +105,9 @@ def render_prompt(
     text = "\n\n".join(_substitute(templates["blocks"][b], values, b) for b in blocks)
     system = _substitute(templates["system"], values, "system")
     digest = hashlib.sha256(f"{system}\n\n{text}".encode()).hexdigest()
-    return Prompt(prompt_type, spec["title"], system, text, examples.reset_index(drop=True), digest, templates["version"])
+    return Prompt(
+        prompt_type, spec["title"], system, text, examples.reset_index(drop=True), digest, templates["version"]
+    )
 
 
 def sample_examples(train: pd.DataFrame, card: Card, k: int, seed: int) -> pd.DataFrame:

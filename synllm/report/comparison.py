@@ -44,8 +44,11 @@ def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
     if llm.empty:
         return pd.DataFrame(columns=["dataset", "model", "prompt_type", "quality", "privacy", "harmonic", "runs"])
     out = llm.groupby(["dataset", "model", "prompt_type"], as_index=False).agg(
-        quality=("quality", "mean"), privacy=("privacy", "mean"), harmonic=("harmonic", "mean"),
-        runs=("harmonic", "size"))
+        quality=("quality", "mean"),
+        privacy=("privacy", "mean"),
+        harmonic=("harmonic", "mean"),
+        runs=("harmonic", "size"),
+    )
     return out
 
 
@@ -94,8 +97,9 @@ def prompt_ranking(runs: pd.DataFrame, *, n_boot: int = 2000, random_state: int 
     return pd.DataFrame(rows, columns=["measure", "prompt_type", "mean", "low", "high", "n"])
 
 
-def paired_differences(runs: pd.DataFrame, target: str = "p4", *, n_boot: int = 2000,
-                       random_state: int = 0) -> pd.DataFrame:
+def paired_differences(
+    runs: pd.DataFrame, target: str = "p4", *, n_boot: int = 2000, random_state: int = 0
+) -> pd.DataFrame:
     """Mean of H(target) - H(other) over blocks holding both, with a 95 % bootstrap interval, per other type."""
     table = _blocks(runs)
     rows = []
@@ -120,10 +124,12 @@ def cost_frame(runs: pd.DataFrame) -> pd.DataFrame:
     """Mean seconds and completion tokens per valid row, per model x prompt type (LLM runs)."""
     llm = runs[runs["kind"] == "llm"]
     if llm.empty:
-        return pd.DataFrame(columns=["model", "prompt_type", "seconds_per_valid_row", "tokens_per_valid_row",
-                                     "valid_rate", "runs"])
+        return pd.DataFrame(
+            columns=["model", "prompt_type", "seconds_per_valid_row", "tokens_per_valid_row", "valid_rate", "runs"]
+        )
     return llm.groupby(["model", "prompt_type"], as_index=False).agg(
         seconds_per_valid_row=("seconds_per_valid_row", "mean"),
         tokens_per_valid_row=("tokens_per_valid_row", "mean"),
         valid_rate=("valid_rate", "mean"),
-        runs=("seed", "size"))
+        runs=("seed", "size"),
+    )

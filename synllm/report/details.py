@@ -62,8 +62,9 @@ def distribution_frame(real: pd.DataFrame, groups: dict[str, pd.DataFrame], card
                 for i, label in enumerate(labels):
                     rows.append((col.name, panel, True, label, i, mids[i], counts[i] / n, source))
                 if np.isnan(v).any() or real[col.name].isna().any():
-                    rows.append((col.name, panel, True, "missing", len(labels), np.nan, float(np.isnan(v).mean()),
-                                 source))
+                    rows.append(
+                        (col.name, panel, True, "missing", len(labels), np.nan, float(np.isnan(v).mean()), source)
+                    )
             else:
                 shares = values.astype("string").fillna("missing").value_counts(normalize=True)
                 cats = [str(c) for c in col.categories or ()] + (["missing"] if col.nullable else [])
@@ -153,8 +154,17 @@ def soft_effect_frame(scored: Sequence[ScoredRun]) -> pd.DataFrame:
         if "soft_rule_agreement" not in run.evaluation.names:
             continue
         for rule_id, info in run.evaluation.result("soft_rule_agreement").details.get("rules", {}).items():
-            rows.append((rule_id, info["effect_name"], source_of(run), run.label, run.seed,
-                         float(info["synthetic"]["effect"]), float(info["real"]["effect"])))
+            rows.append(
+                (
+                    rule_id,
+                    info["effect_name"],
+                    source_of(run),
+                    run.label,
+                    run.seed,
+                    float(info["synthetic"]["effect"]),
+                    float(info["real"]["effect"]),
+                )
+            )
     return pd.DataFrame(rows, columns=["rule", "effect_name", "source", "label", "seed", "effect", "real_effect"])
 
 
@@ -207,8 +217,15 @@ def utility_frame(scored: Sequence[ScoredRun]) -> pd.DataFrame:
         details = run.evaluation.result("tstr").details
         for model in ("logistic_regression", "random_forest"):
             if model in details:
-                rows.append((source_of(run), run.label, run.seed, model.replace("_", " "),
-                             details[model]["tstr"]["auc"], details[model]["trtr"]["auc"],
-                             details.get("majority_auc", 0.5)))
-    return pd.DataFrame(rows, columns=["source", "label", "seed", "classifier", "tstr_auc", "trtr_auc",
-                                       "majority_auc"])
+                rows.append(
+                    (
+                        source_of(run),
+                        run.label,
+                        run.seed,
+                        model.replace("_", " "),
+                        details[model]["tstr"]["auc"],
+                        details[model]["trtr"]["auc"],
+                        details.get("majority_auc", 0.5),
+                    )
+                )
+    return pd.DataFrame(rows, columns=["source", "label", "seed", "classifier", "tstr_auc", "trtr_auc", "majority_auc"])

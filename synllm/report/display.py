@@ -82,8 +82,9 @@ def _chart_title(chart: Any) -> str:
 def prompt_html(prompt: Any, info: dict[str, str]) -> str:
     """HTML of one prompt in full: title, what it adds and why it matters, then system and user text."""
     examples = len(prompt.examples)
-    shown = f"It shows {examples} real training row{'s' if examples != 1 else ''}." if examples else \
-        "It shows no real row."
+    shown = (
+        f"It shows {examples} real training row{'s' if examples != 1 else ''}." if examples else "It shows no real row."
+    )
     return (
         f"<h3>{html.escape(info['title'])}</h3>"
         f"<p><b>{html.escape(info['summary'])}</b> {html.escape(' '.join(info['explain'].split()))} {shown}</p>"
@@ -150,5 +151,3 @@ def styled_scorecard(card: pd.DataFrame):
 
 
 # --- index page ----------------------------------------------------------------------------------
-
-

@@ -63,8 +63,10 @@ def _png_with_alt_as_html(output: Any) -> None:
         return
     width = f" width='{int(meta['width'])}'" if meta.get("width") else ""
     src = data["image/png"].replace("\n", "")
-    data["text/html"] = f"<img src='data:image/png;base64,{src}' alt='{html.escape(str(meta['alt']), quote=True)}'" \
-                        f"{width} style='max-width: 100%; height: auto'>"
+    data["text/html"] = (
+        f"<img src='data:image/png;base64,{src}' alt='{html.escape(str(meta['alt']), quote=True)}'"
+        f"{width} style='max-width: 100%; height: auto'>"
+    )
     del data["image/png"]
 
 
@@ -85,8 +87,11 @@ def export_html(notebook: str | Path, html_path: str | Path | None = None) -> Pa
     exporter.register_preprocessor(CoalesceStreamsPreprocessor(), enabled=True)
     exporter.register_preprocessor(ReportCellsPreprocessor(), enabled=True)
     exporter.register_preprocessor(
-        TagRemovePreprocessor(remove_cell_tags=set(REMOVE_CELL_TAGS), remove_input_tags=set(REMOVE_INPUT_TAGS),
-                              remove_all_outputs_tags=set(REMOVE_OUTPUT_TAGS)),
+        TagRemovePreprocessor(
+            remove_cell_tags=set(REMOVE_CELL_TAGS),
+            remove_input_tags=set(REMOVE_INPUT_TAGS),
+            remove_all_outputs_tags=set(REMOVE_OUTPUT_TAGS),
+        ),
         enabled=True,
     )
     body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": _title(nb) or notebook.stem}})
@@ -110,8 +115,13 @@ def failed_cells(notebook: str | Path) -> list[str]:
     import nbformat
 
     nb = nbformat.read(Path(notebook), as_version=4)
-    return [f"{o.get('ename')}: {o.get('evalue')}" for c in nb.cells if c.cell_type == "code"
-            for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    return [
+        f"{o.get('ename')}: {o.get('evalue')}"
+        for c in nb.cells
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
+        if o.get("output_type") == "error"
+    ]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -134,8 +144,10 @@ def write_index(root: str | Path, entries: Sequence[ReportEntry], *, title: str 
         names = (files.REPORT_HTML, files.REPORT_NOTEBOOK, *files.TABLES)
         links = [f"<a href='{html.escape(str(rel))}/{f}'>{f}</a>" for f in names if (e.folder / f).exists()]
         figures = sorted((e.folder / files.FIGURES).glob("*.png"))
-        figs = ", ".join(f"<a href='{html.escape(str(rel))}/{files.FIGURES}/{html.escape(p.name)}'>"
-                         f"{html.escape(p.stem)}</a>" for p in figures)
+        figs = ", ".join(
+            f"<a href='{html.escape(str(rel))}/{files.FIGURES}/{html.escape(p.name)}'>{html.escape(p.stem)}</a>"
+            for p in figures
+        )
         status = "<span class='ok'>ok</span>" if e.ok else "<span class='bad'>failed</span>"
         rows.append(
             f"<tr><td><b>{html.escape(e.name)}</b></td><td>{status}</td><td class='num'>{e.seconds:.0f}&nbsp;s</td>"
@@ -154,7 +166,7 @@ vertical-align: top; text-align: left; font-size: 14px; }} .figs {{ font-size: 1
 <p>One report per dataset (generation, fidelity, clinical consistency, privacy, utility and a scorecard),
 then the comparison across datasets. Every page works offline.</p>
 <table><tr><th>report</th><th>status</th><th>time</th><th>files</th><th>figures</th><th>headline</th></tr>
-{''.join(rows)}
+{"".join(rows)}
 </table></body></html>
 """
     path = root / files.INDEX

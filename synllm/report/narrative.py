@@ -66,14 +66,19 @@ def generation_summary(diagnostics: pd.DataFrame, failures: pd.DataFrame | None 
     parts = [f"{complete} of {n} runs reached the number of valid rows asked for."]
     if rate.notna().any():
         worst = diagnostics.loc[rate.idxmin()]
-        parts.append(f"The share of returned rows that passed validation ranged from {rate.min():.0%} "
-                     f"({worst['model']}, {_name(worst['prompt_type'])}) to {rate.max():.0%}.")
+        parts.append(
+            f"The share of returned rows that passed validation ranged from {rate.min():.0%} "
+            f"({worst['model']}, {_name(worst['prompt_type'])}) to {rate.max():.0%}."
+        )
     if reasons:
         top = max(reasons, key=reasons.get)
         parts.append(f"The commonest reason for rejecting a row was *{top}* ({reasons[top]} rows).")
     echoes = int(diagnostics["exemplar_echoes"].sum())
-    parts.append(f"{echoes} kept row{'s' if echoes != 1 else ''} copied a prompt example word for word."
-                 if echoes else "No kept row copied a prompt example word for word.")
+    parts.append(
+        f"{echoes} kept row{'s' if echoes != 1 else ''} copied a prompt example word for word."
+        if echoes
+        else "No kept row copied a prompt example word for word."
+    )
     speed = diagnostics["valid_rows_per_second"].astype(float)
     if speed.notna().any():
         parts.append(f"Generation ran at {speed.median():.2f} valid rows per second (median over runs).")
@@ -86,8 +91,10 @@ def _failure_text(failures: pd.DataFrame | None) -> str:
     if failures is None or failures.empty:
         return ""
     first = failures.iloc[0]
-    return (f"{len(failures)} run(s) failed, e.g. {first['model']} {first['prompt_type']} seed {first['seed']}: "
-            f"{first['error']}")
+    return (
+        f"{len(failures)} run(s) failed, e.g. {first['model']} {first['prompt_type']} seed {first['seed']}: "
+        f"{first['error']}"
+    )
 
 
 def family_summary(runs: pd.DataFrame, family: str, metrics: pd.DataFrame | None = None) -> str:
@@ -130,16 +137,22 @@ def _unscored(llm: pd.DataFrame, family: str, metrics: pd.DataFrame | None) -> s
 
 def _margin_words(margin: float, spread: float) -> str:
     if math.isnan(spread) or spread == 0:
-        return ("With one seed per cell the seed-to-seed spread is unknown, so this ranking could be noise; "
-                "run two or more seeds to judge it.")
+        return (
+            "With one seed per cell the seed-to-seed spread is unknown, so this ranking could be noise; "
+            "run two or more seeds to judge it."
+        )
     ratio = margin / spread
     if ratio >= 2:
         return f"That lead is {ratio:.1f} times the seed-to-seed spread (SD {_f(spread, 3)}): a clear difference."
     if ratio >= 1:
-        return (f"That lead is {ratio:.1f} times the seed-to-seed spread (SD {_f(spread, 3)}): a modest "
-                "difference that more seeds could confirm or erase.")
-    return (f"That lead is smaller than the seed-to-seed spread (SD {_f(spread, 3)}): on this evidence the "
-            "prompt types cannot be told apart.")
+        return (
+            f"That lead is {ratio:.1f} times the seed-to-seed spread (SD {_f(spread, 3)}): a modest "
+            "difference that more seeds could confirm or erase."
+        )
+    return (
+        f"That lead is smaller than the seed-to-seed spread (SD {_f(spread, 3)}): on this evidence the "
+        "prompt types cannot be told apart."
+    )
 
 
 def dataset_conclusion(runs: pd.DataFrame) -> str:
@@ -164,14 +177,21 @@ def dataset_conclusion(runs: pd.DataFrame) -> str:
     if len(others):
         dq, dp = q - others["quality"].mean(), p - others["privacy"].mean()
         driver = "quality" if abs(dq) >= abs(dp) else "privacy"
-        sentences.append(f"Compared with the other prompt types, its quality differs by {dq:+.3f} and its "
-                         f"privacy by {dp:+.3f}, so its lead comes mostly from {driver}.")
+        sentences.append(
+            f"Compared with the other prompt types, its quality differs by {dq:+.3f} and its "
+            f"privacy by {dp:+.3f}, so its lead comes mostly from {driver}."
+        )
     ref = llm["reference_harmonic"].mean()
     if not math.isnan(ref):
         gap = ref - means.iloc[0]
-        sentences.append(f"A real holdout sample of the same size reaches H = {_f(ref, 3)}; "
-                         + (f"the best prompt type is {_f(gap, 3)} short of that ceiling."
-                            if gap > 0 else "the best prompt type matches that ceiling."))
+        sentences.append(
+            f"A real holdout sample of the same size reaches H = {_f(ref, 3)}; "
+            + (
+                f"the best prompt type is {_f(gap, 3)} short of that ceiling."
+                if gap > 0
+                else "the best prompt type matches that ceiling."
+            )
+        )
     base = runs[runs["kind"] == "baseline"].groupby("model")["harmonic"].mean().dropna()
     if len(base):
         top = base.idxmax()
@@ -188,21 +208,29 @@ def headline(runs: pd.DataFrame) -> str:
         return "No LLM run could be scored."
     means = llm.groupby("prompt_type")["harmonic"].mean().sort_values(ascending=False)
     dataset = str(runs["dataset"].iloc[0])
-    return (f"On {dataset}, {_name(means.index[0])} gave the best privacy-quality balance "
-            f"(mean H = {_f(means.iloc[0], 3)} over {int((llm['prompt_type'] == means.index[0]).sum())} run(s)).")
+    return (
+        f"On {dataset}, {_name(means.index[0])} gave the best privacy-quality balance "
+        f"(mean H = {_f(means.iloc[0], 3)} over {int((llm['prompt_type'] == means.index[0]).sum())} run(s))."
+    )
 
 
 def _meaning(prompt_type: str, clear: bool) -> str:
     claim = "the study's claim that rule-based prompts (P4) balance privacy and quality best"
     if not clear:
-        return (f"What this means: these runs cannot tell the prompt types apart, so they neither support nor "
-                f"refute {claim}; more rows per run and more seeds would.")
+        return (
+            f"What this means: these runs cannot tell the prompt types apart, so they neither support nor "
+            f"refute {claim}; more rows per run and more seeds would."
+        )
     if prompt_type == "p4":
-        return (f"What this means: P4 shows the model no real row, only definitions, statistics and rules, and "
-                f"it wins clearly, in line with {claim}.")
-    return (f"What this means: {_name(prompt_type)}, which shows the model real example rows, wins clearly, so "
-            f"on this dataset {claim} is not borne out; check whether the win comes with more copied rows "
-            "(privacy section).")
+        return (
+            f"What this means: P4 shows the model no real row, only definitions, statistics and rules, and "
+            f"it wins clearly, in line with {claim}."
+        )
+    return (
+        f"What this means: {_name(prompt_type)}, which shows the model real example rows, wins clearly, so "
+        f"on this dataset {claim} is not borne out; check whether the win comes with more copied rows "
+        "(privacy section)."
+    )
 
 
 def study_verdict(differences: pd.DataFrame, ranking: pd.DataFrame, runs: pd.DataFrame) -> str:
@@ -213,23 +241,30 @@ def study_verdict(differences: pd.DataFrame, ranking: pd.DataFrame, runs: pd.Dat
     """
     llm = runs[runs["kind"] == "llm"].dropna(subset=["harmonic"])
     datasets, models = sorted(llm["dataset"].unique()), sorted(llm["model"].unique())
-    scope = (f"{len(llm)} scored run(s) on {len(datasets)} dataset(s) ({', '.join(datasets)}) with "
-             f"{len(models)} model(s)")
+    scope = (
+        f"{len(llm)} scored run(s) on {len(datasets)} dataset(s) ({', '.join(datasets)}) with {len(models)} model(s)"
+    )
     if "p4" not in set(llm["prompt_type"]) or differences.empty:
         return f"**Verdict: cannot be judged.** The runs found ({scope}) do not pair P4 with another prompt type."
     h = ranking[ranking["measure"] == "mean H"].set_index("prompt_type")["mean"]
     verdict, why = _verdict(differences, h)
-    rows = "; ".join(f"vs {_name(r.other)}: {r.mean:+.3f} [{_f(r.low, 3)}, {_f(r.high, 3)}], {int(r.n)} pairs"
-                     for r in differences.itertuples())
+    rows = "; ".join(
+        f"vs {_name(r.other)}: {r.mean:+.3f} [{_f(r.low, 3)}, {_f(r.high, 3)}], {int(r.n)} pairs"
+        for r in differences.itertuples()
+    )
     wins = llm.groupby(["dataset", "prompt_type"])["harmonic"].mean().groupby(level=0).idxmax()
     per_dataset = ", ".join(f"{d}: {_name(p)}" for d, (_, p) in wins.items())
     caveat = ""
     if set(models) <= {"smollm2-135m-instruct"}:
-        caveat = (" These runs use only the tiny embedded SmolLM2-135M model with a handful of rows, which tests "
-                  "the pipeline rather than the claim; rerun with `make run PROFILE=paper` on Ollama to test it.")
-    return (f"**Verdict on \"rule-based prompts give the best privacy-quality balance\": {verdict}.** {why} "
-            f"Mean paired difference H(P4) − H(other) with 95 % bootstrap intervals: {rows}. "
-            f"Best prompt type per dataset: {per_dataset}. Based on {scope}.{caveat}")
+        caveat = (
+            " These runs use only the tiny embedded SmolLM2-135M model with a handful of rows, which tests "
+            "the pipeline rather than the claim; rerun with `make run PROFILE=paper` on Ollama to test it."
+        )
+    return (
+        f'**Verdict on "rule-based prompts give the best privacy-quality balance": {verdict}.** {why} '
+        f"Mean paired difference H(P4) − H(other) with 95 % bootstrap intervals: {rows}. "
+        f"Best prompt type per dataset: {per_dataset}. Based on {scope}.{caveat}"
+    )
 
 
 #: Fewest matched (dataset, model, seed) pairs behind a decisive verdict; fewer make intervals meaningless.
@@ -239,9 +274,11 @@ MIN_PAIRS = 5
 def _verdict(differences: pd.DataFrame, mean_h: pd.Series) -> tuple[str, str]:
     """('supported' | 'contradicted' | 'not settled', why) from the paired P4 differences."""
     if len(differences) and int(differences["n"].min()) < MIN_PAIRS:
-        return "not settled", (f"Some comparisons rest on fewer than {MIN_PAIRS} matched pairs of runs "
-                               f"(fewest: {int(differences['n'].min())}), too few for a bootstrap interval to mean "
-                               "anything; run more seeds, models or datasets.")
+        return "not settled", (
+            f"Some comparisons rest on fewer than {MIN_PAIRS} matched pairs of runs "
+            f"(fewest: {int(differences['n'].min())}), too few for a bootstrap interval to mean "
+            "anything; run more seeds, models or datasets."
+        )
     lower, upper = differences["low"], differences["high"]
     if len(differences) and (lower > 0).all():
         return "supported", "P4's harmonic score beats every other prompt type's, and every interval excludes zero."
@@ -250,9 +287,11 @@ def _verdict(differences: pd.DataFrame, mean_h: pd.Series) -> tuple[str, str]:
         verb = "beats" if len(beaten_by) == 1 else "beat"
         return "contradicted", f"{' and '.join(beaten_by)} {verb} P4 with an interval that excludes zero."
     best = mean_h.idxmax() if len(mean_h.dropna()) else "p4"
-    return "not settled", (f"The best mean H belongs to {_name(best)}, but at least one interval of the P4 "
-                           "difference includes zero (or has too few pairs), so the runs cannot separate the "
-                           "prompt types.")
+    return "not settled", (
+        f"The best mean H belongs to {_name(best)}, but at least one interval of the P4 "
+        "difference includes zero (or has too few pairs), so the runs cannot separate the "
+        "prompt types."
+    )
 
 
 def verdict_headline(differences: pd.DataFrame, ranking: pd.DataFrame) -> str:

@@ -19,8 +19,12 @@ from synllm.report.details import HOLDOUT, REAL
 SMD_LIMIT, RISK_RATIO_LIMIT = 3.0, 10.0
 PROMPT_COLORS = {"p1": "#4c78a8", "p2": "#f58518", "p3": "#54a24b", "p4": "#e45756"}
 OTHER_COLORS = ["#b279a2", "#9d755d", "#72b7b2", "#eeca3b", "#ff9da6", "#bab0ac"]
-FIXED_COLORS = {REAL: "#222222", HOLDOUT: "#222222", "baseline · independent": "#b279a2",
-                "baseline · gaussian_copula": "#9d755d"}
+FIXED_COLORS = {
+    REAL: "#222222",
+    HOLDOUT: "#222222",
+    "baseline · independent": "#b279a2",
+    "baseline · gaussian_copula": "#9d755d",
+}
 
 
 def source_scale(sources: Sequence[str]) -> alt.Scale:
@@ -62,16 +66,21 @@ def distributions(frame: pd.DataFrame, *, columns: int = 4) -> alt.VConcatChart 
             alt.Chart(numeric)
             .mark_line(point=alt.OverlayMarkDef(size=18), strokeWidth=1.5)
             .encode(
-                x=alt.X("mid:Q", title=None, scale=alt.Scale(zero=False, nice=False),
-                        axis=alt.Axis(tickCount=4, labelFontSize=10, labelFlush=True)),
+                x=alt.X(
+                    "mid:Q",
+                    title=None,
+                    scale=alt.Scale(zero=False, nice=False),
+                    axis=alt.Axis(tickCount=4, labelFontSize=10, labelFlush=True),
+                ),
                 y=alt.Y("share:Q", title="share of rows", axis=alt.Axis(format="%", tickCount=4)),
                 color=color,
-                tooltip=["column", "source", alt.Tooltip("bin:N", title="bin"),
-                         alt.Tooltip("share:Q", format=".1%")],
+                tooltip=["column", "source", alt.Tooltip("bin:N", title="bin"), alt.Tooltip("share:Q", format=".1%")],
             )
             .properties(width=170, height=110)
-            .facet(facet=alt.Facet("panel:N", title=None, sort=panels, header=alt.Header(labelFontWeight="bold")),
-                   columns=columns)
+            .facet(
+                facet=alt.Facet("panel:N", title=None, sort=panels, header=alt.Header(labelFontWeight="bold")),
+                columns=columns,
+            )
             .resolve_scale(x="independent", y="independent")
             .properties(title="Numbers: share of rows per bin of the real range (bin middles)")
         )
@@ -81,16 +90,22 @@ def distributions(frame: pd.DataFrame, *, columns: int = 4) -> alt.VConcatChart 
             alt.Chart(categorical)
             .mark_bar()
             .encode(
-                x=alt.X("bin:N", sort=alt.EncodingSortField("order"), title=None,
-                        axis=alt.Axis(labelAngle=-45, labelLimit=80, labelFontSize=9)),
+                x=alt.X(
+                    "bin:N",
+                    sort=alt.EncodingSortField("order"),
+                    title=None,
+                    axis=alt.Axis(labelAngle=-45, labelLimit=80, labelFontSize=9),
+                ),
                 xOffset=alt.XOffset("source:N", sort=sources),
                 y=alt.Y("share:Q", title="share of rows", axis=alt.Axis(format="%")),
                 color=color,
                 tooltip=["column", "source", "bin", alt.Tooltip("share:Q", format=".1%")],
             )
             .properties(width=170, height=110)
-            .facet(facet=alt.Facet("panel:N", title=None, sort=panels, header=alt.Header(labelFontWeight="bold")),
-                   columns=columns)
+            .facet(
+                facet=alt.Facet("panel:N", title=None, sort=panels, header=alt.Header(labelFontWeight="bold")),
+                columns=columns,
+            )
             .resolve_scale(x="independent", y="independent", xOffset="independent")
             .properties(title="Categories: share of rows per category")
         )
@@ -105,8 +120,10 @@ def correlation_heatmaps(frame: pd.DataFrame) -> alt.VConcatChart | alt.Chart:
     n = len(order)
     cell = max(9, min(22, 200 // max(n, 1)))
     charts = []
-    for kind, title, scheme in (("correlation", "Pearson correlation", "redblue"),
-                                ("difference", "synthetic − real", "purpleorange")):
+    for kind, title, scheme in (
+        ("correlation", "Pearson correlation", "redblue"),
+        ("difference", "synthetic − real", "purpleorange"),
+    ):
         part = frame[frame["kind"] == kind]
         if part.empty:
             continue
@@ -115,22 +132,41 @@ def correlation_heatmaps(frame: pd.DataFrame) -> alt.VConcatChart | alt.Chart:
             y=alt.Y("y:N", sort=order, title=None, axis=alt.Axis(labelFontSize=9)),
         )
         cells = base.mark_rect().encode(
-            color=alt.Color("value:Q", title=title,
-                            scale=alt.Scale(scheme=scheme, domain=[-1, 1] if kind == "correlation" else [-2, 2],
-                                            reverse=kind == "correlation", clamp=True)),
+            color=alt.Color(
+                "value:Q",
+                title=title,
+                scale=alt.Scale(
+                    scheme=scheme,
+                    domain=[-1, 1] if kind == "correlation" else [-2, 2],
+                    reverse=kind == "correlation",
+                    clamp=True,
+                ),
+            ),
             tooltip=["panel", "x", "y", alt.Tooltip("value:Q", format=".2f")],
         )
         charts.append(
             alt.layer(base.mark_rect(color="#d9d9d9"), cells, data=part)
             .properties(width=cell * n, height=cell * n)
-            .facet(column=alt.Column("panel:N", title=None, sort=list(dict.fromkeys(part["panel"])),
-                                     header=alt.Header(labelFontWeight="bold")))
+            .facet(
+                column=alt.Column(
+                    "panel:N",
+                    title=None,
+                    sort=list(dict.fromkeys(part["panel"])),
+                    header=alt.Header(labelFontWeight="bold"),
+                )
+            )
         )
     return alt.vconcat(*charts, spacing=20).resolve_scale(color="independent") if len(charts) > 1 else charts[0]
 
 
-def metric_dots(values: pd.DataFrame, *, title: str, x_title: str = "score (1 = best)",
-                domain: tuple[float, float] = (0.0, 1.0), ideal: dict[str, float] | None = None) -> alt.Chart:
+def metric_dots(
+    values: pd.DataFrame,
+    *,
+    title: str,
+    x_title: str = "score (1 = best)",
+    domain: tuple[float, float] = (0.0, 1.0),
+    ideal: dict[str, float] | None = None,
+) -> alt.Chart:
     """One row of panels per metric: a dot per run (by source), a black tick at the real-sample reference.
 
     ``values`` comes from :func:`synllm.report.details.metric_values`; ``ideal`` draws a dashed
@@ -146,20 +182,38 @@ def metric_dots(values: pd.DataFrame, *, title: str, x_title: str = "score (1 = 
     dots = base.mark_circle(size=70, opacity=0.8).encode(
         x=alt.X("value:Q", title=x_title, scale=alt.Scale(domain=list(domain), clamp=True)),
         color=alt.Color("source:N", scale=source_scale(sources), legend=None),
-        tooltip=["name", "label", "seed", alt.Tooltip("value:Q", format=".3f"),
-                 alt.Tooltip("reference:Q", format=".3f", title="real sample")],
+        tooltip=[
+            "name",
+            "label",
+            "seed",
+            alt.Tooltip("value:Q", format=".3f"),
+            alt.Tooltip("reference:Q", format=".3f", title="real sample"),
+        ],
     )
     ref = base.mark_tick(color="black", thickness=2, size=16).encode(
-        x=alt.X("mean(reference):Q"), tooltip=[alt.Tooltip("mean(reference):Q", format=".3f", title="real sample")])
-    line = alt.Chart().transform_filter("isValid(datum.ideal)").mark_rule(strokeDash=[4, 3], color="#888").encode(
-        x="mean(ideal):Q")
+        x=alt.X("mean(reference):Q"), tooltip=[alt.Tooltip("mean(reference):Q", format=".3f", title="real sample")]
+    )
+    line = (
+        alt.Chart()
+        .transform_filter("isValid(datum.ideal)")
+        .mark_rule(strokeDash=[4, 3], color="#888")
+        .encode(x="mean(ideal):Q")
+    )
     return (
         alt.layer(line, ref, dots, data=shown)
         .properties(width=420, height=max(40, 22 * len(sources)))
-        .facet(row=alt.Row("name:N", title=None, header=alt.Header(labelAngle=0, labelAlign="left",
-                                                                    labelFontWeight="bold")))
-        .properties(title=alt.TitleParams(title, subtitle="dots: runs · black tick: a real holdout sample "
-                                                          "of the same size" + (" · dashed: ideal" if ideal else "")))
+        .facet(
+            row=alt.Row(
+                "name:N", title=None, header=alt.Header(labelAngle=0, labelAlign="left", labelFontWeight="bold")
+            )
+        )
+        .properties(
+            title=alt.TitleParams(
+                title,
+                subtitle="dots: runs · black tick: a real holdout sample "
+                "of the same size" + (" · dashed: ideal" if ideal else ""),
+            )
+        )
     )
 
 
@@ -175,16 +229,24 @@ def rule_violations(frame: pd.DataFrame) -> alt.Chart:
         yOffset=alt.YOffset("source:N", sort=sources),
         color=alt.Color("source:N", scale=source_scale(sources), title="rows from"),
     )
-    x = alt.X("rate:Q", title="share of applicable rows breaking the rule", axis=alt.Axis(format="%"),
-              scale=alt.Scale(domain=[0, 1]))
+    x = alt.X(
+        "rate:Q",
+        title="share of applicable rows breaking the rule",
+        axis=alt.Axis(format="%"),
+        scale=alt.Scale(domain=[0, 1]),
+    )
     stick = base.mark_rule(strokeWidth=2).encode(x=alt.X("zero:Q", scale=alt.Scale(domain=[0, 1])), x2="rate:Q")
     dot = base.mark_circle(size=55, opacity=1).encode(
-        x=x, tooltip=["rule", "statement", "source", alt.Tooltip("rate:Q", format=".1%"), "applicable"])
+        x=x, tooltip=["rule", "statement", "source", alt.Tooltip("rate:Q", format=".1%"), "applicable"]
+    )
     return alt.layer(stick, dot, data=shown).properties(
-        width=420, height=alt.Step(8),
-        title=alt.TitleParams("Hard rules: violation rates",
-                              subtitle="real rows (black) should sit at 0 % · no dot: the rule applied to no row "
-                                       "of that source"))
+        width=420,
+        height=alt.Step(8),
+        title=alt.TitleParams(
+            "Hard rules: violation rates",
+            subtitle="real rows (black) should sit at 0 % · no dot: the rule applied to no row of that source",
+        ),
+    )
 
 
 def soft_effects(frame: pd.DataFrame, *, columns: int = 3) -> alt.Chart:
@@ -199,29 +261,40 @@ def soft_effects(frame: pd.DataFrame, *, columns: int = 3) -> alt.Chart:
     if shown.empty:
         return empty_chart("No soft rule could be measured on the synthetic rows (an empty group in every run).")
     sources = source_order(shown)
-    shown = shown.assign(panel=shown["rule"] + " (" + shown["effect_name"].str.replace("standardised mean "
-                                                                                       "difference", "SMD") + ")",
-                         none=np.where(shown["effect_name"] == "risk ratio", 1.0, 0.0))
+    shown = shown.assign(
+        panel=shown["rule"] + " (" + shown["effect_name"].str.replace("standardised mean difference", "SMD") + ")",
+        none=np.where(shown["effect_name"] == "risk ratio", 1.0, 0.0),
+    )
     base = alt.Chart()
     dots = base.mark_circle(size=60, opacity=0.8).encode(
         x=alt.X("shown_effect:Q", title="effect in synthetic rows", scale=alt.Scale(zero=False)),
         y=alt.Y("source:N", sort=sources, title=None),
         color=alt.Color("source:N", scale=source_scale(sources), legend=None),
-        tooltip=["rule", "label", "seed", alt.Tooltip("effect:Q", format=".2f"),
-                 alt.Tooltip("real_effect:Q", format=".2f", title="real")],
+        tooltip=[
+            "rule",
+            "label",
+            "seed",
+            alt.Tooltip("effect:Q", format=".2f"),
+            alt.Tooltip("real_effect:Q", format=".2f", title="real"),
+        ],
     )
     real = base.mark_rule(color="black", strokeWidth=2).encode(x="mean(real_effect):Q")
     none = base.mark_rule(color="#999", strokeDash=[4, 3]).encode(x="mean(none):Q")
     return (
         alt.layer(none, real, dots, data=shown)
         .properties(width=230, height=max(40, 20 * len(sources)))
-        .facet(facet=alt.Facet("panel:N", title=None, header=alt.Header(labelFontWeight="bold", labelLimit=300)),
-               columns=columns)
+        .facet(
+            facet=alt.Facet("panel:N", title=None, header=alt.Header(labelFontWeight="bold", labelLimit=300)),
+            columns=columns,
+        )
         .resolve_scale(x="independent")
-        .properties(title=alt.TitleParams(
-            "Soft rules: effect sizes",
-            subtitle=f"black line: real data · dashed: no effect · dots clipped to ±{SMD_LIMIT:g} SMD and "
-                     f"{RISK_RATIO_LIMIT:g}× risk ratio (tooltips give the value)"))
+        .properties(
+            title=alt.TitleParams(
+                "Soft rules: effect sizes",
+                subtitle=f"black line: real data · dashed: no effect · dots clipped to ±{SMD_LIMIT:g} SMD and "
+                f"{RISK_RATIO_LIMIT:g}× risk ratio (tooltips give the value)",
+            )
+        )
     )
 
 
@@ -230,8 +303,11 @@ def forest_plot(frame: pd.DataFrame, *, limits: tuple[float, float] = (0.05, 20.
     if frame.empty:
         return empty_chart("The logistic regression could not be fitted (too few rows or events).")
     lo, hi = limits
-    shown = frame.assign(ci_low=frame["ci_low"].clip(lo, hi), ci_high=frame["ci_high"].clip(lo, hi),
-                         odds_ratio=frame["odds_ratio"].clip(lo, hi))
+    shown = frame.assign(
+        ci_low=frame["ci_low"].clip(lo, hi),
+        ci_high=frame["ci_high"].clip(lo, hi),
+        odds_ratio=frame["odds_ratio"].clip(lo, hi),
+    )
     sources = source_order(shown)
     labels = list(dict.fromkeys(shown["label"]))
     base = alt.Chart(shown).encode(
@@ -244,13 +320,23 @@ def forest_plot(frame: pd.DataFrame, *, limits: tuple[float, float] = (0.05, 20.
     x = alt.X("odds_ratio:Q", title=title, scale=scale)
     bars = base.mark_rule(strokeWidth=1.5).encode(x=alt.X("ci_low:Q", scale=scale, title=title), x2="ci_high:Q")
     dots = base.mark_circle(size=45, opacity=1).encode(
-        x=x, tooltip=["term", "label", alt.Tooltip("odds_ratio:Q", format=".2f"),
-                      alt.Tooltip("ci_low:Q", format=".2f"), alt.Tooltip("ci_high:Q", format=".2f")])
+        x=x,
+        tooltip=[
+            "term",
+            "label",
+            alt.Tooltip("odds_ratio:Q", format=".2f"),
+            alt.Tooltip("ci_low:Q", format=".2f"),
+            alt.Tooltip("ci_high:Q", format=".2f"),
+        ],
+    )
     one = alt.Chart(pd.DataFrame({"x": [1.0]})).mark_rule(color="#999", strokeDash=[4, 3]).encode(x="x:Q")
     return alt.layer(one, bars, dots).properties(
-        width=460, height=alt.Step(max(7, 28 // max(len(labels), 1))),
-        title=alt.TitleParams("Odds ratios of the target on the card's predictors",
-                              subtitle="per SD for numbers, against the first category for categories"),
+        width=460,
+        height=alt.Step(max(7, 28 // max(len(labels), 1))),
+        title=alt.TitleParams(
+            "Odds ratios of the target on the card's predictors",
+            subtitle="per SD for numbers, against the first category for categories",
+        ),
     )
 
 
@@ -270,24 +356,44 @@ def dcr_histograms(frame: pd.DataFrame, *, bins: int = 20, columns: int = 4) -> 
         rows += [(source, HOLDOUT, a, b, v) for a, b, v in zip(edges[:-1], edges[1:], hold_share)]
     data = pd.DataFrame(rows, columns=["panel", "series", "distance", "end", "share"])
     panels = source_order(data, "panel")
-    bars = alt.Chart().transform_filter(alt.datum.series != HOLDOUT).mark_bar(opacity=0.75).encode(
-        x=alt.X("distance:Q", bin="binned", title="distance to the closest train row",
-                scale=alt.Scale(domain=[0, top], nice=False), axis=alt.Axis(tickCount=4, format=".2f")),
-        x2="end:Q",
-        y=alt.Y("share:Q", title="share of rows", axis=alt.Axis(format="%")),
-        color=alt.Color("panel:N", scale=source_scale(panels), legend=None),
-        tooltip=[alt.Tooltip("distance:Q", format=".3f"), alt.Tooltip("share:Q", format=".1%")],
+    bars = (
+        alt.Chart()
+        .transform_filter(alt.datum.series != HOLDOUT)
+        .mark_bar(opacity=0.75)
+        .encode(
+            x=alt.X(
+                "distance:Q",
+                bin="binned",
+                title="distance to the closest train row",
+                scale=alt.Scale(domain=[0, top], nice=False),
+                axis=alt.Axis(tickCount=4, format=".2f"),
+            ),
+            x2="end:Q",
+            y=alt.Y("share:Q", title="share of rows", axis=alt.Axis(format="%")),
+            color=alt.Color("panel:N", scale=source_scale(panels), legend=None),
+            tooltip=[alt.Tooltip("distance:Q", format=".3f"), alt.Tooltip("share:Q", format=".1%")],
+        )
     )
-    line = alt.Chart().transform_filter(alt.datum.series == HOLDOUT).mark_line(
-        color="black", interpolate="step-after", strokeWidth=1.5).encode(x="distance:Q", y="share:Q")
+    line = (
+        alt.Chart()
+        .transform_filter(alt.datum.series == HOLDOUT)
+        .mark_line(color="black", interpolate="step-after", strokeWidth=1.5)
+        .encode(x="distance:Q", y="share:Q")
+    )
     return (
         alt.layer(bars, line, data=data)
         .properties(width=190, height=120)
-        .facet(facet=alt.Facet("panel:N", title=None, sort=panels, header=alt.Header(labelFontWeight="bold")),
-               columns=columns)
-        .properties(title=alt.TitleParams("Distance to closest record (DCR)",
-                                          subtitle="bars: synthetic rows · black line: real holdout rows. "
-                                                   "Bars piled up at 0 mean copies of training rows"))
+        .facet(
+            facet=alt.Facet("panel:N", title=None, sort=panels, header=alt.Header(labelFontWeight="bold")),
+            columns=columns,
+        )
+        .properties(
+            title=alt.TitleParams(
+                "Distance to closest record (DCR)",
+                subtitle="bars: synthetic rows · black line: real holdout rows. "
+                "Bars piled up at 0 mean copies of training rows",
+            )
+        )
     )
 
 
@@ -298,20 +404,33 @@ def utility_chart(frame: pd.DataFrame) -> alt.Chart:
     sources = source_order(frame)
     base = alt.Chart().encode(y=alt.Y("source:N", sort=sources, title=None))
     dots = base.mark_circle(size=70, opacity=0.8).encode(
-        x=alt.X("tstr_auc:Q", title="ROC AUC on the real holdout",
-                scale=alt.Scale(domain=[0.0, 1.0], clamp=True, nice=False)),
+        x=alt.X(
+            "tstr_auc:Q",
+            title="ROC AUC on the real holdout",
+            scale=alt.Scale(domain=[0.0, 1.0], clamp=True, nice=False),
+        ),
         color=alt.Color("source:N", scale=source_scale(sources), legend=None),
-        tooltip=["label", "seed", "classifier", alt.Tooltip("tstr_auc:Q", format=".3f", title="TSTR"),
-                 alt.Tooltip("trtr_auc:Q", format=".3f", title="TRTR")])
+        tooltip=[
+            "label",
+            "seed",
+            "classifier",
+            alt.Tooltip("tstr_auc:Q", format=".3f", title="TSTR"),
+            alt.Tooltip("trtr_auc:Q", format=".3f", title="TRTR"),
+        ],
+    )
     trtr = base.mark_tick(color="black", thickness=2, size=16).encode(x="mean(trtr_auc):Q")
     majority = alt.Chart().mark_rule(color="#888", strokeDash=[4, 3]).encode(x="mean(majority_auc):Q")
     return (
         alt.layer(majority, trtr, dots, data=frame)
         .properties(width=300, height=max(40, 22 * len(sources)))
         .facet(column=alt.Column("classifier:N", title=None, header=alt.Header(labelFontWeight="bold")))
-        .properties(title=alt.TitleParams("Utility: train on synthetic, test on real (TSTR)",
-                                          subtitle="dots: TSTR runs · black tick: trained on real rows (TRTR) · "
-                                                   "dashed: majority-class guess (AUC 0.5)"))
+        .properties(
+            title=alt.TitleParams(
+                "Utility: train on synthetic, test on real (TSTR)",
+                subtitle="dots: TSTR runs · black tick: trained on real rows (TRTR) · "
+                "dashed: majority-class guess (AUC 0.5)",
+            )
+        )
     )
 
 
@@ -322,20 +441,26 @@ def scorecard_heatmap(card: pd.DataFrame) -> alt.Chart:
     """The scorecard as a heatmap: one row per generator, one column per family / headline score."""
     if card.empty:
         return empty_chart("Nothing was scored.")
-    long = card.melt(id_vars=["generator", "kind"], value_vars=SCORE_MEASURES, var_name="measure",
-                     value_name="score")
+    long = card.melt(id_vars=["generator", "kind"], value_vars=SCORE_MEASURES, var_name="measure", value_name="score")
     order = list(card["generator"])
     base = alt.Chart(long).encode(
         x=alt.X("measure:N", sort=SCORE_MEASURES, title=None, axis=alt.Axis(labelAngle=0, orient="top")),
         y=alt.Y("generator:N", sort=order, title=None, axis=alt.Axis(labelLimit=260)),
     )
     blank = base.mark_rect(color="#eee")
-    rect = base.mark_rect().encode(color=alt.Color("score:Q", scale=alt.Scale(scheme="viridis", domain=[0, 1]),
-                                                   title="score"))
-    text = base.transform_calculate(
-        shown="isValid(datum.score) && isFinite(datum.score) ? format(datum.score, '.2f') : 'n/a'"
-    ).mark_text(fontSize=11).encode(
-        text="shown:N",
-        color=alt.condition("isValid(datum.score) && datum.score <= 0.6", alt.value("white"), alt.value("black")))
-    return (blank + rect + text).properties(width=80 * len(SCORE_MEASURES), height=alt.Step(24),
-                                    title="Scorecard (mean over seeds; 1 = best)")
+    rect = base.mark_rect().encode(
+        color=alt.Color("score:Q", scale=alt.Scale(scheme="viridis", domain=[0, 1]), title="score")
+    )
+    text = (
+        base.transform_calculate(
+            shown="isValid(datum.score) && isFinite(datum.score) ? format(datum.score, '.2f') : 'n/a'"
+        )
+        .mark_text(fontSize=11)
+        .encode(
+            text="shown:N",
+            color=alt.condition("isValid(datum.score) && datum.score <= 0.6", alt.value("white"), alt.value("black")),
+        )
+    )
+    return (blank + rect + text).properties(
+        width=80 * len(SCORE_MEASURES), height=alt.Step(24), title="Scorecard (mean over seeds; 1 = best)"
+    )

@@ -33,14 +33,16 @@ def card_table(card: Card, table: pd.DataFrame) -> pd.DataFrame:
             allowed = ""
         missing = float(table[col.name].isna().mean()) if col.name in table else math.nan
         note = col.missing or ""
-        rows.append({
-            "column": col.name,
-            "kind": col.kind.value,
-            "unit": col.unit or "",
-            "allowed values": allowed,
-            "missing": f"{missing:.1%}" + (f" ({note})" if note and missing > 0 else ""),
-            "meaning": " ".join(col.description.split()),
-        })
+        rows.append(
+            {
+                "column": col.name,
+                "kind": col.kind.value,
+                "unit": col.unit or "",
+                "allowed values": allowed,
+                "missing": f"{missing:.1%}" + (f" ({note})" if note and missing > 0 else ""),
+                "meaning": " ".join(col.description.split()),
+            }
+        )
     return pd.DataFrame(rows).set_index("column")
 
 
@@ -66,9 +68,21 @@ def diagnostics_table(runs: Sequence) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=DIAGNOSTIC_COLUMNS)
 
 
-DIAGNOSTIC_COLUMNS = ["model", "prompt_type", "seed", "status", "rows_kept", "requests", "valid_rate",
-                      "rejects_by_reason", "duplicates", "exemplar_echoes", "tokens_per_valid_row",
-                      "valid_rows_per_second", "model_seconds"]
+DIAGNOSTIC_COLUMNS = [
+    "model",
+    "prompt_type",
+    "seed",
+    "status",
+    "rows_kept",
+    "requests",
+    "valid_rate",
+    "rejects_by_reason",
+    "duplicates",
+    "exemplar_echoes",
+    "tokens_per_valid_row",
+    "valid_rows_per_second",
+    "model_seconds",
+]
 
 
 def run_diagnostics(manifest: RunManifest) -> dict:
@@ -132,8 +146,17 @@ REFERENCE_LABEL = "real holdout sample"
 
 def _cost(manifest: RunManifest | None) -> dict[str, float]:
     if manifest is None:
-        return dict.fromkeys(["valid_rate", "model_seconds", "completion_tokens", "rows_valid",
-                              "seconds_per_valid_row", "tokens_per_valid_row"], math.nan)
+        return dict.fromkeys(
+            [
+                "valid_rate",
+                "model_seconds",
+                "completion_tokens",
+                "rows_valid",
+                "seconds_per_valid_row",
+                "tokens_per_valid_row",
+            ],
+            math.nan,
+        )
     seconds = float(manifest.timings.model_seconds)
     tokens, valid = float(manifest.tokens.completion or 0), float(manifest.diagnostics.rows_valid)
     return {
@@ -153,8 +176,15 @@ def runs_frame(scored: Sequence[ScoredRun], dataset: str) -> pd.DataFrame:
         ev = s.evaluation
         families = ev.family_scores()
         head, ref = ev.headline(), ev.headline(reference=True)
-        row: dict[str, Any] = {"dataset": dataset, "kind": s.kind, "model": s.model, "prompt_type": s.prompt_type,
-                               "seed": s.seed, "label": s.label, "n_rows": len(s.synthetic)}
+        row: dict[str, Any] = {
+            "dataset": dataset,
+            "kind": s.kind,
+            "model": s.model,
+            "prompt_type": s.prompt_type,
+            "seed": s.seed,
+            "label": s.label,
+            "n_rows": len(s.synthetic),
+        }
         row.update({f: float(families.at[f, "score"]) for f in FAMILY_COLUMNS})
         row.update({"quality": head["quality"], "harmonic": head["harmonic"]})
         row.update({f"reference_{f}": float(families.at[f, "reference_score"]) for f in FAMILY_COLUMNS})
@@ -168,10 +198,17 @@ def runs_frame(scored: Sequence[ScoredRun], dataset: str) -> pd.DataFrame:
 
 RUN_COLUMNS = (
     ["dataset", "kind", "model", "prompt_type", "seed", "label", "n_rows", *FAMILY_COLUMNS, "quality", "harmonic"]
-    + [f"reference_{f}" for f in FAMILY_COLUMNS] + ["reference_quality", "reference_harmonic"]
+    + [f"reference_{f}" for f in FAMILY_COLUMNS]
+    + ["reference_quality", "reference_harmonic"]
     + list(RAW_COLUMNS.values())
-    + ["valid_rate", "model_seconds", "completion_tokens", "rows_valid", "seconds_per_valid_row",
-       "tokens_per_valid_row"]
+    + [
+        "valid_rate",
+        "model_seconds",
+        "completion_tokens",
+        "rows_valid",
+        "seconds_per_valid_row",
+        "tokens_per_valid_row",
+    ]
 )
 
 
@@ -187,13 +224,39 @@ def metrics_frame(scored: Sequence[ScoredRun]) -> pd.DataFrame:
         frame.insert(0, "kind", s.kind)
         parts.append(frame)
     if not parts:
-        return pd.DataFrame(columns=["kind", "model", "prompt_type", "seed", "label", "name", "family", "score",
-                                     "raw", "goal", "reference_score", "reference_raw", "skipped", "seconds"])
+        return pd.DataFrame(
+            columns=[
+                "kind",
+                "model",
+                "prompt_type",
+                "seed",
+                "label",
+                "name",
+                "family",
+                "score",
+                "raw",
+                "goal",
+                "reference_score",
+                "reference_raw",
+                "skipped",
+                "seconds",
+            ]
+        )
     return pd.concat(parts, ignore_index=True)
 
 
-SCORECARD_COLUMNS = ["generator", "kind", "model", "prompt_type", "runs", "valid_rate", *FAMILY_COLUMNS,
-                     "quality", "harmonic", "harmonic_sd"]
+SCORECARD_COLUMNS = [
+    "generator",
+    "kind",
+    "model",
+    "prompt_type",
+    "runs",
+    "valid_rate",
+    *FAMILY_COLUMNS,
+    "quality",
+    "harmonic",
+    "harmonic_sd",
+]
 
 
 def scorecard(runs: pd.DataFrame) -> pd.DataFrame:
@@ -205,15 +268,27 @@ def scorecard(runs: pd.DataFrame) -> pd.DataFrame:
     for kind in ("llm", "baseline"):
         part = runs[runs["kind"] == kind]
         for (model, ptype), g in part.groupby(["model", "prompt_type"], sort=True):
-            row = {"generator": g["label"].iloc[0], "kind": kind, "model": model, "prompt_type": ptype,
-                   "runs": len(g), "valid_rate": g["valid_rate"].mean()}
+            row = {
+                "generator": g["label"].iloc[0],
+                "kind": kind,
+                "model": model,
+                "prompt_type": ptype,
+                "runs": len(g),
+                "valid_rate": g["valid_rate"].mean(),
+            }
             row.update({c: g[c].mean() for c in [*FAMILY_COLUMNS, "quality", "harmonic"]})
             row["harmonic_sd"] = g["harmonic"].std(ddof=1) if len(g) > 1 else math.nan
             rows.append(row)
     llm = runs[runs["kind"] == "llm"]
     if len(llm):
-        row = {"generator": REFERENCE_LABEL, "kind": "reference", "model": REFERENCE_LABEL, "prompt_type": "",
-               "runs": len(llm), "valid_rate": math.nan}
+        row = {
+            "generator": REFERENCE_LABEL,
+            "kind": "reference",
+            "model": REFERENCE_LABEL,
+            "prompt_type": "",
+            "runs": len(llm),
+            "valid_rate": math.nan,
+        }
         row.update({c: llm[f"reference_{c}"].mean() for c in [*FAMILY_COLUMNS, "quality", "harmonic"]})
         row["harmonic_sd"] = llm["reference_harmonic"].std(ddof=1) if len(llm) > 1 else math.nan
         rows.append(row)
@@ -225,9 +300,16 @@ def prompt_type_summary(runs: pd.DataFrame) -> pd.DataFrame:
     llm = runs[runs["kind"] == "llm"]
     rows = []
     for ptype, g in llm.groupby("prompt_type", sort=True):
-        rows.append({"prompt_type": ptype, "runs": len(g), "quality": g["quality"].mean(),
-                     "privacy": g["privacy"].mean(), "harmonic": g["harmonic"].mean(),
-                     "seed_sd": pooled_sd(g, "harmonic", ["model"])})
+        rows.append(
+            {
+                "prompt_type": ptype,
+                "runs": len(g),
+                "quality": g["quality"].mean(),
+                "privacy": g["privacy"].mean(),
+                "harmonic": g["harmonic"].mean(),
+                "seed_sd": pooled_sd(g, "harmonic", ["model"]),
+            }
+        )
     return pd.DataFrame(rows, columns=["prompt_type", "runs", "quality", "privacy", "harmonic", "seed_sd"])
 
 

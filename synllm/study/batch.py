@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 
 from synllm import config
-from synllm.errors import SynllmError
+from synllm.errors import ProfileError, SynllmError
 from synllm.report.export import ReportEntry, export_html, failed_cells, write_index
 
 STUDY_NOTEBOOK = config.NOTEBOOKS_DIR / "01-dataset-study.ipynb"
@@ -32,10 +32,6 @@ COMPARISON_NOTEBOOK = config.NOTEBOOKS_DIR / "02-comparison.ipynb"
 PROFILE_SECTIONS = {"description", "datasets", "study", "comparison"}
 
 log = logging.getLogger(__name__)
-
-
-class ProfileError(SynllmError):
-    """A batch profile cannot be read or names unknown parameters."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -67,14 +63,20 @@ def load_profile(name_or_path: str | Path) -> Profile:
     raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     if unknown := set(raw) - PROFILE_SECTIONS:
         raise ProfileError(f"{path}: unknown section(s) {sorted(unknown)}; allowed: {sorted(PROFILE_SECTIONS)}")
-    profile = Profile(name=path.stem, description=str(raw.get("description", "")),
-                      datasets=tuple(raw.get("datasets") or ()), study=dict(raw.get("study") or {}),
-                      comparison=dict(raw.get("comparison") or {}))
+    profile = Profile(
+        name=path.stem,
+        description=str(raw.get("description", "")),
+        datasets=tuple(raw.get("datasets") or ()),
+        study=dict(raw.get("study") or {}),
+        comparison=dict(raw.get("comparison") or {}),
+    )
     for section, notebook in (("study", STUDY_NOTEBOOK), ("comparison", COMPARISON_NOTEBOOK)):
         known = notebook_parameters(notebook)
         if unknown := set(getattr(profile, section)) - set(known):
-            raise ProfileError(f"{path}: {section} parameter(s) {sorted(unknown)} are not in {notebook.name}; "
-                               f"its parameters are {sorted(known)}")
+            raise ProfileError(
+                f"{path}: {section} parameter(s) {sorted(unknown)} are not in {notebook.name}; "
+                f"its parameters are {sorted(known)}"
+            )
     return profile
 
 
@@ -95,10 +97,16 @@ class Plan:
     output: Path
 
 
-def plan(profile: Profile, *, backend: str | None = None, endpoints: str | None = None,
-         models: Sequence[str] | None = None,
-         datasets: Sequence[str] | None = None, output: str | Path | None = None,
-         overrides: Mapping[str, Any] | None = None) -> Plan:
+def plan(
+    profile: Profile,
+    *,
+    backend: str | None = None,
+    endpoints: str | None = None,
+    models: Sequence[str] | None = None,
+    datasets: Sequence[str] | None = None,
+    output: str | Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Plan:
     """Merge command-line choices into a profile.
 
     A new ``backend`` without ``models`` clears the profile's models, so the notebook uses
@@ -126,8 +134,9 @@ def plan(profile: Profile, *, backend: str | None = None, endpoints: str | None 
     return Plan(datasets=chosen, study=study, comparison=comparison, output=out.resolve())
 
 
-def execute(notebook: Path, folder: Path, parameters: Mapping[str, Any], *, kernel: str = "python3",
-            timeout: int | None = None) -> ReportEntry:
+def execute(
+    notebook: Path, folder: Path, parameters: Mapping[str, Any], *, kernel: str = "python3", timeout: int | None = None
+) -> ReportEntry:
     """Run ``notebook`` with papermill into ``<folder>/report.ipynb``, then write ``report.html`` (always)."""
     import papermill as pm
 
@@ -136,8 +145,15 @@ def execute(notebook: Path, folder: Path, parameters: Mapping[str, Any], *, kern
     started = time.perf_counter()
     message = ""
     try:
-        pm.execute_notebook(str(notebook), str(out), parameters=dict(parameters), kernel_name=kernel,
-                            cwd=str(notebook.parent), progress_bar=False, execution_timeout=timeout)
+        pm.execute_notebook(
+            str(notebook),
+            str(out),
+            parameters=dict(parameters),
+            kernel_name=kernel,
+            cwd=str(notebook.parent),
+            progress_bar=False,
+            execution_timeout=timeout,
+        )
         ok = True
     except pm.PapermillExecutionError as exc:
         ok, message = False, f"{exc.ename}: {exc.evalue}"
@@ -150,12 +166,16 @@ def execute(notebook: Path, folder: Path, parameters: Mapping[str, Any], *, kern
                 ok, message = False, errors[0]
         except Exception as exc:  # an unreadable half-written notebook must not stop the batch
             ok, message = False, message or f"HTML export failed: {type(exc).__name__}: {exc}"
-    return ReportEntry(name=folder.name, folder=folder, ok=ok, seconds=time.perf_counter() - started,
-                   message=message.splitlines()[0][:300] if message else "")
+    return ReportEntry(
+        name=folder.name,
+        folder=folder,
+        ok=ok,
+        seconds=time.perf_counter() - started,
+        message=message.splitlines()[0][:300] if message else "",
+    )
 
 
-def run_batch(batch: Plan, *, kernel: str = "python3", timeout: int | None = None,
-              echo=print) -> list[ReportEntry]:
+def run_batch(batch: Plan, *, kernel: str = "python3", timeout: int | None = None, echo=print) -> list[ReportEntry]:
     """Every dataset's study notebook, then the comparison; the index page is rewritten after each."""
     outcomes: list[ReportEntry] = []
 
@@ -165,8 +185,11 @@ def run_batch(batch: Plan, *, kernel: str = "python3", timeout: int | None = Non
         echo(f"[{i}/{len(steps)}] {name}: running {notebook.name} ...", flush=True)
         outcome = execute(notebook, batch.output / name, params, kernel=kernel, timeout=timeout)
         outcomes.append(outcome)
-        echo(f"[{i}/{len(steps)}] {name}: {'ok' if outcome.ok else 'FAILED'} in {outcome.seconds:.0f} s"
-             + (f" ({outcome.message})" if outcome.message else ""), flush=True)
+        echo(
+            f"[{i}/{len(steps)}] {name}: {'ok' if outcome.ok else 'FAILED'} in {outcome.seconds:.0f} s"
+            + (f" ({outcome.message})" if outcome.message else ""),
+            flush=True,
+        )
         write_index(batch.output, outcomes)
     return outcomes
 
@@ -175,8 +198,10 @@ def summary(outcomes: Sequence[ReportEntry], output: Path) -> str:
     """A plain-text summary table of a batch."""
     lines = [f"{'report':<12} {'status':<7} {'time':>7}  details"]
     for o in outcomes:
-        lines.append(f"{o.name:<12} {'ok' if o.ok else 'FAILED':<7} {o.seconds:>6.0f}s  "
-                     + (o.message or str(o.folder / 'report.html')))
+        lines.append(
+            f"{o.name:<12} {'ok' if o.ok else 'FAILED':<7} {o.seconds:>6.0f}s  "
+            + (o.message or str(o.folder / "report.html"))
+        )
     lines.append(f"index: {output / 'index.html'}")
     return "\n".join(lines)
 
@@ -192,15 +217,25 @@ def build_parser() -> argparse.ArgumentParser:
     """The command-line parser."""
     parser = argparse.ArgumentParser(prog="python -m synllm.study.batch", description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", default="quick", help="profile name (synllm/profiles/*.yaml) or a .yaml path")
-    parser.add_argument("--backend", default=None,
-                        help="override the profile's backend (embedded, auto, ollama, openai)")
-    parser.add_argument("--endpoints", default=None,
-                        help="endpoint configuration (name or YAML path): send the runs to those servers")
+    parser.add_argument(
+        "--backend", default=None, help="override the profile's backend (embedded, auto, ollama, openai)"
+    )
+    parser.add_argument(
+        "--endpoints", default=None, help="endpoint configuration (name or YAML path): send the runs to those servers"
+    )
     parser.add_argument("--models", nargs="+", default=None, help="model tags or grid names from models.yaml")
     parser.add_argument("--datasets", nargs="+", default=None, help="override the profile's datasets")
     parser.add_argument("--output", default=None, help="reports folder (default: reports/ or $SYNLLM_HOME/reports)")
-    parser.add_argument("-p", "--parameter", dest="overrides", action="append", type=_parameter, default=[],
-                        metavar="NAME=VALUE", help="override one study parameter (YAML value), e.g. -p n_rows=5")
+    parser.add_argument(
+        "-p",
+        "--parameter",
+        dest="overrides",
+        action="append",
+        type=_parameter,
+        default=[],
+        metavar="NAME=VALUE",
+        help="override one study parameter (YAML value), e.g. -p n_rows=5",
+    )
     parser.add_argument("--kernel", default="python3", help="Jupyter kernel name (default python3)")
     parser.add_argument("--timeout", type=int, default=None, help="seconds allowed per notebook cell")
     return parser
@@ -212,9 +247,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         profile = load_profile(args.profile)
-        batch = plan(profile, backend=args.backend, endpoints=args.endpoints, models=args.models,
-                     datasets=args.datasets,
-                     output=args.output, overrides=dict(args.overrides))
+        batch = plan(
+            profile,
+            backend=args.backend,
+            endpoints=args.endpoints,
+            models=args.models,
+            datasets=args.datasets,
+            output=args.output,
+            overrides=dict(args.overrides),
+        )
     except SynllmError as exc:
         print(f"synllm.study.batch: error: {exc}", file=sys.stderr)
         return 2

@@ -36,8 +36,15 @@ def load_study_data(
         shown.update(sample_examples(train, card, k_examples, seed).index.tolist())
     eval_train = subsample(train, eval_max_rows, split_seed, keep=sorted(shown))
     eval_holdout = subsample(held, eval_max_rows, split_seed)
-    return StudyData(card=card, table=table, train=train, holdout=held, eval_train=eval_train,
-                     eval_holdout=eval_holdout, split_seed=split_seed)
+    return StudyData(
+        card=card,
+        table=table,
+        train=train,
+        holdout=held,
+        eval_train=eval_train,
+        eval_holdout=eval_holdout,
+        split_seed=split_seed,
+    )
 
 
 def resolve_models(models: Sequence[str], backend: Backend) -> list[str]:
@@ -86,9 +93,11 @@ def require_backend(backend: Backend) -> None:
     A batch with an unreachable server would otherwise retry every model x prompt x seed cell.
     """
     if not backend.available():
-        raise BackendUnavailable(f"backend {backend.name!r} is not available here; for Ollama start `ollama serve` "
-                                 "(or set OLLAMA_HOST), for a server set its url, for the embedded model run "
-                                 "`make setup`")
+        raise BackendUnavailable(
+            f"backend {backend.name!r} is not available here; for Ollama start `ollama serve` "
+            "(or set OLLAMA_HOST), for a server set its url, for the embedded model run "
+            "`make setup`"
+        )
 
 
 def require_runs(runs: Sequence, failures: Sequence = ()) -> None:

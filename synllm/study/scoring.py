@@ -16,12 +16,27 @@ def score_runs(runs: Sequence, data: StudyData, *, random_state: int = 0) -> lis
     for run in runs:
         if len(run.synthetic) == 0:
             continue
-        evaluation = evaluate(run.synthetic, train=data.eval_train, holdout=data.eval_holdout, card=data.card,
-                              examples=run.prompt.examples, random_state=random_state)
+        evaluation = evaluate(
+            run.synthetic,
+            train=data.eval_train,
+            holdout=data.eval_holdout,
+            card=data.card,
+            examples=run.prompt.examples,
+            random_state=random_state,
+        )
         m = run.manifest
-        scored.append(ScoredRun(kind="llm", model=m.model, prompt_type=m.prompt_type, seed=m.seed,
-                                synthetic=run.synthetic, evaluation=evaluation, examples=run.prompt.examples,
-                                manifest=m))
+        scored.append(
+            ScoredRun(
+                kind="llm",
+                model=m.model,
+                prompt_type=m.prompt_type,
+                seed=m.seed,
+                synthetic=run.synthetic,
+                evaluation=evaluation,
+                examples=run.prompt.examples,
+                manifest=m,
+            )
+        )
     return scored
 
 
@@ -42,17 +57,20 @@ def score_baselines(
         generator = get_baseline(name).fit(data.eval_train, data.card)
         for seed in seeds:
             synthetic = generator.sample(n_rows, random_state=seed)
-            evaluation = evaluate(synthetic, train=data.eval_train, holdout=data.eval_holdout, card=data.card,
-                                  random_state=random_state)
-            scored.append(ScoredRun(kind="baseline", model=name, prompt_type="", seed=seed,
-                                    synthetic=synthetic, evaluation=evaluation))
+            evaluation = evaluate(
+                synthetic, train=data.eval_train, holdout=data.eval_holdout, card=data.card, random_state=random_state
+            )
+            scored.append(
+                ScoredRun(
+                    kind="baseline", model=name, prompt_type="", seed=seed, synthetic=synthetic, evaluation=evaluation
+                )
+            )
     return scored
 
 
-
-
-def write_study_outputs(folder: str | Path, scored: Sequence[ScoredRun], dataset: str, settings: dict, *,
-                        headline: str = "") -> dict[str, str]:
+def write_study_outputs(
+    folder: str | Path, scored: Sequence[ScoredRun], dataset: str, settings: dict, *, headline: str = ""
+) -> dict[str, str]:
     """Write runs.csv, metrics.csv, scorecard.csv and summary.json into ``folder``; return their paths."""
     from synllm import files
     from synllm.report.tables import metrics_frame, prompt_type_summary, runs_frame, scorecard
@@ -60,6 +78,7 @@ def write_study_outputs(folder: str | Path, scored: Sequence[ScoredRun], dataset
     runs = runs_frame(scored, dataset)
     card = scorecard(runs)
     paths = files.write_tables(folder, {"runs": runs, "metrics": metrics_frame(scored), "scorecard": card})
-    summary = files.write_summary(folder, headline, dataset=dataset, settings=settings, scorecard=card,
-                                  prompt_types=prompt_type_summary(runs))
+    summary = files.write_summary(
+        folder, headline, dataset=dataset, settings=settings, scorecard=card, prompt_types=prompt_type_summary(runs)
+    )
     return {**paths, "summary": str(summary)}

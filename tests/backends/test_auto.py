@@ -60,7 +60,9 @@ def test_falls_back_to_embedded_when_ollama_is_down(caplog):
     assert chosen.chosen == "embedded" and chosen.inner.name == "embedded"
     assert chosen.model == model_grid("embedded")[0]
     assert chosen.requested_model == "llama3.2:1b"
-    assert chosen.chosen_because == f"Ollama is not reachable at {url} (start it with `ollama serve` or set OLLAMA_HOST)"
+    assert (
+        chosen.chosen_because == f"Ollama is not reachable at {url} (start it with `ollama serve` or set OLLAMA_HOST)"
+    )
     [notice] = fallback_warnings(caplog)
     assert chosen.chosen_because in notice and chosen.model in notice
 

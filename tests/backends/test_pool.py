@@ -37,8 +37,9 @@ FAST = {"retries": 0, "backoff_s": 0.0, "timeout": 5.0}
 
 def openai_endpoint(fake: FakeOpenAI, name: str, limit: int = 2, models=None, **options) -> Endpoint:
     served = models if models is not None else {"logical": fake.models[0]}
-    return Endpoint(name=name, kind="openai", url=fake.base_url, max_concurrency=limit, models=served,
-                    options={**FAST, **options})
+    return Endpoint(
+        name=name, kind="openai", url=fake.base_url, max_concurrency=limit, models=served, options={**FAST, **options}
+    )
 
 
 def request(seed: int = 0, model: str = "logical", rows: int = 2, card=None) -> GenerationRequest:
@@ -65,8 +66,15 @@ def test_config_reads_lists_mappings_any_model_and_environment():
     data = {
         "max_failures": 2,
         "endpoints": [
-            {"name": "v", "kind": "openai", "url": "${V_URL:-http://127.0.0.1:8000/v1}", "concurrency": 8,
-             "models": {"llama3.1:8b": "meta-llama/Llama-3.1-8B-Instruct"}, "timeout": 30, "api_key_env": "K"},
+            {
+                "name": "v",
+                "kind": "openai",
+                "url": "${V_URL:-http://127.0.0.1:8000/v1}",
+                "concurrency": 8,
+                "models": {"llama3.1:8b": "meta-llama/Llama-3.1-8B-Instruct"},
+                "timeout": 30,
+                "api_key_env": "K",
+            },
             {"kind": "ollama", "url": "http://127.0.0.1:11434", "models": ["qwen2:7b"]},
             {"name": "any", "kind": "ollama", "url": "http://${HOST}:11435"},
         ],
@@ -94,8 +102,10 @@ def test_config_reads_lists_mappings_any_model_and_environment():
         ({"endpoints": [{"kind": "ollama", "url": "u", "api_key_env": "K"}]}, "unknown key"),
         ({"endpoints": [{"kind": "openai", "url": "u", "concurrency": 0}]}, "at least 1"),
         ({"endpoints": [{"kind": "openai", "url": "u", "models": "all"}]}, "'models' must be"),
-        ({"endpoints": [{"name": "a", "kind": "openai", "url": "u"}, {"name": "a", "kind": "ollama", "url": "v"}]},
-         "names repeat"),
+        (
+            {"endpoints": [{"name": "a", "kind": "openai", "url": "u"}, {"name": "a", "kind": "ollama", "url": "v"}]},
+            "names repeat",
+        ),
         ({"endpoints": [{"kind": "openai", "url": "${NOPE}"}]}, "needs environment variable NOPE"),
         ({"endpoints": [{"kind": "openai", "url": "u"}], "max_failures": 0}, "max_failures"),
     ],
@@ -227,9 +237,17 @@ def test_ollama_hosts_and_openai_servers_mix_in_one_pool(fakes, stroke_data):
 
     with FakeOllama(models=["qwen2.5:0.5b"]) as ollama:
         ollama.always(rows)
-        endpoints = [Endpoint(name="ol", kind="ollama", url=ollama.url, max_concurrency=2,
-                              models={"logical": "qwen2.5:0.5b"}, options=FAST),
-                     openai_endpoint(fakes[0], "oa")]
+        endpoints = [
+            Endpoint(
+                name="ol",
+                kind="ollama",
+                url=ollama.url,
+                max_concurrency=2,
+                models={"logical": "qwen2.5:0.5b"},
+                options=FAST,
+            ),
+            openai_endpoint(fakes[0], "oa"),
+        ]
         pool = EndpointPool(endpoints)
         with ThreadPoolExecutor(4) as executor:
             answers = list(executor.map(lambda s: pool.generate(request(s, card=card)), range(12)))
@@ -280,17 +298,26 @@ def test_progress_text_and_table_show_every_endpoint(fakes):
 
 
 def test_lanes_keep_models_sharing_endpoints_together():
-    eps = [Endpoint(name="a", kind="openai", url="http://127.0.0.1:1/v1", models=["m1", "m2"]),
-           Endpoint(name="b", kind="openai", url="http://127.0.0.1:2/v1", models=["m3"]),
-           Endpoint(name="c", kind="openai", url="http://127.0.0.1:3/v1", models=["m2", "m4"])]
+    eps = [
+        Endpoint(name="a", kind="openai", url="http://127.0.0.1:1/v1", models=["m1", "m2"]),
+        Endpoint(name="b", kind="openai", url="http://127.0.0.1:2/v1", models=["m3"]),
+        Endpoint(name="c", kind="openai", url="http://127.0.0.1:3/v1", models=["m2", "m4"]),
+    ]
     pool = EndpointPool(eps)
     assert pool.lanes(["m1", "m3", "m4", "m2", "m1"]) == [["m1", "m4", "m2"], ["m3"]]
 
 
 # -- the concurrent grid -------------------------------------------------------------------
 def grid(pool, card, train, out, **kw):
-    settings = dict(models=["logical"], prompt_types=["p1", "p2"], seeds=[0, 1], n_rows=6,
-                    options=GenerationOptions(batch_size=3), out_dir=out, progress=False)
+    settings = {
+        "models": ["logical"],
+        "prompt_types": ["p1", "p2"],
+        "seeds": [0, 1],
+        "n_rows": 6,
+        "options": GenerationOptions(batch_size=3),
+        "out_dir": out,
+        "progress": False,
+    }
     return run_grid(card, train, backend=pool, **{**settings, **kw})
 
 
@@ -350,8 +377,13 @@ def test_grid_survives_an_endpoint_killed_midway_and_resumes_from_cache(fakes, s
     survivors = answered_keys(fakes[:2])
     assert len(survivors) == len(set(survivors))
     before = [f.count() for f in fakes[:2]]
-    again = grid(EndpointPool([openai_endpoint(f, f"e{i}") for i, f in enumerate(fakes[:2])]), card,
-                 stroke_train, tmp_path, seeds=[0, 1, 2])
+    again = grid(
+        EndpointPool([openai_endpoint(f, f"e{i}") for i, f in enumerate(fakes[:2])]),
+        card,
+        stroke_train,
+        tmp_path,
+        seeds=[0, 1, 2],
+    )
     assert [f.count() for f in fakes[:2]] == before  # everything came from the cache
     assert [r.synthetic.equals(s.synthetic) for r, s in zip(again.runs, result.runs, strict=True)] == [True] * 6
 
@@ -360,13 +392,20 @@ def test_grid_with_every_endpoint_dead_records_failures_then_resumes(fakes, stro
     card = stroke_data.card
     fakes[0].script(ok())
     fakes[0].always(server_error(500, "dead"))
-    first = grid(EndpointPool([openai_endpoint(fakes[0], "e0", limit=1)], max_failures=2), card, stroke_train,
-                 tmp_path, prompt_types=["p1"], seeds=[0])
+    first = grid(
+        EndpointPool([openai_endpoint(fakes[0], "e0", limit=1)], max_failures=2),
+        card,
+        stroke_train,
+        tmp_path,
+        prompt_types=["p1"],
+        seeds=[0],
+    )
     assert not first.ok and first.failures and "rerun" in first.failures[0][3]
     cached = len(files.read_records(next(tmp_path.rglob(files.RAW))))
     assert cached == 1
-    second = grid(EndpointPool([openai_endpoint(fakes[1], "e1")]), card, stroke_train, tmp_path,
-                  prompt_types=["p1"], seeds=[0])
+    second = grid(
+        EndpointPool([openai_endpoint(fakes[1], "e1")]), card, stroke_train, tmp_path, prompt_types=["p1"], seeds=[0]
+    )
     assert second.ok
     assert_runs_complete_and_unduplicated(second, 6)
     indices = [r["index"] for r in files.read_records(second.runs[0].run_dir / files.RAW)]
@@ -375,8 +414,9 @@ def test_grid_with_every_endpoint_dead_records_failures_then_resumes(fakes, stro
 
 def test_grid_runs_a_repeated_cell_once(fakes, stroke_data, stroke_train, tmp_path):
     pool = EndpointPool([openai_endpoint(fakes[0], "e0")])
-    result = grid(pool, stroke_data.card, stroke_train, tmp_path, models=["logical", "logical"],
-                  prompt_types=["p1"], seeds=[3, 3])
+    result = grid(
+        pool, stroke_data.card, stroke_train, tmp_path, models=["logical", "logical"], prompt_types=["p1"], seeds=[3, 3]
+    )
     assert len(result.runs) == 1 and result.ok
     assert_runs_complete_and_unduplicated(result, 6)
 

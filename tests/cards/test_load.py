@@ -230,18 +230,40 @@ def test_the_good_hand_made_card_loads():
         ),
         (
             lambda r: r["rules"].append(
-                {"id": "e", "kind": "soft", "statement": "x", "measure": "mean", "value": "age",
-                 "group": "sick == 1", "versus": "sick == 0", "expect": "more"}
+                {
+                    "id": "e",
+                    "kind": "soft",
+                    "statement": "x",
+                    "measure": "mean",
+                    "value": "age",
+                    "group": "sick == 1",
+                    "versus": "sick == 0",
+                    "expect": "more",
+                }
             ),
             ["'e'", "expect"],
         ),
     ],
     ids=[
-        "unknown-card-key", "unknown-column-key", "bad-kind", "numeric-without-range", "reversed-range",
-        "binary-with-3-categories", "categorical-without-categories", "target-not-a-column",
-        "sensitive-not-a-column", "identifier-wrong-kind", "unknown-role", "duplicate-column",
-        "no-columns", "hard-rule-without-require", "rule-without-statement", "bad-rule-kind",
-        "soft-rule-incomplete", "bad-measure", "bad-expect",
+        "unknown-card-key",
+        "unknown-column-key",
+        "bad-kind",
+        "numeric-without-range",
+        "reversed-range",
+        "binary-with-3-categories",
+        "categorical-without-categories",
+        "target-not-a-column",
+        "sensitive-not-a-column",
+        "identifier-wrong-kind",
+        "unknown-role",
+        "duplicate-column",
+        "no-columns",
+        "hard-rule-without-require",
+        "rule-without-statement",
+        "bad-rule-kind",
+        "soft-rule-incomplete",
+        "bad-measure",
+        "bad-expect",
     ],
 )
 def test_bad_card_raises_card_error_naming_the_problem(edit, expected):

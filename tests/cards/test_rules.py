@@ -52,21 +52,36 @@ def _table(**columns):
 
 
 HARD_X_POSITIVE = {
-    "id": "x_pos", "kind": "hard", "statement": "x rows have a > 0.", "when": "g == 'x'", "require": "a > 0",
+    "id": "x_pos",
+    "kind": "hard",
+    "statement": "x rows have a > 0.",
+    "when": "g == 'x'",
+    "require": "a > 0",
 }
 HARD_B_SMALL = {"id": "b_small", "kind": "hard", "statement": "b is below 10.", "require": "b < 10"}
 
 
 def _soft_rate(expect="higher"):
     return {
-        "id": "flag_with_a", "kind": "soft", "statement": "flag is more frequent when a > 0.",
-        "measure": "rate", "outcome": "flag == 1", "group": "a > 0", "versus": "a <= 0", "expect": expect,
+        "id": "flag_with_a",
+        "kind": "soft",
+        "statement": "flag is more frequent when a > 0.",
+        "measure": "rate",
+        "outcome": "flag == 1",
+        "group": "a > 0",
+        "versus": "a <= 0",
+        "expect": expect,
     }
 
 
 SOFT_MEAN = {
-    "id": "b_by_g", "kind": "soft", "statement": "b is higher in x.",
-    "measure": "mean", "value": "b", "group": "g == 'x'", "versus": "g == 'y'",
+    "id": "b_by_g",
+    "kind": "soft",
+    "statement": "b is higher in x.",
+    "measure": "mean",
+    "value": "b",
+    "group": "g == 'x'",
+    "versus": "g == 'y'",
 }
 
 
@@ -182,9 +197,7 @@ def test_soft_mean_rule_gives_the_standardised_mean_difference():
     card = _card(SOFT_MEAN)
     # x: b = 1, 3 (mean 2, population var 1); y: b = 2, 4, 6 (mean 4, population var 8/3).
     # pooled SD = sqrt((2 * 1 + 3 * 8/3) / 5) = sqrt(2); SMD = (2 - 4) / sqrt(2) = -sqrt(2).
-    table = _table(
-        a=[0.0] * 6, b=[1.0, 3.0, 2.0, 4.0, 6.0, np.nan], g=["x", "x", "y", "y", "y", "x"], flag=[0] * 6
-    )
+    table = _table(a=[0.0] * 6, b=[1.0, 3.0, 2.0, 4.0, 6.0, np.nan], g=["x", "x", "y", "y", "y", "x"], flag=[0] * 6)
     effect = soft_rule_effect(table, card.rules[0], card)
     assert effect.measure == "mean"
     assert (effect.n_group, effect.n_versus) == (2, 3)

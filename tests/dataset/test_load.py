@@ -337,9 +337,7 @@ def test_broken_rule_in_a_real_file_is_an_issue_with_its_line(tmp_path, stroke_d
     edited.write_text("".join(lines), encoding="utf-8")
     data = load_dataset("stroke", path=edited)
     assert len(data.table) == len(stroke_data.table)
-    assert data.issues == (
-        f"{edited}: hard rule 'children_are_minors' broken by 1 row(s) (lines {child + 1})",
-    )
+    assert data.issues == (f"{edited}: hard rule 'children_are_minors' broken by 1 row(s) (lines {child + 1})",)
 
 
 def test_real_datasets_have_no_issues(stroke_data, cirrhosis_data):

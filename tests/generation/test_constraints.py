@@ -20,7 +20,7 @@ import pytest
 
 from synllm.cards import Card, Column, Kind, available_cards, load_card
 from synllm.dataset.schema import DEFAULT_FLOAT_DECIMALS, format_row, format_value, row_format, value_decimals
-from synllm.errors import CardError, DataError
+from synllm.errors import CardError, DataError, InvalidArgument
 from synllm.generation.constraints import column_gbnf, gbnf_literal, integer_range_slots, to_gbnf, to_json_schema
 
 # --- a tiny GBNF reader for the subset synllm emits -------------------------------------------
@@ -117,7 +117,7 @@ def category(name: str, values: tuple, **kw) -> Column:
     return Column(name=name, kind=Kind.CATEGORICAL, description="", categories=values, **kw)
 
 
-ODD = category("odd name, \"quoted\"", ('say "hi"', "back\\slash", "with space", "a,b", "naïve"), nullable=True)
+ODD = category('odd name, "quoted"', ('say "hi"', "back\\slash", "with space", "a,b", "naïve"), nullable=True)
 HANDMADE = make_card(
     integer("count", 3, 20),
     integer("big", 9000, 30000),
@@ -166,9 +166,9 @@ def test_integer_range_slots_accept_exactly_the_range():
 
 
 def test_integer_range_slots_reject_a_reversed_or_negative_range():
-    with pytest.raises(ValueError):
+    with pytest.raises(InvalidArgument):
         integer_range_slots(5, 4)
-    with pytest.raises(ValueError):
+    with pytest.raises(InvalidArgument):
         integer_range_slots(-1, 4)
 
 
@@ -208,7 +208,17 @@ def _check_float_column(column: Column, card: Card, rng: random.Random) -> None:
 
 @pytest.mark.parametrize(
     "lo, hi, decimals",
-    [(0.08, 100, 2), (0.3, 30, 1), (0.3, 30, None), (3, 20, 1), (0, 5, 2), (1.5, 5.5, 2), (10, 100, 1), (0, 5, 0), (-5.5, 3.25, 2)],
+    [
+        (0.08, 100, 2),
+        (0.3, 30, 1),
+        (0.3, 30, None),
+        (3, 20, 1),
+        (0, 5, 2),
+        (1.5, 5.5, 2),
+        (10, 100, 1),
+        (0, 5, 0),
+        (-5.5, 3.25, 2),
+    ],
 )
 def test_float_column_grammar_accepts_exactly_its_range(lo, hi, decimals):
     column = floating("x", lo, hi, decimals)
@@ -278,8 +288,17 @@ def test_row_format_and_format_row_write_the_generated_columns_in_card_order():
     card = HANDMADE
     assert row_format(card).split(",")[:2] == ["count", "big"]
     assert '"odd name, ""quoted"""' in row_format(card)
-    row = {"id": 99, "count": 4, "big": 9000, "age": 0.08, "bili": 30, "plain": None, "zero": 5,
-           ODD.name: 'say "hi"', "flag": 0}
+    row = {
+        "id": 99,
+        "count": 4,
+        "big": 9000,
+        "age": 0.08,
+        "bili": 30,
+        "plain": None,
+        "zero": 5,
+        ODD.name: 'say "hi"',
+        "flag": 0,
+    }
     line = format_row(row, card)
     assert line == '4,9000,0.08,30.0,N/A,5,"say ""hi""",0'
     assert next(csv.reader(io.StringIO(line)))[6] == 'say "hi"'

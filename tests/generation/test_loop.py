@@ -24,8 +24,9 @@ class ScriptedBackend(BaseBackend):
     name = "scripted"
     output_format = "csv"
 
-    def __init__(self, pool: pd.DataFrame, card, *, fail_at=None, error=KeyboardInterrupt, extra_lines=(),
-                 max_concurrency=1):
+    def __init__(
+        self, pool: pd.DataFrame, card, *, fail_at=None, error=KeyboardInterrupt, extra_lines=(), max_concurrency=1
+    ):
         self.pool, self.card = pool, card
         self.fail_at, self.error, self.extra_lines = fail_at, error, list(extra_lines)
         self.max_concurrency = max_concurrency
@@ -41,8 +42,14 @@ class ScriptedBackend(BaseBackend):
         rng = random.Random(request.seed)
         rows = self.pool.iloc[rng.sample(range(len(self.pool)), 4)]
         lines = [format_row(r, self.card) for r in rows.to_dict("records")] + self.extra_lines
-        return Generation(text="\n".join(lines), backend=self.name, model=request.model,
-                          prompt_tokens=len(request.prompt) // 4, completion_tokens=40, elapsed_s=0.01)
+        return Generation(
+            text="\n".join(lines),
+            backend=self.name,
+            model=request.model,
+            prompt_tokens=len(request.prompt) // 4,
+            completion_tokens=40,
+            elapsed_s=0.01,
+        )
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +64,7 @@ OPTS = GenerationOptions(batch_size=4)
 
 def _run(stroke_split, backend, tmp_path, n_rows=10, seed=0, **kw):
     train, holdout, card = stroke_split
-    return generate(card, train, "p2", backend, "m", n_rows, seed, options=OPTS, out_dir=tmp_path,
-                    progress=False, **kw)
+    return generate(card, train, "p2", backend, "m", n_rows, seed, options=OPTS, out_dir=tmp_path, progress=False, **kw)
 
 
 def test_run_writes_outputs_and_manifest(stroke_split, tmp_path):
@@ -70,8 +76,20 @@ def test_run_writes_outputs_and_manifest(stroke_split, tmp_path):
     files = {p.name for p in result.run_dir.iterdir()}
     assert {"synthetic.csv", "rejected.csv", "raw.jsonl", "manifest.json", "prompt.txt"} <= files
     raw = json.loads((result.run_dir / "manifest.json").read_text())
-    for key in ("backend", "backend_details", "model", "prompt_type", "prompt_sha256", "seed", "request_seeds",
-                "options", "versions", "timings", "tokens", "diagnostics"):
+    for key in (
+        "backend",
+        "backend_details",
+        "model",
+        "prompt_type",
+        "prompt_sha256",
+        "seed",
+        "request_seeds",
+        "options",
+        "versions",
+        "timings",
+        "tokens",
+        "diagnostics",
+    ):
         assert key in raw
     manifest = read_manifest(result.run_dir)
     assert manifest == result.manifest
@@ -182,8 +200,7 @@ def test_ollama_pipeline_and_server_killed_mid_run(stroke_split, tmp_path):
     train, holdout, card = stroke_split
     with FakeOllama(models=["fake:1b"]) as fake:
         backend = OllamaBackend(fake.url, retries=1, backoff_s=0.01, timeout=5)
-        result = generate(card, train, "p4", backend, "fake:1b", 8, 0, options=OPTS, out_dir=tmp_path,
-                          progress=False)
+        result = generate(card, train, "p4", backend, "fake:1b", 8, 0, options=OPTS, out_dir=tmp_path, progress=False)
         assert result.complete
         sent = fake.chat_requests[0]
         assert sent["format"]["properties"]["rows"]["minItems"] == 4
@@ -228,8 +245,18 @@ def test_embedded_model_generates_valid_rows_for_each_dataset(dataset, tmp_path,
     table, card = load_dataset(dataset) if dataset != "diabetes" else request.getfixturevalue("diabetes_data")
     train, _ = split(table.iloc[:4000] if dataset == "diabetes" else table, card, random_state=0)
     backend = EmbeddedBackend()
-    result = generate(card, train, "p1", backend, None, 3, 11, options=GenerationOptions(batch_size=3),
-                      out_dir=tmp_path, progress=False)
+    result = generate(
+        card,
+        train,
+        "p1",
+        backend,
+        None,
+        3,
+        11,
+        options=GenerationOptions(batch_size=3),
+        out_dir=tmp_path,
+        progress=False,
+    )
     assert result.complete and len(result.synthetic) == 3
     assert list(result.synthetic.columns) == load_card(dataset).synth_names
     d = result.manifest.diagnostics

@@ -65,7 +65,15 @@ def test_reference_is_capped_at_half_the_holdout(stroke):
 def test_to_frame_one_row_per_metric(full):
     frame = full.to_frame()
     assert list(frame.columns) == [
-        "name", "family", "score", "raw", "goal", "reference_score", "reference_raw", "skipped", "seconds"
+        "name",
+        "family",
+        "score",
+        "raw",
+        "goal",
+        "reference_score",
+        "reference_raw",
+        "skipped",
+        "seconds",
     ]
     assert frame["name"].tolist() == full.names
     ks = frame.set_index("name").loc["ks_complement"]
@@ -144,7 +152,9 @@ def test_inputs_are_not_modified(stroke):
 def test_same_random_state_same_numbers(stroke):
     train, holdout, synthetic, card = stroke
     names = ["ks_complement", "range_coverage"]
-    a, b, c = (evaluate(synthetic, train=train, holdout=holdout, card=card, metrics=names, random_state=s) for s in (3, 3, 4))
+    a, b, c = (
+        evaluate(synthetic, train=train, holdout=holdout, card=card, metrics=names, random_state=s) for s in (3, 3, 4)
+    )
     pd.testing.assert_frame_equal(a.to_frame().drop(columns="seconds"), b.to_frame().drop(columns="seconds"))
     # Another seed draws another reference sample.
     assert a.to_frame()["reference_raw"].tolist() != c.to_frame()["reference_raw"].tolist()
@@ -263,7 +273,9 @@ def test_real_holdout_scores_well_against_train(name, n_train, n_holdout, fideli
     train, holdout = split(table, card, holdout=0.2, random_state=0)
     train = train.sample(n_train, random_state=0) if n_train else train
     holdout = holdout.sample(n_holdout, random_state=0) if n_holdout else holdout
-    ev = evaluate(drop_identifiers(holdout, card), train=train, holdout=holdout, card=card, metrics=QUALITY, reference=False)
+    ev = evaluate(
+        drop_identifiers(holdout, card), train=train, holdout=holdout, card=card, metrics=QUALITY, reference=False
+    )
     families = ev.family_scores()
     assert families.loc["fidelity", "score"] >= fidelity
     assert families.loc["consistency", "score"] >= consistency

@@ -50,14 +50,22 @@ def run(name, real, synthetic, random_state=0):
 def base():
     rng = np.random.default_rng(0)
     x = rng.normal(size=400)
-    return table(x, y=0.6 * x + 0.8 * rng.normal(size=400), g=rng.choice(list("abc"), 400),
-                 flag=rng.integers(0, 2, 400))
+    return table(
+        x, y=0.6 * x + 0.8 * rng.normal(size=400), g=rng.choice(list("abc"), 400), flag=rng.integers(0, 2, 400)
+    )
 
 
 @pytest.mark.parametrize(
     "name",
-    ["ks_complement", "tv_complement", "correlation_similarity", "contingency_similarity",
-     "missing_value_similarity", "range_coverage", "category_coverage"],
+    [
+        "ks_complement",
+        "tv_complement",
+        "correlation_similarity",
+        "contingency_similarity",
+        "missing_value_similarity",
+        "range_coverage",
+        "category_coverage",
+    ],
 )
 def test_identical_tables_score_one(name, base):
     result = run(name, base, base.copy())
@@ -142,8 +150,9 @@ def test_contingency_bins_numbers_by_real_quantiles(base):
 def test_detection_cannot_tell_a_sample_of_the_same_distribution(base):
     rng = np.random.default_rng(1)
     x = rng.normal(size=400)
-    twin = table(x, y=0.6 * x + 0.8 * rng.normal(size=400), g=rng.choice(list("abc"), 400),
-                 flag=rng.integers(0, 2, 400))
+    twin = table(
+        x, y=0.6 * x + 0.8 * rng.normal(size=400), g=rng.choice(list("abc"), 400), flag=rng.integers(0, 2, 400)
+    )
     result = run("logistic_detection", base, twin)
     assert abs(result.raw - 0.5) < 0.1 and result.score > 0.8
 

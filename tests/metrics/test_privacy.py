@@ -42,8 +42,16 @@ def far(stroke):
 
 
 def test_every_privacy_metric_is_registered():
-    expected = {"exact_match", "exemplar_echo", "dcr", "dcr_share", "nndr", "membership_inference",
-                "attribute_inference", "k_anonymity"}
+    expected = {
+        "exact_match",
+        "exemplar_echo",
+        "dcr",
+        "dcr_share",
+        "nndr",
+        "membership_inference",
+        "attribute_inference",
+        "k_anonymity",
+    }
     assert expected <= set(PRIVACY)
 
 

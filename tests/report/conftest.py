@@ -15,8 +15,17 @@ from synllm.report.inputs import ScoredRun
 
 #: A subset of metrics: one or more per family, and every metric a chart reads details from.
 METRICS = [
-    "ks_complement", "tv_complement", "correlation_similarity", "hard_rule_violation_rate", "soft_rule_agreement",
-    "association_structure", "dcr", "dcr_share", "membership_inference", "exemplar_echo", "tstr",
+    "ks_complement",
+    "tv_complement",
+    "correlation_similarity",
+    "hard_rule_violation_rate",
+    "soft_rule_agreement",
+    "association_structure",
+    "dcr",
+    "dcr_share",
+    "membership_inference",
+    "exemplar_echo",
+    "tstr",
 ]
 PROMPTS = ("p1", "p2", "p3", "p4")
 SEEDS = (0, 1)
@@ -26,13 +35,23 @@ N_ROWS = 60
 def fake_manifest(prompt_type: str, seed: int, rows: int, seconds: float, tokens: int) -> RunManifest:
     """A generation manifest with the parts the report reads."""
     return RunManifest(
-        model="fake-model", prompt_type=prompt_type, seed=seed, status="complete",
+        model="fake-model",
+        prompt_type=prompt_type,
+        seed=seed,
+        status="complete",
         timings=Timings(model_seconds=seconds),
         tokens=Tokens(prompt=100, completion=tokens),
-        diagnostics=Diagnostics(rows_kept=rows, rows_valid=rows, requests=2, valid_rate=0.8,
-                                rejected_by_reason={"out_of_range": 3, "wrong_field_count": 1}, duplicates=0,
-                                exemplar_echoes=1 if prompt_type != "p4" else 0,
-                                tokens_per_valid_row=tokens / rows, valid_rows_per_second=rows / seconds),
+        diagnostics=Diagnostics(
+            rows_kept=rows,
+            rows_valid=rows,
+            requests=2,
+            valid_rate=0.8,
+            rejected_by_reason={"out_of_range": 3, "wrong_field_count": 1},
+            duplicates=0,
+            exemplar_echoes=1 if prompt_type != "p4" else 0,
+            tokens_per_valid_row=tokens / rows,
+            valid_rows_per_second=rows / seconds,
+        ),
     )
 
 
@@ -49,12 +68,29 @@ def scored(study_data):
             generator = copula if prompt == "p4" else independent
             synthetic = generator.sample(N_ROWS, random_state=10 * i + seed)
             shown = None if prompt == "p4" else examples
-            ev = evaluate(synthetic, train=data.eval_train, holdout=data.eval_holdout, card=data.card, examples=shown, metrics=METRICS)
-            runs.append(ScoredRun(kind="llm", model="fake-model", prompt_type=prompt, seed=seed, synthetic=synthetic,
-                                  evaluation=ev, examples=shown,
-                                  manifest=fake_manifest(prompt, seed, N_ROWS, 10.0 + i, 600 + 100 * i)))
+            ev = evaluate(
+                synthetic,
+                train=data.eval_train,
+                holdout=data.eval_holdout,
+                card=data.card,
+                examples=shown,
+                metrics=METRICS,
+            )
+            runs.append(
+                ScoredRun(
+                    kind="llm",
+                    model="fake-model",
+                    prompt_type=prompt,
+                    seed=seed,
+                    synthetic=synthetic,
+                    evaluation=ev,
+                    examples=shown,
+                    manifest=fake_manifest(prompt, seed, N_ROWS, 10.0 + i, 600 + 100 * i),
+                )
+            )
     synthetic = copula.sample(N_ROWS, random_state=99)
     ev = evaluate(synthetic, train=data.eval_train, holdout=data.eval_holdout, card=data.card, metrics=METRICS)
-    runs.append(ScoredRun(kind="baseline", model="gaussian_copula", prompt_type="", seed=0, synthetic=synthetic,
-                          evaluation=ev))
+    runs.append(
+        ScoredRun(kind="baseline", model="gaussian_copula", prompt_type="", seed=0, synthetic=synthetic, evaluation=ev)
+    )
     return runs

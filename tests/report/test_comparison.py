@@ -10,9 +10,22 @@ from synllm.report import comparison, tables
 
 
 def _blocks(h: dict[str, list[float]], datasets=("a", "b")) -> pd.DataFrame:
-    rows = [{"dataset": d, "kind": "llm", "model": "m", "prompt_type": p, "seed": s, "harmonic": v,
-             "seconds_per_valid_row": 2.0, "tokens_per_valid_row": 40.0, "valid_rate": 1.0}
-            for d in datasets for p, values in h.items() for s, v in enumerate(values)]
+    rows = [
+        {
+            "dataset": d,
+            "kind": "llm",
+            "model": "m",
+            "prompt_type": p,
+            "seed": s,
+            "harmonic": v,
+            "seconds_per_valid_row": 2.0,
+            "tokens_per_valid_row": 40.0,
+            "valid_rate": 1.0,
+        }
+        for d in datasets
+        for p, values in h.items()
+        for s, v in enumerate(values)
+    ]
     return pd.DataFrame(rows)
 
 

@@ -44,8 +44,11 @@ def test_rule_violations_pool_counts_and_show_the_real_rate(scored):
     real = frame[frame["source"] == details.REAL]
     assert (real["rate"] == 0).all()
     p1 = frame[(frame["source"] == "p1") & (frame["rule"] == "minors_never_married")].iloc[0]
-    counts = [r.evaluation.result("hard_rule_violation_rate").details["rules"]["minors_never_married"]["synthetic"]
-              for r in scored if r.prompt_type == "p1"]
+    counts = [
+        r.evaluation.result("hard_rule_violation_rate").details["rules"]["minors_never_married"]["synthetic"]
+        for r in scored
+        if r.prompt_type == "p1"
+    ]
     assert p1["applicable"] == sum(c["applicable"] for c in counts)
     assert p1["rate"] == pytest.approx(sum(c["violations"] for c in counts) / p1["applicable"])
 

@@ -9,8 +9,12 @@ from synllm.report import display
 
 
 def test_figure_saves_png_and_shows_it_at_natural_size(tmp_path):
-    chart = alt.Chart(pd.DataFrame({"x": [1, 2]})).mark_bar().encode(x="x:Q").properties(
-        width=300, height=100, title="Two bars")
+    chart = (
+        alt.Chart(pd.DataFrame({"x": [1, 2]}))
+        .mark_bar()
+        .encode(x="x:Q")
+        .properties(width=300, height=100, title="Two bars")
+    )
     image = display.figure(chart, "bars", tmp_path / "figures")
     data = (tmp_path / "figures" / "bars.png").read_bytes()
     width, _ = display.png_size(data)

@@ -14,15 +14,27 @@ from synllm.report import display, export
 def _notebook(tmp_path, *, fail: bool):
     cells = [
         new_markdown_cell("# A report\nSome prose."),
-        new_code_cell("secret_code_line = 1", outputs=[new_output("execute_result", data={"text/plain": "42"},
-                                                                   execution_count=1)]),
-        new_code_cell("hidden_setup()", metadata={"tags": ["remove-cell"]},
-                      outputs=[new_output("stream", name="stdout", text="setup noise\n")]),
+        new_code_cell(
+            "secret_code_line = 1", outputs=[new_output("execute_result", data={"text/plain": "42"}, execution_count=1)]
+        ),
+        new_code_cell(
+            "hidden_setup()",
+            metadata={"tags": ["remove-cell"]},
+            outputs=[new_output("stream", name="stdout", text="setup noise\n")],
+        ),
         new_code_cell("progress()", outputs=[new_output("stream", name="stderr", text="\rrun 50%|\rrun 100%|\n")]),
     ]
     if fail:
-        cells.append(new_code_cell("failing_cell_code()", outputs=[new_output(
-            "error", ename="CardError", evalue="no card named 'nosuch'", traceback=["CardError: no card"])]))
+        cells.append(
+            new_code_cell(
+                "failing_cell_code()",
+                outputs=[
+                    new_output(
+                        "error", ename="CardError", evalue="no card named 'nosuch'", traceback=["CardError: no card"]
+                    )
+                ],
+            )
+        )
     path = tmp_path / "nb.ipynb"
     nbformat.write(new_notebook(cells=cells), path)
     return path
@@ -63,9 +75,12 @@ def test_index_links_reports_and_marks_failures(tmp_path):
         (ok / name).write_text("x")
     (ok / "figures" / "dcr.png").write_bytes(b"png")
     files.write_summary(ok, "On stroke, P4 won.")
-    entries = [export.ReportEntry(name="stroke", folder=ok, ok=True, seconds=12.0),
-               export.ReportEntry(name="nosuch", folder=tmp_path / "nosuch", ok=False, seconds=3.0,
-                                  message="CardError: no card")]
+    entries = [
+        export.ReportEntry(name="stroke", folder=ok, ok=True, seconds=12.0),
+        export.ReportEntry(
+            name="nosuch", folder=tmp_path / "nosuch", ok=False, seconds=3.0, message="CardError: no card"
+        ),
+    ]
     html = export.write_index(tmp_path, entries).read_text(encoding="utf-8")
     assert "href='stroke/report.html'" in html and "href='stroke/scorecard.csv'" in html
     assert "href='stroke/figures/dcr.png'" in html

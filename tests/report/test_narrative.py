@@ -12,12 +12,28 @@ def _runs(h: dict[str, list[float]], *, dataset="stroke", model="m", reference=0
     rows = []
     for ptype, values in h.items():
         for seed, value in enumerate(values):
-            rows.append({"dataset": dataset, "kind": "llm", "model": model, "prompt_type": ptype, "seed": seed,
-                         "label": f"{model} · {ptype}", "harmonic": value, "quality": value, "privacy": value,
-                         "fidelity": value, "consistency": value, "utility": value,
-                         "reference_harmonic": reference, "reference_quality": reference,
-                         "reference_privacy": reference, "reference_fidelity": reference,
-                         "reference_consistency": reference, "reference_utility": reference})
+            rows.append(
+                {
+                    "dataset": dataset,
+                    "kind": "llm",
+                    "model": model,
+                    "prompt_type": ptype,
+                    "seed": seed,
+                    "label": f"{model} · {ptype}",
+                    "harmonic": value,
+                    "quality": value,
+                    "privacy": value,
+                    "fidelity": value,
+                    "consistency": value,
+                    "utility": value,
+                    "reference_harmonic": reference,
+                    "reference_quality": reference,
+                    "reference_privacy": reference,
+                    "reference_fidelity": reference,
+                    "reference_consistency": reference,
+                    "reference_utility": reference,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -58,17 +74,16 @@ def test_no_scored_run_gives_no_winner():
 def test_family_summary_reports_unscored_runs_and_why():
     runs = _runs({"p1": [0.5, 0.6], "p2": [0.7, 0.8]})
     runs.loc[runs["prompt_type"] == "p1", "utility"] = float("nan")
-    metrics = pd.DataFrame({"kind": ["llm"] * 2, "family": ["utility"] * 2,
-                            "skipped": ["the synthetic target has a single class", None]})
+    metrics = pd.DataFrame(
+        {"kind": ["llm"] * 2, "family": ["utility"] * 2, "skipped": ["the synthetic target has a single class", None]}
+    )
     text = narrative.family_summary(runs, "utility", metrics)
     assert "P2 (definitions) scores 0.75" in text
-    assert "2 of 4 runs could not be scored on utility; the commonest reason: the synthetic target has a single" \
-           in text
+    assert "2 of 4 runs could not be scored on utility; the commonest reason: the synthetic target has a single" in text
 
 
 def test_generation_summary_counts(scored):
-    diagnostics = tables.diagnostics_table([type("R", (), {"manifest": s.manifest})() for s in scored
-                                           if s.manifest])
+    diagnostics = tables.diagnostics_table([type("R", (), {"manifest": s.manifest})() for s in scored if s.manifest])
     text = narrative.generation_summary(diagnostics)
     assert text.startswith("8 of 8 runs reached")
     assert "*out_of_range* (24 rows)" in text

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -60,12 +61,13 @@ def test_prompt_type_summary(scored):
 
 
 def test_write_study_outputs(scored, tmp_path):
-    paths = write_study_outputs(tmp_path / "stroke", scored, "stroke", {"n_rows": N_ROWS},
-                                        headline="On stroke, P4 won.")
+    paths = write_study_outputs(
+        tmp_path / "stroke", scored, "stroke", {"n_rows": N_ROWS}, headline="On stroke, P4 won."
+    )
     card = pd.read_csv(paths["scorecard"])
     assert len(card) == len(PROMPTS) + 2
     assert len(pd.read_csv(paths["runs"])) == len(scored)
-    text = open(paths["summary"], encoding="utf-8").read()
+    text = Path(paths["summary"]).read_text(encoding="utf-8")
     assert "NaN" not in text
     summary = json.loads(text)
     assert summary["headline"] == "On stroke, P4 won."

@@ -22,8 +22,18 @@ NOTEBOOKS = sorted(config.NOTEBOOKS_DIR.glob("[0-9]*.ipynb"))
 PROFILES = sorted(config.PROFILES_DIR.glob("*.yaml"))
 #: Parameters a profile leaves out: set by the batch per run, or (comparison datasets) left at "all found".
 NOT_IN_PROFILES = {"study": {"dataset", "output_folder"}, "comparison": {"output_folder", "datasets"}}
-STUDY_SECTIONS = ["1. The data and its card", "2. The four prompts", "3. Generation", "4. Scoring", "5. Fidelity",
-                  "6. Clinical consistency", "7. Privacy", "8. Utility", "9. Scorecard", "10. Conclusion"]
+STUDY_SECTIONS = [
+    "1. The data and its card",
+    "2. The four prompts",
+    "3. Generation",
+    "4. Scoring",
+    "5. Fidelity",
+    "6. Clinical consistency",
+    "7. Privacy",
+    "8. Utility",
+    "9. Scorecard",
+    "10. Conclusion",
+]
 
 
 def test_both_notebooks_exist():
@@ -51,8 +61,9 @@ def test_notebook_cells_are_thin(path):
         if cell.cell_type != "code":
             continue
         tree = ast.parse(cell.source)
-        assert not [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.ClassDef, ast.Lambda))], \
+        assert not [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.ClassDef, ast.Lambda))], (
             f"move logic into synllm: {cell.source[:60]!r}"
+        )
         assert len(cell.source.splitlines()) <= 15
     prose = [c for c in nb.cells if "remove-input" in c.metadata.get("tags", [])]
     assert prose and all("report.narrative." in c.source for c in prose)
@@ -90,8 +101,14 @@ def test_plan_merges_command_line_choices(tmp_path):
     quick = batch.load_profile("quick")
     plan = batch.plan(quick, backend="ollama", output=tmp_path)
     assert plan.study["backend"] == "ollama" and plan.study["models"] == []  # the backend's own default
-    plan = batch.plan(quick, backend="ollama", models=["llama3.1:8b", "qwen2.5:7b"], datasets=["stroke"],
-                      output=tmp_path, overrides={"n_rows": 5})
+    plan = batch.plan(
+        quick,
+        backend="ollama",
+        models=["llama3.1:8b", "qwen2.5:7b"],
+        datasets=["stroke"],
+        output=tmp_path,
+        overrides={"n_rows": 5},
+    )
     assert plan.study["models"] == ["llama3.1:8b", "qwen2.5:7b"] and plan.study["n_rows"] == 5
     assert plan.datasets == ("stroke",)
     assert plan.study["output_folder"] == plan.comparison["output_folder"] == str(tmp_path.resolve())
@@ -105,9 +122,29 @@ def tiny_batch(tmp_path_factory):
     out = home / "reports"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SYNLLM_HOME", str(home))
-        code = batch.main(["--profile", "quick", "--datasets", "stroke", "nosuch", "--output", str(out),
-                           "-p", "prompt_types=[p1, p4]", "-p", "n_rows=5", "-p", "batch_size=5",
-                           "-p", "seeds=[0]", "-p", "eval_max_rows=500", "-p", "baselines=[independent]"])
+        code = batch.main(
+            [
+                "--profile",
+                "quick",
+                "--datasets",
+                "stroke",
+                "nosuch",
+                "--output",
+                str(out),
+                "-p",
+                "prompt_types=[p1, p4]",
+                "-p",
+                "n_rows=5",
+                "-p",
+                "batch_size=5",
+                "-p",
+                "seeds=[0]",
+                "-p",
+                "eval_max_rows=500",
+                "-p",
+                "baselines=[independent]",
+            ]
+        )
     return code, out, home
 
 
@@ -158,9 +195,28 @@ def test_rerun_reuses_cached_generations(tiny_batch, tmp_path):
     assert len(manifests) == 2
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SYNLLM_HOME", str(home))
-        code = batch.main(["--profile", "quick", "--datasets", "stroke", "--output", str(tmp_path),
-                           "-p", "prompt_types=[p1, p4]", "-p", "n_rows=5", "-p", "batch_size=5",
-                           "-p", "seeds=[0]", "-p", "eval_max_rows=500", "-p", "baselines=[]"])
+        code = batch.main(
+            [
+                "--profile",
+                "quick",
+                "--datasets",
+                "stroke",
+                "--output",
+                str(tmp_path),
+                "-p",
+                "prompt_types=[p1, p4]",
+                "-p",
+                "n_rows=5",
+                "-p",
+                "batch_size=5",
+                "-p",
+                "seeds=[0]",
+                "-p",
+                "eval_max_rows=500",
+                "-p",
+                "baselines=[]",
+            ]
+        )
     assert code == 0
     reused = [json.loads(m.read_text())["timings"]["answers_reused_from_cache"] for m in manifests]
     assert all(n >= 1 for n in reused)

@@ -1,0 +1,5 @@
+"""Fixtures shared by the backend tests."""
+
+from tests.fake_openai import fake_openai
+
+__all__ = ["fake_openai"]
