@@ -26,6 +26,14 @@ The pytest fixture ``fake_ollama`` yields a started server holding ``FAKE_MODEL`
 (import it into a test module, or list this module in a conftest's ``pytest_plugins``).
 If the fake cannot build an answer (an unsupported schema), it replies HTTP 500
 ``fake_ollama could not answer: ...`` rather than hanging up.
+
+How faithfully it keeps a ``format`` schema is a knob, to play servers of different
+versions: ``FakeOllama(patterns="honour")`` (the default) writes strings that match their
+``pattern``; ``"ignore"`` drops patterns (the fake then writes a negative number, outside
+every range of the built-in cards, as a model free to write any number may); ``"refuse"``
+answers a schema holding a pattern with HTTP 500 ``invalid JSON schema in format`` (as
+Ollama 0.5.x did for some patterns). ``ranges=False`` writes numbers outside
+``minimum``/``maximum``, as llama.cpp's converter lets through.
 """
 
 from __future__ import annotations
@@ -44,6 +52,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+
+from tests.grammars import sample_regex
 
 FAKE_MODEL = "qwen2.5:0.5b"
 GARBAGE = "Sure! Here are your rows :) ~~~ <not json at all> ~~~"
@@ -127,19 +137,24 @@ class RecordedRequest:
     body: Any
 
 
-def example_for_schema(schema: Mapping[str, Any], rng: random.Random) -> Any:
-    """A value valid for a JSON schema (types, enum/const, bounds, item counts, prefixItems, local $ref)."""
-    return _example(schema, rng, root=schema, key="value")
+def example_for_schema(
+    schema: Mapping[str, Any], rng: random.Random, *, patterns: bool = True, ranges: bool = True
+) -> Any:
+    """A value valid for a JSON schema (types, enum/const, bounds, item counts, prefixItems, patterns, local $ref).
+
+    ``patterns=False`` ignores ``pattern`` (writes a negative number); ``ranges=False`` writes numbers out of bounds.
+    """
+    return _example(schema, rng, root=schema, key="value", keep=(patterns, ranges))
 
 
-def _example(schema: Any, rng: random.Random, *, root: Mapping[str, Any], key: str) -> Any:
+def _example(schema: Any, rng: random.Random, *, root: Mapping[str, Any], key: str, keep=(True, True)) -> Any:
     if not isinstance(schema, Mapping):  # boolean schema: anything goes
         return f"{key}-{rng.randint(0, 999)}"
     if "$ref" in schema:
         target: Any = root
         for part in schema["$ref"].lstrip("#/").split("/"):
             target = target[part]
-        return _example(target, rng, root=root, key=key)
+        return _example(target, rng, root=root, key=key, keep=keep)
     if "const" in schema:
         return schema["const"]
     if "enum" in schema:
@@ -147,13 +162,13 @@ def _example(schema: Any, rng: random.Random, *, root: Mapping[str, Any], key: s
     for combiner in ("anyOf", "oneOf", "allOf"):
         if combiner in schema:
             options = [s for s in schema[combiner] if s.get("type") != "null"] or list(schema[combiner])
-            return _example(options[0], rng, root=root, key=key)
+            return _example(options[0], rng, root=root, key=key, keep=keep)
     kind = schema.get("type", "object" if "properties" in schema else "string")
     if isinstance(kind, list):
         kind = next((k for k in kind if k != "null"), "null")
     if kind == "object":
         props = schema.get("properties", {})
-        return {name: _example(sub, rng, root=root, key=name) for name, sub in props.items()}
+        return {name: _example(sub, rng, root=root, key=name, keep=keep) for name, sub in props.items()}
     if kind == "array":
         prefix = list(schema.get("prefixItems", []))
         items = schema.get("items", {})
@@ -162,10 +177,14 @@ def _example(schema: Any, rng: random.Random, *, root: Mapping[str, Any], key: s
         if items is False:
             high = min(high, len(prefix))
         count = rng.randint(max(low, min(3, high)), high) if high > low else low
-        return [_example(prefix[i] if i < len(prefix) else items, rng, root=root, key=key) for i in range(count)]
+        return [
+            _example(prefix[i] if i < len(prefix) else items, rng, root=root, key=key, keep=keep) for i in range(count)
+        ]
     if kind in ("integer", "number"):
         low = schema.get("minimum", schema.get("exclusiveMinimum", 0))
         high = schema.get("maximum", schema.get("exclusiveMaximum", low + 100))
+        if not keep[1]:  # bounds dropped: a number just below the minimum
+            return int(low) - rng.randint(1, 9) if kind == "integer" else round(float(low) - rng.uniform(0.5, 9), 1)
         if kind == "integer":
             low = int(low) + (1 if "exclusiveMinimum" in schema and "minimum" not in schema else 0)
             high = int(high) - (1 if "exclusiveMaximum" in schema and "maximum" not in schema else 0)
@@ -175,6 +194,8 @@ def _example(schema: Any, rng: random.Random, *, root: Mapping[str, Any], key: s
         return rng.random() < 0.5
     if kind == "null":
         return None
+    if "pattern" in schema:
+        return sample_regex(schema["pattern"], rng) if keep[0] else str(-rng.randint(1, 999))
     text = f"{key}-{rng.randint(0, 999)}"
     return text.ljust(int(schema.get("minLength", 0)), "x")
 
@@ -190,9 +211,20 @@ def _full_tag(tag: str) -> str:
 class FakeOllama:
     """A loopback Ollama stand-in; see the module docstring. Use it as a context manager."""
 
-    def __init__(self, models: Iterable[str] = (FAKE_MODEL,), *, version: str = "0.0.0-fake") -> None:
+    def __init__(
+        self,
+        models: Iterable[str] = (FAKE_MODEL,),
+        *,
+        version: str = "0.0.0-fake",
+        patterns: str = "honour",
+        ranges: bool = True,
+    ) -> None:
+        if patterns not in ("honour", "ignore", "refuse"):
+            raise ValueError(f"patterns must be honour, ignore or refuse, got {patterns!r}")
         self.models: list[str] = [_full_tag(m) for m in models]
         self.version = version
+        self.patterns = patterns
+        self.ranges = ranges
         self._default: dict[str, Behaviour] = {}
         self._queues: dict[str, deque[Behaviour]] = {}
         self._requests: list[RecordedRequest] = []
@@ -314,6 +346,8 @@ class FakeOllama:
         if path == "/api/show":
             return 200, self._show(model), reply
         if path == "/api/chat":
+            if self.patterns == "refuse" and "pattern" in json.dumps(body.get("format")):
+                return 500, {"error": "invalid JSON schema in format"}, reply
             return 200, self._chat(body, reply or Reply(), index), reply
         return 404, {"error": f"unknown endpoint {method} {path}"}, reply
 
@@ -354,7 +388,8 @@ class FakeOllama:
         if content is None:
             schema = body.get("format")
             if isinstance(schema, dict):
-                content = json.dumps(example_for_schema(schema, rng))
+                keep = {"patterns": self.patterns == "honour", "ranges": self.ranges}
+                content = json.dumps(example_for_schema(schema, rng, **keep))
             elif schema == "json":
                 content = json.dumps({"answer": rng.randint(0, 999)})
             else:

@@ -8,11 +8,16 @@ reuses tests/fake_ollama.py's machinery: the same replies (:func:`ok`,
 deterministic in ``seed``. Server-like knobs::
 
     FakeOpenAI(models=["org/model"], schema_forms=("json_object",), refusal_status=500,
+               grammar_fields=("grammar",), patterns="ignore", ranges=False,
                capacity=1, latency_s=0.05, api_key="k")
 
 ``schema_forms`` lists the ``response_format`` types it accepts (others are refused
 with ``refusal_status`` and a message naming ``response_format``, as vLLM or
-llama-cpp-python do); ``capacity`` requests are processed at once, each taking
+llama-cpp-python do); ``grammar_fields`` the request fields whose GBNF grammar it
+enforces (``grammar``: llama.cpp's servers, ``structured_outputs``/``guided_grammar``:
+vLLM; others are ignored, as those servers ignore fields they do not know);
+``patterns`` and ``ranges`` as for :class:`~tests.fake_ollama.FakeOllama` (a refused
+pattern is answered with ``refusal_status``); ``capacity`` requests are processed at once, each taking
 ``latency_s`` (a single-GPU server that queues the rest); ``api_key`` demands that
 bearer token. ``answered`` lists the chat bodies answered 200 in full, and
 ``peak_in_flight`` the most chat requests held at once.
@@ -43,32 +48,36 @@ from tests.fake_ollama import (  # noqa: F401 - re-exported for tests
     slow,
     truncated,
 )
+from tests.grammars import sample_gbnf
 
 FAKE_OPENAI_MODEL = "fake-org/Fake-0.5B-Instruct"
 CHAT = "/v1/chat/completions"
 MODELS = "/v1/models"
 
 
-def value_for_schema(schema: Any, rng: random.Random) -> Any:
-    """A value valid for a JSON schema, ``prefixItems`` tuples included (synllm's row schema)."""
+def value_for_schema(schema: Any, rng: random.Random, **keep: bool) -> Any:
+    """A value valid for a JSON schema, ``prefixItems`` tuples included (synllm's row schema).
+
+    ``keep`` is :func:`example_for_schema`'s ``patterns``/``ranges`` (False plays a server that drops them).
+    """
     if not isinstance(schema, Mapping):
         return None
     if schema.get("type") == "object" and "properties" in schema:
-        return {name: value_for_schema(sub, rng) for name, sub in schema["properties"].items()}
+        return {name: value_for_schema(sub, rng, **keep) for name, sub in schema["properties"].items()}
     if "prefixItems" in schema:
-        return [value_for_schema(item, rng) for item in schema["prefixItems"]]
+        return [value_for_schema(item, rng, **keep) for item in schema["prefixItems"]]
     if schema.get("type") == "array" and isinstance(schema.get("items"), Mapping):
         low = int(schema.get("minItems", 0))
         high = int(schema.get("maxItems", max(low, 3)))
         count = low if high <= low else rng.randint(max(low, min(3, high)), high)
-        return [value_for_schema(schema["items"], rng) for _ in range(count)]
+        return [value_for_schema(schema["items"], rng, **keep) for _ in range(count)]
     if "enum" in schema:  # the card's nullable categories end in None; pick a real one
         values = [v for v in schema["enum"] if v is not None] or list(schema["enum"])
         return rng.choice(values)
     kind = schema.get("type")
     if isinstance(kind, list):  # nullable numbers: always a number here
         schema = {**schema, "type": next((k for k in kind if k != "null"), "null")}
-    return example_for_schema(schema, rng)
+    return example_for_schema(schema, rng, **keep)
 
 
 def openai_error(status: int, message: str, kind: str = "server_error") -> dict[str, Any]:
@@ -85,14 +94,18 @@ class FakeOpenAI(FakeOllama):
         *,
         schema_forms: Iterable[str] = ("json_schema",),
         refusal_status: int = 400,
+        grammar_fields: Iterable[str] = (),
+        patterns: str = "honour",
+        ranges: bool = True,
         capacity: int | None = None,
         latency_s: float = 0.0,
         api_key: str | None = None,
         max_model_len: int = 4096,
     ) -> None:
-        super().__init__(models=())
+        super().__init__(models=(), patterns=patterns, ranges=ranges)
         self.models = list(models)
         self.schema_forms = tuple(schema_forms)
+        self.grammar_fields = tuple(grammar_fields)
         self.refusal_status = refusal_status
         self.latency_s = latency_s
         self.api_key = api_key
@@ -184,6 +197,9 @@ class FakeOpenAI(FakeOllama):
                 f"{list(self.schema_forms)}, got {form!r}"
             )
             return self.refusal_status, openai_error(self.refusal_status, message, "BadRequestError"), reply
+        if form is not None and self.patterns == "refuse" and "pattern" in json.dumps(body["response_format"]):
+            message = "response_format: unsupported JSON schema keyword 'pattern'"
+            return self.refusal_status, openai_error(self.refusal_status, message, "BadRequestError"), reply
         model = str(body.get("model", ""))
         if model not in self.models:
             return (
@@ -213,6 +229,16 @@ class FakeOpenAI(FakeOllama):
                 self._answered.append(body)
         return 200, completion, reply
 
+    def _grammar(self, body: Mapping[str, Any]) -> str | None:
+        """The GBNF grammar of a request, if it came in a field this server enforces."""
+        for field in self.grammar_fields:
+            value = body.get(field)
+            if field == "structured_outputs" and isinstance(value, Mapping):
+                value = value.get("grammar")
+            if isinstance(value, str):
+                return value
+        return None
+
     def _process(self) -> None:
         """Take ``latency_s`` while holding one of ``capacity`` slots (queue when all are busy)."""
         if self._slots is None:
@@ -225,11 +251,15 @@ class FakeOpenAI(FakeOllama):
         seed = body.get("seed")
         rng = random.Random(seed if seed is not None else index)
         content = reply.content
+        grammar = self._grammar(body)
         if content is None:
             rf = body.get("response_format") or {}
             schema = rf.get("json_schema", {}).get("schema") if rf.get("type") == "json_schema" else rf.get("schema")
-            if isinstance(schema, Mapping):
-                content = json.dumps(value_for_schema(schema, rng))
+            keep = {"patterns": self.patterns == "honour", "ranges": self.ranges}
+            if grammar is not None:
+                content = sample_gbnf(grammar, rng)
+            elif isinstance(schema, Mapping):
+                content = json.dumps(value_for_schema(schema, rng, **keep))
             elif rf.get("type") == "json_object":
                 content = json.dumps({"answer": rng.randint(0, 999)})
             else:

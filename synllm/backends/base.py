@@ -18,15 +18,18 @@ from typing import Any, Protocol, runtime_checkable
 class GenerationRequest:
     """What to ask a model for.
 
-    ``grammar`` is a GBNF grammar (used by llama.cpp backends); ``json_schema`` is a
-    JSON schema for structured output (Ollama ``format=``, OpenAI ``response_format``).
-    A backend uses whichever it supports and says which in ``Generation.constraint``.
+    ``grammar`` is a GBNF grammar for the answer (llama.cpp backends and servers);
+    ``json_schema`` is a JSON schema for structured output (Ollama ``format=``, OpenAI
+    ``response_format``), and ``plain_schema`` the same answer without range patterns, for
+    a server that keeps a schema's shape but not its patterns. A backend uses the strongest
+    it honours and says which in ``Generation.constraint``.
     """
 
     model: str
     prompt: str
     system: str | None = None
     json_schema: Mapping[str, Any] | None = None
+    plain_schema: Mapping[str, Any] | None = None
     grammar: str | None = None
     seed: int | None = None
     temperature: float = 0.7
@@ -46,7 +49,7 @@ class Generation:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     elapsed_s: float = 0.0
-    constraint: str = "none"  # "grammar", "json_schema" or "none"
+    constraint: str = "none"  # "grammar", "json_schema_patterns", "json_schema" or "none"
     finish_reason: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 

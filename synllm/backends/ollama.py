@@ -3,20 +3,43 @@
 Requests go to ``POST /api/chat`` through the shared HTTP layer (:mod:`synllm.backends.http`);
 replies are read with the ``ollama`` package's own response types. Structured output
 goes as Ollama's ``format`` (a JSON schema), sampling settings in ``options``
-(``seed``, ``temperature``, ``top_p``, ``num_predict``, ``num_ctx``). Connection
-errors, timeouts, HTTP 429 and 5xx are retried with exponential backoff; other 4xx are
-not. Thread-safe; no network in ``__init__``.
+(``seed``, ``temperature``, ``top_p``, ``num_predict``, ``num_ctx``). Ollama takes no
+grammar, so the strongest level is the schema with range patterns, then the plain
+schema, then free text; each is probed once per server
+(:mod:`synllm.backends.structured`), since pattern support varies by Ollama version.
+Connection errors, timeouts, HTTP 429 and 5xx are retried with exponential backoff;
+other 4xx are not. Thread-safe; no network in ``__init__``.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
 from synllm.backends.base import Generation, GenerationRequest
 from synllm.backends.hosts import host_url
 from synllm.backends.http import HttpBackend, Retryable, error_message, installed_version, plain
+from synllm.backends.structured import (
+    PROBE_MAX_TOKENS,
+    PROBE_PATTERN_SCHEMA,
+    PROBE_PLAIN_SCHEMA,
+    PROBE_PROMPT,
+    PROBE_SYSTEM,
+    LevelMemory,
+    Verdict,
+    probe_fits,
+    request_levels,
+    schema_for,
+)
 from synllm.errors import BackendError, BackendUnavailable, ModelNotFound
+
+#: An error that says the server would not take the ``format`` schema (e.g. "invalid JSON schema in format").
+_REFUSAL = re.compile(r"schema|format|pattern|grammar", re.I)
+
+
+class _Refused(Exception):
+    """The server would not take the ``format`` that was sent."""
 
 
 def same_model(tag: str, wanted: str) -> bool:
@@ -36,7 +59,9 @@ class OllamaBackend(HttpBackend):
     """Generate with a model served by Ollama.
 
     ``url`` defaults to ``$OLLAMA_HOST``, else ``http://127.0.0.1:11434``; concurrency to
-    ``$OLLAMA_NUM_PARALLEL`` or 1. Other options: see :class:`~synllm.backends.http.HttpBackend`.
+    ``$OLLAMA_NUM_PARALLEL`` or 1. ``constraint`` caps the strongest level tried (``auto``:
+    ``json_schema_patterns``, then ``json_schema``, then ``none``). Other options: see
+    :class:`~synllm.backends.http.HttpBackend`.
     """
 
     name = "ollama"
@@ -45,6 +70,11 @@ class OllamaBackend(HttpBackend):
     server_text = "Ollama at {url}"
     start_hint = "start it with `ollama serve`, or set OLLAMA_HOST to the server's address"
     concurrency_var = "OLLAMA_NUM_PARALLEL"
+    extra_options = frozenset({"constraint"})
+
+    def __init__(self, url: str | None = None, *, constraint: str = "auto", **common: Any) -> None:
+        self.levels = LevelMemory(("json_schema_patterns", "json_schema"), constraint)
+        super().__init__(url, **common)
 
     @classmethod
     def normalise_url(cls, url: str | None) -> str:
@@ -64,12 +94,23 @@ class OllamaBackend(HttpBackend):
             options["seed"] = request.seed
         if request.num_ctx is not None:
             options["num_ctx"] = request.num_ctx
-        payload: dict[str, Any] = {"model": request.model, "messages": messages, "options": options, "stream": False}
-        if request.json_schema is not None:
-            payload["format"] = plain(request.json_schema)
+        body: dict[str, Any] = {"model": request.model, "messages": messages, "options": options, "stream": False}
         timeout = float(request.timeout_s or self.timeout)
-        started = time.perf_counter()
-        response, attempts = self.with_retries(lambda: self._chat_once(payload, timeout), request.model)
+        wanted = request_levels(None, request.json_schema, request.plain_schema)
+        while True:
+            level = self.levels.choose(wanted, lambda lv: self._probe(lv, request.model, timeout))
+            payload = dict(body)
+            if level != "none":
+                payload["format"] = plain(schema_for(level, request.json_schema, request.plain_schema))
+            started = time.perf_counter()
+            try:
+                response, attempts = self.with_retries(
+                    lambda sent=payload: self._chat_once(sent, timeout), request.model
+                )
+            except _Refused as refusal:
+                self.levels.refuse(level, str(refusal))
+                continue
+            break
         return Generation(
             text=response.message.content or "",
             backend=self.name,
@@ -77,13 +118,32 @@ class OllamaBackend(HttpBackend):
             prompt_tokens=response.prompt_eval_count,
             completion_tokens=response.eval_count,
             elapsed_s=time.perf_counter() - started,
-            constraint="json_schema" if "format" in payload else "none",
+            constraint=level,
             finish_reason=response.done_reason,
-            extra={"url": self.url, "attempts": attempts},
+            extra={"url": self.url, "attempts": attempts, "constraint_via": "format" if level != "none" else None},
         )
 
+    def _probe(self, level: str, model: str, timeout: float) -> Verdict:
+        """Find out, with one tiny request, whether this server enforces ``level`` in ``format``."""
+        schema = PROBE_PATTERN_SCHEMA if level == "json_schema_patterns" else PROBE_PLAIN_SCHEMA
+        messages = [{"role": "system", "content": PROBE_SYSTEM}, {"role": "user", "content": PROBE_PROMPT}]
+        payload = {
+            "model": model,
+            "messages": messages,
+            "options": {"temperature": 0.0, "seed": 0, "num_predict": PROBE_MAX_TOKENS},
+            "stream": False,
+            "format": schema,
+        }
+        try:
+            response, _ = self.with_retries(lambda: self._chat_once(payload, timeout), model)
+        except _Refused as refusal:
+            return Verdict(False, note=f"refused ({str(refusal)[:200]})")
+        if probe_fits(level, response.message.content or ""):
+            return Verdict(True, "format")
+        return Verdict(False, note="ignored")
+
     def _chat_once(self, payload: dict[str, Any], timeout: float) -> Any:
-        """One attempt; failures worth retrying become ``Retryable``, the rest final errors."""
+        """One attempt; failures worth retrying become ``Retryable``, a refused ``format`` ``_Refused``."""
         import ollama
         import pydantic
 
@@ -97,6 +157,8 @@ class OllamaBackend(HttpBackend):
         message = error_message(reply.data, reply.text)
         if reply.status == 404:
             raise ModelNotFound(f"Ollama at {self.url} has no model {model!r}; pull it with `ollama pull {model}`")
+        if "format" in payload and reply.status in (400, 500) and _REFUSAL.search(message):
+            raise _Refused(f"HTTP {reply.status}: {message[:300]}")
         if reply.status >= 500 or reply.status == 429:
             raise Retryable(f"HTTP {reply.status}: {message}")
         raise BackendError(
@@ -144,6 +206,7 @@ class OllamaBackend(HttpBackend):
             "model_details": None,
             "server_version": None,
             "client_version": installed_version("ollama"),
+            **self.levels.summary(),
         }
         errors = []
         try:

@@ -1,15 +1,19 @@
 """OpenAIBackend: chat with any OpenAI-compatible server (vLLM, llama.cpp, LM Studio, TGI).
 
 Requests go to ``POST {url}/chat/completions`` through the shared HTTP layer
-(:mod:`synllm.backends.http`). The card's JSON schema is sent as
-``response_format={"type": "json_schema", ...}`` (vLLM's structured outputs). A server
-that refuses it (an error that mentions ``response_format``) is asked again once with
-llama-cpp-python's ``{"type": "json_object", "schema": ...}``, then with no constraint
-at all; the form that worked is remembered for this server and free-text answers are
-validated downstream like any other (``constraint="none"``; both schema forms record
-``constraint="json_schema"``, ``describe()`` says which form). Connection errors,
-timeouts, HTTP 408, 429 and 5xx are retried with exponential backoff. Thread-safe; no
-network in ``__init__``.
+(:mod:`synllm.backends.http`). Each answer is asked for under the strongest constraint
+this server honours (:mod:`synllm.backends.structured`), found by probing once per
+endpoint and level: the card's GBNF grammar (llama.cpp's ``grammar`` field, vLLM's
+``structured_outputs``/``guided_grammar``), then the JSON schema with range patterns,
+then the plain schema, then free text (validated downstream like any other). A schema
+goes as ``response_format={"type": "json_schema", ...}`` (vLLM's structured outputs);
+a server that refuses it (an error that mentions ``response_format``) is asked again
+with llama-cpp-python's ``{"type": "json_object", "schema": ...}``, then with no schema;
+what worked is remembered for this server. Each answer records its level
+(``Generation.constraint``) and the field or form that carried it
+(``extra["constraint_via"]``); ``describe()`` gives every probe's verdict. Connection
+errors, timeouts, HTTP 408, 429 and 5xx are retried with exponential backoff.
+Thread-safe; no network in ``__init__``.
 """
 
 from __future__ import annotations
@@ -24,6 +28,20 @@ from urllib.parse import urlsplit
 
 from synllm.backends.base import Generation, GenerationRequest
 from synllm.backends.http import HttpBackend, Retryable, error_message, installed_version, plain
+from synllm.backends.structured import (
+    LEVELS,
+    PROBE_GRAMMAR,
+    PROBE_MAX_TOKENS,
+    PROBE_PATTERN_SCHEMA,
+    PROBE_PLAIN_SCHEMA,
+    PROBE_PROMPT,
+    PROBE_SYSTEM,
+    LevelMemory,
+    Verdict,
+    probe_fits,
+    request_levels,
+    schema_for,
+)
 from synllm.errors import BackendError, InvalidArgument, ModelNotFound
 
 _log = logging.getLogger(__name__)
@@ -33,13 +51,16 @@ BASE_URL_VARS = ("SYNLLM_OPENAI_BASE_URL", "OPENAI_BASE_URL")
 API_KEY_VARS = ("SYNLLM_OPENAI_API_KEY", "OPENAI_API_KEY")
 #: How the schema is sent, in the order tried when ``response_format="auto"``.
 FORMATS = ("json_schema", "json_object", "none")
-_REFUSAL = re.compile(r"response_format|json[_ ]?schema|json_object|guided|structured output", re.I)
+#: Request fields that carry a GBNF grammar, in the order probed: llama.cpp's servers, vLLM >= 0.10, vLLM < 0.12.
+GRAMMAR_FIELDS = ("grammar", "structured_outputs", "guided_grammar")
+_REFUSAL = re.compile(r"response_format|json[_ ]?schema|json_object|guided|structured.output|grammar", re.I)
+_SCHEMA_LEVELS = ("json_schema_patterns", "json_schema")
 
-__all__ = ["API_KEY_VARS", "BASE_URL_VARS", "FORMATS", "OpenAIBackend", "base_url", "error_message"]
+__all__ = ["API_KEY_VARS", "BASE_URL_VARS", "FORMATS", "GRAMMAR_FIELDS", "OpenAIBackend", "base_url", "error_message"]
 
 
 class _Refused(Exception):
-    """The server would not take the ``response_format`` that was sent."""
+    """The server would not take the constraint (``response_format`` or grammar field) that was sent."""
 
 
 def base_url(url: str | None = None) -> str:
@@ -71,7 +92,10 @@ class OpenAIBackend(HttpBackend):
         ``http://127.0.0.1:8000/v1`` (vLLM's default).
     api_key : bearer token; default the variable named by ``api_key_env``, else
         ``$SYNLLM_OPENAI_API_KEY``, else ``$OPENAI_API_KEY``; never written to a manifest.
-    response_format : ``auto`` (try ``json_schema``, then ``json_object``, then ``none``) or one of them.
+    response_format : how a schema is sent: ``auto`` (try ``json_schema``, then ``json_object``, then
+        ``none``) or one of them; a fixed form also turns off the grammar level.
+    constraint : the strongest level tried: ``auto`` (all, strongest first) or one of
+        :data:`~synllm.backends.structured.LEVELS`; weaker ones are still tried if it is not honoured.
 
     Concurrency defaults to ``$SYNLLM_OPENAI_CONCURRENCY`` or 4.
     """
@@ -85,7 +109,7 @@ class OpenAIBackend(HttpBackend):
     )
     concurrency_var = "SYNLLM_OPENAI_CONCURRENCY"
     default_concurrency = 4
-    extra_options = frozenset({"api_key", "api_key_env", "response_format"})
+    extra_options = frozenset({"api_key", "api_key_env", "response_format", "constraint"})
 
     def __init__(
         self,
@@ -94,6 +118,7 @@ class OpenAIBackend(HttpBackend):
         api_key: str | None = None,
         api_key_env: str | None = None,
         response_format: str = "auto",
+        constraint: str = "auto",
         **common: Any,
     ) -> None:
         if response_format not in ("auto", *FORMATS):
@@ -102,6 +127,10 @@ class OpenAIBackend(HttpBackend):
         self._api_key = api_key or next((os.environ[v] for v in names if os.environ.get(v)), None)
         self.fixed_format = response_format != "auto"
         self._format = FORMATS[0] if response_format == "auto" else response_format
+        supported = set(LEVELS) - ({"grammar"} if self.fixed_format else set())
+        if response_format == "none":
+            supported -= set(_SCHEMA_LEVELS)
+        self.levels = LevelMemory(supported, constraint)
         self._default_model: str | None = None
         super().__init__(url, **common)
 
@@ -137,27 +166,22 @@ class OpenAIBackend(HttpBackend):
         """Chat once with ``request.model``; raise BackendUnavailable, ModelNotFound or BackendError."""
         messages = [{"role": "system", "content": request.system}] if request.system else []
         messages.append({"role": "user", "content": request.prompt})
-        body: dict[str, Any] = {
-            "model": request.model,
-            "messages": messages,
-            "temperature": request.temperature,
-            "top_p": request.top_p,
-            "max_tokens": request.max_tokens,
-            "stream": False,
-        }
+        body = self._body(request.model, messages, request.temperature, request.top_p, request.max_tokens)
         if request.seed is not None:
             body["seed"] = request.seed
         timeout = float(request.timeout_s or self.timeout)
-        started = time.perf_counter()
+        wanted = request_levels(request.grammar, request.json_schema, request.plain_schema)
         while True:
-            form = self._format if request.json_schema is not None else "none"
-            payload = {**body, **_response_format(form, request.json_schema)}
+            level = self.levels.choose(self._usable(wanted), lambda lv: self._probe(lv, request.model, timeout))
+            level, via, fields = self._constraint(level, request)
+            payload = {**body, **fields}
+            started = time.perf_counter()
             try:
                 data, attempts = self.with_retries(
                     lambda sent=payload: self._post(sent, request.model, timeout), request.model
                 )
             except _Refused as refusal:  # answered at once; it does not use up a retry
-                self._step_down(form, str(refusal))
+                self._refused(level, via, str(refusal))
                 continue
             break
         choice = data["choices"][0]
@@ -169,10 +193,80 @@ class OpenAIBackend(HttpBackend):
             prompt_tokens=usage.get("prompt_tokens"),
             completion_tokens=usage.get("completion_tokens"),
             elapsed_s=time.perf_counter() - started,
-            constraint="json_schema" if form != "none" else "none",
+            constraint=level,
             finish_reason=choice.get("finish_reason"),
-            extra={"url": self.url, "attempts": attempts, "response_format": form, "server_model": data.get("model")},
+            extra={
+                "url": self.url,
+                "attempts": attempts,
+                "constraint_via": via,
+                "response_format": via if level in _SCHEMA_LEVELS else "none",
+                "server_model": data.get("model"),
+            },
         )
+
+    @staticmethod
+    def _body(model: str, messages: list, temperature: float, top_p: float, max_tokens: int) -> dict[str, Any]:
+        return {
+            "model": model,
+            "messages": messages,
+            "temperature": temperature,
+            "top_p": top_p,
+            "max_tokens": max_tokens,
+            "stream": False,
+        }
+
+    def _usable(self, wanted: list[str]) -> list[str]:
+        """``wanted`` without the schema levels once every ``response_format`` was refused."""
+        return [lv for lv in wanted if lv not in _SCHEMA_LEVELS] if self._format == "none" else wanted
+
+    def _constraint(self, level: str, request: GenerationRequest) -> tuple[str, str | None, dict[str, Any]]:
+        """(level, the field or form that carries it, the request fields) for one request at ``level``."""
+        if level == "grammar":
+            verdict = self.levels.verdict("grammar")
+            field = verdict.via if verdict and verdict.via else GRAMMAR_FIELDS[0]
+            return level, field, _grammar_fields(field, request.grammar or "")
+        form = self._format
+        if level == "none" or form == "none":
+            return "none", None, {}
+        return level, form, _response_format(form, schema_for(level, request.json_schema, request.plain_schema))
+
+    def _refused(self, level: str, via: str | None, reason: str) -> None:
+        """A real request at ``level`` was refused: step down (the next request uses a weaker constraint)."""
+        if level == "grammar":
+            _log.warning("server %s refused the grammar in %r (%s); stepping down", self.url, via, reason)
+            self.levels.refuse(level, reason)
+            return
+        self._step_down(via or "none", reason)
+        self.levels.forget(_SCHEMA_LEVELS)  # probed again in the new form
+
+    def _probe(self, level: str, model: str, timeout: float) -> Verdict:
+        """Find out, with tiny requests, whether this server enforces ``level`` (and through what)."""
+        if level == "grammar":
+            notes = []
+            for field in GRAMMAR_FIELDS:
+                outcome = self._probe_once(level, model, timeout, _grammar_fields(field, PROBE_GRAMMAR))
+                if outcome == "honoured":
+                    return Verdict(True, field)
+                notes.append(f"{field} {outcome}")
+            return Verdict(False, note=", ".join(notes))
+        schema = PROBE_PATTERN_SCHEMA if level == "json_schema_patterns" else PROBE_PLAIN_SCHEMA
+        while (form := self._format) != "none":
+            outcome = self._probe_once(level, model, timeout, _response_format(form, schema))
+            if outcome != "refused":
+                return Verdict(outcome == "honoured", form, note=f"{outcome} as {form}")
+            self._step_down(form, "refused the probe")
+        return Verdict(False, note="every response_format refused")
+
+    def _probe_once(self, level: str, model: str, timeout: float, fields: dict[str, Any]) -> str:
+        """``honoured``, ``ignored`` or ``refused``: one probe request under ``fields``."""
+        messages = [{"role": "system", "content": PROBE_SYSTEM}, {"role": "user", "content": PROBE_PROMPT}]
+        payload = {**self._body(model, messages, 0.0, 1.0, PROBE_MAX_TOKENS), "seed": 0, **fields}
+        try:
+            data, _ = self.with_retries(lambda: self._post(payload, model, timeout), model)
+        except _Refused:
+            return "refused"
+        text = (data["choices"][0].get("message") or {}).get("content") or ""
+        return "honoured" if probe_fits(level, text) else "ignored"
 
     def _post(self, payload: dict[str, Any], model: str, timeout: float) -> dict[str, Any]:
         """One attempt; failures worth retrying become ``Retryable``, refusals ``_Refused``."""
@@ -184,8 +278,8 @@ class OpenAIBackend(HttpBackend):
                 raise Retryable(f"HTTP {status} reply was not an OpenAI chat completion")
             return data
         message = error_message(data, reply.text)
-        sent = payload.get("response_format")
-        if sent is not None and status in (400, 415, 422, 500, 501) and _REFUSAL.search(message):
+        constrained = any(k in payload for k in ("response_format", *GRAMMAR_FIELDS))
+        if constrained and status in (400, 415, 422, 500, 501) and _REFUSAL.search(message):
             raise _Refused(f"HTTP {status}: {message[:300]}")
         if status == 404 and ("model" in message.lower() or model in message):
             raise ModelNotFound(
@@ -259,6 +353,7 @@ class OpenAIBackend(HttpBackend):
             "owned_by": None,
             "max_model_len": None,
             "response_format": self._format,
+            **self.levels.summary(),
             "client": f"httpx {installed_version('httpx')}",
         }
         try:
@@ -277,6 +372,12 @@ class OpenAIBackend(HttpBackend):
         elif model:
             facts["error"] = f"the server does not list model {model!r}"
         return facts
+
+
+def _grammar_fields(field: str, grammar: str) -> dict[str, Any]:
+    if field == "structured_outputs":
+        return {"structured_outputs": {"grammar": grammar}}
+    return {field: grammar}
 
 
 def _response_format(form: str, schema: Mapping[str, Any] | None) -> dict[str, Any]:

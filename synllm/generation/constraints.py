@@ -1,13 +1,17 @@
-"""Output constraints compiled from a card: CSV text formatting, a GBNF grammar, a JSON schema.
+"""Output constraints compiled from a card: GBNF grammars (CSV or JSON rows) and JSON schemas.
 
 One formatting rule (:func:`format_value`) is shared by prompts, CSV output and the
-grammar, so what a prompt shows is exactly what the grammar lets a model write.
-Numeric ranges become exact digit-level alternatives: every value the grammar
-accepts parses to a number inside the column's plausible ``range``.
+grammars, so what a prompt shows is exactly what a grammar lets a model write.
+Numeric ranges become exact digit-level alternatives: every value a grammar accepts
+parses to a number inside the column's plausible ``range``. The same alternatives,
+written as anchored regular expressions (:func:`numeric_regex`), make a JSON schema
+range-exact: numbers travel as patterned strings, because the JSON-schema converters of
+llama.cpp and Ollama ignore ``minimum``/``maximum`` but compile ``pattern`` exactly.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
@@ -125,11 +129,62 @@ def gbnf_literal(text: str) -> str:
     return '"' + escaped.replace("\t", "\\t") + '"'
 
 
-def to_json_schema(card: Card, n_rows: int) -> dict[str, Any]:
-    """A JSON schema for ``{"rows": [[v1, ..., vk], ...]}`` with exactly ``n_rows`` compact array rows."""
+def to_json_gbnf(card: Card, n_rows: int) -> str:
+    """A GBNF grammar for the JSON answer ``{"rows": [[v1, ..., vk], ...]}`` with exactly ``n_rows`` rows.
+
+    Cells are written as :func:`to_json_schema` (with patterns) asks: numbers as quoted
+    strings of exactly the column's writable values, categories as JSON literals, a
+    missing value as ``null`` or the card's missing token. Whitespace between tokens is
+    optional and bounded, as in llama.cpp's own JSON grammars.
+    """
+    if n_rows < 1:
+        raise CardError(f"a grammar needs at least one row, got n_rows={n_rows}")
+    columns = card.synth_columns
+    if not columns:
+        raise CardError(f"card {card.name!r} has no columns to generate")
+    names = _rule_names([c.name for c in columns])
+    cells = ' "," ws '.join(names)
+    rows = ' "," ws '.join(["row"] * n_rows)
+    lines = [
+        f'root ::= "{{" ws "\\"rows\\"" ws ":" ws "[" ws {rows} ws "]" ws "}}"',
+        f'row ::= "[" ws {cells} ws "]"',
+        'ws ::= | " " | "\\n" [ \\t]{0,20}',
+    ]
+    lines += [f"{name} ::= {column_json_gbnf(col, card)}" for name, col in zip(names, columns)]
+    return "\n".join(lines) + "\n"
+
+
+def column_json_gbnf(column: Column, card: Card) -> str:
+    """The right-hand side of a GBNF rule accepting exactly the JSON cells allowed in ``column``.
+
+    As in :func:`column_json_schema`: a missing value is ``null``, or for a number also the
+    card's missing token (inside the quotes, as the pattern allows it).
+    """
+    if column.is_numeric:
+        texts = [_slots_gbnf(p) for p in numeric_patterns(column)]
+        if column.nullable:
+            texts.append(gbnf_literal(json.dumps(card.missing_token, ensure_ascii=False)[1:-1]))
+        alternatives = ['"\\"" (' + " | ".join(texts) + ') "\\""']
+    elif column.is_categorical:
+        alternatives = [gbnf_literal(json.dumps(v, ensure_ascii=False)) for v in _json_categories(column)]
+    else:
+        raise CardError(f"column {column.name!r} is an {column.kind.value}; identifiers are not generated")
+    if column.nullable:
+        alternatives.append('"null"')
+    return " | ".join(alternatives)
+
+
+def to_json_schema(card: Card, n_rows: int, *, patterns: bool = True) -> dict[str, Any]:
+    """A JSON schema for ``{"rows": [[v1, ..., vk], ...]}`` with exactly ``n_rows`` compact array rows.
+
+    With ``patterns`` (the default) a number is a string whose anchored ``pattern`` accepts
+    exactly the column's writable values (:func:`numeric_regex`): servers that compile
+    patterns make every row range-exact. Without, numbers are JSON numbers bounded by
+    ``minimum``/``maximum``, which llama.cpp's and Ollama's converters ignore.
+    """
     if n_rows < 1:
         raise CardError(f"a schema needs at least one row, got n_rows={n_rows}")
-    items = [column_json_schema(col) for col in card.synth_columns]
+    items = [column_json_schema(col, card, patterns=patterns) for col in card.synth_columns]
     row = {
         "type": "array",
         "prefixItems": items,
@@ -144,23 +199,64 @@ def to_json_schema(card: Card, n_rows: int) -> dict[str, Any]:
     }
 
 
-def column_json_schema(column: Column) -> dict[str, Any]:
-    """The JSON schema of one cell: a bounded number, an enum of categories, null when nullable."""
+def column_json_schema(column: Column, card: Card, *, patterns: bool = True) -> dict[str, Any]:
+    """The JSON schema of one cell: a patterned string or a bounded number, an enum of categories; null when nullable.
+
+    A patterned number of a column that may be missing also accepts the card's missing token.
+    """
     if column.is_numeric:
         if column.range is None:
             raise CardError(f"numeric column {column.name!r} needs a plausible 'range' to build a schema")
+        if patterns:
+            missing = (card.missing_token,) if column.nullable else ()
+            text = {"type": "string", "pattern": numeric_regex(column, missing=missing)}
+            # anyOf, not a type list: llama.cpp's converter drops every other keyword of a type list.
+            return {"anyOf": [text, {"type": "null"}]} if column.nullable else text
         lo, hi = column.range
         if column.kind is Kind.INTEGER:
-            kind, lo, hi = "integer", math.ceil(lo), math.floor(hi)
+            number, lo, hi = "integer", math.ceil(lo), math.floor(hi)
         else:
-            kind = "number"
-        return {"type": [kind, "null"] if column.nullable else kind, "minimum": lo, "maximum": hi}
+            number = "number"
+        return {"type": [number, "null"] if column.nullable else number, "minimum": lo, "maximum": hi}
     if column.is_categorical:
-        values: list[Any] = list(column.categories or ())
-        if not column.has_numeric_categories:
-            values = [str(v) for v in values]
+        values = _json_categories(column)
         return {"enum": [*values, None] if column.nullable else values}
     raise CardError(f"column {column.name!r} is an {column.kind.value}; identifiers are not generated")
+
+
+def numeric_regex(column: Column, *, missing: tuple[str, ...] = ()) -> str:
+    """An anchored regular expression matching exactly the column's writable values in range (and ``missing``).
+
+    Only syntax every JSON-schema-to-grammar converter reads: one group of alternatives,
+    digit classes, ``[.]`` for the decimal point, literal digits.
+
+    >>> numeric_regex(Column(name="n", kind=Kind.INTEGER, description="", range=(5, 12)))
+    '^([5-9]|1[0-2])$'
+    """
+    alternatives = [_slots_regex(p) for p in numeric_patterns(column)]
+    alternatives += [_regex_literal(token) for token in missing]
+    return "^(" + "|".join(dict.fromkeys(alternatives)) + ")$"
+
+
+def _json_categories(column: Column) -> list[Any]:
+    values = list(column.categories or ())
+    return values if column.has_numeric_categories else [str(v) for v in values]
+
+
+def _slots_regex(pattern: tuple[str, _Slots, int]) -> str:
+    sign, slots, decimals = pattern
+    point = len(slots) - decimals
+    out = sign
+    for i, (lo, hi) in enumerate(slots):
+        if i == point and decimals:
+            out += "[.]"
+        out += str(lo) if lo == hi else f"[{lo}-{hi}]"
+    return out
+
+
+def _regex_literal(text: str) -> str:
+    # Backslash-escape only regex operators: converters differ on other escapes (e.g. "\/" or "\ ").
+    return "".join("\\" + ch if ch in "\\.^$|?*+()[]{}" else ch for ch in text)
 
 
 def _split(low: str, high: str) -> list[_Slots]:

@@ -30,8 +30,16 @@ from synllm.backends.registry import resolve_backend
 from synllm.cards import Card
 from synllm.dataset.schema import format_row
 from synllm.errors import BackendError, GenerationError
-from synllm.generation.constraints import to_gbnf, to_json_schema
-from synllm.generation.manifest import Diagnostics, RunManifest, Timings, Tokens, package_versions
+from synllm.generation.constraints import to_gbnf, to_json_gbnf, to_json_schema
+from synllm.generation.manifest import (
+    Diagnostics,
+    RunManifest,
+    Timings,
+    Tokens,
+    constraint_label,
+    package_versions,
+    shortfall_text,
+)
 from synllm.generation.parsing import parse_text, validate_rows
 from synllm.prompts import Prompt, render_prompt
 
@@ -218,8 +226,11 @@ class _Run:
         return self.options.batch_size * max(rate, 0.1)
 
     def _loop(self, concurrency: int, bar: tqdm) -> None:
-        grammar = to_gbnf(self.card, self.options.batch_size) if self.fmt == "csv" else None
-        schema = to_json_schema(self.card, self.options.batch_size) if self.fmt == "json" else None
+        n, json_answer = self.options.batch_size, self.fmt == "json"
+        # A JSON backend gets every form of the constraint and uses the strongest its server honours.
+        grammar = to_json_gbnf(self.card, n) if json_answer else to_gbnf(self.card, n)
+        schema = to_json_schema(self.card, n) if json_answer else None
+        plain_schema = to_json_schema(self.card, n, patterns=False) if json_answer else None
         todo = (i for i in range(self.max_requests) if i not in self.records)  # gaps first, then new ones
         next_index = next(todo, None)
         pending: dict[Future, int] = {}
@@ -247,7 +258,7 @@ class _Run:
                         and len(pending) < concurrency
                         and len(pending) * self._expected_valid_per_request() < wanted * 2
                     ):
-                        request = self._request(next_index, grammar, schema)
+                        request = self._request(next_index, grammar, schema, plain_schema)
                         pending[pool.submit(self._ask, next_index, request)] = next_index
                         next_index = next(todo, None)
                     if not pending:
@@ -264,13 +275,14 @@ class _Run:
                 for other in pending:
                     other.cancel()
 
-    def _request(self, index: int, grammar: str | None, schema: dict | None) -> GenerationRequest:
+    def _request(self, index: int, grammar: str, schema: dict | None, plain_schema: dict | None) -> GenerationRequest:
         return GenerationRequest(
             model=self.model,
             prompt=self.prompt.text,
             system=self.prompt.system,
             grammar=grammar,
             json_schema=schema,
+            plain_schema=plain_schema,
             seed=request_seed(self.seed, index),
             temperature=self.options.temperature,
             top_p=self.options.top_p,
@@ -291,6 +303,7 @@ class _Run:
             "completion_tokens": generation.completion_tokens,
             "elapsed_s": round(generation.elapsed_s, 4),
             "constraint": generation.constraint,
+            "constraint_via": (generation.extra or {}).get("constraint_via"),
             "finish_reason": generation.finish_reason,
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
@@ -318,7 +331,7 @@ class _Run:
         files.write_manifest(self.run_dir, manifest)
         if status == "incomplete":
             log.warning(
-                "%s %s %s: stopped at max_requests=%d with %d of %d valid rows (%s); raise max_requests "
+                "%s %s %s: stopped at max_requests=%d with %d of %d valid rows: %s (%s); raise max_requests "
                 "or see rejected.csv for why rows failed",
                 self.card.name,
                 self.prompt.prompt_type,
@@ -326,6 +339,7 @@ class _Run:
                 self.max_requests,
                 len(synthetic),
                 self.n_rows,
+                shortfall_text([manifest.diagnostics]),
                 self.run_dir,
             )
         return RunResult(self.run_dir, synthetic, rejected, flags, self.prompt, manifest)
@@ -338,6 +352,10 @@ class _Run:
         for text in rejected.get("_reason", []):
             for reason in {part.split(":")[0] for part in text.split("; ")}:
                 reasons[reason] = reasons.get(reason, 0) + 1
+        constraints: dict[str, int] = {}
+        for r in ordered:
+            label = constraint_label(r.get("constraint"), r.get("constraint_via"))
+            constraints[label] = constraints.get(label, 0) + 1
         try:
             described = dict(self.backend.describe(self.model))
         except Exception as exc:  # describing must never lose a run
@@ -381,6 +399,7 @@ class _Run:
                 tokens_per_valid_row=round(completion_tokens / n_valid_all, 2) if n_valid_all else None,
                 valid_rows_per_second=round(n_valid_all / model_seconds, 3) if model_seconds else None,
                 repairs=repairs,
+                constraints=constraints,
             ),
             updated_at=datetime.now(UTC).isoformat(timespec="seconds"),
         )

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import platform
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from functools import lru_cache
 from importlib import metadata
 from typing import Any
 
+from synllm.backends.structured import RANGE_EXACT
 from synllm.errors import StorageError
 
 #: Version of the manifest layout; a reader refuses a newer one.
@@ -66,6 +67,62 @@ class Diagnostics:
     tokens_per_valid_row: float | None = None
     valid_rows_per_second: float | None = None
     repairs: Mapping[str, int] = field(default_factory=dict)
+    #: Answers per constraint used, e.g. ``{"grammar via grammar": 3}`` (see :func:`constraint_label`).
+    constraints: Mapping[str, int] = field(default_factory=dict)
+
+
+def constraint_label(level: str | None, via: str | None = None) -> str:
+    """How one answer was constrained, e.g. ``json_schema via json_object`` (``none`` for free text).
+
+    >>> constraint_label("grammar", "structured_outputs"), constraint_label("none")
+    ('grammar via structured_outputs', 'none')
+    """
+    return f"{level or 'none'} via {via}" if via else (level or "none")
+
+
+def shortfall_text(parts: Iterable[Diagnostics]) -> str:
+    r"""What runs got and why rows failed, summed over ``parts``: for an error when too few rows were valid.
+
+    >>> why = Diagnostics(requests=3, rows_returned=30, rows_rejected=30, rejected_by_reason={"out_of_range": 30},
+    ...                   constraints={"json_schema via json_object": 3})
+    >>> print(shortfall_text([why]).replace("; ", ";\n"))
+    30 rows returned, all rejected: out_of_range 30 (the server did not enforce ranges;
+    constraint used: json_schema via json_object)
+    """
+    parts = list(parts)
+    requests = sum(d.requests for d in parts)
+    returned = sum(d.rows_returned for d in parts)
+    valid = sum(d.rows_valid for d in parts)
+    reasons = _summed(d.rejected_by_reason for d in parts)
+    used = _summed(d.constraints for d in parts)
+    notes = []
+    if "out_of_range" in reasons and used:
+        exact = [label.split(" via ")[0] in RANGE_EXACT for label in used]
+        if not any(exact):
+            notes.append("the server did not enforce ranges")
+        elif all(exact):
+            notes.append("the server let values out of range through a range-exact constraint")
+    if used:
+        notes.append("constraint used: " + ", ".join(used))
+    tail = f" ({'; '.join(notes)})" if notes else ""
+    if not requests:
+        return "no answer was received"
+    if not returned:
+        return f"{requests} answer{'s' if requests != 1 else ''}, no row could be read from them{tail}"
+    counts = ", ".join(f"{reason} {n}" for reason, n in sorted(reasons.items(), key=lambda kv: -kv[1]))
+    if not valid:
+        got = "all rejected"
+    else:
+        got = f"{valid} valid ({valid / returned:.0%})" + (", rejected" if counts else "")
+    return f"{returned} row{'s' if returned != 1 else ''} returned, {got}" + (f": {counts}" if counts else "") + tail
+
+
+def _summed(mappings: Iterable[Mapping[str, int]]) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for mapping in mappings:
+        for key, n in (mapping or {}).items():
+            total[key] = total.get(key, 0) + int(n)
+    return total
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

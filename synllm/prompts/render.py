@@ -118,15 +118,20 @@ def sample_examples(train: pd.DataFrame, card: Card, k: int, seed: int) -> pd.Da
 
 
 def json_row(row: dict[str, Any], card: Card) -> str:
-    """A row as a compact JSON array, as JSON-schema backends are asked to answer."""
+    """A row as a compact JSON array, in the form JSON-schema backends are asked to answer.
+
+    Numbers are strings written as the card formats them (``"67.00"``), as the range-exact
+    schema asks (see :func:`synllm.generation.constraints.to_json_schema`); a missing value is null.
+    """
     cells: list[Any] = []
     for col in card.synth_columns:
         value = row.get(col.name)
         if value is None or pd.isna(value):
             cells.append(None)
-        elif col.is_numeric or col.has_numeric_categories:
-            text = format_value(value, col, card)
-            cells.append(int(text) if col.decimals == 0 or col.has_numeric_categories else float(text))
+        elif col.is_numeric:
+            cells.append(format_value(value, col, card))
+        elif col.has_numeric_categories:
+            cells.append(int(format_value(value, col, card)))
         else:
             cells.append(str(value))
     return json.dumps(cells, ensure_ascii=False)

@@ -101,10 +101,29 @@ def require_backend(backend: Backend) -> None:
 
 
 def require_runs(runs: Sequence, failures: Sequence = ()) -> None:
-    """Raise GenerationError when no run produced a single valid row (nothing to score)."""
-    if not any(len(r.synthetic) for r in runs):
-        why = "; ".join(f"{m} {p} seed {s}: {e}" for m, p, s, e in failures[:3]) or "every run returned 0 valid rows"
-        raise GenerationError(f"no synthetic rows to score ({why}); check the backend and model names")
+    """Raise GenerationError when no run produced a single valid row (nothing to score), saying why.
+
+    The message sums what the runs got: rows returned, rejects by reason and the constraint the
+    server was asked with (e.g. "30 rows returned, all rejected: out_of_range 30 (the server did
+    not enforce ranges; constraint used: json_schema via json_object)"), then failed runs.
+    """
+    if any(len(r.synthetic) for r in runs):
+        return
+    from synllm.generation.manifest import shortfall_text
+
+    why = []
+    if runs:
+        why.append(
+            f"{len(runs)} run{'s' if len(runs) != 1 else ''}: " + shortfall_text(r.manifest.diagnostics for r in runs)
+        )
+    if failures:
+        why.append(
+            f"{len(failures)} failed, e.g. " + "; ".join(f"{m} {p} seed {s}: {e}" for m, p, s, e in failures[:3])
+        )
+    raise GenerationError(
+        "no synthetic rows to score (" + ("; ".join(why) or "no run was made") + "); "
+        "see the diagnostics table and each run's rejected.csv"
+    )
 
 
 def subsample(table: pd.DataFrame, n: int, random_state: int, keep: Sequence = ()) -> pd.DataFrame:

@@ -1,13 +1,14 @@
 """Constraints compiled from cards: value formatting, GBNF grammars and JSON schemas.
 
-Grammars are checked with a small GBNF-subset-to-regex converter written here,
-independently of synllm's emitter, so every accepted text is really accepted.
+Grammars are checked with a small GBNF-subset-to-regex converter (tests/grammars.py),
+written independently of synllm's emitter, so every accepted text is really accepted.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 import random
 import re
@@ -21,71 +22,36 @@ import pytest
 from synllm.cards import Card, Column, Kind, available_cards, load_card
 from synllm.dataset.schema import DEFAULT_FLOAT_DECIMALS, format_row, format_value, row_format, value_decimals
 from synllm.errors import CardError, DataError, InvalidArgument
-from synllm.generation.constraints import column_gbnf, gbnf_literal, integer_range_slots, to_gbnf, to_json_schema
-
-# --- a tiny GBNF reader for the subset synllm emits -------------------------------------------
-
-_TOKEN = re.compile(r'\s*(?:("(?:\\.|[^"\\])*")|(\[(?:\\.|[^\]\\])*\])|(\|)|(\()|(\))|([A-Za-z0-9-]+))')
-_ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "\\": "\\", '"': '"'}
-
-
-def _rules(grammar: str) -> dict[str, str]:
-    rules = {}
-    for line in grammar.strip().splitlines():
-        name, body = line.split("::=", 1)
-        assert name.strip() not in rules, f"rule {name.strip()} defined twice"
-        rules[name.strip()] = body.strip()
-    return rules
-
-
-def _decode_literal(quoted: str) -> str:
-    body, out, i = quoted[1:-1], [], 0
-    while i < len(body):
-        if body[i] == "\\":
-            nxt = body[i + 1]
-            if nxt == "x":
-                out.append(chr(int(body[i + 2 : i + 4], 16)))
-                i += 4
-                continue
-            out.append(_ESCAPES[nxt])
-            i += 2
-            continue
-        out.append(body[i])
-        i += 1
-    return "".join(out)
-
-
-def gbnf_regex(grammar: str, rule: str = "root") -> str:
-    """A Python regex equivalent to one rule of a non-recursive GBNF grammar."""
-    rules = _rules(grammar)
-
-    def convert(name: str, depth: int = 0) -> str:
-        assert depth < 20, "recursive grammar"
-        body, pos, parts = rules[name], 0, []
-        while pos < len(body):
-            match = _TOKEN.match(body, pos)
-            assert match and match.end() > pos, f"cannot read {body[pos:]!r}"
-            pos = match.end()
-            literal, klass, bar, opening, closing, ref = match.groups()
-            if literal:
-                parts.append(re.escape(_decode_literal(literal)))
-            elif klass:
-                parts.append(klass)
-            elif bar:
-                parts.append("|")
-            elif opening:
-                parts.append("(?:")
-            elif closing:
-                parts.append(")")
-            else:
-                parts.append(convert(ref, depth + 1))
-        return "(?:" + "".join(parts) + ")"
-
-    return convert(rule)
+from synllm.generation.constraints import (
+    column_gbnf,
+    column_json_schema,
+    gbnf_literal,
+    integer_range_slots,
+    numeric_regex,
+    to_gbnf,
+    to_json_gbnf,
+    to_json_schema,
+)
+from synllm.prompts.render import json_row
+from tests.grammars import decode_literal as _decode_literal
+from tests.grammars import gbnf_regex
+from tests.grammars import gbnf_rules as _rules
 
 
 def column_regex(column: Column, card: Card) -> re.Pattern[str]:
     return re.compile(gbnf_regex(f"value ::= {column_gbnf(column, card)}", "value"))
+
+
+def schema_regex(column: Column, card: Card) -> re.Pattern[str]:
+    """The numeric pattern of the range-exact JSON schema (the missing token left out, as in the grammar)."""
+    item = column_json_schema(column, card)
+    text = item["anyOf"][0] if column.nullable else item
+    assert text == {"type": "string", "pattern": numeric_regex(column, missing=(card.missing_token,) * column.nullable)}
+    return re.compile(numeric_regex(column))
+
+
+#: The CSV grammar's rule and the JSON schema's pattern must accept exactly the same numbers.
+MATCHERS = pytest.mark.parametrize("matcher", [column_regex, schema_regex], ids=["grammar", "pattern"])
 
 
 # --- hand-made cards --------------------------------------------------------------------------
@@ -172,10 +138,11 @@ def test_integer_range_slots_reject_a_reversed_or_negative_range():
         integer_range_slots(-1, 4)
 
 
+@MATCHERS
 @pytest.mark.parametrize("lo, hi", [(3, 20), (9000, 30000), (0, 0), (0, 9), (1, 5500), (40, 500), (-25, 7)])
-def test_integer_column_grammar_accepts_exactly_its_range(lo, hi):
+def test_integer_column_grammar_accepts_exactly_its_range(lo, hi, matcher):
     column = integer("x", lo, hi)
-    pattern = column_regex(column, make_card(column))
+    pattern = matcher(column, make_card(column))
     for n in range(min(lo, 0) - 120, hi + 120):
         assert bool(pattern.fullmatch(str(n))) == (lo <= n <= hi), n
     assert not pattern.fullmatch(f"{hi}.0")
@@ -185,8 +152,8 @@ def test_integer_column_grammar_accepts_exactly_its_range(lo, hi):
 # --- float ranges -----------------------------------------------------------------------------
 
 
-def _check_float_column(column: Column, card: Card, rng: random.Random) -> None:
-    pattern = column_regex(column, card)
+def _check_float_column(column: Column, card: Card, rng: random.Random, matcher=column_regex) -> None:
+    pattern = matcher(column, card)
     decimals = value_decimals(column)
     lo, hi = column.range
     unit = 10**decimals
@@ -220,12 +187,14 @@ def _check_float_column(column: Column, card: Card, rng: random.Random) -> None:
         (-5.5, 3.25, 2),
     ],
 )
-def test_float_column_grammar_accepts_exactly_its_range(lo, hi, decimals):
+@MATCHERS
+def test_float_column_grammar_accepts_exactly_its_range(lo, hi, decimals, matcher):
     column = floating("x", lo, hi, decimals)
-    _check_float_column(column, make_card(column), random.Random(1))
+    _check_float_column(column, make_card(column), random.Random(1), matcher)
 
 
-def test_float_column_grammar_on_random_ranges():
+@MATCHERS
+def test_float_column_grammar_on_random_ranges(matcher):
     rng = random.Random(2)
     for _ in range(60):
         decimals = rng.choice([0, 1, 2, 3])
@@ -234,7 +203,7 @@ def test_float_column_grammar_on_random_ranges():
         if hi < lo or math.floor(hi * 10**decimals) < math.ceil(lo * 10**decimals):
             continue
         column = floating("x", lo, hi, decimals)
-        _check_float_column(column, make_card(column), rng)
+        _check_float_column(column, make_card(column), rng, matcher)
 
 
 def test_a_float_range_with_no_writable_value_is_a_card_error():
@@ -353,64 +322,149 @@ def test_grammar_rejects_a_bad_row_count():
         to_json_schema(HANDMADE, 0)
 
 
-# --- JSON schema ------------------------------------------------------------------------------
+# --- JSON schema and the JSON grammar ---------------------------------------------------------
 
 
-def _validator(card: Card, n: int) -> jsonschema.protocols.Validator:
-    schema = to_json_schema(card, n)
+def _validator(card: Card, n: int, *, patterns: bool = True) -> jsonschema.protocols.Validator:
+    schema = to_json_schema(card, n, patterns=patterns)
     jsonschema.Draft202012Validator.check_schema(schema)
     return jsonschema.Draft202012Validator(schema)
 
 
+# count, big, age, bili, plain (nullable), zero, ODD (nullable), flag
 GOOD = [5, 9000, 0.08, 30.0, None, 0, "a,b", 1]
+OTHER = [20, 30000, 100, 0.3, 12.5, 5, 'say "hi"', 0]
+# The same rows in the range-exact form: every number a string with the column's decimals.
+GOOD_TEXT = ["5", "9000", "0.08", "30.0", None, "0", "a,b", 1]
+OTHER_TEXT = ["20", "30000", "100.00", "0.3", "12.50", "5", 'say "hi"', 0]
 
 
-def test_json_schema_accepts_valid_rows():
+def test_plain_json_schema_accepts_valid_rows():
+    assert _validator(HANDMADE, 2, patterns=False).is_valid({"rows": [GOOD, OTHER]})
+
+
+def test_patterned_json_schema_accepts_the_rows_as_the_prompt_writes_them():
     validator = _validator(HANDMADE, 2)
-    other = [20, 30000, 100, 0.3, 12.5, 5, 'say "hi"', 0]
-    assert validator.is_valid({"rows": [GOOD, other]})
+    assert validator.is_valid({"rows": [GOOD_TEXT, OTHER_TEXT]})
+    assert validator.is_valid({"rows": [GOOD_TEXT, [*OTHER_TEXT[:4], "N/A", *OTHER_TEXT[5:]]]}), "the missing token"
+    rows = [{c.name: v for c, v in zip(HANDMADE.synth_columns, row)} for row in (GOOD, OTHER)]
+    written = [json.loads(json_row(r, HANDMADE)) for r in rows]
+    assert written == [GOOD_TEXT, OTHER_TEXT]
+    assert validator.is_valid({"rows": written})
 
 
 @pytest.mark.parametrize(
     "index, value",
     [(0, 21), (0, 4.5), (1, 8999), (2, 0.07), (3, 30.1), (5, None), (6, "A,B"), (6, 3), (7, 2), (7, "1")],
 )
-def test_json_schema_rejects_a_bad_cell(index, value):
+def test_plain_json_schema_rejects_a_bad_cell(index, value):
     bad = list(GOOD)
     bad[index] = value
-    validator = _validator(HANDMADE, 1)
+    validator = _validator(HANDMADE, 1, patterns=False)
     assert validator.is_valid({"rows": [GOOD]})
     assert not validator.is_valid({"rows": [bad]})
 
 
-def test_json_schema_rejects_wrong_shapes():
-    validator = _validator(HANDMADE, 2)
-    assert not validator.is_valid({"rows": [GOOD]}), "too few rows"
-    assert not validator.is_valid({"rows": [GOOD] * 3}), "too many rows"
-    assert not validator.is_valid({"rows": [GOOD, GOOD[:-1]]}), "a missing column"
-    assert not validator.is_valid({"rows": [GOOD, [*GOOD, 1]]}), "an extra column"
-    assert not validator.is_valid({"data": [GOOD, GOOD]}), "'rows' is required"
+@pytest.mark.parametrize(
+    "index, value",
+    [
+        (0, "21"),
+        (0, "2"),
+        (0, "05"),
+        (0, "4.5"),
+        (0, 5),
+        (1, "8999"),
+        (1, "30001"),
+        (2, "0.07"),
+        (2, "0.080"),
+        (2, "100.01"),
+        (2, "0.8"),
+        (2, "NA"),
+        (3, "30.1"),
+        (3, "0.2"),
+        (3, "3"),
+        (3, "-1.0"),
+        (4, "30.01"),
+        (4, "N/A "),
+        (5, None),
+        (5, "N/A"),
+        (6, "A,B"),
+        (7, 2),
+        (7, "1"),
+    ],
+)
+def test_patterned_json_schema_rejects_out_of_range_or_misformatted_numbers(index, value):
+    bad = list(GOOD_TEXT)
+    bad[index] = value
+    validator = _validator(HANDMADE, 1)
+    assert validator.is_valid({"rows": [GOOD_TEXT]})
+    assert not validator.is_valid({"rows": [bad]})
 
 
-def test_json_schema_of_every_builtin_card_accepts_real_rows(stroke_data):
+@pytest.mark.parametrize("patterns", [True, False])
+def test_json_schema_rejects_wrong_shapes(patterns):
+    good = GOOD_TEXT if patterns else GOOD
+    validator = _validator(HANDMADE, 2, patterns=patterns)
+    assert validator.is_valid({"rows": [good, good]})
+    assert not validator.is_valid({"rows": [good]}), "too few rows"
+    assert not validator.is_valid({"rows": [good] * 3}), "too many rows"
+    assert not validator.is_valid({"rows": [good, good[:-1]]}), "a missing column"
+    assert not validator.is_valid({"rows": [good, [*good, 1]]}), "an extra column"
+    assert not validator.is_valid({"data": [good, good]}), "'rows' is required"
+
+
+@pytest.mark.parametrize("card_name", ["stroke", "cirrhosis", "diabetes"])
+def test_json_schema_and_json_grammar_accept_real_rows_as_the_prompt_shows_them(card_name, request):
+    if card_name not in available_cards():
+        pytest.skip(f"card {card_name} not written yet")
+    table, card = request.getfixturevalue(f"{card_name}_data")
+    rows = [json.loads(json_row(r, card)) for r in _in_range_rows(table, card, 6)]
+    validator = _validator(card, 3)
+    grammar = re.compile(gbnf_regex(to_json_gbnf(card, 3)))
+    for three in (rows[:3], rows[3:]):
+        assert validator.is_valid({"rows": three})
+        compact = json.dumps({"rows": three}, ensure_ascii=False, separators=(",", ":"))
+        spaced = json.dumps({"rows": three}, ensure_ascii=False, indent=1)
+        assert grammar.fullmatch(compact) and grammar.fullmatch(spaced)
+        assert not grammar.fullmatch(json.dumps({"rows": three[:2]})), "exactly three rows"
+    numeric = next(i for i, c in enumerate(card.synth_columns) if c.is_numeric)
+    column = card.synth_columns[numeric]
+    for outside in (column.range[0] - 1, column.range[1] + 1):
+        bad = [list(r) for r in rows[:3]]
+        bad[1][numeric] = format_value(outside, column, card)
+        assert not validator.is_valid({"rows": bad}), (column.name, outside)
+        assert not grammar.fullmatch(json.dumps({"rows": bad})), (column.name, outside)
+    words = [i for i, c in enumerate(card.synth_columns) if c.is_categorical and not c.has_numeric_categories]
+    bad = [list(r) for r in rows[:3]]
+    bad[0][words[0]] = str(bad[0][words[0]]).upper() + "x"
+    assert not validator.is_valid({"rows": bad}) and not grammar.fullmatch(json.dumps({"rows": bad}))
+
+
+def test_json_grammar_takes_null_or_the_missing_token_only_where_a_column_may_be_missing():
+    grammar = to_json_gbnf(HANDMADE, 1)
+    root = re.compile(gbnf_regex(grammar))
+    rows = {"ok": GOOD_TEXT, "token": [*GOOD_TEXT[:4], "N/A", *GOOD_TEXT[5:]]}
+    for name, row in rows.items():
+        assert root.fullmatch(json.dumps({"rows": [row]})), name
+    not_nullable = [None, *GOOD_TEXT[1:]]
+    assert not root.fullmatch(json.dumps({"rows": [not_nullable]}))
+    assert not root.fullmatch(json.dumps({"rows": [[*GOOD_TEXT[:6], "N/A", GOOD_TEXT[7]]]})), "categories: null only"
+    with pytest.raises(CardError):
+        to_json_gbnf(HANDMADE, 0)
+
+
+def test_json_schema_of_every_builtin_card_has_one_item_per_column_and_patterns_for_numbers():
     for card in builtin_cards():
-        schema = to_json_schema(card, 1)
-        jsonschema.Draft202012Validator.check_schema(schema)
-        row = schema["properties"]["rows"]["items"]
-        assert [len(row["prefixItems"]), row["minItems"], row["maxItems"]] == [len(card.synth_columns)] * 3
-    table, card = stroke_data
-    validator = _validator(card, 5)
-    rows = [[_json_cell(r[c]) for c in card.synth_names] for r in _in_range_rows(table, card, 5)]
-    assert validator.is_valid({"rows": rows})
-    rows[0][card.synth_names.index("gender")] = "female"
-    assert not validator.is_valid({"rows": rows})
-
-
-def _json_cell(value):
-    if pd.isna(value):
-        return None
-    if isinstance(value, (np.integer, int)):
-        return int(value)
-    if isinstance(value, (np.floating, float)):
-        return float(value)
-    return str(value)
+        for patterns in (True, False):
+            schema = to_json_schema(card, 1, patterns=patterns)
+            jsonschema.Draft202012Validator.check_schema(schema)
+            row = schema["properties"]["rows"]["items"]
+            assert [len(row["prefixItems"]), row["minItems"], row["maxItems"]] == [len(card.synth_columns)] * 3
+            for column, item in zip(card.synth_columns, row["prefixItems"]):
+                text = item["anyOf"][0] if "anyOf" in item else item
+                assert ("pattern" in text) == (patterns and column.is_numeric), column.name
+                if "pattern" in text:
+                    assert text["pattern"].startswith("^(") and text["pattern"].endswith(")$")
+                    assert "(?" not in text["pattern"], "llama.cpp's converter reads plain groups only"
+                    assert item.get("anyOf", [None, {"type": "null"}])[1] == {"type": "null"}
+                    assert isinstance(item.get("type", "string"), str), "llama.cpp drops a type list's pattern"
