@@ -17,6 +17,11 @@ Ollama's 404 ``model 'x' not found``. Script other behaviour per request::
         ...  # talk to fake.url
         fake.chat_requests[-1]["options"]["seed"]            # what the client sent
 
+synllm's constraint probes (tiny requests that find out what a server enforces) are kept
+apart, so a script meant for generation requests is not used up by them: they are
+answered normally unless ``always(reply, probes=True)`` says otherwise, and
+``chat_requests`` and ``count`` leave them out (``probe_requests`` lists them).
+
 Replies: :func:`ok` (optionally fixed content), :func:`server_error`,
 :func:`model_missing`, :func:`slow`, :func:`garbage`, :func:`truncated`,
 :func:`dropped` (connection closed mid-response) and :func:`malformed_body`. A
@@ -130,11 +135,20 @@ def malformed_body() -> Reply:
 
 @dataclass(frozen=True, slots=True)
 class RecordedRequest:
-    """One request as it arrived: method, path and parsed JSON body (None when empty)."""
+    """One request as it arrived: method, path, parsed JSON body (None when empty), and whether it was a probe."""
 
     method: str
     path: str
     body: Any
+    probe: bool = False
+
+
+def is_probe(body: Any) -> bool:
+    """True for synllm's constraint probes (:mod:`synllm.backends.structured`): they ask for the probe prompt."""
+    from synllm.backends.structured import PROBE_PROMPT
+
+    messages = body.get("messages") if isinstance(body, Mapping) else None
+    return bool(messages) and isinstance(messages[-1], Mapping) and messages[-1].get("content") == PROBE_PROMPT
 
 
 def example_for_schema(
@@ -226,6 +240,7 @@ class FakeOllama:
         self.patterns = patterns
         self.ranges = ranges
         self._default: dict[str, Behaviour] = {}
+        self._probe_default: dict[str, Behaviour] = {}
         self._queues: dict[str, deque[Behaviour]] = {}
         self._requests: list[RecordedRequest] = []
         self._lock = threading.Lock()
@@ -283,13 +298,17 @@ class FakeOllama:
         with self._lock:
             self._queues.setdefault(path, deque()).extend(replies)
 
-    def always(self, reply: Behaviour | None, path: str = "/api/chat") -> None:
-        """Use ``reply`` for every unscripted request to ``path`` (None restores the default)."""
+    def always(self, reply: Behaviour | None, path: str = "/api/chat", *, probes: bool = False) -> None:
+        """Use ``reply`` for every unscripted request to ``path`` (None restores the default).
+
+        ``probes=True`` makes synllm's constraint probes get it too (by default they are answered normally).
+        """
         with self._lock:
-            if reply is None:
-                self._default.pop(path, None)
-            else:
-                self._default[path] = reply
+            for table in (self._default, self._probe_default) if probes else (self._default,):
+                if reply is None:
+                    table.pop(path, None)
+                else:
+                    table[path] = reply
 
     def digest(self, tag: str) -> str:
         """The digest /api/tags reports for ``tag`` (sha256 of its full name)."""
@@ -304,16 +323,23 @@ class FakeOllama:
 
     @property
     def chat_requests(self) -> list[dict[str, Any]]:
-        """JSON bodies of the /api/chat requests received so far."""
-        return [r.body for r in self.requests if r.path == "/api/chat"]
+        """JSON bodies of the /api/chat requests received so far (probes left out)."""
+        return [r.body for r in self.requests if r.path == "/api/chat" and not r.probe]
+
+    @property
+    def probe_requests(self) -> list[dict[str, Any]]:
+        """JSON bodies of synllm's constraint probes received so far."""
+        return [r.body for r in self.requests if r.probe]
 
     def count(self, path: str = "/api/chat") -> int:
-        """How many requests reached ``path``."""
-        return sum(1 for r in self.requests if r.path == path)
+        """How many requests reached ``path`` (probes left out)."""
+        return sum(1 for r in self.requests if r.path == path and not r.probe)
 
     # -- answers ---------------------------------------------------------------------------
-    def _next_behaviour(self, path: str) -> Behaviour | None:
+    def _next_behaviour(self, path: str, body: Any = None) -> Behaviour | None:
         with self._lock:
+            if is_probe(body):
+                return self._probe_default.get(path)
             queue = self._queues.get(path)
             if queue:
                 return queue.popleft()
@@ -321,7 +347,7 @@ class FakeOllama:
 
     def _record(self, method: str, path: str, body: Any) -> int:
         with self._lock:
-            self._requests.append(RecordedRequest(method, path, body))
+            self._requests.append(RecordedRequest(method, path, body, is_probe(body)))
             self._counter += 1
             return self._counter
 
@@ -332,7 +358,7 @@ class FakeOllama:
         """(status, JSON payload, reply used) for one request."""
         index = self._record(method, path, body)
         body = body if isinstance(body, dict) else {}
-        behaviour = self._next_behaviour(path)
+        behaviour = self._next_behaviour(path, body)
         reply = behaviour(body) if callable(behaviour) else behaviour
         model = str(body.get("model", ""))
         if reply is not None and (reply.error is not None or reply.status >= 400):

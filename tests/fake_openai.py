@@ -42,6 +42,7 @@ from tests.fake_ollama import (  # noqa: F401 - re-exported for tests
     dropped,
     example_for_schema,
     garbage,
+    is_probe,
     malformed_body,
     ok,
     server_error,
@@ -148,16 +149,16 @@ class FakeOpenAI(FakeOllama):
     def script(self, *replies: Any, path: str = CHAT) -> None:
         super().script(*replies, path=path)
 
-    def always(self, reply: Any, path: str = CHAT) -> None:
-        super().always(reply, path=path)
+    def always(self, reply: Any, path: str = CHAT, *, probes: bool = False) -> None:
+        super().always(reply, path=path, probes=probes)
 
     def count(self, path: str = CHAT) -> int:
         return super().count(path)
 
     @property
     def chat_requests(self) -> list[dict[str, Any]]:
-        """JSON bodies of the chat requests received so far."""
-        return [r.body for r in self.requests if r.path == CHAT]
+        """JSON bodies of the chat requests received so far (probes left out)."""
+        return [r.body for r in self.requests if r.path == CHAT and not r.probe]
 
     @property
     def answered(self) -> list[dict[str, Any]]:
@@ -171,7 +172,7 @@ class FakeOpenAI(FakeOllama):
         body = body if isinstance(body, dict) else {}
         if self.api_key and getattr(self._local, "authorization", None) != f"Bearer {self.api_key}":
             return 401, openai_error(401, "Incorrect API key provided", "invalid_request_error"), None
-        behaviour = self._next_behaviour(path)
+        behaviour = self._next_behaviour(path, body)
         reply = behaviour(body) if callable(behaviour) else behaviour
         if reply is not None and (reply.error is not None or reply.status >= 400):
             message = (reply.error or "error").replace("{model}", str(body.get("model", "")))
@@ -224,7 +225,7 @@ class FakeOpenAI(FakeOllama):
             with self._lock:
                 self._in_chat -= 1
         completion = self._completion(body, reply, index)
-        if reply.drop is None and reply.body is None and not reply.truncate:
+        if reply.drop is None and reply.body is None and not reply.truncate and not is_probe(body):
             with self._lock:
                 self._answered.append(body)
         return 200, completion, reply

@@ -15,6 +15,7 @@ import pytest
 from synllm.backends.base import Backend, GenerationRequest
 from synllm.backends.hosts import host_url, is_loopback, warn_if_remote
 from synllm.backends.ollama import OllamaBackend, same_model
+from synllm.backends.structured import PROBE_PLAIN_SCHEMA
 from synllm.errors import BackendError, BackendUnavailable, InvalidArgument, ModelNotFound
 from tests.fake_ollama import (
     FAKE_MODEL,
@@ -99,7 +100,8 @@ def test_schema_goes_as_format_and_sampling_settings_as_options(fake):
     ]
     assert generation.constraint == "json_schema"
     assert (generation.backend, generation.model, generation.finish_reason) == ("ollama", FAKE_MODEL, "stop")
-    assert generation.extra == {"url": fake.url, "attempts": 1}
+    assert generation.extra == {"url": fake.url, "attempts": 1, "constraint_via": "format"}
+    assert [r["format"] for r in fake.probe_requests] == [PROBE_PLAIN_SCHEMA], "a plain schema: one probe"
     assert_valid_rows(json.loads(generation.text)["rows"])
 
 

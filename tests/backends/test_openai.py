@@ -116,7 +116,8 @@ def test_request_carries_messages_sampling_seed_and_json_schema(fake_openai):
     assert sent["response_format"]["type"] == "json_schema"
     assert sent["response_format"]["json_schema"]["schema"] == SCHEMA
     assert sent["response_format"]["json_schema"]["name"]
-    assert generation.constraint == "json_schema" and generation.finish_reason == "stop"
+    assert generation.constraint == "json_schema_patterns" and generation.finish_reason == "stop"
+    assert generation.extra["constraint_via"] == "json_schema" and "grammar" not in sent
     assert generation.backend == "openai" and generation.model == FAKE_OPENAI_MODEL
     assert generation.completion_tokens == len(generation.text) // 4 + 1
     assert generation.prompt_tokens == 6 and generation.extra["server_model"] == FAKE_OPENAI_MODEL
@@ -139,10 +140,11 @@ def test_api_key_comes_from_the_environment_and_stays_out_of_describe(monkeypatc
         assert backend.generate(request()).text
         assert "sk-test-123" not in json.dumps(backend.describe(FAKE_OPENAI_MODEL))
         monkeypatch.setenv("MY_VLLM_KEY", "wrong")
+        sent_before = len(fake.requests)
         with pytest.raises(BackendError, match="API key") as failure:
             backend_for(fake, api_key_env="MY_VLLM_KEY").generate(request())
         assert "401" in str(failure.value)
-        assert fake.count() == 2  # an auth failure is not retried
+        assert len(fake.requests) == sent_before + 1  # an auth failure (here on the first probe) is not retried
 
 
 # -- response_format refusals --------------------------------------------------------------
@@ -152,26 +154,33 @@ def test_refused_schema_falls_back_to_free_text_once_and_remembers(fake_openai, 
         backend = backend_for(refusing)
         with caplog.at_level(logging.WARNING, logger="synllm.backends.openai"):
             first = backend.generate(request())
-        sent = [r.get("response_format", {}).get("type") for r in refusing.chat_requests]
-        assert sent == ["json_schema", "json_object", None]
+        probed = [r.get("response_format", {}).get("type") for r in refusing.probe_requests]
+        assert probed == ["json_schema", "json_object"]  # no grammar in the request: no grammar probe
+        assert [r.get("response_format") for r in refusing.chat_requests] == [None]
         assert first.constraint == "none" and first.extra["attempts"] == 1
         assert any("refused response_format" in r.getMessage() for r in caplog.records)
         backend.generate(request(seed=12))
-        assert refusing.count() == 4 and "response_format" not in refusing.chat_requests[-1]
-        assert backend.describe()["response_format"] == "none"
+        assert refusing.count() == 2 and "response_format" not in refusing.chat_requests[-1]
+        assert len(refusing.probe_requests) == 2, "what the server refused is remembered"
+        facts = backend.describe()
+        assert facts["response_format"] == "none" and facts["constraint"] == "none"
+        assert facts["constraint_probes"]["json_schema_patterns"] == "every response_format refused"
     finally:
         refusing.stop()
     other = backend_for(fake_openai)  # another endpoint starts from the full schema again
-    assert other.generate(request()).constraint == "json_schema"
+    assert other.generate(request()).constraint == "json_schema_patterns"
 
 
 def test_llama_cpp_style_refusal_uses_json_object_with_the_schema():
     with FakeOpenAI(schema_forms=("json_object",), refusal_status=500) as fake:
         backend = backend_for(fake)
         generation = backend.generate(request())
-        assert [r["response_format"]["type"] for r in fake.chat_requests] == ["json_schema", "json_object"]
+        probed = [r["response_format"]["type"] for r in fake.probe_requests if "response_format" in r]
+        assert probed == ["json_schema", "json_object"]
+        assert [r["response_format"]["type"] for r in fake.chat_requests] == ["json_object"]
         assert fake.chat_requests[-1]["response_format"]["schema"] == SCHEMA
-        assert generation.constraint == "json_schema" and backend.response_format == "json_object"
+        assert generation.constraint == "json_schema_patterns" and backend.response_format == "json_object"
+        assert generation.extra["constraint_via"] == "json_object"
         assert len(validate_rows(parse_text(generation.text, STROKE).rows, STROKE).valid) == 3
 
 
@@ -179,13 +188,13 @@ def test_a_fixed_response_format_that_is_refused_is_an_error():
     with FakeOpenAI(schema_forms=()) as fake:
         with pytest.raises(BackendError, match="refused response_format 'json_schema'"):
             backend_for(fake, response_format="json_schema").generate(request())
-        assert fake.count() == 1
+        assert len(fake.probe_requests) == 1 and fake.count() == 0  # a fixed form sends no grammar probe
 
 
 def test_a_server_error_not_about_response_format_is_retried_not_a_refusal(fake_openai):
     fake_openai.script(server_error(500, "CUDA out of memory"))
     generation = backend_for(fake_openai).generate(request())
-    assert generation.constraint == "json_schema" and generation.extra["attempts"] == 2
+    assert generation.constraint == "json_schema_patterns" and generation.extra["attempts"] == 2
 
 
 # -- the fault matrix ----------------------------------------------------------------------
@@ -250,7 +259,7 @@ def test_garbage_text_is_returned_not_retried(fake_openai):
 def test_unknown_model_is_model_not_found_without_retry(fake_openai):
     with pytest.raises(ModelNotFound, match="no-such/model"):
         backend_for(fake_openai).generate(request(model="no-such/model"))
-    assert fake_openai.count() == 1
+    assert len(fake_openai.requests) == 1  # the first probe already names the model
 
 
 def test_other_client_errors_are_final(fake_openai):

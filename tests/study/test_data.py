@@ -45,11 +45,24 @@ def test_resolve_models_expands_grids_and_drops_duplicates():
 
 
 def test_require_runs_fails_clearly_without_rows():
+    from synllm.generation.manifest import Diagnostics, RunManifest
+
     class Empty:
         synthetic = pd.DataFrame()
 
-    with pytest.raises(GenerationError, match="no synthetic rows to score.*m p1 seed 0: boom"):
-        study.require_runs([Empty()], [("m", "p1", 0, "boom")])
+    with pytest.raises(GenerationError, match="no synthetic rows to score.*m p1 seed 0: boom") as failure:
+        study.require_runs([], [("m", "p1", 0, "boom")])
+    assert "1 failed" in str(failure.value) and "model names" not in str(failure.value)
+    Empty.manifest = RunManifest(
+        model="m",
+        prompt_type="p4",
+        seed=0,
+        diagnostics=Diagnostics(
+            requests=2, rows_returned=20, rows_valid=0, rows_rejected=20, rejected_by_reason={"missing": 20}
+        ),
+    )
+    with pytest.raises(GenerationError, match=r"1 run: 20 rows returned, all rejected: missing 20\)"):
+        study.require_runs([Empty()])
     study.require_runs([type("R", (), {"synthetic": pd.DataFrame({"a": [1]})})()])
 
 
