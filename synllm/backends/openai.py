@@ -131,6 +131,7 @@ class OpenAIBackend(HttpBackend):
         if response_format == "none":
             supported -= set(_SCHEMA_LEVELS)
         self.levels = LevelMemory(supported, constraint)
+        self._plain_verdict: Verdict | None = None
         self._default_model: str | None = None
         super().__init__(url, **common)
 
@@ -249,11 +250,18 @@ class OpenAIBackend(HttpBackend):
                     return Verdict(True, field)
                 notes.append(f"{field} {outcome}")
             return Verdict(False, note=", ".join(notes))
-        schema = PROBE_PATTERN_SCHEMA if level == "json_schema_patterns" else PROBE_PLAIN_SCHEMA
         while (form := self._format) != "none":
+            if level == "json_schema" and self._plain_verdict and self._plain_verdict.via == form:
+                return self._plain_verdict  # found out while probing patterns
+            schema = PROBE_PATTERN_SCHEMA if level == "json_schema_patterns" else PROBE_PLAIN_SCHEMA
             outcome = self._probe_once(level, model, timeout, _response_format(form, schema))
             if outcome != "refused":
                 return Verdict(outcome == "honoured", form, note=f"{outcome} as {form}")
+            if level == "json_schema_patterns":  # refused: the patterns, or the form itself?
+                plain = self._probe_once("json_schema", model, timeout, _response_format(form, PROBE_PLAIN_SCHEMA))
+                if plain != "refused":
+                    self._plain_verdict = Verdict(plain == "honoured", form, note=f"{plain} as {form}")
+                    return Verdict(False, note=f"patterns refused as {form}")
             self._step_down(form, "refused the probe")
         return Verdict(False, note="every response_format refused")
 

@@ -155,13 +155,15 @@ def test_refused_schema_falls_back_to_free_text_once_and_remembers(fake_openai, 
         with caplog.at_level(logging.WARNING, logger="synllm.backends.openai"):
             first = backend.generate(request())
         probed = [r.get("response_format", {}).get("type") for r in refusing.probe_requests]
-        assert probed == ["json_schema", "json_object"]  # no grammar in the request: no grammar probe
+        # No grammar in the request: no grammar probe. A refused patterned schema is tried plain, to tell a
+        # refused pattern from a refused form, then the next form.
+        assert probed == ["json_schema", "json_schema", "json_object", "json_object"]
         assert [r.get("response_format") for r in refusing.chat_requests] == [None]
         assert first.constraint == "none" and first.extra["attempts"] == 1
         assert any("refused response_format" in r.getMessage() for r in caplog.records)
         backend.generate(request(seed=12))
         assert refusing.count() == 2 and "response_format" not in refusing.chat_requests[-1]
-        assert len(refusing.probe_requests) == 2, "what the server refused is remembered"
+        assert len(refusing.probe_requests) == 4, "what the server refused is remembered"
         facts = backend.describe()
         assert facts["response_format"] == "none" and facts["constraint"] == "none"
         assert facts["constraint_probes"]["json_schema_patterns"] == "every response_format refused"
@@ -176,7 +178,7 @@ def test_llama_cpp_style_refusal_uses_json_object_with_the_schema():
         backend = backend_for(fake)
         generation = backend.generate(request())
         probed = [r["response_format"]["type"] for r in fake.probe_requests if "response_format" in r]
-        assert probed == ["json_schema", "json_object"]
+        assert probed == ["json_schema", "json_schema", "json_object"]  # patterned, plain, then patterned again
         assert [r["response_format"]["type"] for r in fake.chat_requests] == ["json_object"]
         assert fake.chat_requests[-1]["response_format"]["schema"] == SCHEMA
         assert generation.constraint == "json_schema_patterns" and backend.response_format == "json_object"
@@ -188,7 +190,7 @@ def test_a_fixed_response_format_that_is_refused_is_an_error():
     with FakeOpenAI(schema_forms=()) as fake:
         with pytest.raises(BackendError, match="refused response_format 'json_schema'"):
             backend_for(fake, response_format="json_schema").generate(request())
-        assert len(fake.probe_requests) == 1 and fake.count() == 0  # a fixed form sends no grammar probe
+        assert len(fake.probe_requests) == 2 and fake.count() == 0  # a fixed form sends no grammar probe
 
 
 def test_a_server_error_not_about_response_format_is_retried_not_a_refusal(fake_openai):
