@@ -83,6 +83,7 @@ _EXPORTS = {
     "load_study_data": "synllm.study.data:load_study_data",
     "preview_prompts": "synllm.study.data:preview_prompts",
     "require_backend": "synllm.study.data:require_backend",
+    "require_compared_runs": "synllm.study.data:require_compared_runs",
     "require_runs": "synllm.study.data:require_runs",
     "resolve_models": "synllm.study.data:resolve_models",
     "score_baselines": "synllm.study.scoring:score_baselines",

@@ -57,12 +57,7 @@ def generation_summary(diagnostics: pd.DataFrame, failures: pd.DataFrame | None 
         return "**No run finished.** " + _failure_text(failures)
     n, complete = len(diagnostics), int((diagnostics["status"] == "complete").sum())
     rate = diagnostics["valid_rate"].astype(float)
-    reasons: dict[str, int] = {}
-    for text in diagnostics["rejects_by_reason"]:
-        for part in str(text).split(", "):
-            if ": " in part:
-                k, v = part.rsplit(": ", 1)
-                reasons[k] = reasons.get(k, 0) + int(v)
+    reasons = _reject_counts(diagnostics["rejects_by_reason"])
     parts = [f"{complete} of {n} runs reached the number of valid rows asked for."]
     if rate.notna().any():
         worst = diagnostics.loc[rate.idxmin()]
@@ -73,6 +68,7 @@ def generation_summary(diagnostics: pd.DataFrame, failures: pd.DataFrame | None 
     if reasons:
         top = max(reasons, key=reasons.get)
         parts.append(f"The commonest reason for rejecting a row was *{top}* ({reasons[top]} rows).")
+    parts += _per_backend(diagnostics)
     echoes = int(diagnostics["exemplar_echoes"].sum())
     parts.append(
         f"{echoes} kept row{'s' if echoes != 1 else ''} copied a prompt example word for word."
@@ -85,6 +81,37 @@ def generation_summary(diagnostics: pd.DataFrame, failures: pd.DataFrame | None 
     if failures is not None and len(failures):
         parts.append(_failure_text(failures))
     return " ".join(parts)
+
+
+def _reject_counts(texts) -> dict[str, int]:
+    """Reject reasons summed over the table's ``rejects_by_reason`` cells ("reason: n, ...")."""
+    reasons: dict[str, int] = {}
+    for text in texts:
+        for part in str(text).split(", "):
+            if ": " in part:
+                k, v = part.rsplit(": ", 1)
+                reasons[k] = reasons.get(k, 0) + int(v)
+    return reasons
+
+
+def _per_backend(diagnostics: pd.DataFrame) -> list[str]:
+    """One sentence per backend: the constraint it used, the valid share of returned rows, the rejects."""
+    if "backend" not in diagnostics or "rows_returned" not in diagnostics:
+        return []
+    sentences = []
+    for backend, runs in diagnostics.groupby("backend", sort=True):
+        returned, valid = int(runs["rows_returned"].sum()), int(runs["rows_valid"].sum())
+        used = sorted({c for text in runs["constraint"] for c in str(text).split(", ")})
+        if not returned:
+            sentences.append(f"**{backend}** (constraint: {', '.join(used)}) returned no readable row.")
+            continue
+        rejects = _reject_counts(runs["rejects_by_reason"])
+        why = ", ".join(f"{k} {v}" for k, v in sorted(rejects.items(), key=lambda kv: -kv[1])) or "none"
+        sentences.append(
+            f"**{backend}** (constraint: {', '.join(used)}): {valid} of {returned} returned rows valid "
+            f"({valid / returned:.0%}); rejects by reason: {why}."
+        )
+    return sentences
 
 
 def _failure_text(failures: pd.DataFrame | None) -> str:

@@ -63,16 +63,20 @@ def rules_table(card: Card, table: pd.DataFrame) -> pd.DataFrame:
 
 
 def diagnostics_table(runs: Sequence) -> pd.DataFrame:
-    """Per run (model x prompt type x seed): status, rows, valid rate, rejects, echo, tokens and speed."""
+    """Per run (backend x model x prompt type x seed): status, constraint, rows, valid rate, rejects, cost."""
     rows = [run_diagnostics(run.manifest) for run in runs]
     return pd.DataFrame(rows, columns=DIAGNOSTIC_COLUMNS)
 
 
 DIAGNOSTIC_COLUMNS = [
+    "backend",
     "model",
     "prompt_type",
     "seed",
     "status",
+    "constraint",
+    "rows_returned",
+    "rows_valid",
     "rows_kept",
     "requests",
     "valid_rate",
@@ -90,10 +94,14 @@ def run_diagnostics(manifest: RunManifest) -> dict:
     d = manifest.diagnostics
     reasons = d.rejected_by_reason or {}
     return {
+        "backend": manifest.backend,
         "model": manifest.model,
         "prompt_type": manifest.prompt_type,
         "seed": manifest.seed,
         "status": manifest.status,
+        "constraint": ", ".join(sorted(d.constraints)) or "not recorded",
+        "rows_returned": d.rows_returned,
+        "rows_valid": d.rows_valid,
         "rows_kept": d.rows_kept,
         "requests": d.requests,
         "valid_rate": d.valid_rate,

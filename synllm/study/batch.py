@@ -176,14 +176,22 @@ def execute(
 
 
 def run_batch(batch: Plan, *, kernel: str = "python3", timeout: int | None = None, echo=print) -> list[ReportEntry]:
-    """Every dataset's study notebook, then the comparison; the index page is rewritten after each."""
+    """Every dataset's study notebook, then the comparison; the index page is rewritten after each.
+
+    The comparison is not run, and counts as failed, when no dataset report succeeded (see
+    :func:`comparison_skip_reason`).
+    """
     outcomes: list[ReportEntry] = []
 
     steps = [(d, STUDY_NOTEBOOK, {**batch.study, "dataset": d}) for d in batch.datasets]
     steps.append(("comparison", COMPARISON_NOTEBOOK, batch.comparison))
     for i, (name, notebook, params) in enumerate(steps, 1):
-        echo(f"[{i}/{len(steps)}] {name}: running {notebook.name} ...", flush=True)
-        outcome = execute(notebook, batch.output / name, params, kernel=kernel, timeout=timeout)
+        skip = comparison_skip_reason(outcomes) if notebook == COMPARISON_NOTEBOOK else None
+        echo(f"[{i}/{len(steps)}] {name}: {'skipped' if skip else f'running {notebook.name} ...'}", flush=True)
+        if skip:
+            outcome = ReportEntry(name=name, folder=batch.output / name, ok=False, seconds=0.0, message=skip)
+        else:
+            outcome = execute(notebook, batch.output / name, params, kernel=kernel, timeout=timeout)
         outcomes.append(outcome)
         echo(
             f"[{i}/{len(steps)}] {name}: {'ok' if outcome.ok else 'FAILED'} in {outcome.seconds:.0f} s"
@@ -192,6 +200,17 @@ def run_batch(batch: Plan, *, kernel: str = "python3", timeout: int | None = Non
         )
         write_index(batch.output, outcomes)
     return outcomes
+
+
+def comparison_skip_reason(studies: Sequence[ReportEntry]) -> str | None:
+    """Why the comparison is not run: no dataset report of this batch succeeded (else None).
+
+    Older reports in the folder would otherwise be compared as if they were this batch's.
+    When it runs and finds no LLM run, the notebook fails (``require_compared_runs``).
+    """
+    if studies and not any(o.ok for o in studies):
+        return "skipped: no dataset report succeeded, so there are no runs to compare"
+    return None
 
 
 def summary(outcomes: Sequence[ReportEntry], output: Path) -> str:

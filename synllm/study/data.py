@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import pandas as pd
 
@@ -124,6 +125,18 @@ def require_runs(runs: Sequence, failures: Sequence = ()) -> None:
         "no synthetic rows to score (" + ("; ".join(why) or "no run was made") + "); "
         "see the diagnostics table and each run's rejected.csv"
     )
+
+
+def require_compared_runs(runs: pd.DataFrame, folder: str | Path) -> None:
+    """Raise GenerationError when the comparison found no LLM run (it would report empty tables as a result)."""
+    llm = runs[runs["kind"] == "llm"] if "kind" in runs else runs.iloc[0:0]
+    if llm.empty:
+        found = sorted(runs["dataset"].dropna().unique()) if "dataset" in runs and len(runs) else []
+        raise GenerationError(
+            f"no LLM run to compare under {folder}"
+            + (f" (only baselines, for {', '.join(map(str, found))})" if found else "")
+            + ": each dataset's report writes <dataset>/runs.csv; run 01-dataset-study.ipynb or `make run` first"
+        )
 
 
 def subsample(table: pd.DataFrame, n: int, random_state: int, keep: Sequence = ()) -> pd.DataFrame:

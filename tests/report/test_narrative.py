@@ -88,6 +88,44 @@ def test_generation_summary_counts(scored):
     assert text.startswith("8 of 8 runs reached")
     assert "*out_of_range* (24 rows)" in text
     assert "6 kept rows copied a prompt example" in text
+    returned = int(diagnostics["rows_returned"].sum())
+    valid = int(diagnostics["rows_valid"].sum())
+    assert (
+        f"**ollama** (constraint: json_schema via format): {valid} of {returned} returned rows valid "
+        f"({valid / returned:.0%}); rejects by reason: out_of_range 24, wrong_field_count 8." in text
+    )
+
+
+def test_generation_summary_reports_each_backend_on_its_own():
+    from synllm.generation.manifest import Diagnostics, RunManifest
+
+    def run(backend, constraint, returned, valid, reasons):
+        diagnostics = Diagnostics(
+            requests=3,
+            rows_returned=returned,
+            rows_valid=valid,
+            rows_rejected=returned - valid,
+            rejected_by_reason=reasons,
+            valid_rate=valid / returned if returned else None,
+            constraints={constraint: 3},
+        )
+        manifest = RunManifest(model="m", prompt_type="p4", seed=0, backend=backend, diagnostics=diagnostics)
+        return type("R", (), {"manifest": manifest})()
+
+    table = tables.diagnostics_table(
+        [
+            run("openai", "json_schema via json_object", 30, 0, {"out_of_range": 30}),
+            run("embedded", "grammar", 20, 20, {}),
+            run("ollama", "none", 0, 0, {}),
+        ]
+    )
+    text = narrative.generation_summary(table)
+    assert "**embedded** (constraint: grammar): 20 of 20 returned rows valid (100%); rejects by reason: none." in text
+    assert (
+        "**openai** (constraint: json_schema via json_object): 0 of 30 returned rows valid (0%); "
+        "rejects by reason: out_of_range 30." in text
+    )
+    assert "**ollama** (constraint: none) returned no readable row." in text
 
 
 def _verdict(h: dict[str, list[float]], datasets=("stroke", "diabetes", "cirrhosis")) -> str:

@@ -102,6 +102,12 @@ def test_diagnostics_table_reads_manifests():
     assert table["prompt_type"].tolist() == ["p1", "p4"]
     assert table.loc[0, "rejects_by_reason"] == "out_of_range: 3, wrong_field_count: 1"
     assert table.loc[1, "tokens_per_valid_row"] == 90.0
+    assert table.loc[0, ["backend", "constraint", "rows_returned", "rows_valid"]].tolist() == [
+        "ollama",
+        "json_schema via format",
+        14,
+        10,
+    ]
 
 
 def test_pooled_sd_uses_groups_with_two_or_more_values():
