@@ -1,13 +1,15 @@
-"""Benchmark: valid rows/s through llama-cpp-python's OpenAI-compatible server vs the embedded backend.
+"""Benchmark: valid rate and valid rows/s under each constraint level through llama-cpp-python's server.
 
-Both run the bundled SmolLM2-135M-Instruct GGUF with the same threads, the same card,
-prompt type, seed and batch size, one after the other on this machine. The server
-runs on a free loopback port (``python -m llama_cpp.server``); it takes the card's
-schema as ``json_object`` + schema (it refuses ``json_schema``), which llama-cpp-python
-turns into the same kind of grammar the embedded backend uses, so the difference is
-the HTTP hop and the server's own overhead.
+One ``python -m llama_cpp.server`` serving the bundled SmolLM2-135M-Instruct GGUF on a free
+loopback port; the same card, prompt type, seed and batch size run once per constraint
+level (``OpenAIBackend(constraint=level)`` caps the strongest level tried, and each level is
+probed before use): the card's GBNF grammar (``grammar``), the JSON schema with range
+patterns (``json_schema_patterns``), the plain schema whose bounds llama.cpp drops
+(``json_schema``, what synllm sent before issue #15: 0 of 30 stroke P4 rows valid) and
+free text (``none``). Then, as a reference, the embedded backend in-process with the same
+threads. Figures are printed side by side from one run, so ratios are comparable.
 
-Run: ``.venv/bin/python bench/bench_openai_server.py [--rows 10 --batch-size 5 --threads 2]``.
+Run: ``.venv/bin/python bench/bench_openai_server.py [--prompt p4 --rows 10 --batch-size 10 --threads 2]``.
 Needs the server extras: ``pip install sse-starlette starlette-context pydantic-settings fastapi uvicorn``.
 """
 
@@ -101,37 +103,34 @@ def measure(label, backend, model, card, train, args) -> dict:
         wall = time.perf_counter() - started
     d = result.manifest.diagnostics
     tokens = result.manifest.tokens.completion
-    figures = {
-        "label": label,
-        "wall": wall,
-        "requests": d["requests"],
-        "valid": d["rows_valid"],
-        "returned": d["rows_returned"],
-        "tokens": tokens,
-        "load": load,
-    }
+    used = ", ".join(d.constraints) or "-"
+    rate = d.rows_valid / d.rows_returned if d.rows_returned else 0.0
+    rejects = ", ".join(f"{k} {v}" for k, v in sorted(d.rejected_by_reason.items(), key=lambda kv: -kv[1])) or "none"
     print(
-        f"{label:<34} {d['rows_valid']:>3}/{d['rows_returned']:<3} valid rows, {d['requests']} requests, "
-        f"{wall:6.1f} s: {d['rows_valid'] / wall:.3f} valid rows/s, {tokens / wall:5.1f} tokens/s "
-        f"(load average {load:.1f} before)"
+        f"{label:<22} {used:<30} {d.rows_valid:>3}/{d.rows_returned:<3} valid ({rate:4.0%}), {d.requests} requests, "
+        f"{wall:6.1f} s: {d.rows_valid / wall:.3f} valid rows/s, {tokens / wall:5.1f} tokens/s; "
+        f"rejects: {rejects} (load average {load:.1f} before)",
+        flush=True,
     )
-    return figures
+    return {"label": label, "wall": wall, "valid": d.rows_valid, "returned": d.rows_returned, "tokens": tokens}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default="stroke")
-    parser.add_argument("--prompt", default="p1")
+    parser.add_argument("--prompt", default="p4")
     parser.add_argument("--rows", type=int, default=10)
-    parser.add_argument("--batch-size", type=int, default=5)
-    parser.add_argument("--max-requests", type=int, default=4)
+    parser.add_argument("--batch-size", type=int, default=10)
+    parser.add_argument("--max-requests", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=2, help="llama.cpp threads for both")
+    parser.add_argument("--threads", type=int, default=2, help="llama.cpp threads for the server and embedded")
+    parser.add_argument("--no-embedded", action="store_true", help="skip the in-process reference")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
 
     from synllm.backends.embedded import EmbeddedBackend
     from synllm.backends.openai import OpenAIBackend
+    from synllm.backends.structured import LEVELS
     from synllm.dataset import load_dataset, split
 
     table, card = load_dataset(args.dataset)
@@ -140,29 +139,29 @@ def main() -> None:
         f"{args.dataset} {args.prompt}, {args.rows} rows in batches of {args.batch_size} "
         f"(at most {args.max_requests} requests), seed {args.seed}, {args.threads} threads, {os.cpu_count()} cores"
     )
+    print(f"{'level asked for':<22} {'constraint used':<30} valid rows")
+    figures = []
     with tempfile.TemporaryFile() as log_file:
         process, url = start_server(args.threads, log_file)
         try:
-            # One request at a time, as the embedded backend: the server runs one generation at a time anyway.
-            server = measure(
-                "llama-cpp-python server (openai)",
-                OpenAIBackend(url, timeout=900, retries=0, max_concurrency=1),
-                MODEL,
-                card,
-                train,
-                args,
-            )
+            for level in LEVELS:  # one request at a time: the server runs one generation at a time anyway
+                backend = OpenAIBackend(url, timeout=900, retries=0, max_concurrency=1, constraint=level)
+                figures.append(measure(level, backend, MODEL, card, train, args))
         finally:
             process.terminate()
             process.wait(timeout=30)
-    embedded = measure("embedded, in-process", EmbeddedBackend(n_threads=args.threads), MODEL, card, train, args)
-    rate = [f["valid"] / f["wall"] for f in (server, embedded)]
-    speed = [f["tokens"] / f["wall"] for f in (server, embedded)]
-    print(
-        f"server / embedded: {rate[0] / rate[1]:.2f}x valid rows/s, {speed[0] / speed[1]:.2f}x tokens/s"
-        if rate[1] and speed[1]
-        else "embedded produced no valid rows; no ratio"
-    )
+    if not args.no_embedded:
+        figures.append(
+            measure("embedded (in-process)", EmbeddedBackend(n_threads=args.threads), MODEL, card, train, args)
+        )
+    plain = next(f for f in figures if f["label"] == "json_schema")
+    for f in figures:
+        if f is not plain and plain["valid"]:
+            print(
+                f"{f['label']} / json_schema: {(f['valid'] / f['wall']) / (plain['valid'] / plain['wall']):.2f}x valid rows/s"
+            )
+    if not plain["valid"]:
+        print("json_schema (the plain schema) produced no valid row: no ratio against it")
 
 
 if __name__ == "__main__":

@@ -17,21 +17,11 @@ import re
 import time
 from typing import Any
 
+from synllm.backends import structured
 from synllm.backends.base import Generation, GenerationRequest
 from synllm.backends.hosts import host_url
 from synllm.backends.http import HttpBackend, Retryable, error_message, installed_version, plain
-from synllm.backends.structured import (
-    PROBE_MAX_TOKENS,
-    PROBE_PATTERN_SCHEMA,
-    PROBE_PLAIN_SCHEMA,
-    PROBE_PROMPT,
-    PROBE_SYSTEM,
-    LevelMemory,
-    Verdict,
-    probe_fits,
-    request_levels,
-    schema_for,
-)
+from synllm.backends.structured import LevelMemory, Verdict, request_levels, schema_for
 from synllm.errors import BackendError, BackendUnavailable, ModelNotFound
 
 #: An error that says the server would not take the ``format`` schema (e.g. "invalid JSON schema in format").
@@ -125,20 +115,18 @@ class OllamaBackend(HttpBackend):
 
     def _probe(self, level: str, model: str, timeout: float) -> Verdict:
         """Find out, with one tiny request, whether this server enforces ``level`` in ``format``."""
-        schema = PROBE_PATTERN_SCHEMA if level == "json_schema_patterns" else PROBE_PLAIN_SCHEMA
-        messages = [{"role": "system", "content": PROBE_SYSTEM}, {"role": "user", "content": PROBE_PROMPT}]
         payload = {
             "model": model,
-            "messages": messages,
-            "options": {"temperature": 0.0, "seed": 0, "num_predict": PROBE_MAX_TOKENS},
+            "messages": list(structured.PROBE_MESSAGES),
+            "options": {"temperature": 0.0, "seed": 0, "num_predict": structured.PROBE_MAX_TOKENS},
             "stream": False,
-            "format": schema,
+            "format": structured.probe_schema(level),
         }
         try:
             response, _ = self.with_retries(lambda: self._chat_once(payload, timeout), model)
         except _Refused as refusal:
             return Verdict(False, note=f"refused ({str(refusal)[:200]})")
-        if probe_fits(level, response.message.content or ""):
+        if structured.probe_fits(level, response.message.content or ""):
             return Verdict(True, "format")
         return Verdict(False, note="ignored")
 

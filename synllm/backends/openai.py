@@ -26,22 +26,10 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from synllm.backends import structured
 from synllm.backends.base import Generation, GenerationRequest
 from synllm.backends.http import HttpBackend, Retryable, error_message, installed_version, plain
-from synllm.backends.structured import (
-    LEVELS,
-    PROBE_GRAMMAR,
-    PROBE_MAX_TOKENS,
-    PROBE_PATTERN_SCHEMA,
-    PROBE_PLAIN_SCHEMA,
-    PROBE_PROMPT,
-    PROBE_SYSTEM,
-    LevelMemory,
-    Verdict,
-    probe_fits,
-    request_levels,
-    schema_for,
-)
+from synllm.backends.structured import LEVELS, LevelMemory, Verdict, request_levels, schema_for
 from synllm.errors import BackendError, InvalidArgument, ModelNotFound
 
 _log = logging.getLogger(__name__)
@@ -245,7 +233,7 @@ class OpenAIBackend(HttpBackend):
         if level == "grammar":
             notes = []
             for field in GRAMMAR_FIELDS:
-                outcome = self._probe_once(level, model, timeout, _grammar_fields(field, PROBE_GRAMMAR))
+                outcome = self._probe_once(level, model, timeout, _grammar_fields(field, structured.PROBE_GRAMMAR))
                 if outcome == "honoured":
                     return Verdict(True, field)
                 notes.append(f"{field} {outcome}")
@@ -253,12 +241,13 @@ class OpenAIBackend(HttpBackend):
         while (form := self._format) != "none":
             if level == "json_schema" and self._plain_verdict and self._plain_verdict.via == form:
                 return self._plain_verdict  # found out while probing patterns
-            schema = PROBE_PATTERN_SCHEMA if level == "json_schema_patterns" else PROBE_PLAIN_SCHEMA
-            outcome = self._probe_once(level, model, timeout, _response_format(form, schema))
+            outcome = self._probe_once(level, model, timeout, _response_format(form, structured.probe_schema(level)))
             if outcome != "refused":
                 return Verdict(outcome == "honoured", form, note=f"{outcome} as {form}")
             if level == "json_schema_patterns":  # refused: the patterns, or the form itself?
-                plain = self._probe_once("json_schema", model, timeout, _response_format(form, PROBE_PLAIN_SCHEMA))
+                plain = self._probe_once(
+                    "json_schema", model, timeout, _response_format(form, structured.probe_schema("json_schema"))
+                )
                 if plain != "refused":
                     self._plain_verdict = Verdict(plain == "honoured", form, note=f"{plain} as {form}")
                     return Verdict(False, note=f"patterns refused as {form}")
@@ -267,14 +256,14 @@ class OpenAIBackend(HttpBackend):
 
     def _probe_once(self, level: str, model: str, timeout: float, fields: dict[str, Any]) -> str:
         """``honoured``, ``ignored`` or ``refused``: one probe request under ``fields``."""
-        messages = [{"role": "system", "content": PROBE_SYSTEM}, {"role": "user", "content": PROBE_PROMPT}]
-        payload = {**self._body(model, messages, 0.0, 1.0, PROBE_MAX_TOKENS), "seed": 0, **fields}
+        messages = list(structured.PROBE_MESSAGES)
+        payload = {**self._body(model, messages, 0.0, 1.0, structured.PROBE_MAX_TOKENS), "seed": 0, **fields}
         try:
             data, _ = self.with_retries(lambda: self._post(payload, model, timeout), model)
         except _Refused:
             return "refused"
         text = (data["choices"][0].get("message") or {}).get("content") or ""
-        return "honoured" if probe_fits(level, text) else "ignored"
+        return "honoured" if structured.probe_fits(level, text) else "ignored"
 
     def _post(self, payload: dict[str, Any], model: str, timeout: float) -> dict[str, Any]:
         """One attempt; failures worth retrying become ``Retryable``, refusals ``_Refused``."""

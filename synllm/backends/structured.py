@@ -41,6 +41,8 @@ RANGE_EXACT = frozenset({"grammar", "json_schema_patterns"})
 
 PROBE_SYSTEM = "You are a helpful assistant."
 PROBE_PROMPT = 'Reply with the single word "hello" and nothing else.'
+#: The chat messages of every probe.
+PROBE_MESSAGES = ({"role": "system", "content": PROBE_SYSTEM}, {"role": "user", "content": PROBE_PROMPT})
 PROBE_MAX_TOKENS = 32
 _PROBE_VALUE = re.compile(r"^(7[0-9][.][0-9]|8[0-4][.][0-9])$")
 #: A GBNF grammar whose every text is ``{"probe": "7x.x"}`` (with optional whitespace).
@@ -60,6 +62,11 @@ PROBE_PLAIN_SCHEMA: dict[str, Any] = {
     "properties": {"probe": {"enum": ["synllm-probe"]}},
     "required": ["probe"],
 }
+
+
+def probe_schema(level: str) -> dict[str, Any]:
+    """The toy schema that probes a schema level: with a pattern for ``json_schema_patterns``, else plain."""
+    return PROBE_PATTERN_SCHEMA if level == "json_schema_patterns" else PROBE_PLAIN_SCHEMA
 
 
 def probe_fits(level: str, text: str) -> bool:

@@ -27,12 +27,7 @@ _Slots = tuple[tuple[int, int], ...]
 
 def to_gbnf(card: Card, n_rows: int) -> str:
     """A GBNF grammar for exactly ``n_rows`` CSV data lines (no header), each ending in a newline."""
-    if n_rows < 1:
-        raise CardError(f"a grammar needs at least one row, got n_rows={n_rows}")
-    columns = card.synth_columns
-    if not columns:
-        raise CardError(f"card {card.name!r} has no columns to generate")
-    names = _rule_names([c.name for c in columns])
+    columns, names = _grammar_rules(card, n_rows)
     row = ' "," '.join(names)
     lines = [
         "root ::= " + " ".join(["row"] * n_rows),
@@ -137,12 +132,7 @@ def to_json_gbnf(card: Card, n_rows: int) -> str:
     missing value as ``null`` or the card's missing token. Whitespace between tokens is
     optional and bounded, as in llama.cpp's own JSON grammars.
     """
-    if n_rows < 1:
-        raise CardError(f"a grammar needs at least one row, got n_rows={n_rows}")
-    columns = card.synth_columns
-    if not columns:
-        raise CardError(f"card {card.name!r} has no columns to generate")
-    names = _rule_names([c.name for c in columns])
+    columns, names = _grammar_rules(card, n_rows)
     cells = ' "," ws '.join(names)
     rows = ' "," ws '.join(["row"] * n_rows)
     lines = [
@@ -304,6 +294,16 @@ def _slots_gbnf(pattern: tuple[str, _Slots, int]) -> str:
     if literal:
         parts.append(f'"{literal}"')
     return " ".join(parts)
+
+
+def _grammar_rules(card: Card, n_rows: int) -> tuple[tuple[Column, ...], list[str]]:
+    """The generated columns and one GBNF rule name each; CardError for a bad row count or no columns."""
+    if n_rows < 1:
+        raise CardError(f"a grammar needs at least one row, got n_rows={n_rows}")
+    columns = tuple(card.synth_columns)
+    if not columns:
+        raise CardError(f"card {card.name!r} has no columns to generate")
+    return columns, _rule_names([c.name for c in columns])
 
 
 def _rule_names(columns: list[str]) -> list[str]:

@@ -22,6 +22,7 @@ from synllm.cards import load_card
 from synllm.errors import BackendError, BackendUnavailable, InvalidArgument, ModelNotFound
 from synllm.generation.constraints import to_json_schema
 from synllm.generation.parsing import parse_text, validate_rows
+from tests.backends.runs import stroke_run
 from tests.fake_openai import (
     FAKE_OPENAI_MODEL,
     FakeOpenAI,
@@ -312,20 +313,10 @@ def test_describe_records_the_servers_model_id(fake_openai):
 
 def test_generate_run_records_server_facts_in_the_manifest(fake_openai, stroke_data, tmp_path):
     from synllm.dataset import split
-    from synllm.generation.loop import GenerationOptions, generate
 
     train, _ = split(*stroke_data)
-    result = generate(
-        STROKE,
-        train,
-        "p1",
-        backend_for(fake_openai),
-        FAKE_OPENAI_MODEL,
-        n_rows=6,
-        seed=2,
-        options=GenerationOptions(batch_size=3),
-        out_dir=tmp_path,
-        progress=False,
+    result = stroke_run(
+        train, backend_for(fake_openai), FAKE_OPENAI_MODEL, "p1", tmp_path, n_rows=6, batch_size=3, seed=2
     )
     assert result.complete and len(result.synthetic) == 6
     details = result.manifest.backend_details
@@ -421,25 +412,15 @@ def test_real_server_tiny_run_is_grammar_constrained_recorded_and_reproducible(l
     from synllm import files
     from synllm.dataset import split
     from synllm.generation.constraints import to_json_gbnf
-    from synllm.generation.loop import GenerationOptions, generate, request_seed
+    from synllm.generation.loop import GenerationOptions, request_seed
 
     backend = OpenAIBackend(llama_server, timeout=240, retries=1)
     assert backend.available(REAL_MODEL) and backend.default_model == REAL_MODEL
     train, _ = split(*stroke_data)
-    options = GenerationOptions(batch_size=1, max_tokens=120)
-    result = generate(
-        STROKE,
-        train,
-        "p1",
-        backend,
-        REAL_MODEL,
-        n_rows=1,
-        seed=5,
-        options=options,
-        max_requests=1,
-        out_dir=tmp_path,
-        progress=False,
+    result = stroke_run(
+        train, backend, REAL_MODEL, "p1", tmp_path, n_rows=1, batch_size=1, seed=5, max_requests=1, max_tokens=120
     )
+    options = GenerationOptions(batch_size=1, max_tokens=120)
     details = result.manifest.backend_details
     assert details["server_model_id"] == REAL_MODEL and details["served_models"] == [REAL_MODEL]
     # llama-cpp-python enforces a GBNF grammar sent in its `grammar` field: the strongest level, found by a probe
@@ -473,22 +454,10 @@ def test_real_server_stroke_p4_rows_are_range_exact(llama_server, stroke_data, t
     llama.cpp drops); under the strongest constraint it honours, at least 95 % of returned rows must be."""
     from synllm import files
     from synllm.dataset import split
-    from synllm.generation.loop import GenerationOptions, generate
 
     train, _ = split(*stroke_data)
-    result = generate(
-        STROKE,
-        train,
-        "p4",
-        OpenAIBackend(llama_server, timeout=600, retries=1, max_concurrency=1),
-        REAL_MODEL,
-        n_rows=10,
-        seed=0,
-        options=GenerationOptions(batch_size=10),
-        max_requests=3,
-        out_dir=tmp_path,
-        progress=False,
-    )
+    backend = OpenAIBackend(llama_server, timeout=600, retries=1, max_concurrency=1)
+    result = stroke_run(train, backend, REAL_MODEL, "p4", tmp_path, n_rows=10, batch_size=10, max_requests=3)
     diagnostics = result.manifest.diagnostics
     assert diagnostics.rows_returned >= 10, diagnostics
     assert diagnostics.rows_valid / diagnostics.rows_returned >= 0.95, diagnostics.rejected_by_reason

@@ -21,8 +21,8 @@ from synllm.backends.openai import OpenAIBackend
 from synllm.cards import load_card
 from synllm.dataset import split
 from synllm.errors import GenerationError
-from synllm.generation.loop import GenerationOptions, generate
 from synllm.study.data import require_runs
+from tests.backends.runs import stroke_run
 from tests.fake_ollama import FAKE_MODEL, FakeOllama
 from tests.fake_openai import FAKE_OPENAI_MODEL, FakeOpenAI
 
@@ -89,17 +89,8 @@ def test_ollama_format_carries_range_patterns_that_llama_cpp_compiles_exactly(st
 
     train, _ = split(*stroke_data)
     with FakeOllama(models=[FAKE_MODEL]) as fake:
-        result = generate(
-            STROKE,
-            train,
-            "p4",
-            OllamaBackend(fake.url, retries=0),
-            FAKE_MODEL,
-            n_rows=4,
-            seed=0,
-            options=GenerationOptions(batch_size=2),
-            out_dir=tmp_path,
-            progress=False,
+        result = stroke_run(
+            train, OllamaBackend(fake.url, retries=0), FAKE_MODEL, "p4", tmp_path, n_rows=4, batch_size=2
         )
         schema = _rows_schema(fake.chat_requests, "format")
     assert result.complete and result.manifest.diagnostics.valid_rate == 1.0
@@ -141,19 +132,8 @@ def test_a_server_that_ignores_ranges_ends_with_an_error_that_says_so(stroke_dat
     train, _ = split(*stroke_data)
     like_llama_cpp = FakeOpenAI(schema_forms=("json_object",), refusal_status=500, patterns="ignore", ranges=False)
     with like_llama_cpp as fake:
-        result = generate(
-            STROKE,
-            train,
-            "p4",
-            OpenAIBackend(fake.base_url, retries=0),
-            FAKE_OPENAI_MODEL,
-            n_rows=10,
-            seed=0,
-            options=GenerationOptions(batch_size=10),
-            max_requests=3,
-            out_dir=tmp_path,
-            progress=False,
-        )
+        backend = OpenAIBackend(fake.base_url, retries=0)
+        result = stroke_run(train, backend, FAKE_OPENAI_MODEL, "p4", tmp_path, n_rows=10, batch_size=10, max_requests=3)
     diagnostics = result.manifest.diagnostics
     assert (diagnostics.rows_returned, diagnostics.rows_valid) == (30, 0)
     with pytest.raises(GenerationError) as failure:

@@ -26,6 +26,7 @@ from synllm.cards import load_card
 from synllm.errors import BackendError, InvalidArgument
 from synllm.generation.constraints import to_json_gbnf, to_json_schema
 from synllm.generation.parsing import parse_text, validate_rows
+from tests.backends.runs import stroke_run
 from tests.fake_ollama import FAKE_MODEL, FakeOllama, server_error
 from tests.fake_openai import FAKE_OPENAI_MODEL, FakeOpenAI
 from tests.grammars import sample_gbnf
@@ -200,22 +201,11 @@ def test_ollama_sends_patterns_only_to_a_server_that_enforces_them(patterns, lev
 def test_run_records_the_constraint_in_each_answer_and_the_manifest(stroke_data, tmp_path):
     from synllm import files
     from synllm.dataset import split
-    from synllm.generation.loop import GenerationOptions, generate
 
     train, _ = split(*stroke_data)
     with FakeOpenAI(grammar_fields=("structured_outputs",)) as fake:
-        result = generate(
-            STROKE,
-            train,
-            "p2",
-            OpenAIBackend(fake.base_url, **FAST),
-            FAKE_OPENAI_MODEL,
-            n_rows=6,
-            seed=0,
-            options=GenerationOptions(batch_size=3),
-            out_dir=tmp_path,
-            progress=False,
-        )
+        backend = OpenAIBackend(fake.base_url, **FAST)
+        result = stroke_run(train, backend, FAKE_OPENAI_MODEL, "p2", tmp_path, n_rows=6, batch_size=3)
     assert result.complete and result.manifest.diagnostics.valid_rate == 1.0
     records = files.read_records(result.run_dir / files.RAW)
     assert {(r["constraint"], r["constraint_via"]) for r in records} == {("grammar", "structured_outputs")}
