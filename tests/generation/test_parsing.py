@@ -49,6 +49,23 @@ def test_json_arrays_objects_and_surrounding_prose(card):
     assert parsed.rows[0][1] == "67"
 
 
+def test_range_exact_json_reads_numbers_back_from_strings(card):
+    """The schema with patterns has numbers as strings ("67.00") and a missing number as null or the token."""
+    rows = [
+        ["Male", "67.00", 0, 1, "Yes", "Private", "Urban", "228.69", "36.6", "formerly smoked", 1],
+        ["Female", "20.50", 0, 0, "No", "Private", "Rural", "80.00", None, "Unknown", 0],
+        ["Female", "0.08", 0, 0, "No", "children", "Rural", "50.00", "N/A", "Unknown", 0],
+        ["Male", "45.00", 0, 0, "Yes", "Private", "Urban", "48.50", "30.0", "smokes", 0],
+    ]
+    checked = validate_rows(parse_text(json.dumps({"rows": rows}), card).rows, card)
+    assert len(checked.valid) == 3 and checked.rejected["_reason"].tolist() == ["out_of_range: avg_glucose_level=48.50"]
+    typed = checked.valid
+    assert typed["age"].tolist() == [67.0, 20.5, 0.08] and typed["age"].dtype == "float64"
+    assert typed["avg_glucose_level"].tolist() == [228.69, 80.0, 50.0]
+    assert typed["bmi"].isna().tolist() == [False, True, True] and typed["bmi"].iloc[0] == 36.6
+    assert typed["stroke"].tolist() == [1, 0, 0]
+
+
 def test_truncated_json_falls_back_to_lines(card):
     parsed = parse_text('{"rows": [["Male", 67, 0', card)
     assert parsed.format == "csv"

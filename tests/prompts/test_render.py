@@ -100,6 +100,11 @@ def test_json_output_shows_examples_as_arrays(splits):
     assert len(arrays) == 5
     assert all(len(a) == len(card.synth_names) for a in arrays)
     assert '"rows"' in prompt.text
+    for column, cells in zip(card.synth_columns, zip(*arrays)):  # numbers as the range-exact schema asks
+        if column.is_numeric:
+            assert all(c is None or isinstance(c, str) for c in cells), column.name
+        elif column.has_numeric_categories:
+            assert all(c is None or isinstance(c, int) for c in cells), column.name
 
 
 def test_unknown_prompt_type_and_output_are_clear_errors(splits):
