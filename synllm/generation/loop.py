@@ -36,7 +36,7 @@ from synllm.generation.manifest import (
     RunManifest,
     Timings,
     Tokens,
-    constraint_label,
+    constraint_counts,
     package_versions,
     shortfall_text,
 )
@@ -352,10 +352,6 @@ class _Run:
         for text in rejected.get("_reason", []):
             for reason in {part.split(":")[0] for part in text.split("; ")}:
                 reasons[reason] = reasons.get(reason, 0) + 1
-        constraints: dict[str, int] = {}
-        for r in ordered:
-            label = constraint_label(r.get("constraint"), r.get("constraint_via"))
-            constraints[label] = constraints.get(label, 0) + 1
         try:
             described = dict(self.backend.describe(self.model))
         except Exception as exc:  # describing must never lose a run
@@ -399,7 +395,7 @@ class _Run:
                 tokens_per_valid_row=round(completion_tokens / n_valid_all, 2) if n_valid_all else None,
                 valid_rows_per_second=round(n_valid_all / model_seconds, 3) if model_seconds else None,
                 repairs=repairs,
-                constraints=constraints,
+                constraints=constraint_counts(ordered),
             ),
             updated_at=datetime.now(UTC).isoformat(timespec="seconds"),
         )

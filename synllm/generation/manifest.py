@@ -80,6 +80,19 @@ def constraint_label(level: str | None, via: str | None = None) -> str:
     return f"{level or 'none'} via {via}" if via else (level or "none")
 
 
+def constraint_counts(records: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    """Answers per :func:`constraint_label`, from cache records (``constraint`` and ``constraint_via``).
+
+    >>> constraint_counts([{"constraint": "grammar", "constraint_via": "grammar"}, {"constraint": "none"}])
+    {'grammar via grammar': 1, 'none': 1}
+    """
+    counts: dict[str, int] = {}
+    for record in records:
+        label = constraint_label(record.get("constraint"), record.get("constraint_via"))
+        counts[label] = counts.get(label, 0) + 1
+    return counts
+
+
 def shortfall_text(parts: Iterable[Diagnostics]) -> str:
     r"""What runs got and why rows failed, summed over ``parts``: for an error when too few rows were valid.
 
