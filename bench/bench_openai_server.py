@@ -19,6 +19,7 @@ import argparse
 import importlib.util
 import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -132,6 +133,7 @@ def main() -> None:
     parser.add_argument("--no-embedded", action="store_true", help="skip the in-process reference")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a killed bench still stops its server (finally)
 
     from synllm.backends.embedded import EmbeddedBackend, idle_cores
 
