@@ -82,6 +82,17 @@ def start_server(threads: int, log_file) -> tuple[subprocess.Popen, str]:
     sys.exit("llama_cpp.server did not answer within 120 s")
 
 
+def warm_up(url: str, card, train, args) -> None:
+    """One untimed request with the benchmark's prompt: the first answer of a fresh server pays for loading pages."""
+    from synllm.backends.base import GenerationRequest
+    from synllm.backends.openai import OpenAIBackend
+    from synllm.prompts import render_prompt
+
+    prompt = render_prompt(card, train, args.prompt, n_rows=args.batch_size, seed=args.seed, output="json")
+    request = GenerationRequest(model=MODEL, prompt=prompt.text, system=prompt.system, max_tokens=8, seed=0)
+    OpenAIBackend(url, timeout=900, retries=0, constraint="none").generate(request)
+
+
 def measure(label, backend, model, card, train, args) -> dict:
     from synllm.generation.loop import GenerationOptions, generate
 
@@ -154,6 +165,7 @@ def main() -> None:
     with tempfile.TemporaryFile() as log_file:
         process, url = start_server(args.threads, log_file)
         try:
+            warm_up(url, card, train, args)
             for level in LEVELS:  # one request at a time: the server runs one generation at a time anyway
                 backend = OpenAIBackend(url, timeout=900, retries=0, max_concurrency=1, constraint=level)
                 figures.append(measure(level, backend, MODEL, card, train, args))

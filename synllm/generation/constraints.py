@@ -129,8 +129,8 @@ def to_json_gbnf(card: Card, n_rows: int) -> str:
 
     Cells are written as :func:`to_json_schema` (with patterns) asks: numbers as quoted
     strings of exactly the column's writable values, categories as JSON literals, a
-    missing value as ``null`` or the card's missing token. Whitespace between tokens is
-    optional and bounded, as in llama.cpp's own JSON grammars.
+    missing value as ``null`` or the card's missing token. At most one space between
+    tokens, as in llama.cpp's own JSON grammars (no token is spent on layout).
     """
     columns, names = _grammar_rules(card, n_rows)
     cells = ' "," ws '.join(names)
@@ -138,7 +138,7 @@ def to_json_gbnf(card: Card, n_rows: int) -> str:
     lines = [
         f'root ::= "{{" ws "\\"rows\\"" ws ":" ws "[" ws {rows} ws "]" ws "}}"',
         f'row ::= "[" ws {cells} ws "]"',
-        'ws ::= | " " | "\\n" [ \\t]{0,20}',
+        'ws ::= " "?',
     ]
     lines += [f"{name} ::= {column_json_gbnf(col, card)}" for name, col in zip(names, columns)]
     return "\n".join(lines) + "\n"

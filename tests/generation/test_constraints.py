@@ -424,8 +424,9 @@ def test_json_schema_and_json_grammar_accept_real_rows_as_the_prompt_shows_them(
     for three in (rows[:3], rows[3:]):
         assert validator.is_valid({"rows": three})
         compact = json.dumps({"rows": three}, ensure_ascii=False, separators=(",", ":"))
-        spaced = json.dumps({"rows": three}, ensure_ascii=False, indent=1)
+        spaced = json.dumps({"rows": three}, ensure_ascii=False)
         assert grammar.fullmatch(compact) and grammar.fullmatch(spaced)
+        assert not grammar.fullmatch(json.dumps({"rows": three}, ensure_ascii=False, indent=1)), "no layout"
         assert not grammar.fullmatch(json.dumps({"rows": three[:2]})), "exactly three rows"
     numeric = next(i for i, c in enumerate(card.synth_columns) if c.is_numeric)
     column = card.synth_columns[numeric]
