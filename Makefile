@@ -14,10 +14,13 @@ BACKEND ?=
 ENDPOINTS ?=
 MODELS ?=
 PYTEST_ARGS ?=
+comma := ,
+empty :=
+space := $(empty) $(empty)
 NOTEBOOKS := $(shell find notebooks -name '*.ipynb' -not -path '*/.ipynb_checkpoints/*')
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test lint format bench clean clean-runs
+.PHONY: help setup run test lint format course bench clean clean-runs
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-11s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -53,6 +56,9 @@ format: $(STAMP) ## Fix what ruff can fix, format the code, strip notebook outpu
 	$(VENV)/bin/ruff check --fix synllm tests bench
 	$(VENV)/bin/ruff format synllm tests bench
 	$(VENV)/bin/nbstripout --keep-id $(NOTEBOOKS)
+
+course: $(STAMP) ## Build the course labs into reports/course: student notebooks, executed instructor pages, index
+	$(PY) -m synllm.course $(if $(BACKEND),-p backend=$(BACKEND)) $(if $(MODELS),-p 'models=[$(subst $(space),$(comma),$(MODELS))]')
 
 bench: $(STAMP) ## Run the benchmarks under bench/ and print their figures
 	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit $$?; done

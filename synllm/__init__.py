@@ -89,6 +89,7 @@ _EXPORTS = {
     "score_runs": "synllm.study.scoring:score_runs",
     "write_study_outputs": "synllm.study.scoring:write_study_outputs",
     # namespaces
+    "course": "synllm.course",
     "report": "synllm.report",
 }
 
