@@ -69,6 +69,8 @@ _EXPORTS = {
     "get_baseline": "synllm.generation.baselines:get_baseline",
     "load_run": "synllm.generation.loop:load_run",
     "run_grid": "synllm.generation.grid:run_grid",
+    "to_gbnf": "synllm.generation.constraints:to_gbnf",
+    "to_json_schema": "synllm.generation.constraints:to_json_schema",
     # metrics
     "Evaluation": "synllm.metrics:Evaluation",
     "MetricResult": "synllm.metrics:MetricResult",

@@ -28,7 +28,7 @@ SOLUTION_TAG = "solution"
 EXERCISE_TAG = "exercise"
 CHECK_TAG = "check"
 #: Marks a self-check that passed / did not pass (what :mod:`synllm.course.checks` prints).
-PASS_MARK, FAIL_MARK = "✅", "❌"
+PASS_MARK, FAIL_MARK = "✔", "✘"
 _STYLE = """
 <style>
 .celltag_exercise { border: 2px solid #e0a800; border-radius: 6px; background: #fff8e1; margin: 8px 0; }
@@ -93,8 +93,9 @@ def check_marks(notebook: str | Path) -> tuple[int, int]:
     for cell in nb.cells:
         if cell.cell_type != "code" or CHECK_TAG not in cell.metadata.get("tags", []):
             continue
-        text = " ".join(str(o.get("data", {}).get("text/markdown", "")) + str(o.get("text", ""))
-                        for o in cell.get("outputs", []))
+        text = " ".join(
+            str(o.get("data", {}).get("text/markdown", "")) + str(o.get("text", "")) for o in cell.get("outputs", [])
+        )
         passed += text.count(PASS_MARK)
         failed += text.count(FAIL_MARK)
     return passed, failed
@@ -129,17 +130,32 @@ def build_course(
                 marks = check_marks(executed)
             if ok and marks[1]:
                 ok, message = False, f"{marks[1]} self-check(s) did not pass with the solutions in"
-            echo(f"[{i}/{len(chosen)}] {lab.stem}: {'ok' if ok else 'FAILED'} in {seconds:.0f} s"
-                 + (f" ({message})" if message else ""), flush=True)
-        outcomes.append(LabOutcome(name=lab.stem, title=title, goals=goals, student=student, instructor_html=page,
-                                   ok=ok, seconds=seconds, message=message, checks_passed=marks[0],
-                                   checks_failed=marks[1]))
+            echo(
+                f"[{i}/{len(chosen)}] {lab.stem}: {'ok' if ok else 'FAILED'} in {seconds:.0f} s"
+                + (f" ({message})" if message else ""),
+                flush=True,
+            )
+        outcomes.append(
+            LabOutcome(
+                name=lab.stem,
+                title=title,
+                goals=goals,
+                student=student,
+                instructor_html=page,
+                ok=ok,
+                seconds=seconds,
+                message=message,
+                checks_passed=marks[0],
+                checks_failed=marks[1],
+            )
+        )
         write_course_index(root, outcomes)
     return outcomes
 
 
-def _execute(lab: Path, folder: Path, parameters: Mapping[str, Any] | None, kernel: str,
-             timeout: int | None) -> tuple[bool, str, float, Path | None]:
+def _execute(
+    lab: Path, folder: Path, parameters: Mapping[str, Any] | None, kernel: str, timeout: int | None
+) -> tuple[bool, str, float, Path | None]:
     import papermill as pm
 
     from synllm.report.export import failed_cells
@@ -149,8 +165,15 @@ def _execute(lab: Path, folder: Path, parameters: Mapping[str, Any] | None, kern
     started = time.perf_counter()
     ok, message = True, ""
     try:
-        pm.execute_notebook(str(lab), str(out), parameters=dict(parameters or {}), kernel_name=kernel,
-                            cwd=str(lab.parent), progress_bar=False, execution_timeout=timeout)
+        pm.execute_notebook(
+            str(lab),
+            str(out),
+            parameters=dict(parameters or {}),
+            kernel_name=kernel,
+            cwd=str(lab.parent),
+            progress_bar=False,
+            execution_timeout=timeout,
+        )
     except pm.PapermillExecutionError as exc:
         ok, message = False, f"{exc.ename}: {exc.evalue}"
     except Exception as exc:  # a dead kernel or a bad notebook: report it, go on with the next lab
@@ -191,8 +214,10 @@ def write_course_index(root: str | Path, outcomes: Sequence[LabOutcome]) -> Path
             links.append(f"<a href='instructor/{html.escape(o.instructor_html.name)}'>instructor page</a>")
         status = "<span class='ok'>ran</span>" if o.ok else f"<span class='bad'>failed: {html.escape(o.message)}</span>"
         timing = f"{o.seconds / 60:.1f} min" if o.seconds else "–"
-        rows.append(f"<tr><td><b>{html.escape(o.title)}</b><ul>{goals}</ul></td><td>{' · '.join(links)}</td>"
-                    f"<td class='num'>{timing}</td><td>{status}</td></tr>")
+        rows.append(
+            f"<tr><td><b>{html.escape(o.title)}</b><ul>{goals}</ul></td><td>{' · '.join(links)}</td>"
+            f"<td class='num'>{timing}</td><td>{status}</td></tr>"
+        )
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>synllm course labs</title>
 <style>
@@ -206,7 +231,7 @@ vertical-align: top; text-align: left; font-size: 14px; }} ul {{ margin: 4px 0 0
 <em>student notebook</em> in JupyterLab and work through the exercises; the <em>instructor page</em> shows the
 same lab executed with the solutions. Run times are those measured when this page was built.</p>
 <table><tr><th>lab and learning goals</th><th>files</th><th>run time</th><th>status</th></tr>
-{''.join(rows)}
+{"".join(rows)}
 </table></body></html>
 """
     path = root / files.INDEX

@@ -1,12 +1,13 @@
 """Self-check cells for the course labs: tell a student, kindly and specifically, whether a result is plausible.
 
-Each check returns Markdown to display (never raises): a ✅ line when the answer passes, a ❌ line with a
-hint when it does not, and a ⏳ line when the exercise was not attempted yet (the stub's ``None``).
+Each check returns Markdown to display (never raises): a green ✔ line when the answer passes, a red ✘ line
+with a hint when it does not, and a grey … line when the exercise was not attempted yet (the stub's ``None``).
 ``make course`` counts the marks in the instructor run: with the solutions in, every check must pass.
 """
 
 from __future__ import annotations
 
+import html
 import math
 from collections.abc import Collection
 from typing import Any
@@ -15,24 +16,29 @@ from IPython.display import Markdown
 
 from synllm.course.build import FAIL_MARK, PASS_MARK
 
-TODO_MARK = "⏳"
+TODO_MARK = "…"
+
+
+def _line(mark: str, color: str, what: str, text: str) -> Markdown:
+    return Markdown(
+        f"<span style='color:{color}; font-weight:bold'>{mark} {html.escape(what)}</span>: {html.escape(text)}"
+    )
 
 
 def _todo(what: str) -> Markdown:
-    return Markdown(f"{TODO_MARK} **{what}**: not answered yet — replace the `None` in the exercise cell above.")
+    return _line(TODO_MARK, "#777", what, "not answered yet — replace the None in the exercise cell above.")
 
 
 def _verdict(ok: bool, what: str, good: str, hint: str) -> Markdown:
-    if ok:
-        return Markdown(f"{PASS_MARK} **{what}**: {good}")
-    return Markdown(f"{FAIL_MARK} **{what}**: {hint}")
+    return _line(PASS_MARK, "#2a7a2a", what, good) if ok else _line(FAIL_MARK, "#b00020", what, hint)
 
 
-def expect_between(value: Any, low: float, high: float, *, what: str, good: str = "plausible.",
-                   hint: str = "") -> Markdown:
+def expect_between(
+    value: Any, low: float, high: float, *, what: str, good: str = "plausible.", hint: str = ""
+) -> Markdown:
     """✅ when ``low <= value <= high``; otherwise the hint, with the value and the expected range.
 
-    >>> expect_between(0.4, 0, 1, what="a share").data.startswith("✅")
+    >>> "✔" in expect_between(0.4, 0, 1, what="a share").data
     True
     """
     if value is None:
@@ -49,7 +55,7 @@ def expect_between(value: Any, low: float, high: float, *, what: str, good: str 
 def expect_in(value: Any, allowed: Collection[Any], *, what: str, good: str = "right.", hint: str = "") -> Markdown:
     """✅ when ``value`` is one of ``allowed``.
 
-    >>> expect_in("p4", {"p4"}, what="the prompt type").data.startswith("✅")
+    >>> "✔" in expect_in("p4", {"p4"}, what="the prompt type").data
     True
     """
     if value is None:
@@ -64,8 +70,7 @@ def expect_true(condition: Any, *, what: str, good: str = "yes.", hint: str = ""
     return _verdict(bool(condition), what, good, hint or "not yet: look again at the cells above.")
 
 
-def expect_words(text: Any, required: Collection[str], *, what: str, min_words: int = 15,
-                 hint: str = "") -> Markdown:
+def expect_words(text: Any, required: Collection[str], *, what: str, min_words: int = 15, hint: str = "") -> Markdown:
     """✅ when a written answer has at least ``min_words`` words and mentions every word in ``required``.
 
     Only a plausibility check: a lecturer still reads the answer.
@@ -75,7 +80,11 @@ def expect_words(text: Any, required: Collection[str], *, what: str, min_words: 
     words = str(text).split()
     lacking = [w for w in required if w.lower() not in str(text).lower()]
     ok = len(words) >= min_words and not lacking
-    problem = (f"write at least {min_words} words (you wrote {len(words)})" if len(words) < min_words
-               else f"mention {', '.join(repr(w) for w in lacking)}")
-    return _verdict(ok, what, "a conclusion that names its evidence (your lecturer reads the rest).",
-                    f"{problem}. {hint}".strip())
+    problem = (
+        f"write at least {min_words} words (you wrote {len(words)})"
+        if len(words) < min_words
+        else f"mention {', '.join(repr(w) for w in lacking)}"
+    )
+    return _verdict(
+        ok, what, "a conclusion that names its evidence (your lecturer reads the rest).", f"{problem}. {hint}".strip()
+    )
