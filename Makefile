@@ -14,9 +14,6 @@ BACKEND ?=
 ENDPOINTS ?=
 MODELS ?=
 PYTEST_ARGS ?=
-comma := ,
-empty :=
-space := $(empty) $(empty)
 NOTEBOOKS := $(shell find notebooks -name '*.ipynb' -not -path '*/.ipynb_checkpoints/*')
 
 .DEFAULT_GOAL := help
@@ -58,7 +55,7 @@ format: $(STAMP) ## Fix what ruff can fix, format the code, strip notebook outpu
 	$(VENV)/bin/nbstripout --keep-id $(NOTEBOOKS)
 
 course: $(STAMP) ## Build the course labs into reports/course: student notebooks, executed instructor pages, index
-	$(PY) -m synllm.course $(if $(BACKEND),-p backend=$(BACKEND)) $(if $(MODELS),-p 'models=[$(subst $(space),$(comma),$(MODELS))]')
+	$(PY) -m synllm.course $(if $(BACKEND),-p backend=$(BACKEND)) $(if $(MODELS),-p model=$(firstword $(MODELS)))
 
 bench: $(STAMP) ## Run the benchmarks under bench/ and print their figures
 	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit $$?; done
