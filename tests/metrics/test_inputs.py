@@ -8,21 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from synllm.dataset import drop_identifiers, split
 from synllm.errors import MetricError
 from synllm.metrics import evaluate
 
 FAST = ["ks_complement", "tv_complement", "hard_rule_violation_rate"]
-
-
-@pytest.fixture(scope="module")
-def stroke(stroke_data):
-    """(train, holdout, synthetic, card): small real samples."""
-    table, card = stroke_data
-    train, held = split(table, card, holdout=0.2, random_state=0)
-    held = held.sample(300, random_state=0).reset_index(drop=True)
-    synthetic = drop_identifiers(held.iloc[200:], card).reset_index(drop=True)
-    return train.sample(400, random_state=0).reset_index(drop=True), held.iloc[:200], synthetic, card
 
 
 def _with(frame: pd.DataFrame, column: str, value, row: int = 0) -> pd.DataFrame:
