@@ -225,29 +225,32 @@ def append_record(path: Path, record: dict[str, Any]) -> None:
 
     A short write is continued until every byte is out; a failure (a full disk) cuts the file
     back to its size before the call and raises StorageError. A torn last line (a write cut
-    short earlier) never counts: it is cut off first. Thread-safe (one append at a time per
-    file); across processes, only the holder of the run lock appends.
+    short earlier) never counts: it is cut off first. Thread-safe: threads write one at a time
+    and fsync side by side; across processes, only the holder of the run lock appends.
     """
     path = Path(path)
     line = (json.dumps(jsonable(record), ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
-    with _append_lock(path):
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o666)
-        except OSError as exc:
-            raise storage_error(path, exc, "append an answer to") from None
-        try:
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o666)
+    except OSError as exc:
+        raise storage_error(path, exc, "append an answer to") from None
+    try:
+        with _append_lock(path):
             size = _whole_lines_size(fd)
             try:
                 if size != os.fstat(fd).st_size:
                     os.ftruncate(fd, size)
                 _write_all(fd, line)
-                os.fsync(fd)
             except OSError as exc:
                 with contextlib.suppress(OSError):
                     os.ftruncate(fd, size)
                 raise storage_error(path, exc, "append an answer to") from None
-        finally:
-            os.close(fd)
+        try:
+            os.fsync(fd)  # the line is whole in the file; this makes it durable
+        except OSError as exc:
+            raise storage_error(path, exc, "make an answer durable in") from None
+    finally:
+        os.close(fd)
 
 
 def _whole_lines_size(fd: int, block: int = 1 << 16) -> int:
