@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from synllm.errors import InvalidArgument, SynllmError
 
-#: Command-line options checked by the rules of :mod:`synllm.generation.arguments` (option -> rule).
+#: Command-line options checked by the rules of :mod:`synllm.arguments` (option -> rule).
 CHECKED_OPTIONS = {
     "rows": "n_rows",
     "batch_size": "batch_size",
@@ -87,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.basicConfig(
             level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
         )
-        from synllm.generation.arguments import check_values
+        from synllm.arguments import check_values
 
         check_values(vars(args), CHECKED_OPTIONS, name=lambda option: "--" + option.replace("_", "-"))
         return _COMMANDS[args.command](args)

@@ -374,7 +374,10 @@ def report_paths(output_folder: str | Path | None, name: str) -> ReportPaths:
     root = Path(output_folder) if output_folder else config.reports_dir()
     folder = root / name
     figures = folder / FIGURES
-    figures.mkdir(parents=True, exist_ok=True)
+    try:
+        figures.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise storage_error(figures, exc, "create the report folder") from None
     return ReportPaths(root=root, folder=folder, figures=figures)
 
 

@@ -22,11 +22,11 @@ from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 
+from synllm.arguments import check
 from synllm.backends.base import Backend, EndpointStats
 from synllm.backends.registry import resolve_backend
 from synllm.cards import Card
 from synllm.errors import GenerationError, SynllmError
-from synllm.generation.arguments import check
 from synllm.generation.loop import GenerationOptions, RunResult, generate
 from synllm.prompts import PROMPT_TYPES
 

@@ -26,11 +26,11 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from synllm import config, files
+from synllm.arguments import check
 from synllm.backends.base import Backend, GenerationRequest
 from synllm.backends.registry import resolve_backend
 from synllm.cards import Card
 from synllm.errors import BackendError, GenerationError, ModelNotFound, SynllmError
-from synllm.generation.arguments import check
 from synllm.generation.constraints import to_gbnf, to_json_schema
 from synllm.generation.manifest import RunManifest, Timings, package_versions
 from synllm.generation.outputs import answer_totals, assemble_rows, row_flags
@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GenerationOptions:
-    """Sampling and batching options, checked by the rules of :mod:`synllm.generation.arguments`.
+    """Sampling and batching options, checked by the rules of :mod:`synllm.arguments`.
 
     All but ``timeout_s`` are part of a run's cache key. ``timeout_s`` bounds each model
     request in seconds (None: the backend's own, for servers ``$SYNLLM_TIMEOUT`` or 120 s).

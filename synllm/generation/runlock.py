@@ -44,7 +44,7 @@ def run_lock(run_dir: Path, *, wait_s: float | None = None, poll_s: float = 0.1)
     A lock held elsewhere is waited for up to ``wait_s`` seconds (default :data:`LOCK_WAIT_S`),
     with one warning saying who holds it; after that, GenerationError names the folder, the
     holder and what to do. The OS releases the lock when its holder ends, even on ``kill -9``.
-    Where ``fcntl`` does not exist (Windows) runs are not locked.
+    Where ``fcntl`` does not exist (Windows), or the file system has no locks, runs are not locked.
     """
     try:
         import fcntl
@@ -75,6 +75,9 @@ def run_lock(run_dir: Path, *, wait_s: float | None = None, poll_s: float = 0.1)
                     log.warning("%s: waiting up to %g s for %s, which is writing this run", run_dir, wait_s, holder)
                     told = True
                 time.sleep(poll_s)
+            except OSError as exc:  # a file system without locks (some network mounts): go on, but say so
+                log.warning("%s: cannot be locked (%s); make sure no other process writes this run", run_dir, exc)
+                break
         holder = {
             "pid": os.getpid(),
             "host": socket.gethostname(),

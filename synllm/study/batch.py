@@ -24,14 +24,14 @@ from typing import Any
 import yaml
 
 from synllm import config
+from synllm.arguments import check_values
 from synllm.errors import ProfileError, SynllmError
-from synllm.generation.arguments import check_values
 from synllm.report.export import ReportEntry, export_html, failed_cells, write_index
 
 STUDY_NOTEBOOK = config.NOTEBOOKS_DIR / "01-dataset-study.ipynb"
 COMPARISON_NOTEBOOK = config.NOTEBOOKS_DIR / "02-comparison.ipynb"
 PROFILE_SECTIONS = {"description", "datasets", "study", "comparison"}
-#: Study parameters checked by the rules of synllm.generation.arguments (parameter -> rule); 0 means 'default'
+#: Study parameters checked by the rules of synllm.arguments (parameter -> rule); 0 means 'default'
 #: for max_requests and timeout.
 CHECKED_PARAMETERS = {
     "n_rows": "n_rows",

@@ -89,14 +89,19 @@ def test_a_second_process_on_a_busy_run_stops_naming_the_holder(tmp_path):
     assert raw.read_bytes().count(b"\n") == 10
 
 
-def test_a_second_process_waits_for_a_short_holder_then_reuses_its_answers(tmp_path):
-    first = _start(tmp_path, 20, 1.5, 5)  # five answers, 1.5 s apart
-    _wait_for_answers(tmp_path, 1)
-    second = _start(tmp_path, 20, 0.0, 60)
-    code, said, err = _outcome(second)
-    assert code == 0 and said == {"asked": 0, "rows": 20, "status": "complete"}, err
-    assert "waiting" in err and f"process {first.pid}" in err
-    assert _outcome(first)[0] == 0
+def test_a_second_process_waits_for_the_holder_then_reuses_its_answers(stroke_split, tmp_path):
+    train, holdout, card = stroke_split
+    done = scripted_run(stroke_split, ScriptedBackend(holdout, card), tmp_path, n_rows=20)
+    with runlock.run_lock(done.run_dir):  # this process holds the run while the child starts
+        second = _start(tmp_path, 20, 0.0, 60)
+        said = ""
+        while "waiting" not in said:
+            line = second.stderr.readline()
+            assert line, f"the second process ended without waiting: {said}"
+            said += line
+        assert f"process {os.getpid()}" in said and str(done.run_dir) in said
+    code, answer, err = _outcome(second)  # the lock is free: it goes on, from the cache
+    assert code == 0 and answer == {"asked": 0, "rows": 20, "status": "complete"}, err
 
 
 def test_answers_cached_twice_by_two_writers_count_once(stroke_split, tmp_path):

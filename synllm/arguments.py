@@ -4,7 +4,8 @@
 :class:`~synllm.errors.InvalidArgument` naming the argument (or its command-line flag),
 the value and the fix. ``GenerationOptions``, ``generate``, ``run_grid``, ``synllm``
 (the CLI) and the batch driver all check through here, so they refuse the same values,
-and they do it before any file is touched.
+and they do it before any file is touched. It imports only :mod:`synllm.errors`, so any
+layer may use it.
 """
 
 from __future__ import annotations
