@@ -7,12 +7,33 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from synllm.errors import SynllmError
+from synllm.errors import InvalidArgument, SynllmError
+
+#: Command-line options checked by the rules of :mod:`synllm.arguments` (option -> rule).
+CHECKED_OPTIONS = {
+    "rows": "n_rows",
+    "batch_size": "batch_size",
+    "temperature": "temperature",
+    "top_p": "top_p",
+    "max_requests": "max_requests",
+    "timeout": "timeout_s",
+    "holdout": "holdout",
+    "seed": "seed",
+    "seeds": "seed",
+    "split_seed": "seed",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line (raised, so ``main`` returns 2)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise InvalidArgument(f"{message} (see `{self.prog} --help`)")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with one sub-command per task."""
-    parser = argparse.ArgumentParser(prog="synllm", description=__doc__)
+    parser = _Parser(prog="synllm", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -36,6 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--temperature", type=float, default=0.7)
     gen.add_argument("--top-p", type=float, default=0.9)
     gen.add_argument("--max-requests", type=int, default=None, help="give up after this many requests per run")
+    gen.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help="seconds one model request may take, per attempt (default: $SYNLLM_TIMEOUT or 120)",
+    )
     gen.add_argument("--holdout", type=float, default=0.2, help="holdout fraction of the split")
     gen.add_argument("--split-seed", type=int, default=0, help="random_state of the train/holdout split")
     gen.add_argument(
@@ -51,15 +78,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the exit code (0 ok, 1 incomplete or failed runs, 2 usage/setup error)."""
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
-    )
+    """Entry point; returns the exit code (0 ok, 1 incomplete or failed runs, 2 usage/setup error).
+
+    Every error is one line on stderr; arguments are checked before anything is read or written.
+    """
     try:
+        args = build_parser().parse_args(argv)
+        logging.basicConfig(
+            level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+        )
+        from synllm.arguments import check_values
+
+        check_values(vars(args), CHECKED_OPTIONS, name=lambda option: "--" + option.replace("_", "-"))
         return _COMMANDS[args.command](args)
     except SynllmError as exc:
-        print(f"synllm: error: {exc}", file=sys.stderr)
+        print(f"synllm: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("synllm: interrupted; answers so far are cached, rerun the same command to resume", file=sys.stderr)
@@ -93,7 +126,9 @@ def _generate(args: argparse.Namespace) -> int:
 
     table, card = load_dataset(args.dataset)
     train, _ = split(table, card, holdout=args.holdout, random_state=args.split_seed)
-    options = GenerationOptions(batch_size=args.batch_size, temperature=args.temperature, top_p=args.top_p)
+    options = GenerationOptions(
+        batch_size=args.batch_size, temperature=args.temperature, top_p=args.top_p, timeout_s=args.timeout
+    )
     grids = set(grid_names())
     models = [m for name in args.models for m in (model_grid(name) if name in grids else [name])]
     result = run_grid(

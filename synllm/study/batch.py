@@ -24,12 +24,24 @@ from typing import Any
 import yaml
 
 from synllm import config
+from synllm.arguments import check_values
 from synllm.errors import ProfileError, SynllmError
 from synllm.report.export import ReportEntry, export_html, failed_cells, write_index
 
 STUDY_NOTEBOOK = config.NOTEBOOKS_DIR / "01-dataset-study.ipynb"
 COMPARISON_NOTEBOOK = config.NOTEBOOKS_DIR / "02-comparison.ipynb"
 PROFILE_SECTIONS = {"description", "datasets", "study", "comparison"}
+#: Study parameters checked by the rules of synllm.arguments (parameter -> rule); 0 means 'default'
+#: for max_requests and timeout.
+CHECKED_PARAMETERS = {
+    "n_rows": "n_rows",
+    "batch_size": "batch_size",
+    "seeds": "seed",
+    "split_seed": "seed",
+    "temperature": "temperature",
+    "max_requests": "max_requests",
+    "timeout": "timeout_s",
+}
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +134,9 @@ def plan(
     if models:
         study["models"] = list(models)
     study.update(overrides or {})
+    check_values(
+        {k: v for k, v in study.items() if not (k in ("max_requests", "timeout") and v == 0)}, CHECKED_PARAMETERS
+    )
     known = notebook_parameters(STUDY_NOTEBOOK)
     if unknown := set(study) - set(known):
         raise ProfileError(f"unknown study parameter(s) {sorted(unknown)}; the notebook takes {sorted(known)}")
