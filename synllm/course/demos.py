@@ -65,8 +65,15 @@ def sample_size_spread(
                     sample = holdout[card.synth_names].sample(n=n, random_state=seed).reset_index(drop=True)
                 else:
                     sample = generator.sample(n, random_state=seed)
-                scored = evaluate(sample, train=train, holdout=holdout, card=card, metrics=list(metrics),
-                                  reference=False, random_state=seed)
+                scored = evaluate(
+                    sample,
+                    train=train,
+                    holdout=holdout,
+                    card=card,
+                    metrics=list(metrics),
+                    reference=False,
+                    random_state=seed,
+                )
                 for result in scored.results:
                     rows.append((source, n, repeat, result.name, result.score))
     return pd.DataFrame(rows, columns=["source", "n", "repeat", "metric", "score"])
