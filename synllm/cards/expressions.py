@@ -18,7 +18,7 @@ Allowed (see README, "Rule expressions"):
 
 A comparison with a missing value is unknown (three-valued logic: ``unknown and False``
 is False, ``unknown or True`` is True); a row whose condition stays unknown does not
-match. Division by zero and ``log`` of a non-positive number give a missing value.
+match. Division by zero, overflow and ``log`` of a non-positive number give a missing value.
 """
 
 from __future__ import annotations
@@ -414,17 +414,30 @@ def _literal(node: ast.expr) -> object:
     return None
 
 
+def closest_match(name: str, candidates: Iterable[str]) -> str | None:
+    """The candidate closest to ``name`` (the same letters in another case first), or None.
+
+    Only the first 1,000 candidates are compared, so a huge header stays fast.
+
+    >>> closest_match("Glucsoe", ["Glucose", "Insulin"])
+    'Glucose'
+    """
+    candidates = list(candidates)[:1000]
+    same_case = [c for c in candidates if c.lower() == name.lower()]
+    close = same_case or difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
 def closest_hint(name: str, candidates: Iterable[str], *, plural: str = "columns") -> str:
-    """' (did you mean 'X'?)' for the closest candidate (a different case first), else the list of candidates.
+    """' (did you mean 'X'?)' for the closest candidate, else the list of candidates (when short).
 
     >>> closest_hint("glucose", ["Glucose", "Insulin"])
     " (did you mean 'Glucose'?)"
     """
     candidates = list(candidates)
-    same_case = [c for c in candidates if c.lower() == name.lower()]
-    close = same_case or difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
-    if close:
-        return f" (did you mean {close[0]!r}?)"
+    match = closest_match(name, candidates)
+    if match is not None:
+        return f" (did you mean {match!r}?)"
     if len(candidates) <= 30:
         return f" (the {plural} are: {', '.join(candidates)})"
     return ""
@@ -445,9 +458,7 @@ def evaluate(expression: Expression, table: pd.DataFrame) -> pd.Series:
     value = _Evaluator(table, expression.scope).value(expression.tree)
     if expression.type == CONDITION:
         return pd.Series(value, index=table.index, dtype="boolean")
-    numbers = np.array(value, dtype=float)
-    numbers[~np.isfinite(numbers)] = np.nan
-    return pd.Series(numbers, index=table.index, dtype="float64")
+    return pd.Series(_finite(np.asarray(value, dtype=float)), index=table.index, dtype="float64")
 
 
 class _Evaluator:
@@ -496,7 +507,7 @@ class _Evaluator:
         if isinstance(node.op, (ast.BitAnd, ast.BitOr)):
             return left & right if isinstance(node.op, ast.BitAnd) else left | right
         with np.errstate(all="ignore"):
-            return _ARITHMETIC[type(node.op)](left, right)
+            return _finite(_ARITHMETIC[type(node.op)](left, right))
 
     def eval_Call(self, node: ast.Call):
         name = node.func.id
@@ -530,6 +541,11 @@ class _Evaluator:
                 left = right
             result = part if result is None else result & part
         return result
+
+
+def _finite(numbers: np.ndarray) -> np.ndarray:
+    """``numbers`` with infinities (division by zero, overflow) as missing."""
+    return np.where(np.isfinite(numbers), numbers, np.nan)
 
 
 def _compare(op: Callable, left, right) -> pd.arrays.BooleanArray:

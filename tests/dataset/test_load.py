@@ -11,7 +11,7 @@ import pytest
 
 from synllm import config
 from synllm.cards import load_card
-from synllm.dataset import drop_identifiers, load_dataset, split
+from synllm.dataset import drop_identifiers, load_dataset, read_text_table, split
 from synllm.errors import DataError
 
 # --- the stored raw files ------------------------------------------------------------------
@@ -443,3 +443,24 @@ def test_load_dataset_accepts_a_card_object():
     table, same = load_dataset(card)
     assert same is card
     assert len(table) == 418
+
+
+WIDE = 200_000  # columns: a quadratic header check never finishes at this width (46 s at 40k before the fix)
+
+
+def test_a_very_wide_header_with_repeated_names_is_refused_naming_them(tmp_path):
+    names = [f"c{i}" for i in range(WIDE)] + ["c5", "c7", "c5"]
+    path = tmp_path / "wide.csv"
+    path.write_text(",".join(names) + "\n" + ",".join("1" for _ in names) + "\n", encoding="utf-8")
+    with pytest.raises(DataError) as info:
+        read_text_table(path)
+    message = str(info.value)
+    assert "['c5', 'c7'] appear more than once" in message and len(message) < 500
+
+
+def test_a_very_wide_file_against_a_small_card_names_a_few_extra_columns(tmp_path):
+    header = "pid,age,bmi,sex,sick," + ",".join(f"x{i}" for i in range(WIDE))
+    row = "1,40,22.5,F,0," + ",".join("0" for _ in range(WIDE))
+    message = _load_error(tmp_path, f"{header}\n{row}\n")
+    assert "extra column(s) ['x0', 'x1'" in message and f"and {WIDE - 10:,} more" in message
+    assert len(message) < 1000
