@@ -355,7 +355,7 @@ class _Checker:
         if isinstance(value, str) and name:
             fix = (
                 f"write the number without quotes: {value.strip()}"
-                if _looks_numeric(value)
+                if looks_numeric(value)
                 else "compare it with a number"
             )
             return f"compares the numeric column {name!r} with the text {value!r} ({shown}); {fix}"
@@ -392,7 +392,8 @@ class _Checker:
             raise self.fail(f"{why}, but {ast.unparse(node)!r} is a {found}")
 
 
-def _looks_numeric(text: str) -> bool:
+def looks_numeric(text: str) -> bool:
+    """True for text that reads as a number ('4', '63.0', '-1e3')."""
     try:
         float(text)
     except ValueError:

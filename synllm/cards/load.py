@@ -175,7 +175,8 @@ def _column(raw: Mapping[str, Any], where: str) -> Column:
 
 def _missing_codes(raw: Mapping[str, Any], where: str) -> tuple[Any, ...]:
     """A column's own missing codes: a list of numbers or text; they make the column nullable."""
-    codes = raw.get("missing_codes") or []
+    codes = raw.get("missing_codes")
+    codes = [] if codes is None else codes
     if not isinstance(codes, list) or not all(isinstance(c, (int, float, str)) for c in codes):
         raise CardError(f"{where}: missing_codes must be a list of values, e.g. [0] or ['-9']; got {codes!r}")
     if codes and raw.get("nullable") is False:

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from synllm.cards import Card, load_card
-from synllm.cards.expressions import closest_match
+from synllm.cards import Card, Column, load_card
+from synllm.cards.expressions import closest_match, looks_numeric
 from synllm.cards.rules import hard_rule_violations
 from synllm.dataset.schema import FATAL_CHECKS, parse_table
 from synllm.errors import DataError
@@ -57,7 +57,7 @@ def load_dataset(name_or_card: str | Path | Card, *, path: str | Path | None = N
     table, problems = parse_table(raw, card)
     fatal = problems[problems["check"].isin(FATAL_CHECKS)]
     if not fatal.empty:
-        raise DataError(_describe_problem(fatal, file))
+        raise DataError(_describe_problem(fatal, file, card))
     issues = list(_range_issues(problems, file)) + list(_rule_issues(table, card, file))
     for issue in issues:
         log.warning(issue)
@@ -149,7 +149,7 @@ def _check_header(raw: pd.DataFrame, card: Card, file: Path) -> None:
         )
 
 
-def _describe_problem(problems: pd.DataFrame, file: Path) -> str:
+def _describe_problem(problems: pd.DataFrame, file: Path, card: Card) -> str:
     first = problems.iloc[0]
     same = problems[(problems["column"] == first["column"]) & (problems["check"] == first["check"])]
     shown = ", ".join(f"line {r}: {v!r}" for r, v in zip(same["row"][:5], same["value"][:5]))
@@ -158,8 +158,29 @@ def _describe_problem(problems: pd.DataFrame, file: Path) -> str:
     tail = f"; {others} other problem(s) in this file" if others else ""
     return (
         f"{file}: column {first['column']!r}: {first['check'].replace('_', ' ')} in "
-        f"{len(same)} row(s): {shown}{more}. Fix: {_HOW_TO_FIX[first['check']]}{tail}"
+        f"{len(same)} row(s): {shown}{more}. "
+        f"Fix: {_how_to_fix(first['check'], card.column(first['column']), card, same['value'])}{tail}"
     )
+
+
+def _how_to_fix(check: str, col: Column, card: Card, values: pd.Series) -> str:
+    """The advice for one failed check, fitted to the column: never advice that would damage real values."""
+    found = {str(v).strip() for v in values}
+    numeric_tokens = {t.strip() for t in card.missing_tokens if looks_numeric(t)}
+    if check == "missing" and (shared := sorted(found & numeric_tokens)):
+        return (
+            f"the card-wide missing token(s) {shared} look like real values (a 0 may be real in other columns); "
+            f"remove them from missing.tokens and list them under this column's missing_codes "
+            f"(e.g. missing_codes: [{shared[0]}]), which makes the column nullable"
+        )
+    quoted = [c for c in col.categories or () if isinstance(c, str) and looks_numeric(c)]
+    if check == "unknown_category" and quoted and all(looks_numeric(v) for v in found):
+        return (
+            f"the card lists the categories as quoted text ({', '.join(repr(c) for c in quoted)}), so "
+            f"{sorted(found)[0]!r} does not match; write them as numbers without quotes "
+            f"(categories: [{', '.join(quoted)}])"
+        )
+    return _HOW_TO_FIX[check]
 
 
 def _range_issues(problems: pd.DataFrame, file: Path):
