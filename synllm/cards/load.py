@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from synllm.cards.model import Card, Column, Kind, Rule
 from synllm.cards.rules import rule_expressions
 from synllm.errors import CardError
 
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 _COLUMN_KEYS = set(Column.__slots__)
 _RULE_KEYS = set(Rule.__slots__)
 _CARD_KEYS = {"name", "title", "description", "domain", "file", "columns", "roles", "missing", "rules"}
@@ -81,6 +83,11 @@ def card_from_dict(raw: Mapping[str, Any], *, path: Path | None = None) -> Card:
     for key in ("name", "columns", "roles", "file"):
         if key not in raw:
             raise CardError(f"{where}: missing required key {key!r}")
+    if not _NAME.fullmatch(str(raw["name"])):
+        raise CardError(
+            f"{where}: name {raw['name']!r} must be letters, digits, '_' or '-' (at most 64; it names the report "
+            "folder), e.g. name: heart_disease"
+        )
     columns = tuple(_column(c, where) for c in raw["columns"])
     names = [c.name for c in columns]
     if len(set(names)) != len(names):
