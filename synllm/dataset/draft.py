@@ -21,7 +21,7 @@ import pandas as pd
 
 from synllm.cards import card_from_dict
 from synllm.cards.expressions import looks_numeric
-from synllm.dataset.mining import Entry, expression_name, mine_rules, number_text
+from synllm.dataset.mining import Entry, expression_name, mine_rules, number_text, slug
 from synllm.dataset.schema import parse_table
 from synllm.errors import DataError
 
@@ -56,8 +56,9 @@ def draft_card(raw: pd.DataFrame, *, name: str, file: str, random_state: int = 0
     """Draft a card for a table of text cells (as :func:`synllm.dataset.read_text_table` reads a CSV)."""
     if raw.empty or not len(raw.columns):
         raise DataError(f"{file}: no rows to draft a card from")
-    tokens = missing_tokens(raw)
-    columns = [column_entries(raw[c], str(c), tokens) for c in raw.columns]
+    cells = distinct_cells(raw)
+    tokens = missing_tokens(cells)
+    columns = [column_entries(counts, name, tokens) for name, counts in cells.items()]
     specs = [{e.key: e.value for e in entries if not e.commented_out} for entries in columns]
     target = guess_target(specs, raw)
     probe = card_from_dict(
@@ -67,7 +68,7 @@ def draft_card(raw: pd.DataFrame, *, name: str, file: str, random_state: int = 0
     leakage = [s["name"] for s in specs if _LEAKAGE_NAMES.search(s["name"]) and s["name"] != target]
     mined = mine_rules(table.reset_index(drop=True), probe, leakage=leakage, random_state=random_state)
     hard, soft, predictors = mined.hard, mined.soft, list(mined.predictors)
-    lines = _header(name, file, len(raw), tokens, raw)
+    lines = _header(name, file, len(raw), tokens, cells)
     lines += _roles(probe, specs, target, predictors, leakage, table)
     lines.append("columns:")
     for entries in columns:
@@ -97,14 +98,27 @@ def card_name(path: Path) -> str:
 # --- missing values -----------------------------------------------------------------------------------
 
 
-def missing_tokens(raw: pd.DataFrame) -> list[str]:
-    """Card-wide missing tokens: the usual words (``?``, ``NA``, ...) found anywhere, most frequent first."""
-    counts: Counter[str] = Counter()
+def distinct_cells(raw: pd.DataFrame) -> dict[str, pd.Series]:
+    """Per column, its distinct cells (spaces stripped) -> how many rows hold each, most common first.
+
+    Everything the draft reads from the cells comes from these counts, so a long file costs
+    what its distinct values cost.
+    """
+    out = {}
     for name in raw.columns:
-        cells = raw[name].astype(str).str.strip()
-        for word, n in cells[cells.isin(MISSING_WORDS)].value_counts().items():
-            counts[word] += int(n)
-    return [w for w, _ in counts.most_common()]
+        counts = raw[name].astype(str).value_counts(sort=False)
+        stripped = counts.groupby(counts.index.str.strip(), sort=False).sum()
+        out[str(name)] = stripped.sort_values(ascending=False, kind="stable")
+    return out
+
+
+def missing_tokens(cells: dict[str, pd.Series]) -> list[str]:
+    """Card-wide missing tokens: the usual words (``?``, ``NA``, ...) found in any column, most frequent first."""
+    found: Counter[str] = Counter()
+    for counts in cells.values():
+        for word, n in counts[counts.index.isin(MISSING_WORDS)].items():
+            found[word] += int(n)
+    return [w for w, _ in found.most_common()]
 
 
 def zero_is_missing(numbers: np.ndarray) -> bool:
@@ -119,96 +133,90 @@ def zero_is_missing(numbers: np.ndarray) -> bool:
     if len(rest) < 3 or rest[0] < 0:
         return False
     typical = float(np.median(np.diff(rest[:20])))
-    return typical > 0 and rest[0] > ZERO_GAP_FACTOR * typical
+    return bool(typical > 0 and rest[0] > ZERO_GAP_FACTOR * typical)
 
 
 # --- columns ------------------------------------------------------------------------------------------
 
 
-def column_entries(cells: pd.Series, name: str, tokens: list[str]) -> list[Entry]:
-    """The draft of one column: kind, range or categories, decimals, missing codes and notes."""
-    text = cells.astype(str).str.strip()
-    missing = text.eq("") | text.isin(tokens)
-    present = text[~missing]
+def column_entries(counts: pd.Series, name: str, tokens: list[str]) -> list[Entry]:
+    """The draft of one column from its distinct cells and their counts (:func:`distinct_cells`)."""
+    blank = counts.index.isin(["", *tokens])
+    present = counts[~blank].sort_values(ascending=False)
+    n_rows, n_blank = int(counts.sum()), int(counts[blank].sum())
+    numbers = pd.to_numeric(pd.Series(present.index, index=present.index), errors="coerce")
     out = [Entry("name", name)]
-    numbers = pd.to_numeric(present, errors="coerce")
     coded = 0
     if present.empty:
         out.append(Entry("kind", "identifier", "CHECK: every cell is missing; an empty column is never generated"))
     elif numbers.notna().all():
-        values = numbers.to_numpy(dtype=float)
-        out += _numeric_entries(name, present, values)
-        coded = int((values == 0).sum()) if any(e.key == "missing_codes" for e in out) else 0
+        out += _numeric_entries(name, present, numbers.to_numpy(dtype=float), n_rows)
+        coded = int(present[numbers.to_numpy() == 0].sum()) if any(e.key == "missing_codes" for e in out) else 0
     else:
-        out += _text_entries(name, present)
-    if missing.any() and not coded:
+        out += _text_entries(present)
+    if n_blank and not coded:
         out.append(Entry("nullable", True))
-    n_missing = int(missing.sum()) + coded
-    if n_missing:
-        share = n_missing / len(text)
-        why = f"CHECK: {n_missing} cells ({share:.0%}) are missing: say why (prompts P2-P4 show this)"
-        out.append(Entry("missing", "", why))
+    if n_blank + coded:
+        why = f"CHECK: {n_blank + coded} cells ({(n_blank + coded) / n_rows:.0%}) are missing: say why"
+        out.append(Entry("missing", "", why + " (prompts P2-P4 show this)"))
     out.append(Entry("description", "", f"CHECK: what {name} means and how it was measured (prompts P2-P4 show this)"))
     return out
 
 
-def _numeric_entries(name: str, present: pd.Series, numbers: np.ndarray) -> list[Entry]:
+def _numeric_entries(name: str, present: pd.Series, numbers: np.ndarray, n_rows: int) -> list[Entry]:
+    """Entries of a numeric column from its distinct cells (``present``: text -> count) and their ``numbers``."""
     whole = bool(np.all(np.mod(numbers, 1) == 0))
     distinct = np.unique(numbers)
-    written_as_float = whole and bool(present.str.contains(r"\.", regex=True).any())
+    written_as_float = whole and any("." in text for text in present.index)
     if whole and set(distinct.tolist()) == {0.0, 1.0}:
         note = " (written as 0.0 / 1.0)" if written_as_float else ""
         return [Entry("kind", "binary", f"CHECK: only 0 and 1{note}; say what 1 means in the description")]
-    if whole and len(distinct) == len(numbers) and _ID_NAMES.search(name):
+    if whole and len(distinct) == n_rows and _ID_NAMES.search(name):
         return [Entry("kind", "identifier", "CHECK: a distinct whole number per row; never generated")]
     out = []
-    codes = [0] if zero_is_missing(numbers) else []
-    real = numbers[numbers != 0] if codes else numbers
+    codes = [0] if zero_is_missing(distinct) else []
+    real = distinct[distinct != 0] if codes else distinct
     if whole:
         note = "every value is whole" + (" (written like 63.0)" if written_as_float else "")
         if len(distinct) <= 10:
-            note += (
-                f"; only {len(distinct)} values ({', '.join(number_text(v) for v in distinct)}): if they are codes, "
-            )
-            note += "make it kind: categorical with those categories"
+            shown = ", ".join(number_text(v) for v in distinct)
+            note += f"; only {len(distinct)} values ({shown}): if they are codes, make it kind: categorical"
         out.append(Entry("kind", "integer", f"CHECK: {note}"))
     else:
         out.append(Entry("kind", "float"))
     lo, hi = float(real.min()), float(real.max())
-    wide_lo, wide_hi = widen(lo, hi, whole=whole)
     out.append(
         Entry(
             "range",
-            [wide_lo, wide_hi],
+            list(widen(lo, hi, whole=whole)),
             f"CHECK: observed {number_text(lo)} to {number_text(hi)}, widened; set the clinically plausible limits",
         )
     )
     if not whole:
-        out.append(Entry("decimals", min(max(_decimals(v) for v in present), 4)))
+        out.append(Entry("decimals", min(max(_decimals(text) for text in present.index), 4)))
     if codes:
-        zeros = int((numbers == 0).sum())
+        zeros = int(present[numbers == 0].sum())
         out.append(
             Entry(
                 "missing_codes",
                 codes,
-                f"CHECK: 0 in {zeros} rows while the smallest other value is {number_text(float(real.min()))}: "
+                f"CHECK: 0 in {zeros} rows while the smallest other value is {number_text(lo)}: "
                 "is 0 a code for 'not measured'? If 0 is a real value, delete this line",
             )
         )
     return out
 
 
-def _text_entries(name: str, present: pd.Series) -> list[Entry]:
-    levels = sorted(present.unique().tolist())
-    if len(levels) > MAX_CATEGORIES or (len(levels) == len(present) and len(levels) > 2):
-        why = "a distinct value per row" if len(levels) == len(present) else f"{len(levels)} distinct values"
+def _text_entries(present: pd.Series) -> list[Entry]:
+    """Entries of a text column from its distinct cells (``present``: text -> count, most common first)."""
+    levels = sorted(present.index)
+    if len(levels) > MAX_CATEGORIES or (present.max() == 1 and len(levels) > 2):
+        why = "a distinct value per row" if present.max() == 1 else f"{len(levels)} distinct values"
         return [Entry("kind", "identifier", f"CHECK: {why}; an identifier or free text is never generated")]
-    counts = present.value_counts()
-    shown = ", ".join(f"{k} {v}" for k, v in counts.head(8).items())
-    numeric_like = [lv for lv in levels if looks_numeric(lv)]
+    shown = ", ".join(f"{k} {v}" for k, v in present.head(8).items())
+    numeric_like = [level for level in levels if looks_numeric(level)]
     note = f"CHECK: counts {shown}" + ("; some look like numbers: keep them quoted" if numeric_like else "")
-    kind = "binary" if len(levels) == 2 else "categorical"
-    return [Entry("kind", kind), Entry("categories", levels, note)]
+    return [Entry("kind", "binary" if len(levels) == 2 else "categorical"), Entry("categories", levels, note)]
 
 
 def widen(lo: float, hi: float, *, whole: bool) -> tuple[float, float]:
@@ -272,11 +280,11 @@ def _roles(card, specs, target: str, predictors: list[str], leakage: list[str], 
 # --- YAML text ------------------------------------------------------------------------------------------
 
 
-def _header(name: str, file: str, n_rows: int, tokens: list[str], raw: pd.DataFrame) -> list[str]:
-    where = {t: [str(c) for c in raw.columns if raw[c].astype(str).str.strip().eq(t).any()] for t in tokens}
+def _header(name: str, file: str, n_rows: int, tokens: list[str], cells: dict[str, pd.Series]) -> list[str]:
+    where = {t: [c for c, counts in cells.items() if t in counts.index] for t in tokens}
     found = "; ".join(f"{t!r} in {', '.join(cols[:5])}{' ...' if len(cols) > 5 else ''}" for t, cols in where.items())
     lines = [
-        f"# Dataset card drafted by `synllm card draft` from {Path(file).name} ({n_rows:,} rows, {len(raw.columns)} "
+        f"# Dataset card drafted by `synllm card draft` from {Path(file).name} ({n_rows:,} rows, {len(cells)} "
         "columns).",
         "# Every guess you must confirm ends in a 'CHECK:' comment: fix the line, then delete the comment.",
         "# Then run `synllm card check <this file>` until it passes. Rule expressions: see README, 'Rule expressions'.",
@@ -317,7 +325,7 @@ def _bound_suggestions(card, table: pd.DataFrame) -> list[str]:
         values = table[col.name].dropna().astype(float)
         expr = f"{number_text(values.min())} <= {expression_name(col.name)} <= {number_text(values.max())}"
         lines.append(
-            f"  # - {{id: {col.name}_bounds, kind: hard, statement: {_scalar(f'{col.name} lies in {expr}')}, "
+            f"  # - {{id: {slug(col.name)}_bounds, kind: hard, statement: {_scalar(f'{col.name} lies in {expr}')}, "
             f"require: {_scalar(expr)}}}"
         )
     return lines

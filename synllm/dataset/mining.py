@@ -29,7 +29,7 @@ import pandas as pd
 
 from synllm.cards import Card, Kind, Rule
 from synllm.cards.expressions import FUNCTIONS
-from synllm.cards.rules import EFFECT_NAMES, soft_rule_effect
+from synllm.cards.rules import EFFECT_NAMES, MIN_PAIRS, soft_rule_effect
 
 #: Rows used for mining (a random sample beyond this, to bound the time).
 MAX_ROWS = 20_000
@@ -73,7 +73,7 @@ def mine_rules(
     card = dataclasses.replace(card, columns=tuple(c for c in card.columns if c.name not in leakage))
     min_rows = int(min(10, max(3, 0.02 * len(rows))))
     with_target = _target_rules(rows, card, min_rows)[:max_soft]
-    correlations = _correlation_rules(rows, card)[:max_correlations]
+    correlations = _correlation_rules(rows, card, max_correlations)
     hard = (_implications(rows, card, min_rows) + _orderings(rows, card))[:max_hard]
     predictors = [column for column, *_ in with_target if column not in leakage and table[column].isna().mean() < 0.05]
     soft = [_soft_entries(r, e, note) for _, r, e, note in with_target + correlations]
@@ -115,7 +115,7 @@ def _target_rules(rows: pd.DataFrame, card: Card, min_rows: int) -> list[tuple[s
                 (
                     col.name,
                     Rule(
-                        id=f"{_slug(col.name)}_by_{_slug(card.target)}",
+                        id=f"{slug(col.name)}_by_{slug(card.target)}",
                         kind="soft",
                         statement="",
                         measure="mean",
@@ -134,7 +134,7 @@ def _target_rules(rows: pd.DataFrame, card: Card, min_rows: int) -> list[tuple[s
                 (
                     col.name,
                     Rule(
-                        id=f"{_slug(card.target)}_with_{_slug(col.name)}_{_slug(str(level))}",
+                        id=f"{slug(card.target)}_with_{slug(col.name)}_{slug(str(level))}",
                         kind="soft",
                         statement="",
                         measure="rate",
@@ -191,12 +191,21 @@ def _effect_note(rule: Rule, effect) -> str:
     )
 
 
-def _correlation_rules(rows: pd.DataFrame, card: Card) -> list[tuple[str, Rule, Any, str]]:
+def _correlation_rules(rows: pd.DataFrame, card: Card, keep: int) -> list[tuple[str, Rule, Any, str]]:
+    """The ``keep`` strongest Spearman correlations between numeric columns (not the target).
+
+    All pairs are screened at once on column ranks; only the strongest few are measured
+    exactly, by the rule code, so the noted effect is what ``card check`` shows.
+    """
     numeric = [c.name for c in card.synth_columns if c.is_numeric and c.name != card.target]
+    if len(numeric) < 2 or keep <= 0:
+        return []
+    screen = rows[numeric].astype(float).rank().corr(min_periods=MIN_PAIRS).abs()
+    upper = screen.where(np.triu(np.ones(screen.shape, dtype=bool), k=1)).stack()
     found = []
-    for a, b in itertools.combinations(numeric, 2):
+    for (a, b), _ in upper[upper >= MIN_RHO].sort_values(ascending=False).head(3 * keep).items():
         rule = Rule(
-            id=f"{_slug(a)}_with_{_slug(b)}",
+            id=f"{slug(a)}_with_{slug(b)}",
             kind="soft",
             statement="",
             measure="correlation",
@@ -208,7 +217,7 @@ def _correlation_rules(rows: pd.DataFrame, card: Card) -> list[tuple[str, Rule, 
         if _strength(effect) > 0:
             found.append((abs(effect.effect), a, rule, effect))
     found.sort(key=lambda t: -t[0])
-    return [(a, _with_direction(r, e), e, _effect_note(r, e)) for _, a, r, e in found]
+    return [(a, _with_direction(r, e), e, _effect_note(r, e)) for _, a, r, e in found[:keep]]
 
 
 def _soft_entries(rule: Rule, effect, note: str) -> list[Entry]:
@@ -249,7 +258,7 @@ def _implications(rows: pd.DataFrame, card: Card, min_rows: int) -> list[list[En
         require = f"{expression_name(b.name)} == {literal(_category(b, value))}"
         out.append(
             [
-                Entry("id", f"{_slug(a.name)}_{_slug(level)}_means_{_slug(b.name)}_{_slug(value)}"),
+                Entry("id", f"{slug(a.name)}_{slug(level)}_means_{slug(b.name)}_{slug(value)}"),
                 Entry("kind", "hard"),
                 Entry(
                     "statement",
@@ -275,7 +284,7 @@ def _orderings(rows: pd.DataFrame, card: Card) -> list[list[Entry]]:
             continue
         out.append(
             [
-                Entry("id", f"{_slug(a)}_at_most_{_slug(b)}"),
+                Entry("id", f"{slug(a)}_at_most_{slug(b)}"),
                 Entry("kind", "hard"),
                 Entry(
                     "statement",
@@ -306,7 +315,8 @@ def _words(name: str) -> set[str]:
     return {w for w in re.split(r"[^A-Za-z0-9]+", spaced.lower()) if len(w) >= 2}
 
 
-def _slug(text: str) -> str:
+def slug(text: str) -> str:
+    """Lower-case letters, digits and '_' (for rule ids): ``Blood Pressure`` -> blood_pressure."""
     return re.sub(r"[^A-Za-z0-9]+", "_", str(text)).strip("_").lower() or "x"
 
 
