@@ -181,6 +181,13 @@ GOOD = {
 }
 
 
+def _correlation(**changes):
+    """A soft correlation rule of age against sick, with ``changes`` (None drops a key)."""
+    rule = {"id": "c", "kind": "soft", "statement": "x", "measure": "correlation", "value": "age", "against": "sick"}
+    rule.update(changes)
+    return {k: v for k, v in rule.items() if v is not None}
+
+
 def _bad(edit):
     raw = copy.deepcopy(GOOD)
     edit(raw)
@@ -267,40 +274,12 @@ def test_the_good_hand_made_card_loads():
             ["'age'", "missing_codes [0]", "nullable: false"],
         ),
         (lambda r: r["columns"][1].update(missing_codes=0), ["'age'", "missing_codes must be a list"]),
+        (lambda r: r["rules"].append(_correlation(against=None)), ["'c'", "correlation", "against"]),
         (
-            lambda r: r["rules"].append(
-                {"id": "c", "kind": "soft", "statement": "x", "measure": "correlation", "value": "age"}
-            ),
-            ["'c'", "correlation", "against"],
-        ),
-        (
-            lambda r: r["rules"].append(
-                {
-                    "id": "c",
-                    "kind": "soft",
-                    "statement": "x",
-                    "measure": "correlation",
-                    "value": "age",
-                    "against": "sick",
-                    "group": "age > 3",
-                }
-            ),
+            lambda r: r["rules"].append(_correlation(group="age > 3")),
             ["'c'", "takes ['value', 'against']", "['group']"],
         ),
-        (
-            lambda r: r["rules"].append(
-                {
-                    "id": "c",
-                    "kind": "soft",
-                    "statement": "x",
-                    "measure": "correlation",
-                    "value": "age",
-                    "against": "sick",
-                    "expect": "higher",
-                }
-            ),
-            ["'c'", "'positive' or 'negative'"],
-        ),
+        (lambda r: r["rules"].append(_correlation(expect="higher")), ["'c'", "'positive' or 'negative'"]),
     ],
     ids=[
         "unknown-card-key",
@@ -375,9 +354,7 @@ def test_the_card_format_extensions_load():
     raw["columns"].append({"name": "days", "kind": "integer", "range": [0, 5000], "description": "follow-up days"})
     raw["columns"][1].update(missing_codes=[0], missing="0 means not recorded")
     raw["roles"].update(target_positive="sick == 1", leakage=["days"])
-    raw["rules"].append(
-        {"id": "c", "kind": "soft", "statement": "x", "measure": "correlation", "value": "age", "against": "days"}
-    )
+    raw["rules"].append(_correlation(against="days"))
     card = card_from_dict(raw)
     age = card.column("age")
     assert age.missing_codes == (0,) and age.nullable  # a missing code makes the column nullable
