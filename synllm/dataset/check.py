@@ -5,7 +5,8 @@ unknown names, refused constructs and type mistakes in expressions; loading the 
 cells that do not fit the card. This module adds what only the data can tell:
 
 - problems (the check fails): a hard rule broken by real rows or applying to none, a soft
-  rule with an empty group, a soft rule whose direction contradicts the real rows;
+  rule with an empty group, a soft rule whose direction contradicts the real rows, a
+  target (or its positive class) with a single value in the real rows;
 - warnings: guesses still marked ``# CHECK``, columns without a description, values
   outside a plausible range, soft rules resting on few rows.
 """
@@ -20,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from synllm.cards import Card, Rule, load_card
-from synllm.cards.rules import EFFECT_NAMES, hard_rule_violations, soft_rule_effect
+from synllm.cards.rules import EFFECT_NAMES, hard_rule_violations, soft_rule_effect, target_values
 
 #: Fewest rows in a soft rule's group before its effect is called uncertain.
 FEW_ROWS = 10
@@ -56,6 +57,7 @@ def check_card(name_or_path: str | Path | Card) -> CardCheck:
         rows.append(row)
         problems += [problem] if problem else []
         warnings += [warning] if warning else []
+    problems += _target_problems(data.table, card)
     warnings += [issue for issue in data.issues if "hard rule" not in issue]  # broken hard rules are problems
     warnings += _unfinished(card)
     frame = pd.DataFrame(rows, columns=RULE_COLUMNS).set_index("rule")
@@ -119,6 +121,20 @@ def _soft(table: pd.DataFrame, rule: Rule, card: Card) -> tuple[dict, str | None
     elif min(effect.n_group, effect.n_versus) < FEW_ROWS:
         warning = f"soft rule {rule.id!r} rests on few real rows ({size}); its measured effect is uncertain"
     return row, problem, warning
+
+
+def _target_problems(table: pd.DataFrame, card: Card) -> list[str]:
+    """A target with one value (or none) in the real rows: no model can learn it, utility is never measured."""
+    if not card.target:
+        return []
+    seen = target_values(table, card).dropna()
+    if seen.nunique() >= 2:
+        return []
+    what = (
+        f"roles.target_positive ({card.target_positive!r})" if card.target_positive else f"the target {card.target!r}"
+    )
+    found = f"the single value {seen.astype(str).iloc[0]}" if len(seen) else "no value at all"
+    return [f"{what} gives {found} in the real rows; choose a target (or a condition) that splits the patients"]
 
 
 def _direction(effect, rule: Rule) -> str:

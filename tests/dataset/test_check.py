@@ -98,6 +98,10 @@ def test_a_good_card_passes_with_a_row_per_rule(tmp_path):
             lambda r: r["rules"][1].update(when="sex > 5"),
             ["'age_against_thalach' cannot be measured", "fewer than 3 complete pairs"],
         ),
+        (
+            lambda r: r["roles"].update(target_positive="num > 9"),
+            ["roles.target_positive ('num > 9') gives the single value 0", "splits the patients"],
+        ),
     ],
     ids=[
         "mean-contradicted",
@@ -106,6 +110,7 @@ def test_a_good_card_passes_with_a_row_per_rule(tmp_path):
         "hard-broken",
         "hard-never-applies",
         "correlation-unmeasurable",
+        "positive-class-never-seen",
     ],
 )
 def test_each_problem_fails_the_check_naming_the_rule_and_the_fix(tmp_path, edit, words, capsys):
