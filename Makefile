@@ -13,6 +13,7 @@ PROFILE ?= quick
 BACKEND ?=
 ENDPOINTS ?=
 MODELS ?=
+DATASETS ?=
 PYTEST_ARGS ?=
 NOTEBOOKS := $(shell find notebooks -name '*.ipynb' -not -path '*/.ipynb_checkpoints/*')
 
@@ -37,9 +38,10 @@ $(STAMP): pyproject.toml Makefile
 
 setup: $(STAMP) ## Create .venv and install synllm, the notebook stack and the embedded model
 
-run: $(STAMP) ## Main job: generate, score and report 3 datasets x 4 prompt types (PROFILE=quick|paper|course)
+run: $(STAMP) ## Main job: generate, score and report 3 datasets x 4 prompt types (PROFILE=quick|paper|course; DATASETS="stroke my/card.yaml")
 	$(PY) -m synllm.study.batch --profile $(PROFILE) $(if $(BACKEND),--backend $(BACKEND)) \
-	  $(if $(ENDPOINTS),--endpoints $(ENDPOINTS)) $(if $(MODELS),--models $(MODELS))
+	  $(if $(ENDPOINTS),--endpoints $(ENDPOINTS)) $(if $(MODELS),--models $(MODELS)) \
+	  $(if $(DATASETS),--datasets $(DATASETS))
 
 test: $(STAMP) ## Run the test suite (real embedded model included)
 	$(PY) -m pytest $(PYTEST_ARGS)

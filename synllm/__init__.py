@@ -43,6 +43,8 @@ _EXPORTS = {
     "Dataset": "synllm.dataset:Dataset",
     "load_dataset": "synllm.dataset:load_dataset",
     "split": "synllm.dataset:split",
+    "draft_card": "synllm.dataset.draft:draft_card",
+    "check_card": "synllm.dataset.check:check_card",
     # prompts
     "PROMPT_TYPES": "synllm.prompts:PROMPT_TYPES",
     "Prompt": "synllm.prompts:Prompt",

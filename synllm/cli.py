@@ -39,6 +39,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("cards", help="list the built-in dataset cards")
 
+    card = sub.add_parser("card", help="bring your own dataset: draft a card from a CSV, check a card on its data")
+    card_sub = card.add_subparsers(dest="card_command", required=True)
+    draft = card_sub.add_parser("draft", help="write a complete card to edit from a CSV file")
+    draft.add_argument("csv", help="the CSV file (a header line, then one patient per line)")
+    draft.add_argument(
+        "-o", "--output", default=None, help="card file to write (default: <csv name>.yaml beside the CSV; - prints it)"
+    )
+    draft.add_argument("--name", default=None, help="card name, used for folders and titles (default: the file name)")
+    draft.add_argument("--force", action="store_true", help="overwrite an existing card file")
+    check = card_sub.add_parser("check", help="load a card and its CSV, measure every rule on the real rows")
+    check.add_argument("card", help="card name or path to a card YAML")
+
     prompt = sub.add_parser("prompt", help="print a rendered prompt")
     prompt.add_argument("dataset", help="card name or path to a card YAML")
     prompt.add_argument("prompt_type", choices=["p1", "p2", "p3", "p4"])
@@ -108,6 +120,45 @@ def _cards(args: argparse.Namespace) -> int:
     return 0
 
 
+def _card(args: argparse.Namespace) -> int:
+    if args.card_command == "check":
+        from synllm.dataset.check import check_card, report_text
+
+        result = check_card(args.card)
+        print(report_text(result))
+        return 0 if result.ok else 1
+    return _card_draft(args)
+
+
+def _card_draft(args: argparse.Namespace) -> int:
+    import os
+    from pathlib import Path
+
+    from synllm import files
+    from synllm.dataset import read_text_table
+    from synllm.dataset.draft import card_name, draft_card
+
+    csv = Path(args.csv).expanduser().resolve()
+    if not csv.is_file():
+        raise InvalidArgument(f"{csv}: no such file; give the path of your CSV file")
+    to_stdout = args.output == "-"
+    out = csv.with_suffix(".yaml") if not args.output or to_stdout else Path(args.output).expanduser().resolve()
+    if not to_stdout and out.exists() and not args.force:
+        raise InvalidArgument(f"{out} exists; give another file with -o, or --force to overwrite it")
+    draft = draft_card(read_text_table(csv), name=args.name or card_name(csv), file=os.path.relpath(csv, out.parent))
+    if to_stdout:
+        print(draft.text, end="")
+        return 0
+    files.atomic_write_text(out, draft.text)
+    print(
+        f"wrote {out}: card {draft.name!r}, {draft.columns} columns, target {draft.target!r} (a guess), "
+        f"{draft.hard_rules} hard and {draft.soft_rules} soft candidate rules.\n"
+        f"Next: confirm the {draft.checks} lines marked '# CHECK:' (describe each column), then run\n"
+        f"  synllm card check {out}"
+    )
+    return 0
+
+
 def _prompt(args: argparse.Namespace) -> int:
     from synllm.dataset import load_dataset, split
     from synllm.prompts import render_prompt
@@ -164,4 +215,4 @@ def _backends(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"cards": _cards, "prompt": _prompt, "generate": _generate, "backends": _backends}
+_COMMANDS = {"cards": _cards, "card": _card, "prompt": _prompt, "generate": _generate, "backends": _backends}

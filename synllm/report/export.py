@@ -72,11 +72,12 @@ def _png_with_alt_as_html(output: Any) -> None:
     del data["image/png"]
 
 
-def export_html(notebook: str | Path, html_path: str | Path | None = None) -> Path:
+def export_html(notebook: str | Path, html_path: str | Path | None = None, *, title: str | None = None) -> Path:
     """Write ``notebook`` as a standalone HTML page with code hidden (outputs, prose and charts kept).
 
     Cells that raised keep their code and traceback. Images are embedded, so the file
-    works offline and alone.
+    works offline and alone. The page title is ``title`` (e.g. the dataset card's), else
+    the notebook's first heading.
     """
     import nbformat
     from nbconvert import HTMLExporter
@@ -96,7 +97,7 @@ def export_html(notebook: str | Path, html_path: str | Path | None = None) -> Pa
         ),
         enabled=True,
     )
-    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": _title(nb) or notebook.stem}})
+    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title or _title(nb) or notebook.stem}})
     # The page needs no JavaScript: drop the template's CDN scripts (require.js, MathJax) so it is fully offline.
     body = re.sub(r"<script src=\"[^\"]*\">\s*</script>", "", body)
     files.atomic_write_text(html_path, body)

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from synllm.report.escape import md_code, md_text
+from synllm.cards.rules import target_values
 from synllm.report.inputs import StudyData
 from synllm.report.tables import pooled_sd
 
@@ -37,15 +38,15 @@ def _name(prompt_type: str) -> str:
 def dataset_intro(data: StudyData) -> str:
     """What the data is, how it is split and which rows are used for scoring."""
     card, table = data.card, data.table
-    target = table[card.target]
+    target = target_values(table, card)
     share = ""
-    if card.column(card.target).is_categorical and target.notna().any():
+    if (card.target_positive or card.column(card.target).is_categorical) and target.notna().any():
         top = target.astype("string").value_counts(normalize=True)
         share = " (" + ", ".join(f"{md_text(k)}: {v:.0%}" for k, v in top.head(4).items()) + ")"
     return (
         f"**{md_text(card.title)}.** {md_text(card.description)}\n\n"
         f"The file has {len(table):,} rows. The model is asked for {len(card.synth_names)} columns "
-        f"(identifiers are never generated); the prediction target is {md_code(card.target)}{share}. "
+        f"(identifiers are never generated); the prediction target is {md_code(card.target_positive or card.target)}{share}. "
         f"The rows are split once (seed {data.split_seed}) into **{len(data.train):,} training rows**, "
         f"which the prompts draw on, and **{len(data.holdout):,} holdout rows**, which no prompt ever shows: "
         f"they are the yardstick for privacy and utility. To keep scoring fast, {len(data.eval_train):,} "

@@ -110,7 +110,7 @@ def test_plan_merges_command_line_choices(tmp_path):
         overrides={"n_rows": 5},
     )
     assert plan.study["models"] == ["llama3.1:8b", "qwen2.5:7b"] and plan.study["n_rows"] == 5
-    assert plan.datasets == ("stroke",)
+    assert [(s.name, s.dataset) for s in plan.studies] == [("stroke", "stroke")]
     assert plan.study["output_folder"] == plan.comparison["output_folder"] == str(tmp_path.resolve())
     assert batch.plan(quick, output=tmp_path).study["backend"] == "embedded"
 
