@@ -13,8 +13,8 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from synllm.report.escape import md_code, md_text
 from synllm.cards.rules import target_values
+from synllm.report.escape import md_code, md_text
 from synllm.report.inputs import StudyData
 from synllm.report.tables import pooled_sd
 
@@ -46,7 +46,8 @@ def dataset_intro(data: StudyData) -> str:
     return (
         f"**{md_text(card.title)}.** {md_text(card.description)}\n\n"
         f"The file has {len(table):,} rows. The model is asked for {len(card.synth_names)} columns "
-        f"(identifiers are never generated); the prediction target is {md_code(card.target_positive or card.target)}{share}. "
+        f"(identifiers are never generated); the prediction target is "
+        f"{md_code(card.target_positive or card.target)}{share}. "
         f"The rows are split once (seed {data.split_seed}) into **{len(data.train):,} training rows**, "
         f"which the prompts draw on, and **{len(data.holdout):,} holdout rows**, which no prompt ever shows: "
         f"they are the yardstick for privacy and utility. To keep scoring fast, {len(data.eval_train):,} "
