@@ -38,8 +38,7 @@ def script(source: str) -> str:
 def hostile_card(card):
     """``card`` with markup in its title, description, a category and a rule statement."""
     columns = tuple(
-        replace(c, categories=(*c.categories, script("category"))) if c.name == "work_type" else c
-        for c in card.columns
+        replace(c, categories=(*c.categories, script("category"))) if c.name == "work_type" else c for c in card.columns
     )
     rules = (
         replace(card.rules[0], statement=f"Children {script('rule')} <img src=x onerror=alert(0)>"),
