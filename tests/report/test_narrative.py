@@ -86,13 +86,13 @@ def test_generation_summary_counts(scored):
     diagnostics = tables.diagnostics_table([type("R", (), {"manifest": s.manifest})() for s in scored if s.manifest])
     text = narrative.generation_summary(diagnostics)
     assert text.startswith("8 of 8 runs reached")
-    assert "*out_of_range* (24 rows)" in text
+    assert r"*out\_of\_range* (24 rows)" in text  # the reason is escaped Markdown text
     assert "6 kept rows copied a prompt example" in text
     returned = int(diagnostics["rows_returned"].sum())
     valid = int(diagnostics["rows_valid"].sum())
     assert (
-        f"**ollama** (constraint: json_schema via format): {valid} of {returned} returned rows valid "
-        f"({valid / returned:.0%}); rejects by reason: out_of_range 24, wrong_field_count 8." in text
+        rf"**ollama** (constraint: json\_schema via format): {valid} of {returned} returned rows valid "
+        rf"({valid / returned:.0%}); rejects by reason: out\_of\_range 24, wrong\_field\_count 8." in text
     )
 
 
@@ -122,10 +122,12 @@ def test_generation_summary_reports_each_backend_on_its_own():
     text = narrative.generation_summary(table)
     assert "**embedded** (constraint: grammar): 20 of 20 returned rows valid (100%); rejects by reason: none." in text
     assert (
-        "**openai** (constraint: json_schema via json_object): 0 of 30 returned rows valid (0%); "
-        "rejects by reason: out_of_range 30." in text
+        r"**openai** (constraint: json\_schema via json\_object): 0 of 30 returned rows valid (0%); "
+        r"rejects by reason: out\_of\_range 30." in text
     )
     assert "**ollama** (constraint: none) returned no readable row." in text
+    hostile = narrative.generation_summary(tables.diagnostics_table([run("*x*<b>", "[a](b)", 1, 1, {})]))
+    assert "*x*<b>" not in hostile and "[a](b)" not in hostile  # names from manifests are shown as text
 
 
 def _verdict(h: dict[str, list[float]], datasets=("stroke", "diabetes", "cirrhosis")) -> str:

@@ -12,7 +12,8 @@ from synllm.study.data import require_compared_runs
 
 
 def _plan(tmp_path) -> batch.Plan:
-    return batch.Plan(datasets=("stroke", "diabetes"), study={}, comparison={}, output=tmp_path)
+    studies = tuple(batch.Study(name=d, title=d, dataset=d) for d in ("stroke", "diabetes"))
+    return batch.Plan(studies=studies, study={}, comparison={}, output=tmp_path)
 
 
 def _fake_execute(results: dict[str, bool], ran: list[str]):
