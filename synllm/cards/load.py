@@ -134,7 +134,9 @@ def add_rules(card: Card, rules: str | Sequence[Mapping[str, Any]]) -> Card:
         try:
             rules = yaml.safe_load(rules)
         except yaml.YAMLError as exc:
-            raise CardError(f"{where}: not valid YAML ({exc}); write a list of rules, each starting with '- id:'")
+            raise CardError(
+                f"{where}: not valid YAML ({exc}); write a list of rules, each starting with '- id:'"
+            ) from None
     if isinstance(rules, Mapping):
         rules = [rules]
     if not isinstance(rules, Sequence) or not all(isinstance(r, Mapping) for r in rules):
