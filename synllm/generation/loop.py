@@ -31,6 +31,7 @@ from synllm.cards import Card
 from synllm.dataset.schema import format_row
 from synllm.errors import BackendError, GenerationError
 from synllm.generation.constraints import to_gbnf, to_json_schema
+from synllm.generation.diversity import RowDiversity, row_diversity
 from synllm.generation.manifest import Diagnostics, RunManifest, Timings, Tokens, package_versions
 from synllm.generation.parsing import parse_text, validate_rows
 from synllm.prompts import Prompt, render_prompt
@@ -131,14 +132,15 @@ def generate(
     key = run_key(card, backend.name, model, prompt, seed, options)
     run_dir = run_dir_for(card, model, prompt_type, seed, key, Path(out_dir) if out_dir else None)
     max_requests = max_requests or 4 * math.ceil(n_rows / options.batch_size) + 2
-    run = _Run(card, backend, model, prompt, seed, options, run_dir, n_rows, max_requests, fmt)
+    real = train.reindex(columns=card.synth_names)  # the reference for the run's row diversity
+    run = _Run(card, backend, model, prompt, seed, options, run_dir, n_rows, max_requests, fmt, real)
     return run.execute(concurrency or backend.capacity(model), progress)
 
 
 class _Run:
     """State of one run while it executes (internal)."""
 
-    def __init__(self, card, backend, model, prompt, seed, options, run_dir, n_rows, max_requests, fmt):
+    def __init__(self, card, backend, model, prompt, seed, options, run_dir, n_rows, max_requests, fmt, real):
         self.card, self.backend, self.model, self.prompt = card, backend, model, prompt
         self.seed, self.options, self.run_dir = seed, options, run_dir
         self.n_rows, self.max_requests, self.fmt = n_rows, max_requests, fmt
@@ -152,6 +154,7 @@ class _Run:
         self.valid_count = 0
         self.last_validation = 0.0
         self.started = time.perf_counter()
+        self.real = real
 
     def execute(self, concurrency: int, progress: bool) -> RunResult:
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -311,8 +314,11 @@ class _Run:
         flags = row_flags(synthetic[columns], self.prompt.examples, self.card)
         flags["request"] = synthetic.get("_request", pd.Series(dtype="Int64")).to_numpy()
         synthetic = synthetic[columns]
+        diversity = row_diversity(synthetic, real=self.real, random_state=self.seed)
         status = "complete" if len(synthetic) >= self.n_rows else ("failed" if error else "incomplete")
-        manifest = self._manifest(status, ordered, len(valid), rejected, returned, flags, repairs, reused, error)
+        manifest = self._manifest(
+            status, ordered, len(valid), rejected, returned, flags, repairs, reused, error, diversity
+        )
         files.write_csv(self.run_dir / files.SYNTHETIC, synthetic.join(flags.add_prefix("_")), self.card)
         files.write_csv(self.run_dir / files.REJECTED, rejected)
         files.write_manifest(self.run_dir, manifest)
@@ -330,7 +336,7 @@ class _Run:
             )
         return RunResult(self.run_dir, synthetic, rejected, flags, self.prompt, manifest)
 
-    def _manifest(self, status, ordered, n_valid_all, rejected, returned, flags, repairs, reused, error):
+    def _manifest(self, status, ordered, n_valid_all, rejected, returned, flags, repairs, reused, error, diversity):
         prompt_tokens = sum(r["prompt_tokens"] or 0 for r in ordered)
         completion_tokens = sum(r["completion_tokens"] or 0 for r in ordered)
         model_seconds = sum(r["elapsed_s"] for r in ordered)
@@ -377,6 +383,7 @@ class _Run:
                 rejected_by_reason=reasons,
                 duplicates=int(flags["duplicate"].sum()) if len(flags) else 0,
                 exemplar_echoes=int(flags["echo"].sum()) if len(flags) else 0,
+                **_diversity_fields(diversity),
                 valid_rate=round(n_valid_all / returned, 4) if returned else None,
                 tokens_per_valid_row=round(completion_tokens / n_valid_all, 2) if n_valid_all else None,
                 valid_rows_per_second=round(n_valid_all / model_seconds, 3) if model_seconds else None,
@@ -384,6 +391,12 @@ class _Run:
             ),
             updated_at=datetime.now(UTC).isoformat(timespec="seconds"),
         )
+
+
+def _diversity_fields(diversity: RowDiversity) -> dict[str, Any]:
+    """The manifest's diversity diagnostics."""
+    names = ("distinct_rows", "distinct_rate", "duplicate_rate", "real_distinct_rate", "real_duplicate_rate")
+    return {name: getattr(diversity, name) for name in names}
 
 
 def _assemble(parts, empty: pd.DataFrame) -> pd.DataFrame:
