@@ -20,6 +20,7 @@ import pytest
 from synllm.backends.base import GenerationRequest
 from synllm.backends.embedded import (
     DEFAULT_MODEL,
+    DEFAULT_PARALLEL,
     INSTALL_MODEL,
     EmbeddedBackend,
     default_model_path,
@@ -141,6 +142,7 @@ def test_describe_gives_path_size_and_sha256(backend):
     assert facts["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
     assert facts["llama_cpp_version"] == import_llama_cpp().__version__
     assert facts["n_threads"] == "auto" and facts["usable_cores"] >= 1 and facts["n_ctx"] == 4096
+    assert facts["rows_per_sequence"] == 1 and facts["parallel"] == DEFAULT_PARALLEL and "min_p" in facts["sampler"]
     assert EmbeddedBackend(n_threads=1).describe()["n_threads"] == 1
     assert file_sha256(path) is file_sha256(path), "computed once, then cached"
 
@@ -336,17 +338,6 @@ def test_the_thread_count_does_not_change_the_rows():
     assert by_one.extra["threads_used"] == [1] and by_two.extra["threads_used"] == [2]
     assert by_two.extra["prompt_state"] == "evaluated"
     assert by_one.text == by_two.text
-
-
-@needs_model
-@pytest.mark.embedded
-def test_batching_does_not_change_the_rows():
-    request = _stroke_request(22, note=" (batching)", rows=4)
-    batched = EmbeddedBackend(parallel=4).generate(request)
-    alone = EmbeddedBackend(parallel=1).generate(request)
-    assert batched.extra["parallel"] == 4 and alone.extra["parallel"] == 1
-    assert batched.text == alone.text
-    _assert_valid_stroke_rows(batched.text, rows=4)
 
 
 @needs_model

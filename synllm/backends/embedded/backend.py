@@ -16,6 +16,7 @@ import math
 import re
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -163,19 +164,15 @@ class EmbeddedBackend(BaseBackend):
         if not grammar_text and request.json_schema:
             grammar_text, constraint = schema_grammar(request.json_schema), "json_schema"
         prompt = loaded.tokenize(loaded.chat_prompt(request.system, request.prompt))
-        n_ctx = self._context_size(request, loaded, len(prompt))
-        specs = self._plan(request, loaded, grammar_text, room=n_ctx - len(prompt) - 1)
-        parallel = min(self.parallel, max(1, (n_ctx - len(prompt) - 1) // max(s.max_tokens for s in specs)))
+        specs = self._plan(request, loaded, grammar_text)
+        longest = max(s.max_tokens for s in specs)
+        n_ctx = self._context_size(request, loaded, len(prompt), min(self.parallel, len(specs)) * longest)
+        room = n_ctx - len(prompt) - 1  # cells left for generated tokens
+        if longest > room:
+            specs = [replace(s, max_tokens=min(s.max_tokens, room)) for s in specs]
+        parallel = min(self.parallel, max(1, room // min(longest, room)))
         with decoder_in_use(loaded, n_ctx) as decoder:
-            report = decoder.generate(
-                prompt,
-                specs,
-                temperature=request.temperature,
-                top_p=request.top_p,
-                parallel=parallel,
-                threads=self.n_threads,
-                deadline=deadline,
-            )
+            report = decoder.generate(prompt, specs, parallel=parallel, threads=self.n_threads, deadline=deadline)
         texts = [loaded.detokenize(list(r.tokens)) for r in report.results]
         if len(specs) > 1:  # rows of a truncated sequence must not run into the next sequence's row
             texts = [t if not t or t.endswith("\n") else t + "\n" for t in texts]
@@ -196,37 +193,40 @@ class EmbeddedBackend(BaseBackend):
         for loaded in loaded_models():
             release_decoders(loaded)
 
-    def _plan(
-        self, request: GenerationRequest, loaded: LoadedModel, grammar: str | None, room: int
-    ) -> list[SequenceSpec]:
-        """The sequences answering a request: one per ``rows_per_sequence`` rows of a row grammar, else one."""
-        budget = max(1, min(int(request.max_tokens), room))
+    def _plan(self, request: GenerationRequest, loaded: LoadedModel, grammar: str | None) -> list[SequenceSpec]:
+        """The sequences answering a request: one per ``rows_per_sequence`` rows of a row grammar, else one.
+
+        A sequence may write its share of ``max_tokens`` (all of it for a single sequence).
+        """
+        budget = max(1, int(request.max_tokens))
+        sampling = {"temperature": request.temperature, "top_p": request.top_p}
         rows = repeated_rows(grammar) if grammar and self.rows_per_sequence else None
         if not rows or not self.rows_per_sequence:
             compiled = loaded.grammar(grammar) if grammar else None
-            return [SequenceSpec(grammar=compiled, seed=request.seed, max_tokens=budget)]
+            return [SequenceSpec(grammar=compiled, seed=request.seed, max_tokens=budget, **sampling)]
         per = self.rows_per_sequence
         sizes = [per] * (rows // per) + ([rows % per] if rows % per else [])
         return [
             SequenceSpec(
                 grammar=loaded.grammar(with_rows(grammar, size)),
                 seed=sequence_seed(request.seed, j),
-                max_tokens=max(1, min(math.ceil(int(request.max_tokens) * size / rows), room)),
+                max_tokens=max(1, math.ceil(budget * size / rows)),
                 stop_when_complete=True,
+                **sampling,
             )
             for j, size in enumerate(sizes)
         ]
 
-    def _context_size(self, request: GenerationRequest, loaded: LoadedModel, n_prompt: int) -> int:
-        # Deterministic per request: the default size, or the training size when the request needs more.
+    def _context_size(self, request: GenerationRequest, loaded: LoadedModel, n_prompt: int, generated: int) -> int:
+        """Cells for the prompt and ``generated`` tokens decoded at once: the default size, or the training size."""
         n_ctx_train = loaded.n_ctx_train or self.n_ctx
         if request.num_ctx:
             n_ctx = min(int(request.num_ctx), n_ctx_train)
-        elif n_prompt + request.max_tokens <= self.n_ctx:
+        elif n_prompt + generated <= self.n_ctx:
             n_ctx = self.n_ctx
         else:
             n_ctx = max(self.n_ctx, n_ctx_train)
-        if n_prompt >= n_ctx:
+        if n_prompt >= n_ctx - 1:  # at least one cell for the answer
             raise BackendError(
                 f"the prompt has {n_prompt} tokens but the context holds n_ctx={n_ctx} "
                 f"({loaded.path.name} was trained with {n_ctx_train}); shorten the prompt, e.g. fewer example rows"
