@@ -192,14 +192,7 @@ class Decoder:
 
     # --- the sequences ------------------------------------------------------------------------
 
-    def _decode(
-        self,
-        specs: list[SequenceSpec],
-        report: DecodeReport,
-        temperature: float,
-        top_p: float,
-        deadline: Deadline | None,
-    ) -> None:
+    def _decode(self, specs: list[SequenceSpec], report: DecodeReport, deadline: Deadline | None) -> None:
         n_prompt = report.prompt_tokens
         waiting = list(enumerate(specs))
         waiting.reverse()
