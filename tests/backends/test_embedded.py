@@ -328,6 +328,28 @@ def test_rows_depend_only_on_prompt_and_seed_not_on_request_order(backend):
 
 @needs_model
 @pytest.mark.embedded
+def test_a_prompt_sharing_a_prefix_keeps_those_cells_and_gives_the_rows_of_a_fresh_evaluation(stroke_data):
+    from synllm.dataset import split
+    from synllm.prompts import render_prompt
+
+    table, card = stroke_data
+    train, _ = split(table, card, random_state=0)
+    first, second = (render_prompt(card, train, "p2", n_rows=3, seed=s) for s in (0, 1))  # examples differ
+    ask = [replace(_stroke_request(51), system=p.system, prompt=p.text) for p in (first, second)]
+    backend = EmbeddedBackend()
+    backend.generate(ask[0])
+    extended = backend.generate(ask[1])
+    assert extended.extra["prompt_state"] == "extended"
+    assert 0 < extended.extra["prompt_eval_tokens"] < extended.prompt_tokens
+    backend.close()
+    fresh = backend.generate(ask[1])
+    assert fresh.extra["prompt_state"] == "evaluated" and fresh.extra["prompt_eval_tokens"] == fresh.prompt_tokens
+    assert extended.text == fresh.text
+    _assert_valid_stroke_rows(fresh.text)
+
+
+@needs_model
+@pytest.mark.embedded
 @pytest.mark.skipif(usable_cores() < 2, reason="needs two cores")
 def test_the_thread_count_does_not_change_the_rows():
     request = _stroke_request(21, note=" (threads)")

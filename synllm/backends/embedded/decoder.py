@@ -5,7 +5,9 @@ A :class:`Decoder` owns a context whose KV cache is shared by every sequence
 after it (the KV cells and the last logits) is kept, so each request starts from
 exactly that state — the prompt stays resident between requests of a run (the
 generated cells are removed), and is saved (``llama_state_seq_get_data``) so that a
-prompt met again later is restored instead of evaluated. Generated sequences share
+prompt met again later is restored instead of evaluated. A new prompt that shares
+whole 256-token chunks with the resident one (the study's prompts differ near their
+end) keeps those cells and evaluates the rest. Generated sequences share
 the prompt's cells (``llama_memory_seq_cp``) and are decoded side by side, one token
 each per ``llama_decode`` call. What a sequence writes depends only on the prompt,
 its sampler seed and the request (not on earlier requests, their order, or the
@@ -68,7 +70,9 @@ class DecodeReport:
 
     results: list[SequenceResult] = field(default_factory=list)
     prompt_tokens: int = 0
-    prompt_state: str = "evaluated"  # "evaluated", "resident" (kept from the last request) or "restored"
+    # "evaluated", "resident" (kept from the last request), "restored" (from a saved state) or "extended"
+    # (the cells of a prefix shared with the last prompt kept, the rest evaluated)
+    prompt_state: str = "evaluated"
     prompt_eval_tokens: int = 0
     prompt_ms: float = 0.0
     decode_calls: int = 0
@@ -117,6 +121,7 @@ class Decoder:
         self.workspace = Workspace(llama_cpp, ctx, *loaded.first_bytes())
         self.eos = int(llama_cpp.llama_vocab_eos(loaded.vocab))
         self.resident: str | None = None  # digest of the prompt held in sequence 0
+        self.resident_tokens: list[int] = []
         self.prompt_logits = np.zeros(0, dtype=np.float32)
         self.saved: OrderedDict[str, tuple[Any, int, np.ndarray]] = OrderedDict()
 
@@ -154,22 +159,28 @@ class Decoder:
     # --- the prompt state ---------------------------------------------------------------------
 
     def _prime(self, prompt: list[int], report: DecodeReport, deadline: Deadline | None) -> None:
+        """Put the prompt's state in sequence 0: kept, restored, extended from a shared prefix, or evaluated."""
         key = hashlib.sha256(np.asarray(prompt, dtype=np.int32).tobytes()).hexdigest()
         if self.resident == key:
             report.prompt_state = "resident"
             return
-        self.llama_cpp.llama_memory_clear(self.memory, True)
+        kept = self._shared_chunks(prompt)
         self.resident = None
-        if key in self.saved:
+        if kept == 0 and key in self.saved:
+            self.llama_cpp.llama_memory_clear(self.memory, True)
             data, size, logits = self.saved[key]
             self.saved.move_to_end(key)
             if self.llama_cpp.llama_state_seq_set_data(self.ctx, data, size, 0) == size:
-                self.prompt_logits, self.resident = logits, key
+                self.prompt_logits, self.resident, self.resident_tokens = logits, key, prompt
                 report.prompt_state = "restored"
                 return
+        if kept:
+            self.llama_cpp.llama_memory_seq_rm(self.memory, 0, kept, -1)
+            report.prompt_state = "extended"
+        else:
             self.llama_cpp.llama_memory_clear(self.memory, True)
         started = time.perf_counter()
-        for start in range(0, len(prompt), _PROMPT_CHUNK):
+        for start in range(kept, len(prompt), _PROMPT_CHUNK):
             chunk = prompt[start : start + _PROMPT_CHUNK]
             last = start + len(chunk) == len(prompt)
             self._check(deadline, f"evaluating the prompt ({start} of {len(prompt)} tokens done)")
@@ -178,8 +189,23 @@ class Decoder:
             report.prompt_eval_tokens += len(chunk)
         report.prompt_ms = 1000 * (time.perf_counter() - started)
         self.prompt_logits = self.workspace.logits(-1).copy()
-        self.resident = key
+        self.resident, self.resident_tokens = key, prompt
         self._save(key)
+
+    def _shared_chunks(self, prompt: list[int]) -> int:
+        """Tokens of whole prompt chunks the resident prompt shares with ``prompt`` (their cells can stay).
+
+        Whole chunks only, and never the chunk holding the last token: the rest is then evaluated
+        in the very chunks a fresh evaluation would use, so the state is the same bit for bit.
+        """
+        if self.resident is None:
+            return 0
+        common = 0
+        for old, new in zip(self.resident_tokens, prompt):
+            if old != new:
+                break
+            common += 1
+        return min(common, len(prompt) - 1) // _PROMPT_CHUNK * _PROMPT_CHUNK
 
     def _save(self, key: str) -> None:
         size = int(self.llama_cpp.llama_state_seq_get_size(self.ctx, 0))

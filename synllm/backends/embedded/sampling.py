@@ -3,13 +3,15 @@
 One :class:`TokenSampler` per sequence holds llama.cpp's sampler chain
 ``min_p(0.05) -> top_p -> temperature -> seeded draw`` and, when constrained, a grammar
 sampler. Each token is drawn from the free chain and only that token is checked
-against the grammar (llama.cpp's ``common_sampler_sample``); most tokens pass. When
-the grammar rejects it, the token is drawn again from the grammar-first distribution:
-the grammar filters the vocabulary, then the same chain runs. That fallback is exact
-but cheap: the grammar is first asked about the 256 one-byte tokens, which rules out
-every token starting with a refused byte; of the rest it checks only those that can
-survive ``min_p`` (within ln(1/0.05) of the best allowed token), in widening logit bands
-from the top. Every returned token is one the grammar accepts, so every finished text parses.
+against the grammar (llama.cpp's ``common_sampler_sample``). When the grammar rejects
+it, the token is drawn again from the grammar-first distribution: the grammar filters
+the vocabulary, then the same chain runs. A small model asked for CSV often wants
+something else (a header, prose), so the fallback is frequent (a sixth to two thirds
+of the tokens); it is exact but cheap: the grammar is first asked about the 256
+one-byte tokens, which rules out every token starting with a refused byte; of the rest
+it checks only those that can survive ``min_p`` (within ln(1/0.05) of the best allowed
+token), in widening logit bands from the top. Every returned token is one the grammar
+accepts, so every finished text parses.
 """
 
 from __future__ import annotations
