@@ -1,6 +1,7 @@
 """Benchmark the embedded backend: today's path (before issue #11) and the new one, side by side in one run.
 
-1. Per card: batches of grammar-constrained CSV rows from a short plain prompt, today's path
+1. Per card: batches of grammar-constrained CSV rows from a short plain prompt (``--prompt p3``:
+   the study's P3 prompt instead), today's path
    and the new one interleaved batch by batch (so machine load hits both alike), then
    grammar-free decoding of about the same length with the new decoder: one sequence, and
    as many side by side as the new path decoded. Prints valid rows/s, tokens per valid row,
@@ -16,7 +17,7 @@ with a ``LlamaGrammar`` after ``llm.reset()``). The machine may be shared: compa
 one run (ratios), not across runs; the load average is printed.
 
 Run: .venv/bin/python bench/bench_embedded.py [--batches 2] [--rows 10] [--cards stroke,diabetes]
-     [--parallel 1,4,8,16,32] [--skip-generate] [--threads N]
+     [--prompt plain|p1|p2|p3|p4] [--parallel 1,4,8,16,32] [--skip-generate] [--threads N]
 """
 
 from __future__ import annotations
@@ -165,17 +166,29 @@ def free_decode_tok_s(request: GenerationRequest, n_tokens: int, sequences: int)
     return 1000 * tokens / (report.decode_ms + report.sample_ms)
 
 
-def bench_card(backends: dict[str, Any], card: Card, batches: int, n_rows: int) -> list[PathFigures]:
+def study_prompt(card: Card, prompt_type: str, n_rows: int) -> tuple[str, str]:
+    """The study's prompt of ``prompt_type`` for a card (system, user), from the default split, seed 0."""
+    table, card = load_dataset(card.name)
+    train, _ = split(table, card)
+    prompt = render_prompt(card, train, prompt_type, n_rows=n_rows, seed=0)
+    return prompt.system, prompt.text
+
+
+def bench_card(
+    backends: dict[str, Any], card: Card, batches: int, n_rows: int, prompt_type: str = "plain"
+) -> list[PathFigures]:
     """Both paths on one card, batch by batch, interleaved."""
     grammar = to_gbnf(card, n_rows)
+    plain = prompt_type == "plain"
+    system, text = (SYSTEM, prompt_for(card, n_rows)) if plain else study_prompt(card, prompt_type, n_rows)
     gens: dict[str, list[Generation]] = {path: [] for path in backends}
     kept: dict[str, list[pd.DataFrame]] = {path: [] for path in backends}
     cpu = dict.fromkeys(backends, 0.0)
     for batch in range(batches):
         request = GenerationRequest(
             model=DEFAULT_MODEL,
-            system=SYSTEM,
-            prompt=prompt_for(card, n_rows),
+            system=system,
+            prompt=text,
             grammar=grammar,
             seed=100 + batch,
             temperature=0.7,
@@ -302,6 +315,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cards", default=",".join(available_cards()))
     parser.add_argument("--threads", type=int, default=None, help="fixed thread count (default: auto by load)")
     parser.add_argument("--parallel", default="", help="batch widths to compare, e.g. 1,4,8,16,32")
+    parser.add_argument("--prompt", default="plain", help="plain (a short prompt, as in issue #11) or p1..p4")
     parser.add_argument("--skip-generate", action="store_true")
     args = parser.parse_args(argv)
     new = EmbeddedBackend(n_threads=args.threads)
@@ -323,7 +337,7 @@ def main(argv: list[str] | None = None) -> None:
         except CardError as exc:
             print(f"skip {name}: {exc}")
             continue
-        figures += bench_card(backends, card, args.batches, args.rows)
+        figures += bench_card(backends, card, args.batches, args.rows, args.prompt)
         request = GenerationRequest(model=DEFAULT_MODEL, prompt=FREE_PROMPT)
         length = max(16, figures[-1].gen_tokens // (args.batches * args.rows))
         one = free_decode_tok_s(request, length * args.rows, 1)
