@@ -19,7 +19,13 @@ import numpy as np
 import pandas as pd
 
 from synllm.cards import Card, Column, Rule
-from synllm.cards.rules import hard_rule_violations, rows_passing_hard_rules, soft_rule_effect
+from synllm.cards.rules import (
+    EFFECT_NAMES,
+    hard_rule_violations,
+    rows_passing_hard_rules,
+    soft_rule_effect,
+    target_values,
+)
 from synllm.metrics.base import EvalContext, Goal, MetricResult, MetricSpec, register
 from synllm.metrics.columns import MISSING, category_labels, empty_reason, numeric_values
 
@@ -94,7 +100,7 @@ SOFT = MetricSpec(
 
 
 def _strength(effect, rule: Rule) -> float:
-    """The effect on a scale where 0 means 'no relationship': log risk ratio or SMD.
+    """The effect on a scale where 0 means 'no relationship': log risk ratio, SMD or Fisher's z of rho.
 
     The log risk ratio uses a 0.5 continuity correction, ((a+.5)/(n1+.5)) / ((c+.5)/(n2+.5)),
     so that a group with no events in a small sample gives a finite value.
@@ -104,6 +110,8 @@ def _strength(effect, rule: Rule) -> float:
     if rule.measure == "rate":
         a, c = effect.group_value * effect.n_group, effect.versus_value * effect.n_versus
         return math.log((a + 0.5) / (effect.n_group + 0.5)) - math.log((c + 0.5) / (effect.n_versus + 0.5))
+    if rule.measure == "correlation":  # atanh(rho): a difference of 0.69 scores 0.5, as for an SMD
+        return math.atanh(min(max(effect.effect, -0.999), 0.999)) if not math.isnan(effect.effect) else math.nan
     return float(effect.effect)
 
 
@@ -122,8 +130,9 @@ def _effect_dict(effect) -> dict[str, Any]:
 def soft_rule_agreement(train: pd.DataFrame, synthetic: pd.DataFrame, ctx: EvalContext) -> MetricResult:
     """Mean over soft rules of direction agreement x strength similarity.
 
-    Strength is the log risk ratio for 'rate' rules (continuity-corrected) and the
-    standardised mean difference for 'mean' rules. Per rule: score = [same sign as in the
+    Strength is the log risk ratio for 'rate' rules (continuity-corrected), the
+    standardised mean difference for 'mean' rules and Fisher's z (atanh) of Spearman's rho
+    for 'correlation' rules. Per rule: score = [same sign as in the
     real rows] x exp(-|strength_syn - strength_real|), so a synthetic risk ratio half or
     double the real one, or an SMD off by 0.69, scores 0.5, and the opposite direction
     scores 0. A rule is NaN (with a reason) when a group is empty or has no spread.
@@ -139,7 +148,7 @@ def soft_rule_agreement(train: pd.DataFrame, synthetic: pd.DataFrame, ctx: EvalC
         info: dict[str, Any] = {
             "statement": rule.statement,
             "measure": rule.measure,
-            "effect_name": "risk ratio" if rule.measure == "rate" else "standardised mean difference",
+            "effect_name": EFFECT_NAMES[rule.measure],
             "real": _effect_dict(real),
             "synthetic": _effect_dict(syn),
             "real_strength": s_real,
@@ -189,6 +198,13 @@ def outcome_indicator(values: pd.Series, col: Column) -> tuple[np.ndarray, str]:
     positive = category_labels(pd.Series([col.categories[-1]]), col).iloc[0]
     y = np.where(labels == MISSING, np.nan, (labels == positive).astype(float))
     return y, f"{col.name} == {positive!r}"
+
+
+def _target_indicator(table: pd.DataFrame, card: Card, target: Column) -> tuple[np.ndarray, str]:
+    """The target as 1.0/0.0/NaN: the card's ``target_positive`` class if any, else :func:`outcome_indicator`."""
+    if card.target_positive:
+        return target_values(table, card).to_numpy(dtype=float, na_value=np.nan), card.target_positive
+    return outcome_indicator(table[card.target], target)
 
 
 def _design(table: pd.DataFrame, card: Card, centre: dict[str, tuple[float, float]]) -> pd.DataFrame:
@@ -274,8 +290,8 @@ def association_structure(train: pd.DataFrame, synthetic: pd.DataFrame, ctx: Eva
             x = numeric_values(train[name])
             sd = float(np.nanstd(x)) if np.isfinite(x).any() else 0.0
             centre[name] = (float(np.nanmean(x)) if sd > 0 else 0.0, sd if sd > 0 else 1.0)
-    y_real, outcome = outcome_indicator(train[card.target], target)
-    y_syn, _ = outcome_indicator(synthetic[card.target], target)
+    y_real, outcome = _target_indicator(train, card, target)
+    y_syn, _ = _target_indicator(synthetic, card, target)
     real, real_reason, _ = _fit_logit(_design(train, card, centre), y_real)
     details: dict[str, Any] = {"outcome": outcome, "predictors": list(card.predictors), "real_odds_ratios": real}
     if real is None:

@@ -22,6 +22,7 @@ from synllm.cards import Card
 from synllm.errors import MetricError
 from synllm.files import jsonable
 from synllm.metrics.base import FAMILIES, REGISTRY, EvalContext, MetricResult, get_metric
+from synllm.metrics.inputs import check_inputs
 
 QUALITY_FAMILIES = ("fidelity", "consistency", "utility")
 FRAME_COLUMNS = ["name", "family", "score", "raw", "goal", "reference_score", "reference_raw", "skipped", "seconds"]
@@ -61,6 +62,7 @@ class Evaluation:
     n_reference: int
     random_state: int
     seconds: Mapping[str, float] = field(default_factory=dict)
+    input_flags: tuple[str, ...] = ()  # values scored although the card does not allow them (see metrics.inputs)
 
     @property
     def names(self) -> list[str]:
@@ -163,6 +165,7 @@ class Evaluation:
             "n_reference": self.n_reference,
             "random_state": self.random_state,
             "seconds": dict(self.seconds),
+            "input_flags": list(self.input_flags),
             "headline": self.headline(),
             "reference_headline": self.headline(reference=True) if self.reference else None,
             "family_scores": self.family_scores().reset_index().to_dict(orient="records"),
@@ -174,17 +177,6 @@ class Evaluation:
     def summary(self) -> str:
         """A one-paragraph plain-language summary, each number next to the real-sample reference."""
         return _summary(self)
-
-
-def _check_columns(table: pd.DataFrame, what: str, card: Card) -> None:
-    if not isinstance(table, pd.DataFrame):
-        raise MetricError(f"{what} must be a pandas DataFrame, got {type(table).__name__}")
-    lacking = [c for c in card.synth_names if c not in table.columns]
-    if lacking:
-        raise MetricError(
-            f"the {what} table lacks column(s) {lacking} of card {card.name!r}; "
-            "load real data with synllm.load_dataset and parse generations with synllm.dataset.schema.parse_table"
-        )
 
 
 def _run(names: Sequence[str], train, synthetic, ctx: EvalContext) -> tuple[list[MetricResult], dict[str, float]]:
@@ -221,8 +213,7 @@ def evaluate(
     holdout rows as its holdout. A metric that cannot run gives NaN and a reason; a metric
     that raises is a bug and surfaces as a :class:`MetricError` naming it.
     """
-    for table, what in ((train, "train"), (holdout, "holdout"), (synthetic, "synthetic")):
-        _check_columns(table, what, card)
+    flags = check_inputs({"synthetic": synthetic, "train": train, "holdout": holdout}, card)
     names = list(metrics) if metrics is not None else sorted(REGISTRY)
     for name in names:
         get_metric(name)
@@ -251,6 +242,7 @@ def evaluate(
         n_reference=n_ref,
         random_state=random_state,
         seconds=seconds,
+        input_flags=flags,
     )
 
 
@@ -295,6 +287,8 @@ def _summary(ev: Evaluation) -> str:
     if "hard_rule_violation_rate" in ev.names and ev.result("hard_rule_violation_rate").ok:
         rate = ev.result("hard_rule_violation_rate").raw
         parts.append(f"On average {rate:.1%} of the rows a hard clinical rule applies to break it.")
+    if ev.input_flags:
+        parts.append(f"Scored although the card does not allow them: {'; '.join(ev.input_flags)}.")
     skipped = [r.name for r in ev.results if not r.ok]
     if skipped:
         parts.append(f"{len(skipped)} metric(s) could not be computed: {', '.join(skipped)}.")

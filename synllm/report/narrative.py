@@ -2,6 +2,8 @@
 
 Every function takes tidy frames (see :mod:`synllm.study.scoring`) and returns Markdown.
 Nothing here is a live LLM: the words are fixed, the numbers and their order come from the data.
+Names and messages that come from cards, runs or servers go in through
+:func:`~synllm.report.escape.md_text`, so they show as text and never as markup.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from collections.abc import Sequence
 
 import pandas as pd
 
+from synllm.cards.rules import target_values
+from synllm.report.escape import md_code, md_text
 from synllm.report.inputs import StudyData
 from synllm.report.tables import pooled_sd
 
@@ -28,21 +32,22 @@ def _f(value: float, digits: int = 2) -> str:
 
 
 def _name(prompt_type: str) -> str:
-    return PROMPT_NAMES.get(prompt_type, prompt_type)
+    return PROMPT_NAMES.get(prompt_type) or md_text(prompt_type)
 
 
 def dataset_intro(data: StudyData) -> str:
     """What the data is, how it is split and which rows are used for scoring."""
     card, table = data.card, data.table
-    target = table[card.target]
+    target = target_values(table, card)
     share = ""
-    if card.column(card.target).is_categorical and target.notna().any():
+    if (card.target_positive or card.column(card.target).is_categorical) and target.notna().any():
         top = target.astype("string").value_counts(normalize=True)
-        share = " (" + ", ".join(f"{k}: {v:.0%}" for k, v in top.head(4).items()) + ")"
+        share = " (" + ", ".join(f"{md_text(k)}: {v:.0%}" for k, v in top.head(4).items()) + ")"
     return (
-        f"**{card.title}.** {' '.join(card.description.split())}\n\n"
+        f"**{md_text(card.title)}.** {md_text(card.description)}\n\n"
         f"The file has {len(table):,} rows. The model is asked for {len(card.synth_names)} columns "
-        f"(identifiers are never generated); the prediction target is `{card.target}`{share}. "
+        f"(identifiers are never generated); the prediction target is "
+        f"{md_code(card.target_positive or card.target)}{share}. "
         f"The rows are split once (seed {data.split_seed}) into **{len(data.train):,} training rows**, "
         f"which the prompts draw on, and **{len(data.holdout):,} holdout rows**, which no prompt ever shows: "
         f"they are the yardstick for privacy and utility. To keep scoring fast, {len(data.eval_train):,} "
@@ -68,11 +73,11 @@ def generation_summary(diagnostics: pd.DataFrame, failures: pd.DataFrame | None 
         worst = diagnostics.loc[rate.idxmin()]
         parts.append(
             f"The share of returned rows that passed validation ranged from {rate.min():.0%} "
-            f"({worst['model']}, {_name(worst['prompt_type'])}) to {rate.max():.0%}."
+            f"({md_text(worst['model'])}, {_name(worst['prompt_type'])}) to {rate.max():.0%}."
         )
     if reasons:
         top = max(reasons, key=reasons.get)
-        parts.append(f"The commonest reason for rejecting a row was *{top}* ({reasons[top]} rows).")
+        parts.append(f"The commonest reason for rejecting a row was *{md_text(top)}* ({reasons[top]} rows).")
     echoes = int(diagnostics["exemplar_echoes"].sum())
     parts.append(
         f"{echoes} kept row{'s' if echoes != 1 else ''} copied a prompt example word for word."
@@ -91,7 +96,7 @@ def _failure_text(failures: pd.DataFrame | None) -> str:
     if failures is None or failures.empty:
         return ""
     first = failures.iloc[0]
-    return (
+    return md_text(
         f"{len(failures)} run(s) failed, e.g. {first['model']} {first['prompt_type']} seed {first['seed']}: "
         f"{first['error']}"
     )
@@ -107,9 +112,9 @@ def family_summary(runs: pd.DataFrame, family: str, metrics: pd.DataFrame | None
     means = llm.groupby("prompt_type")[family].mean().dropna()
     unscored = _unscored(llm, family, metrics)
     if means.empty:
-        return f"No run could be scored on {FAMILY_WORDS.get(family, family)}.{unscored}"
+        return f"No run could be scored on {FAMILY_WORDS.get(family) or md_text(family)}.{unscored}"
     best, worst = means.idxmax(), means.idxmin()
-    text = f"On {FAMILY_WORDS.get(family, family)}, "
+    text = f"On {FAMILY_WORDS.get(family) or md_text(family)}, "
     if best == worst:
         text += f"{_name(best)} scores {_f(means[best])}"
     else:
@@ -119,7 +124,9 @@ def family_summary(runs: pd.DataFrame, family: str, metrics: pd.DataFrame | None
         text += f"; a real holdout sample of the same size scores {_f(ref)}"
     base = runs[runs["kind"] == "baseline"].groupby("model")[family].mean().dropna()
     if len(base):
-        text += "; the baselines score " + ", ".join(f"{_f(v)} ({k.replace('_', ' ')})" for k, v in base.items())
+        text += "; the baselines score " + ", ".join(
+            f"{_f(v)} ({md_text(k.replace('_', ' '))})" for k, v in base.items()
+        )
     return text + f" (scores run from 0 to 1, higher is better).{unscored}"
 
 
@@ -127,11 +134,11 @@ def _unscored(llm: pd.DataFrame, family: str, metrics: pd.DataFrame | None) -> s
     missing = int(llm[family].isna().sum())
     if not missing:
         return ""
-    text = f" {missing} of {len(llm)} runs could not be scored on {family}"
+    text = f" {missing} of {len(llm)} runs could not be scored on {md_text(family)}"
     if metrics is not None and len(metrics):
         skipped = metrics[(metrics["kind"] == "llm") & (metrics["family"] == family)]["skipped"].dropna()
         if len(skipped):
-            text += f"; the commonest reason: {skipped.mode().iloc[0]}"
+            text += f"; the commonest reason: {md_text(skipped.mode().iloc[0])}"
     return text + "."
 
 
@@ -196,7 +203,9 @@ def dataset_conclusion(runs: pd.DataFrame) -> str:
     if len(base):
         top = base.idxmax()
         verb = "beats" if means.iloc[0] > base[top] else "does not beat"
-        sentences.append(f"It {verb} the best non-LLM baseline ({top.replace('_', ' ')}, H = {_f(base[top], 3)}).")
+        sentences.append(
+            f"It {verb} the best non-LLM baseline ({md_text(top.replace('_', ' '))}, H = {_f(base[top], 3)})."
+        )
     sentences.append(_meaning(best, clear))
     return " ".join(sentences)
 
@@ -207,7 +216,7 @@ def headline(runs: pd.DataFrame) -> str:
     if llm.empty:
         return "No LLM run could be scored."
     means = llm.groupby("prompt_type")["harmonic"].mean().sort_values(ascending=False)
-    dataset = str(runs["dataset"].iloc[0])
+    dataset = md_text(runs["dataset"].iloc[0])
     return (
         f"On {dataset}, {_name(means.index[0])} gave the best privacy-quality balance "
         f"(mean H = {_f(means.iloc[0], 3)} over {int((llm['prompt_type'] == means.index[0]).sum())} run(s))."
@@ -242,7 +251,8 @@ def study_verdict(differences: pd.DataFrame, ranking: pd.DataFrame, runs: pd.Dat
     llm = runs[runs["kind"] == "llm"].dropna(subset=["harmonic"])
     datasets, models = sorted(llm["dataset"].unique()), sorted(llm["model"].unique())
     scope = (
-        f"{len(llm)} scored run(s) on {len(datasets)} dataset(s) ({', '.join(datasets)}) with {len(models)} model(s)"
+        f"{len(llm)} scored run(s) on {len(datasets)} dataset(s) ({', '.join(map(md_text, datasets))}) "
+        f"with {len(models)} model(s)"
     )
     if "p4" not in set(llm["prompt_type"]) or differences.empty:
         return f"**Verdict: cannot be judged.** The runs found ({scope}) do not pair P4 with another prompt type."
@@ -253,7 +263,7 @@ def study_verdict(differences: pd.DataFrame, ranking: pd.DataFrame, runs: pd.Dat
         for r in differences.itertuples()
     )
     wins = llm.groupby(["dataset", "prompt_type"])["harmonic"].mean().groupby(level=0).idxmax()
-    per_dataset = ", ".join(f"{d}: {_name(p)}" for d, (_, p) in wins.items())
+    per_dataset = ", ".join(f"{md_text(d)}: {_name(p)}" for d, (_, p) in wins.items())
     caveat = ""
     if set(models) <= {"smollm2-135m-instruct"}:
         caveat = (
@@ -306,4 +316,4 @@ def verdict_headline(differences: pd.DataFrame, ranking: pd.DataFrame) -> str:
 def missing_runs_note(found: Sequence[str], expected: Sequence[str]) -> str:
     """Say which expected datasets have no finished runs."""
     missing = [d for d in expected if d not in found]
-    return f"No finished runs for: {', '.join(missing)}." if missing else ""
+    return f"No finished runs for: {', '.join(map(md_text, missing))}." if missing else ""

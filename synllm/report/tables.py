@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from synllm.cards import Card
-from synllm.cards.rules import hard_rule_violations, soft_rule_effect
+from synllm.cards.rules import EFFECT_NAMES, hard_rule_violations, soft_rule_effect
 from synllm.generation.manifest import RunManifest
 from synllm.metrics.aggregate import HEADLINE
 from synllm.metrics.base import FAMILIES
@@ -56,8 +56,11 @@ def rules_table(card: Card, table: pd.DataFrame) -> pd.DataFrame:
             real = f"{int(violated.sum()):,} of {n:,} applicable rows break it" if n else "applies to no row"
         else:
             effect = soft_rule_effect(table, rule, card)
-            what = "risk ratio" if rule.measure == "rate" else "standardised mean difference"
-            real = f"{what} {effect.effect:.2f}" if not math.isnan(effect.effect) else "not measurable"
+            real = (
+                f"{EFFECT_NAMES[rule.measure]} {effect.effect:.2f}"
+                if not math.isnan(effect.effect)
+                else "not measurable"
+            )
         rows.append({"rule": rule.id, "kind": rule.kind, "statement": rule.statement, "in the real data": real})
     return pd.DataFrame(rows, columns=["rule", "kind", "statement", "in the real data"]).set_index("rule")
 

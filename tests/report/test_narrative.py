@@ -86,7 +86,7 @@ def test_generation_summary_counts(scored):
     diagnostics = tables.diagnostics_table([type("R", (), {"manifest": s.manifest})() for s in scored if s.manifest])
     text = narrative.generation_summary(diagnostics)
     assert text.startswith("8 of 8 runs reached")
-    assert "*out_of_range* (24 rows)" in text
+    assert r"*out\_of\_range* (24 rows)" in text  # the reason is escaped Markdown text
     assert "6 kept rows copied a prompt example" in text
 
 
