@@ -39,6 +39,7 @@ _EXPORTS = {
     "Kind": "synllm.cards:Kind",
     "Rule": "synllm.cards:Rule",
     "available_cards": "synllm.cards:available_cards",
+    "add_rules": "synllm.cards:add_rules",
     "load_card": "synllm.cards:load_card",
     "Dataset": "synllm.dataset:Dataset",
     "load_dataset": "synllm.dataset:load_dataset",

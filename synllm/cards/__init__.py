@@ -6,7 +6,7 @@
 - :mod:`~synllm.cards.expressions`: the small, safe language rule expressions are written in.
 """
 
-from synllm.cards.load import available_cards, card_from_dict, card_path, load_card
+from synllm.cards.load import add_rules, available_cards, card_from_dict, card_path, load_card
 from synllm.cards.model import Card, Column, Kind, Rule
 
 __all__ = [
@@ -14,6 +14,7 @@ __all__ = [
     "Column",
     "Kind",
     "Rule",
+    "add_rules",
     "available_cards",
     "card_from_dict",
     "card_path",

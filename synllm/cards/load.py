@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +122,32 @@ def card_from_dict(raw: Mapping[str, Any], *, path: Path | None = None) -> Card:
     _check_references(card, where)
     _check_expressions(card, where)
     return card
+
+
+def add_rules(card: Card, rules: str | Sequence[Mapping[str, Any]]) -> Card:
+    """``card`` with more rules, checked as a card file's rules are (a new card; ``card`` is unchanged).
+
+    ``rules`` is YAML text of a rule list (as under ``rules:`` in a card file) or the parsed mappings.
+    """
+    where = f"{card.name} (added rules)"
+    if isinstance(rules, str):
+        try:
+            rules = yaml.safe_load(rules)
+        except yaml.YAMLError as exc:
+            raise CardError(
+                f"{where}: not valid YAML ({exc}); write a list of rules, each starting with '- id:'"
+            ) from None
+    if isinstance(rules, Mapping):
+        rules = [rules]
+    if not isinstance(rules, Sequence) or not all(isinstance(r, Mapping) for r in rules):
+        raise CardError(f"{where}: give a list of rules, each a mapping with id, kind, statement, ...")
+    added = tuple(_rule(r, where) for r in rules)
+    ids = [r.id for r in (*card.rules, *added)]
+    if repeated := sorted({i for i in ids if ids.count(i) > 1}):
+        raise CardError(f"{where}: rule id(s) {repeated} are already used; give each rule its own id")
+    extended = dataclasses.replace(card, rules=(*card.rules, *added))
+    _check_expressions(extended, where)
+    return extended
 
 
 def _data_file(file: Path, card_file: Path | None) -> Path:

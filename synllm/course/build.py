@@ -192,7 +192,12 @@ def instructor_html(notebook: str | Path, html_path: str | Path) -> Path:
     import nbformat
     from nbconvert import HTMLExporter
 
+    from synllm.report.export import PROGRESS_BAR
+
     nb = nbformat.read(Path(notebook), as_version=4)
+    for cell in nb.cells:  # progress bars help while a lab runs, not on the page
+        if cell.cell_type == "code":
+            cell.outputs = [o for o in cell.outputs if not (o.output_type == "stream" and PROGRESS_BAR.search(o.text))]
     exporter = HTMLExporter(template_name="lab")
     exporter.mathjax_url = ""
     title, _ = lab_summary(notebook)

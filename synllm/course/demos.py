@@ -3,6 +3,7 @@
 - :class:`CopySampler` is a deliberately leaky generator: it returns copies of the rows it was given
   (all of train, a few hundred train rows, or a prompt's example rows), so a lab can show which privacy
   metric catches which leak.
+- :func:`side_by_side` puts several evaluations in one table, a column per source.
 - :func:`sample_size_spread` scores many real holdout samples of each size as if they were synthetic, next
   to samples of a generator, so a lab can show why 10 rows cannot tell generators apart.
 """
@@ -95,3 +96,30 @@ def spread_chart(spread: pd.DataFrame) -> alt.FacetChart:
         .resolve_scale(x="independent")
         .properties(title="The same generators, scored on samples of different sizes")
     )
+
+
+def side_by_side(
+    evaluations: Mapping[str, object],
+    *,
+    value: str = "score",
+    metrics: Sequence[str] | None = None,
+    breakdown: str | None = None,
+) -> pd.DataFrame:
+    """One column per evaluation (source), one row per metric: ``value`` (score, raw, relative, ...).
+
+    ``evaluations`` maps a source name to what :func:`synllm.evaluate` returned. With ``breakdown``
+    (a metric name), the rows are that metric's breakdown instead (per column, pair or rule).
+    """
+    if breakdown is not None:
+        frames = {name: ev.breakdown_frame() for name, ev in evaluations.items()}
+        columns = {name: f.loc[f["metric"] == breakdown].set_index("key")["value"] for name, f in frames.items()}
+    else:
+        columns = {name: ev.to_frame().set_index("name")[value] for name, ev in evaluations.items()}
+    frame = pd.DataFrame(columns)
+    if metrics is not None:
+        unknown = [m for m in metrics if m not in frame.index]
+        if unknown:
+            raise InvalidArgument(f"metric(s) {unknown} were not evaluated; evaluated: {list(frame.index)}")
+        frame = frame.loc[list(metrics)]
+    frame.index.name = breakdown or "metric"
+    return frame

@@ -16,6 +16,7 @@ from synllm.files import report_paths, write_summary, write_tables
 from synllm.report import comparison, comparison_plots, details, narrative, plots, tables
 from synllm.report.display import (
     figure,
+    image,
     notebook_setup,
     prompt_blocks,
     settings_table,
@@ -28,6 +29,7 @@ __all__ = [
     "comparison_plots",
     "details",
     "figure",
+    "image",
     "narrative",
     "notebook_setup",
     "plots",

@@ -62,12 +62,21 @@ def figure(chart: Any, name: str, folder: str | Path, *, scale: int = PNG_SCALE)
 
     The image's alt text is the chart's title (or ``name``).
     """
-    from IPython.display import Image
-
     data = chart_png(chart, scale)
     files.write_figure(folder, name, data)
+    return _png_image(data, scale, _chart_title(chart) or name.replace("_", " "))
+
+
+def image(chart: Any, *, scale: int = PNG_SCALE):
+    """``chart`` as a PNG image to display at natural size, saved nowhere (labs and quick looks)."""
+    return _png_image(chart_png(chart, scale), scale, _chart_title(chart) or "chart")
+
+
+def _png_image(data: bytes, scale: int, alt: str):
+    from IPython.display import Image
+
     width, _ = png_size(data)
-    return Image(data=data, format="png", width=width // scale, alt=_chart_title(chart) or name.replace("_", " "))
+    return Image(data=data, format="png", width=width // scale, alt=alt)
 
 
 def _chart_title(chart: Any) -> str:

@@ -25,7 +25,8 @@ from synllm.report.escape import md_plain
 REMOVE_INPUT_TAGS = ("remove-input", "hide-input")
 REMOVE_CELL_TAGS = ("remove-cell",)
 REMOVE_OUTPUT_TAGS = ("remove-output",)
-_PROGRESS = re.compile(r"\d+%\|")
+#: A tqdm progress bar line (``42%|``) in a stream output.
+PROGRESS_BAR = re.compile(r"\d+%\|")
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
@@ -51,7 +52,7 @@ class ReportCellsPreprocessor(Preprocessor):
         for output in outputs:
             if output.get("output_type") == "stream":
                 output["text"] = _ANSI.sub("", output["text"])
-                if _PROGRESS.search(output["text"]):
+                if PROGRESS_BAR.search(output["text"]):
                     output["name"] = "stdout"
             _png_with_alt_as_html(output)
         cell.metadata["tags"] = sorted(tags)
