@@ -1,11 +1,23 @@
-"""Benchmark the embedded backend (SmolLM2-135M via llama.cpp) under the card grammar.
+"""Benchmark the embedded backend: today's path (before issue #11) and the new one, side by side in one run.
 
-For each dataset card: a few batches of grammar-constrained CSV rows with a short
-plain prompt, then one grammar-free generation of about the same length. Prints valid
-rows/s, tokens per valid row, llama.cpp's own decode speed (perf counters) and the
-ratios pipeline/raw. The machine may be shared: the load average and threads are shown.
+1. Per card: batches of grammar-constrained CSV rows from a short plain prompt (``--prompt p3``:
+   the study's P3 prompt instead), today's path
+   and the new one interleaved batch by batch (so machine load hits both alike), then
+   grammar-free decoding of about the same length with the new decoder: one sequence, and
+   as many side by side as the new path decoded. Prints valid rows/s, tokens per valid row,
+   pipeline tok/s (wall, prompt included) against grammar-free decode tok/s, prompt tokens
+   evaluated per run against one prompt's worth, and distinct rows.
+2. Stroke P4, seed 0, 20 rows through ``generate()`` with both paths at the study's
+   temperature: completion tok/s against grammar-free decode, and distinct rows.
+3. ``--parallel 1,4,8,16,32``: the new path at each batch width, interleaved, on the stroke
+   P4 prompt (does batched decoding win on this machine?).
+
+Today's path is kept here as :class:`TodayBackend` (llama-cpp-python's ``create_chat_completion``
+with a ``LlamaGrammar`` after ``llm.reset()``). The machine may be shared: compare figures within
+one run (ratios), not across runs; the load average is printed.
 
 Run: .venv/bin/python bench/bench_embedded.py [--batches 2] [--rows 10] [--cards stroke,diabetes]
+     [--prompt plain|p1|p2|p3|p4] [--parallel 1,4,8,16,32] [--skip-generate] [--threads N]
 """
 
 from __future__ import annotations
@@ -14,42 +26,105 @@ import argparse
 import csv
 import io
 import os
+import sys
+import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
-from synllm.backends.base import GenerationRequest
-from synllm.backends.embedded import DEFAULT_MODEL, EmbeddedBackend
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from synllm.backends.base import BaseBackend, Generation, GenerationRequest
+from synllm.backends.embedded import DEFAULT_MODEL, EmbeddedBackend, default_model_path, import_llama_cpp
+from synllm.backends.embedded.decoder import SequenceSpec, decoder_in_use
+from synllm.backends.embedded.model import load_model
+from synllm.backends.embedded.runtime import ThreadGovernor
 from synllm.cards import Card, available_cards, load_card
-from synllm.cards.rules import rows_passing_hard_rules
+from synllm.dataset import load_dataset, split
 from synllm.dataset.schema import parse_table, row_format
 from synllm.errors import CardError
 from synllm.generation.constraints import to_gbnf
+from synllm.generation.loop import generate
+from synllm.prompts import render_prompt
 
 SYSTEM = "You are a data generator. Reply with CSV rows only."
 FREE_PROMPT = "Count from 1 to 2000, separated by commas."
+PATHS = ("today", "new")
+
+
+class TodayBackend(BaseBackend):
+    """The embedded path before issue #11: the prompt evaluated per request, the grammar on the whole vocabulary."""
+
+    name = "embedded-today"
+    model = DEFAULT_MODEL
+    output_format = "csv"
+
+    def __init__(self, n_threads: int | None = None) -> None:
+        self.llama_cpp = import_llama_cpp()
+        cores = len(os.sched_getaffinity(0))
+        self.llm = self.llama_cpp.Llama(
+            model_path=str(default_model_path()), n_ctx=4096, n_threads=cores, n_threads_batch=cores, verbose=False
+        )
+        self.governor = ThreadGovernor(self.llama_cpp, self.llm.ctx, every=8)
+        self.n_threads = n_threads
+        self.grammars: dict[str, Any] = {}
+        evaluate = type(self.llm).eval
+        self.llm.eval = lambda tokens: (self.governor.before_decode(), evaluate(self.llm, tokens))[1]
+
+    def generate(self, request: GenerationRequest) -> Generation:
+        grammar = None
+        if request.grammar:
+            if request.grammar not in self.grammars:
+                self.grammars[request.grammar] = self.llama_cpp.LlamaGrammar.from_string(request.grammar, verbose=False)
+            grammar = self.grammars[request.grammar]
+        messages = [{"role": "system", "content": request.system}] if request.system else []
+        messages.append({"role": "user", "content": request.prompt})
+        self.governor.start(self.n_threads)
+        self.llm.reset()
+        self.llama_cpp.llama_perf_context_reset(self.llm._ctx.ctx)
+        started = time.perf_counter()
+        reply = self.llm.create_chat_completion(
+            messages=messages,
+            grammar=grammar,
+            temperature=request.temperature,
+            top_p=request.top_p,
+            max_tokens=request.max_tokens,
+            seed=request.seed,
+        )
+        elapsed = time.perf_counter() - started
+        perf = self.llama_cpp.llama_perf_context(self.llm._ctx.ctx)
+        usage = reply["usage"]
+        return Generation(
+            text=reply["choices"][0]["message"]["content"] or "",
+            backend=self.name,
+            model=DEFAULT_MODEL,
+            prompt_tokens=usage["prompt_tokens"],
+            completion_tokens=usage["completion_tokens"],
+            elapsed_s=elapsed,
+            constraint="grammar" if grammar else "none",
+            finish_reason=reply["choices"][0]["finish_reason"],
+            extra={"prompt_eval_tokens": int(perf.n_p_eval), "threads_used": sorted(self.governor.used)},
+        )
 
 
 @dataclass(frozen=True, slots=True)
-class CardFigures:
-    """What one card's batches cost and gave."""
+class PathFigures:
+    """What one path's batches of one card cost and gave."""
 
     card: str
+    path: str
     rows_asked: int
     valid_rows: int
-    rule_ok_rows: int
     distinct_rows: int
     wall_s: float
+    cpu_s: float  # CPU time of this process during the requests (less sensitive to other load than wall time)
     gen_tokens: int
-    decode_ms: float
-    decode_tokens: int
-    prompt_ms: float
-    prompt_tokens: int
+    prompt_tokens: int  # one prompt's worth
+    prompt_eval_tokens: int  # evaluated over the whole run
     threads: str
-    free_tokens: int
-    free_wall_s: float
-    free_decode_tok_s: float
 
     @property
     def valid_rows_per_s(self) -> float:
@@ -62,19 +137,6 @@ class CardFigures:
     @property
     def pipeline_tok_s(self) -> float:
         return self.gen_tokens / self.wall_s
-
-    @property
-    def decode_tok_s(self) -> float:
-        return 1000 * self.decode_tokens / self.decode_ms if self.decode_ms else float("nan")
-
-    @property
-    def overhead_ms_per_token(self) -> float:
-        """Wall time outside llama.cpp's prompt and decode work (sampling, grammar, Python), per token."""
-        return (1000 * self.wall_s - self.prompt_ms - self.decode_ms) / self.gen_tokens
-
-    @property
-    def free_tok_s(self) -> float:
-        return self.free_tokens / self.free_wall_s
 
 
 def valid_rows(text: str, card: Card) -> pd.DataFrame:
@@ -92,69 +154,158 @@ def prompt_for(card: Card, n_rows: int) -> str:
     return f"Write {n_rows} rows of realistic synthetic patient records for {card.domain}. Columns: {row_format(card)}"
 
 
-def bench_card(backend: EmbeddedBackend, card: Card, batches: int, n_rows: int) -> CardFigures:
+def free_decode_tok_s(request: GenerationRequest, n_tokens: int, sequences: int) -> float:
+    """Grammar-free decode speed of the new decoder (prompt excluded): ``sequences`` side by side, greedy."""
+    loaded = load_model(default_model_path())
+    prompt = loaded.tokenize(loaded.chat_prompt(request.system, request.prompt))
+    with decoder_in_use(loaded, 4096) as decoder:
+        specs = [SequenceSpec(max_tokens=n_tokens, temperature=0)] * sequences
+        decoder.generate(prompt, specs[:1], parallel=1, threads=None, deadline=None)
+        report = decoder.generate(prompt, specs, parallel=sequences, threads=None, deadline=None)
+    tokens = sum(len(r.tokens) for r in report.results)
+    return 1000 * tokens / (report.decode_ms + report.sample_ms)
+
+
+def study_prompt(card: Card, prompt_type: str, n_rows: int) -> tuple[str, str]:
+    """The study's prompt of ``prompt_type`` for a card (system, user), from the default split, seed 0."""
+    table, card = load_dataset(card.name)
+    train, _ = split(table, card)
+    prompt = render_prompt(card, train, prompt_type, n_rows=n_rows, seed=0)
+    return prompt.system, prompt.text
+
+
+def bench_card(
+    backends: dict[str, Any], card: Card, batches: int, n_rows: int, prompt_type: str = "plain"
+) -> list[PathFigures]:
+    """Both paths on one card, batch by batch, interleaved."""
     grammar = to_gbnf(card, n_rows)
-    gens, kept = [], []
+    plain = prompt_type == "plain"
+    system, text = (SYSTEM, prompt_for(card, n_rows)) if plain else study_prompt(card, prompt_type, n_rows)
+    gens: dict[str, list[Generation]] = {path: [] for path in backends}
+    kept: dict[str, list[pd.DataFrame]] = {path: [] for path in backends}
+    cpu = dict.fromkeys(backends, 0.0)
     for batch in range(batches):
         request = GenerationRequest(
             model=DEFAULT_MODEL,
-            system=SYSTEM,
-            prompt=prompt_for(card, n_rows),
+            system=system,
+            prompt=text,
             grammar=grammar,
             seed=100 + batch,
             temperature=0.7,
             max_tokens=n_rows * 80,
         )
-        gens.append(backend.generate(request))
-        kept.append(valid_rows(gens[-1].text, card))
-    rows = pd.concat(kept, ignore_index=True)
-    gen_tokens = sum(g.completion_tokens or 0 for g in gens)
-    free = backend.generate(
-        GenerationRequest(
-            model=DEFAULT_MODEL, prompt=FREE_PROMPT, temperature=0.0, seed=1, max_tokens=max(16, gen_tokens // batches)
+        for path, backend in backends.items():
+            started = time.process_time()
+            gens[path].append(backend.generate(request))
+            cpu[path] += time.process_time() - started
+            kept[path].append(valid_rows(gens[path][-1].text, card))
+    figures = []
+    for path, done in gens.items():
+        rows = pd.concat(kept[path], ignore_index=True)
+        threads = sorted({t for g in done for t in g.extra.get("threads_used", [])})
+        figures.append(
+            PathFigures(
+                card=card.name,
+                path=path,
+                rows_asked=batches * n_rows,
+                valid_rows=len(rows),
+                distinct_rows=len(rows.astype(str).drop_duplicates()),
+                wall_s=sum(g.elapsed_s for g in done),
+                cpu_s=cpu[path],
+                gen_tokens=sum(g.completion_tokens or 0 for g in done),
+                prompt_tokens=done[0].prompt_tokens or 0,
+                prompt_eval_tokens=sum(g.extra.get("prompt_eval_tokens", 0) for g in done),
+                threads="/".join(map(str, threads)),
+            )
         )
-    )
-    return CardFigures(
-        card=card.name,
-        rows_asked=batches * n_rows,
-        valid_rows=len(rows),
-        rule_ok_rows=int(rows_passing_hard_rules(rows, card).sum()) if len(rows) else 0,
-        distinct_rows=len(rows.astype(str).drop_duplicates()),
-        wall_s=sum(g.elapsed_s for g in gens),
-        gen_tokens=gen_tokens,
-        decode_ms=sum(g.extra.get("eval_ms", 0.0) for g in gens),
-        decode_tokens=sum(g.extra.get("eval_tokens", 0) for g in gens),
-        prompt_ms=sum(g.extra.get("prompt_eval_ms", 0.0) for g in gens),
-        prompt_tokens=sum(g.prompt_tokens or 0 for g in gens) // batches,
-        threads="/".join(sorted({str(g.extra.get("n_threads")) for g in [*gens, free]})),
-        free_tokens=free.completion_tokens or 0,
-        free_wall_s=free.elapsed_s,
-        free_decode_tok_s=free.extra.get("gen_tok_s", float("nan")),
-    )
+    return figures
 
 
-def print_table(figures: list[CardFigures]) -> None:
+def print_cards(figures: list[PathFigures], free: dict[str, tuple[float, float]], parallel: int) -> None:
     header = (
-        f"{'card':<10}{'thr':>4}{'valid/asked':>12}{'rules ok':>9}{'distinct':>9}{'prompt tok':>11}"
-        f"{'rows/s':>8}{'tok/row':>8}{'pipe tok/s':>11}{'decode tok/s':>13}{'free tok/s':>11}"
-        f"{'pipe/decode':>12}{'pipe/free':>10}{'ovh ms/tok':>11}"
+        f"{'card':<10}{'path':<7}{'thr':>5}{'valid/asked':>12}{'distinct':>9}{'rows/s':>8}{'x today':>8}{'x (cpu)':>8}"
+        f"{'tok/row':>8}{'pipe tok/s':>11}{'free tok/s':>11}{'pipe/free':>10}{f'free x{parallel}':>10}"
+        f"{'pipe/same':>10}{'prompt tok':>11}{'evaluated':>10}"
     )
     print(header)
     print("-" * len(header))
+    today = {f.card: f for f in figures if f.path == "today"}
     for f in figures:
+        one, many = free[f.card]
+        same = one if f.path == "today" else many
         print(
-            f"{f.card:<10}{f.threads:>4}{f'{f.valid_rows}/{f.rows_asked}':>12}{f.rule_ok_rows:>9}{f.distinct_rows:>9}"
-            f"{f.prompt_tokens:>11}{f.valid_rows_per_s:>8.2f}{f.tokens_per_valid_row:>8.1f}{f.pipeline_tok_s:>11.1f}"
-            f"{f.decode_tok_s:>13.1f}{f.free_tok_s:>11.1f}{f.pipeline_tok_s / f.decode_tok_s:>12.2f}"
-            f"{f.pipeline_tok_s / f.free_tok_s:>10.2f}{f.overhead_ms_per_token:>11.1f}"
+            f"{f.card:<10}{f.path:<7}{f.threads:>5}{f'{f.valid_rows}/{f.rows_asked}':>12}{f.distinct_rows:>9}"
+            f"{f.valid_rows_per_s:>8.2f}{f.valid_rows_per_s / today[f.card].valid_rows_per_s:>8.2f}"
+            f"{today[f.card].cpu_s / today[f.card].valid_rows * f.valid_rows / f.cpu_s:>8.2f}"
+            f"{f.tokens_per_valid_row:>8.1f}{f.pipeline_tok_s:>11.1f}{one:>11.1f}{f.pipeline_tok_s / one:>10.2f}"
+            f"{many:>10.1f}{f.pipeline_tok_s / same:>10.2f}{f.prompt_tokens:>11}{f.prompt_eval_tokens:>10}"
         )
     print(
-        "\npipe tok/s: generated tokens / wall time of the grammar calls (prompt included); "
-        "decode tok/s: llama.cpp perf counters (decode only) in the same calls; "
-        "free tok/s: wall speed of a grammar-free generation of the same length "
-        f"(its llama.cpp decode speed: {', '.join(f'{f.free_decode_tok_s:.1f}' for f in figures)}); "
-        "ovh ms/tok: wall time outside llama.cpp's prompt+decode (sampling, grammar, Python) per token."
+        "\nrows/s: valid rows / wall time of the requests; x today: against today's path in this run; x (cpu): "
+        "the same ratio in valid rows per CPU-second of this process; "
+        "pipe tok/s: generated tokens / that wall time (prompt evaluation included); free tok/s: grammar-free "
+        f"decoding of one sequence (new decoder, prompt excluded); free x{parallel}: {parallel} grammar-free "
+        "sequences side by side; pipe/same: pipeline against free decoding with the same batching (grammar cost "
+        "alone); prompt tok: one prompt's tokens; evaluated: prompt tokens evaluated over the run."
     )
+
+
+def bench_generate(backends: dict[str, Any]) -> None:
+    """Stroke P4, seed 0, 20 rows through generate(), each path, at the study's temperature (0.7)."""
+    table, card = load_dataset("stroke")
+    train, _ = split(table, card)
+    print("\ngenerate(): stroke P4, seed 0, 20 rows, temperature 0.7, batch size 20")
+    prompt = render_prompt(card, train, "p4", n_rows=20, seed=0)
+    request = GenerationRequest(model=DEFAULT_MODEL, system=prompt.system, prompt=prompt.text)
+    for path, backend in backends.items():
+        with tempfile.TemporaryDirectory() as out:
+            run = generate(card, train, "p4", backend, DEFAULT_MODEL, 20, 0, out_dir=out, progress=False)
+        free_decode_tok_s(request, 64, 1)  # warm-up, as in the issue's figure
+        free = free_decode_tok_s(request, 200, 1)
+        m = run.manifest
+        tok_s = m.tokens.completion / m.timings.model_seconds
+        distinct = len(run.synthetic.drop_duplicates())
+        print(
+            f"  {path:<6} {len(run.synthetic)} rows in {m.timings.model_seconds:.1f} s ({m.diagnostics.requests} "
+            f"requests): {tok_s:.1f} completion tok/s against {free:.1f} grammar-free -> {tok_s / free:.2f}; "
+            f"{m.diagnostics.valid_rows_per_second:.2f} valid rows/s; {distinct} distinct rows of 20 "
+            f"(real rows of that number: {m.diagnostics.real_distinct_rate or float('nan'):.0%} distinct)"
+        )
+
+
+def bench_parallel(widths: list[int], rounds: int = 2) -> None:
+    """The new path at each batch width on the stroke P4 prompt (20 rows per request), interleaved."""
+    table, card = load_dataset("stroke")
+    train, _ = split(table, card)
+    prompt = render_prompt(card, train, "p4", n_rows=20, seed=0)
+    request = GenerationRequest(
+        model=DEFAULT_MODEL,
+        system=prompt.system,
+        prompt=prompt.text,
+        grammar=to_gbnf(card, 20),
+        temperature=0.7,
+        max_tokens=2000,
+    )
+    backends = {w: EmbeddedBackend(parallel=w) for w in widths}
+    backends[widths[0]].generate(request)  # the prompt evaluated once, before timing
+    totals = {w: [0, 0, 0.0] for w in widths}  # rows, tokens, seconds
+    for r in range(rounds):
+        for w, backend in backends.items():
+            gen = backend.generate(GenerationRequest(**{**_fields(request), "seed": 500 + r}))
+            totals[w][0] += len(gen.text.splitlines())
+            totals[w][1] += gen.completion_tokens or 0
+            totals[w][2] += gen.elapsed_s
+    print(f"\nbatched decoding, stroke P4 prompt, 20 rows per request, {rounds} rounds interleaved:")
+    base = totals[widths[0]][0] / totals[widths[0]][2]
+    for w, (rows, tokens, seconds) in totals.items():
+        print(
+            f"  parallel {w:>2}: {rows / seconds:.2f} rows/s, {tokens / seconds:.1f} tok/s, "
+            f"x{rows / seconds / base:.2f} against parallel {widths[0]}"
+        )
+
+
+def _fields(request: GenerationRequest) -> dict[str, Any]:
+    return {name: getattr(request, name) for name in request.__dataclass_fields__}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -163,24 +314,39 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rows", type=int, default=10)
     parser.add_argument("--cards", default=",".join(available_cards()))
     parser.add_argument("--threads", type=int, default=None, help="fixed thread count (default: auto by load)")
+    parser.add_argument("--parallel", default="", help="batch widths to compare, e.g. 1,4,8,16,32")
+    parser.add_argument("--prompt", default="plain", help="plain (a short prompt, as in issue #11) or p1..p4")
+    parser.add_argument("--skip-generate", action="store_true")
     args = parser.parse_args(argv)
-    backend = EmbeddedBackend(n_threads=args.threads)
-    facts = backend.describe(DEFAULT_MODEL)
+    new = EmbeddedBackend(n_threads=args.threads)
+    facts = new.describe(DEFAULT_MODEL)
     print(f"llama-cpp-python {facts['llama_cpp_version']}; {facts.get('system_info')}")
-    print(f"model {facts.get('model_path')} ({facts.get('file_size', 0) / 1e6:.1f} MB)")
+    print(f"model {facts.get('model_path')} ({facts.get('file_size', 0) / 1e6:.1f} MB); new path: {facts['sampler']}")
     print(
         f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; usable cores {facts['usable_cores']}\n"
     )
-    figures = []
+    backends = {"today": TodayBackend(n_threads=args.threads), "new": new}
+    warm = GenerationRequest(model=DEFAULT_MODEL, prompt=FREE_PROMPT, temperature=0, max_tokens=4)
+    for backend in backends.values():
+        backend.generate(warm)  # model load, context, token tables
     started = time.perf_counter()
+    figures, free = [], {}
     for name in args.cards.split(","):
         try:
             card = load_card(name)
         except CardError as exc:
             print(f"skip {name}: {exc}")
             continue
-        figures.append(bench_card(backend, card, args.batches, args.rows))
-    print_table(figures)
+        figures += bench_card(backends, card, args.batches, args.rows, args.prompt)
+        request = GenerationRequest(model=DEFAULT_MODEL, prompt=FREE_PROMPT)
+        length = max(16, figures[-1].gen_tokens // (args.batches * args.rows))
+        one = free_decode_tok_s(request, length * args.rows, 1)
+        free[card.name] = (one, free_decode_tok_s(request, length, args.rows))
+    print_cards(figures, free, args.rows)
+    if not args.skip_generate:
+        bench_generate(backends)
+    if args.parallel:
+        bench_parallel([int(w) for w in args.parallel.split(",")])
     print(
         f"\ntotal {time.perf_counter() - started:.1f} s; load average after: "
         + " ".join(f"{x:.2f}" for x in os.getloadavg())

@@ -17,7 +17,7 @@ import math
 import re
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ from synllm.backends.registry import resolve_backend
 from synllm.cards import Card
 from synllm.errors import BackendError, GenerationError, ModelNotFound, SynllmError
 from synllm.generation.constraints import to_gbnf, to_json_gbnf, to_json_schema
+from synllm.generation.diversity import RowDiversity, row_diversity
 from synllm.generation.manifest import RunManifest, Timings, package_versions, shortfall_text
 from synllm.generation.outputs import answer_totals, assemble_rows, row_flags
 from synllm.generation.parsing import parse_text, validate_rows
@@ -145,14 +146,15 @@ def generate(
     key = run_key(card, backend.name, model, prompt, seed, options)
     run_dir = run_dir_for(card, model, prompt_type, seed, key, Path(out_dir) if out_dir else None)
     max_requests = max_requests or 4 * math.ceil(n_rows / options.batch_size) + 2
-    run = _Run(card, backend, model, prompt, seed, options, run_dir, n_rows, max_requests, fmt)
+    real = train.reindex(columns=card.synth_names)  # the reference for the run's row diversity
+    run = _Run(card, backend, model, prompt, seed, options, run_dir, n_rows, max_requests, fmt, real)
     return run.execute(concurrency or backend.capacity(model), progress)
 
 
 class _Run:
     """State of one run while it executes (internal)."""
 
-    def __init__(self, card, backend, model, prompt, seed, options, run_dir, n_rows, max_requests, fmt):
+    def __init__(self, card, backend, model, prompt, seed, options, run_dir, n_rows, max_requests, fmt, real):
         self.card, self.backend, self.model, self.prompt = card, backend, model, prompt
         self.seed, self.options, self.run_dir = seed, options, run_dir
         self.n_rows, self.max_requests, self.fmt = n_rows, max_requests, fmt
@@ -166,6 +168,7 @@ class _Run:
         self.valid_count = 0
         self.last_validation = 0.0
         self.started = time.perf_counter()
+        self.real = real
 
     def execute(self, concurrency: int, progress: bool) -> RunResult:
         with run_lock(self.run_dir):
@@ -349,8 +352,11 @@ class _Run:
         flags = row_flags(synthetic[columns], self.prompt.examples, self.card)
         flags["request"] = synthetic.get("_request", pd.Series(dtype="Int64")).to_numpy()
         synthetic = synthetic[columns]
+        diversity = row_diversity(synthetic, real=self.real, random_state=self.seed)
         status = "complete" if len(synthetic) >= self.n_rows else ("failed" if error else "incomplete")
-        manifest = self._manifest(status, ordered, len(valid), rejected, returned, flags, repairs, reused, error)
+        manifest = self._manifest(
+            status, ordered, len(valid), rejected, returned, flags, repairs, reused, error, diversity
+        )
         files.write_csv(self.run_dir / files.SYNTHETIC, synthetic.join(flags.add_prefix("_")), self.card)
         files.write_csv(self.run_dir / files.REJECTED, rejected)
         files.write_manifest(self.run_dir, manifest)
@@ -369,10 +375,11 @@ class _Run:
             )
         return RunResult(self.run_dir, synthetic, rejected, flags, self.prompt, manifest)
 
-    def _manifest(self, status, ordered, n_valid_all, rejected, returned, flags, repairs, reused, error):
+    def _manifest(self, status, ordered, n_valid_all, rejected, returned, flags, repairs, reused, error, diversity):
         tokens, diagnostics, model_seconds = answer_totals(
             ordered, rows_valid=n_valid_all, rows_returned=returned, rejected=rejected, flags=flags, repairs=repairs
         )
+        diagnostics = replace(diagnostics, **_diversity_fields(diversity))
         try:
             described = dict(self.backend.describe(self.model))
         except Exception as exc:  # describing must never lose a run
@@ -406,6 +413,12 @@ class _Run:
             diagnostics=diagnostics,
             updated_at=datetime.now(UTC).isoformat(timespec="seconds"),
         )
+
+
+def _diversity_fields(diversity: RowDiversity) -> dict[str, Any]:
+    """The manifest's diversity diagnostics."""
+    names = ("distinct_rows", "distinct_rate", "duplicate_rate", "real_distinct_rate", "real_duplicate_rate")
+    return {name: getattr(diversity, name) for name in names}
 
 
 def load_run(run_dir: str | Path, card: Card) -> tuple[pd.DataFrame, RunManifest]:

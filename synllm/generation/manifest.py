@@ -53,7 +53,12 @@ def package_versions() -> dict[str, str | None]:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Diagnostics:
-    """How the run went: requests, rows returned, kept and rejected (by reason), copies, cost."""
+    """How the run went: requests, rows returned, kept and rejected (by reason), copies, diversity, cost.
+
+    ``distinct_rate`` / ``duplicate_rate``: shares of kept rows that are distinct / repeat an
+    earlier kept row; ``real_*``: the same for as many real training rows (see
+    :mod:`synllm.generation.diversity`).
+    """
 
     requests: int = 0
     rows_returned: int = 0
@@ -63,6 +68,11 @@ class Diagnostics:
     rejected_by_reason: Mapping[str, int] = field(default_factory=dict)
     duplicates: int = 0
     exemplar_echoes: int = 0
+    distinct_rows: int = 0
+    distinct_rate: float | None = None
+    duplicate_rate: float | None = None
+    real_distinct_rate: float | None = None
+    real_duplicate_rate: float | None = None
     valid_rate: float | None = None
     tokens_per_valid_row: float | None = None
     valid_rows_per_second: float | None = None

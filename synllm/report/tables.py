@@ -66,7 +66,12 @@ def rules_table(card: Card, table: pd.DataFrame) -> pd.DataFrame:
 
 
 def diagnostics_table(runs: Sequence) -> pd.DataFrame:
-    """Per run (backend x model x prompt type x seed): status, constraint, rows, valid rate, rejects, cost."""
+    """Per run (backend x model x prompt type x seed): status, constraint, rows, valid rate, rejects, echo,
+    diversity, tokens and speed.
+
+    Diversity: the shares of kept rows that are distinct and that repeat an earlier row,
+    each beside the share in as many real rows (``real_*``; empty for runs written before).
+    """
     rows = [run_diagnostics(run.manifest) for run in runs]
     return pd.DataFrame(rows, columns=DIAGNOSTIC_COLUMNS)
 
@@ -85,6 +90,10 @@ DIAGNOSTIC_COLUMNS = [
     "valid_rate",
     "rejects_by_reason",
     "duplicates",
+    "distinct_rate",
+    "real_distinct_rate",
+    "duplicate_rate",
+    "real_duplicate_rate",
     "exemplar_echoes",
     "tokens_per_valid_row",
     "valid_rows_per_second",
@@ -111,6 +120,10 @@ def run_diagnostics(manifest: RunManifest) -> dict:
         "rejects_by_reason": ", ".join(f"{k}: {v}" for k, v in sorted(reasons.items(), key=lambda kv: -kv[1]))
         or "none",
         "duplicates": d.duplicates,
+        "distinct_rate": d.distinct_rate,
+        "real_distinct_rate": d.real_distinct_rate,
+        "duplicate_rate": d.duplicate_rate,
+        "real_duplicate_rate": d.real_duplicate_rate,
         "exemplar_echoes": d.exemplar_echoes,
         "tokens_per_valid_row": d.tokens_per_valid_row,
         "valid_rows_per_second": d.valid_rows_per_second,
