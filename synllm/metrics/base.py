@@ -3,8 +3,10 @@
 As in SDMetrics, a metric carries its goal and bounds, reports a raw value in natural
 units and a score normalised to [0, 1] where 1 is best, with a breakdown per column,
 rule or pair. A metric that cannot run returns NaN with the reason in ``skipped``,
-never 1.0; one that does not apply to this table at all (no example rows to echo, no
-exposed record to attack) says so with ``applicable=False``. No metric mutates its inputs.
+never 1.0: with ``rows_failed=True`` when the synthetic rows lack what real rows have
+(:meth:`MetricSpec.fail`), with ``applicable=False`` when the metric does not apply to this
+table at all (no example rows to echo, no exposed record to attack), otherwise because the
+data are too few or too thin for it. No metric mutates its inputs.
 
 A spec also says how many synthetic rows the metric needs to mean anything
 (``min_rows``; :func:`synllm.metrics.evaluate` skips it below that), whether it enters
@@ -61,6 +63,7 @@ class MetricResult:
     details: Mapping[str, Any] = field(default_factory=dict)
     skipped: str | None = None
     applicable: bool = True
+    rows_failed: bool = False  # skipped because the rows lack what real rows have (a second class, a value)
 
     @property
     def ok(self) -> bool:
@@ -133,6 +136,11 @@ class MetricSpec:
             details=dict(details or {}),
             skipped=reason,
         )
+
+    def fail(self, reason: str, *, details: Mapping[str, Any] | None = None) -> MetricResult:
+        """A NaN result because the synthetic rows lack what real rows of any size have (a second target
+        class, any value in a column, a group a rule compares): judged against a real sample, it counts 0."""
+        return replace(self.skip(reason, details=details), rows_failed=True)
 
     def not_applicable(self, reason: str, *, details: Mapping[str, Any] | None = None) -> MetricResult:
         """A NaN result for a metric that does not apply to this table (it neither counts nor lacks data)."""

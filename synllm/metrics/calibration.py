@@ -7,9 +7,12 @@ the family's headline metrics that could be measured; the reference decides what
 measured at this size:
 
 * the metric ran on both sides: its relative score counts;
-* it ran on the reference but not on the run's rows (e.g. the rows hold a single target
-  class, or no value for a column the metric needs): the rows failed where real patients
-  succeed, so it counts 0, with the run's reason;
+* it ran on the reference but the run's rows lack what real rows have (a single target
+  class, no value in a column the metric needs, an empty group a rule compares; the metric
+  says so with ``rows_failed``): the rows failed where real patients succeed, so it counts 0,
+  with the run's reason;
+* it ran on the reference but not on the run for a reason of chance (a fit that did not
+  converge on these rows): like *not enough data* below, it does not count;
 * the reference could not run it either (too few rows, too few events at this size): it
   is *not enough data*, and does not count;
 * it does not apply (no example rows to echo, no exposed record to attack, no rule in the
@@ -79,8 +82,10 @@ def metric_status(result: MetricResult, reference: MetricResult | None) -> tuple
         return NOT_APPLICABLE, math.nan, reference.skipped or ""
     if not reference.ok:
         return NOT_ENOUGH, math.nan, f"a real sample of this size cannot be scored either ({reference.skipped})"
-    if not result.ok:
+    if not result.ok and result.rows_failed:
         return FAILED, 0.0, result.skipped or ""
+    if not result.ok:
+        return NOT_ENOUGH, math.nan, f"the run's rows could not be scored at this size ({result.skipped})"
     return SCORED, relative_score(result.score, reference.score), ""
 
 

@@ -123,6 +123,8 @@ def mean_over_columns(spec: MetricSpec, per: dict[str, float], reasons: dict[str
     values = [v for v in per.values() if not math.isnan(v)]
     details = {"not_measured": reasons} if reasons else {}
     if not values:
-        why = "; ".join(f"{k}: {r}" for k, r in reasons.items()) or f"the card has no {what}"
-        return spec.skip(f"no {what} could be measured ({why})", details=details)
+        if not reasons:
+            return spec.not_applicable(f"the card has no {what}", details=details)
+        why = "; ".join(f"{k}: {r}" for k, r in reasons.items())
+        return spec.fail(f"no {what} could be measured ({why})", details=details)
     return spec.result(float(np.mean(values)), breakdown=per, details=details)

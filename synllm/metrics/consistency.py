@@ -224,7 +224,7 @@ def soft_rule_agreement(train: pd.DataFrame, synthetic: pd.DataFrame, ctx: EvalC
         rules[rule.id] = info
     values = [v for v in per.values() if not math.isnan(v)]
     if not values:
-        return SOFT.skip("no soft rule could be measured on both tables", details={"rules": rules})
+        return SOFT.fail("no soft rule could be measured on both tables", details={"rules": rules})
     return SOFT.result(float(np.mean(values)), breakdown=per, details={"rules": rules})
 
 
@@ -358,7 +358,10 @@ def association_structure(train: pd.DataFrame, synthetic: pd.DataFrame, ctx: Eva
     syn, syn_reason, dropped = _fit_logit(_design(synthetic, card, centre), y_syn)
     details.update(synthetic_odds_ratios=syn, not_estimated=dropped)
     if syn is None:
-        return ASSOC.skip(f"synthetic rows: {syn_reason}", details=details)
+        # Far fewer events than a fit needs (not a near miss, which chance explains): the rows lack the outcome.
+        observed = y_syn[~np.isnan(y_syn)]
+        lacking = min(observed.sum(), len(observed) - observed.sum()) < MIN_EVENTS / 2
+        return (ASSOC.fail if lacking else ASSOC.skip)(f"synthetic rows: {syn_reason}", details=details)
     per = {}
     for term in real.index.drop("const"):
         if term in syn.index:
@@ -368,7 +371,7 @@ def association_structure(train: pd.DataFrame, synthetic: pd.DataFrame, ctx: Eva
             per[term] = math.nan
     values = [v for v in per.values() if not math.isnan(v)]
     if not values:
-        return ASSOC.skip("no predictor could be estimated on the synthetic rows", details=details)
+        return ASSOC.fail("no predictor could be estimated on the synthetic rows", details=details)
     return ASSOC.result(float(np.mean(values)), breakdown=per, details=details)
 
 

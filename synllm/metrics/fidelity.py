@@ -261,7 +261,7 @@ def correlation_similarity(train: pd.DataFrame, synthetic: pd.DataFrame, ctx: Ev
     result = mean_over_columns(CORR, per, reasons, "numeric column pairs")
     details = {**result.details, "real_correlation": real_rho, "synthetic_correlation": syn_rho}
     if not result.ok:
-        return CORR.skip(result.skipped, details=details)
+        return CORR.fail(result.skipped, details=details) if result.applicable else result
     return CORR.result(result.raw, breakdown=result.breakdown, details=details)
 
 

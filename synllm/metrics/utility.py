@@ -139,10 +139,12 @@ def tstr(train: pd.DataFrame, synthetic: pd.DataFrame, ctx: EvalContext) -> Metr
     y_syn, y_real, y_test = _labels(syn[target]), _labels(real[target]), _labels(test[target])
     if len(set(y_syn)) < 2:
         found = f"a single class ({sorted(set(y_syn))})" if len(y_syn) else "no value at all"
-        return TSTR.skip(f"the synthetic target {target!r} has {found}; no model can be trained")
+        return TSTR.fail(f"the synthetic target {target!r} has {found}; no model can be trained")
     counts = pd.Series(y_syn).value_counts()
     if int((counts >= MIN_CLASS_ROWS).sum()) < 2:
-        return TSTR.skip(
+        # Far fewer than a model needs (not a near miss, which chance explains): the rows lack a class.
+        lacking = counts.iloc[1] < MIN_CLASS_ROWS / 2
+        return (TSTR.fail if lacking else TSTR.skip)(
             f"the synthetic target {target!r} has fewer than two classes with {MIN_CLASS_ROWS} rows or more "
             f"({', '.join(f'{k}: {v}' for k, v in counts.items())}); a model cannot learn from so few"
         )

@@ -219,13 +219,13 @@ def findings(runs: pd.DataFrame) -> str:
         )
         return "\n\n".join(parts)
     lines = "; ".join(_generator_line(r) for _, r in judged.iterrows())
-    parts.append(
+    verdict = [
         f"**Findings on {dataset}** (H = 2PQ/(P+Q), the privacy-quality balance, as a share of what real patients "
-        f"of the same number get; brackets: 95 % interval). "
-        + _comparison_words(compare(generators[generators["kind"] == "llm"]), "LLM prompts")
-        + " "
-        + _llm_against_baselines(generators)
-    )
+        "of the same number get; brackets: 95 % interval).",
+        _comparison_words(compare(generators[generators["kind"] == "llm"]), "LLM prompts"),
+        _llm_against_baselines(generators),
+    ]
+    parts.append(" ".join(v for v in verdict if v))
     parts.append(f"All judged generators: {lines}.")
     unjudged = generators[generators["harmonic"].isna()]
     if len(unjudged):

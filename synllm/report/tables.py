@@ -10,7 +10,6 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from synllm.cards import Card
@@ -121,16 +120,6 @@ def failures_table(failures: Sequence[tuple[str, str, int, str]]) -> pd.DataFram
 def _num(value: float) -> str:
     value = float(value)
     return f"{value:,.0f}" if abs(value) >= 100 or value == int(value) else f"{value:g}"
-
-
-def pooled_sd(values: pd.DataFrame, value: str, by: Sequence[str]) -> float:
-    """Square root of the mean within-group variance of ``value`` (groups with >= 2 rows); NaN if none.
-
-    >>> pooled_sd(pd.DataFrame({"g": [1, 1, 2, 2], "v": [0.0, 2.0, 1.0, 1.0]}), "v", ["g"])
-    1.0
-    """
-    variances = [g[value].dropna().var(ddof=1) for _, g in values.groupby(list(by)) if g[value].notna().sum() >= 2]
-    return float(np.sqrt(np.mean(variances))) if variances else math.nan
 
 
 FAMILY_COLUMNS = list(FAMILIES)
