@@ -5,13 +5,21 @@ Each dataset is split 50/50, as in the issue's measurements, and scored on at mo
 sample, its reference and the holdout each of n rows: cirrhosis 50; stroke 50 and 200; diabetes 50,
 200 and 1,000 (:data:`CASES`, the cases ``bench/bench_calibration.py`` measures).
 
-Tolerance. A real sample scored against another real sample falls below 1 only by noise.
-``bench/bench_calibration.py --draws 10`` draws ten real samples per case and prints how far each
-family score and H fall below 1: the largest shortfall over all cases and draws was 0.10 (utility at
-n = 50), 0.05 for the other families and 0.06 for H. The tests allow :data:`TOLERANCE` = 0.15 per
-family and :data:`H_TOLERANCE` = 0.10 for H, a margin above the worst draw.
+Tolerance. A real sample scored against another real sample falls below 1 only by noise, and how far
+depends on n. ``bench/bench_calibration.py --draws 12`` drew twelve real samples per case; the largest
+shortfall below 1 over datasets and draws was, per n (NaN: that family could not be judged at that n on
+any dataset where it was measured, e.g. utility of 50 stroke or diabetes rows with 2-4 events):
 
-Time: about 3 minutes on 2 shared cores (the evaluations are cached per module).
+    n       fidelity  consistency  privacy  utility  H
+    50      0.048     0.024        0.060    0.791    0.155   (utility: cirrhosis, 4 stages in 50 rows)
+    200     0.018     0.024        0.029    0.266    0.052
+    1000    0.009     0.008        0.007    0.015    0.007
+
+:data:`TOLERANCE` allows about 1.5 times that, rounded up; utility at 50 rows is mostly noise, and the
+reports' intervals say so. Where a family cannot be judged it must say "not enough rows", for the real
+sample and the baselines alike (the reference decides what can be judged at each n).
+
+Time: about 4 minutes on 2 shared cores (each evaluation is computed once per module), more under load.
 """
 
 from __future__ import annotations
@@ -30,8 +38,11 @@ from synllm.study.data import load_study_data
 CASES = [("cirrhosis", 50), ("stroke", 50), ("stroke", 200), ("diabetes", 50), ("diabetes", 200), ("diabetes", 1000)]
 DATASETS = ["cirrhosis", "stroke", "diabetes"]
 FAMILIES = ["fidelity", "consistency", "privacy", "utility"]
-TOLERANCE = 0.15
-H_TOLERANCE = 0.10
+TOLERANCE = {
+    50: {"fidelity": 0.08, "consistency": 0.05, "privacy": 0.1, "utility": 0.85, "harmonic": 0.25},
+    200: {"fidelity": 0.05, "consistency": 0.05, "privacy": 0.05, "utility": 0.4, "harmonic": 0.08},
+    1000: {"fidelity": 0.02, "consistency": 0.02, "privacy": 0.02, "utility": 0.03, "harmonic": 0.02},
+}
 BASELINES = ("independent", "gaussian_copula")
 
 
@@ -77,23 +88,37 @@ def scored(studies):
     return get
 
 
+def _judged(ev) -> dict[str, float]:
+    """Family scores and H of an evaluation; a family that cannot be judged must say it is not enough data."""
+    families = ev.family_scores()
+    for family, row in families.iterrows():
+        assert row["status"] in ("ok", "not enough data"), (family, row["reason"])
+        if row["status"] == "not enough data":
+            assert row["reason"].startswith("not enough rows")
+    return {**families["score"].to_dict(), "harmonic": ev.harmonic}
+
+
 @pytest.mark.parametrize(("name", "n"), CASES, ids=[f"{d}-{n}" for d, n in CASES])
 def test_real_sample_scores_within_noise_of_the_reference(scored, name, n):
-    ev = scored(name, n, "real")
-    families = ev.family_scores()
-    assert (families["status"] == "ok").all(), families["reason"].to_dict()
+    scores = _judged(scored(name, n, "real"))
     for family in FAMILIES:
-        assert families.at[family, "score"] >= 1 - TOLERANCE, (family, families.at[family, "reason"])
-    assert ev.harmonic >= 1 - H_TOLERANCE
+        if not math.isnan(scores[family]):
+            assert scores[family] >= 1 - TOLERANCE[n][family], (family, scores[family])
+    assert math.isnan(scores["harmonic"]) or scores["harmonic"] >= 1 - TOLERANCE[n]["harmonic"]
+    assert not math.isnan(scores["fidelity"]) and not math.isnan(scores["privacy"])
+    if n >= 200:  # from 200 rows every family of every dataset can be judged
+        assert not math.isnan(scores["harmonic"])
 
 
 @pytest.mark.parametrize(("name", "n"), CASES, ids=[f"{d}-{n}" for d, n in CASES])
 def test_no_baseline_beats_a_real_sample_beyond_noise(scored, name, n):
-    real = scored(name, n, "real").harmonic
+    real = _judged(scored(name, n, "real"))
     for baseline in BASELINES:
-        ev = scored(name, n, baseline)
-        assert ev.harmonic <= real + H_TOLERANCE, (baseline, ev.family_scores()["score"].to_dict())
-        assert ev.privacy <= 1.0  # capped at "as private as real patients", never above them
+        other = _judged(scored(name, n, baseline))
+        for measure in [*FAMILIES, "harmonic"]:  # the reference decides what can be judged at this n
+            assert math.isnan(other[measure]) == math.isnan(real[measure]), (baseline, measure)
+        if not math.isnan(real["harmonic"]):
+            assert other["harmonic"] <= real["harmonic"] + TOLERANCE[n]["harmonic"], (baseline, other)
 
 
 SMALL = [c for c in CASES if c[1] <= 200]
@@ -102,13 +127,17 @@ SMALL = [c for c in CASES if c[1] <= 200]
 @pytest.mark.parametrize(("name", "n"), SMALL, ids=[f"{d}-{n}" for d, n in SMALL])
 @pytest.mark.parametrize("degenerate", ["one row", "three rows"])
 def test_degenerate_generator_scores_low_and_below_every_baseline(scored, name, n, degenerate):
-    ev = scored(name, n, degenerate)
-    baselines = [scored(name, n, b) for b in BASELINES]
-    fidelity = ev.family_scores().at["fidelity", "score"]
-    assert fidelity <= 0.7
-    for other in baselines:
-        assert fidelity < other.family_scores().at["fidelity", "score"] - 0.2
-        assert ev.harmonic < other.harmonic
+    mine = _judged(scored(name, n, degenerate))
+    assert mine["fidelity"] <= 0.7
+    for baseline in BASELINES:
+        other = _judged(scored(name, n, baseline))
+        assert mine["fidelity"] < other["fidelity"] - 0.2
+        if math.isnan(other["harmonic"]):  # utility cannot be judged at this n: compare what can be
+            assert math.isnan(mine["harmonic"])
+            judged = [f for f in FAMILIES if not math.isnan(other[f])]
+            assert np.mean([mine[f] for f in judged]) < np.mean([other[f] for f in judged])
+        else:
+            assert mine["harmonic"] < other["harmonic"]
 
 
 PRIVACY = metric_names("privacy")
