@@ -1,4 +1,4 @@
-"""Non-LLM reference generators: what an LLM's rows should beat, and the real ceiling.
+"""Non-LLM generators: what an LLM's rows should beat, and real holdout rows as a reference (not a ceiling).
 
 All share one interface: ``fit(train, card) -> self`` then ``sample(n, random_state=0)``,
 which returns ``n`` rows with the card's synth columns, typed like ``train``

@@ -27,6 +27,7 @@ H = 2PQ/(P+Q) are NaN whenever a family they need is.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -81,7 +82,7 @@ def metric_status(result: MetricResult, reference: MetricResult | None) -> tuple
     if not reference.applicable:
         return NOT_APPLICABLE, math.nan, reference.skipped or ""
     if not reference.ok:
-        return NOT_ENOUGH, math.nan, f"a real sample of this size cannot be scored either ({reference.skipped})"
+        return NOT_ENOUGH, math.nan, reference.skipped or ""
     if not result.ok and result.rows_failed:
         return FAILED, 0.0, result.skipped or ""
     if not result.ok:
@@ -118,11 +119,10 @@ def family_frame(statuses: pd.DataFrame, n_rows: int) -> pd.DataFrame:
             status, reason = NO_REFERENCE, "scores are relative to a real reference sample, and none was drawn"
         elif 2 * len(counted) < len(members):
             lacking = members[members["status"] == NOT_ENOUGH]
-            why = "; ".join(f"{n}: {r}" for n, r in zip(lacking["name"], lacking["reason"]))
             status = NOT_ENOUGH
             reason = (
                 f"not enough rows: only {len(counted)} of {len(members)} {family} metrics can be computed "
-                f"at {n_rows} rows ({why})"
+                f"at {n_rows} rows ({_grouped_reasons(lacking)})"
             )
         else:
             score = float(counted["relative"].mean())
@@ -143,6 +143,31 @@ def family_frame(statuses: pd.DataFrame, n_rows: int) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows).set_index("family")
+
+
+_NEEDS = re.compile(r"not enough rows: needs at least (\d+) synthetic rows")
+
+
+def _grouped_reasons(lacking: pd.DataFrame) -> str:
+    """'ks_complement, tv_complement need 20 rows; tstr: <reason>' — metrics grouped by the rows they need.
+
+    >>> _grouped_reasons(pd.DataFrame({"name": ["a", "b", "c"], "reason": [
+    ...     "not enough rows: needs at least 20 synthetic rows, got 10",
+    ...     "not enough rows: needs at least 20 synthetic rows, got 10", "too few events"]}))
+    'a, b need 20 rows; c: too few events'
+    """
+    needs: dict[int, list[str]] = {}
+    other = []
+    for name, reason in zip(lacking["name"], lacking["reason"]):
+        found = _NEEDS.search(reason)
+        if found:
+            needs.setdefault(int(found.group(1)), []).append(name)
+        else:
+            other.append(f"{name}: {reason}")
+    parts = [
+        f"{', '.join(names)} need{'s' if len(names) == 1 else ''} {rows} rows" for rows, names in sorted(needs.items())
+    ]
+    return "; ".join(parts + other)
 
 
 def headline_scores(families: pd.DataFrame) -> dict[str, float]:

@@ -56,16 +56,17 @@ def rule_violations(frame: pd.DataFrame) -> alt.TopLevelMixin:
     return with_note(chart, lines)
 
 
-def soft_effects(frame: pd.DataFrame, *, columns: int = 3) -> alt.TopLevelMixin:
+def soft_effects(frame: pd.DataFrame, *, skipped: pd.DataFrame | None = None, columns: int = 3) -> alt.TopLevelMixin:
     """Per soft rule: effect size in each run (dots) against the training split's effect (black line).
 
     Risk ratios (no effect = 1) and standardised mean differences (no effect = 0) get their own
     panels. Effects beyond ±3 SMD or 10× are drawn at the edge as triangles; rules a run's rows
-    cannot measure are listed under the chart with the reason.
+    cannot measure, and runs the metric skipped (``skipped``, from
+    :func:`synllm.report.details.skipped_runs`), are listed under the chart with the reason.
     """
     measured = frame.replace([np.inf, -np.inf], np.nan)
     unmeasured = measured[measured["effect"].isna()]
-    lines = [
+    lines = nothing_to_show(skipped, "no soft rule measured") + [
         f"{rule} — {', '.join(sorted(set(g['source'])))}: {reason or 'not measurable'}"
         for (rule, reason), g in unmeasured.groupby(["rule", "reason"], sort=True)
     ]

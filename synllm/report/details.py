@@ -230,6 +230,7 @@ def odds_ratio_frame(scored: Sequence[ScoredRun]) -> pd.DataFrame:
             for term, r in frame.drop(index="const", errors="ignore").iterrows():
                 rows.append((term, source, label, float(r["odds_ratio"]), float(r["ci_low"]), float(r["ci_high"])))
     out = pd.DataFrame(rows, columns=["term", "source", "label", "odds_ratio", "ci_low", "ci_high"])
+    out = out.astype({"odds_ratio": float, "ci_low": float, "ci_high": float})
     finite = np.isfinite(out[["odds_ratio", "ci_low", "ci_high"]]).all(axis=1) & (out["ci_low"] > 0)
     return out[finite].reset_index(drop=True)
 

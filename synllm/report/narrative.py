@@ -117,7 +117,9 @@ def family_summary(runs: pd.DataFrame, family: str, metrics: pd.DataFrame | None
         return f"No LLM run could be judged on {words}.{unscored}"
     low, high = means.idxmin(), means.idxmax()
     text = f"On {words}, "
-    if low == high:
+    if len(means) > 1 and means[low] == means[high]:
+        text += f"every prompt type scores {_f(means[high])}"
+    elif low == high:
         text += f"{_name(high)} scores {_f(means[high])}"
     else:
         text += f"mean scores run from {_f(means[low])} ({_name(low)}) to {_f(means[high])} ({_name(high)})"
@@ -308,6 +310,13 @@ def study_verdict(differences: pd.DataFrame, ranking: pd.DataFrame, runs: pd.Dat
         else ""
     )
     baselines = _baseline_sentence(llm_against_baselines(runs))
+    if llm.empty and (runs["kind"] == "llm").any():
+        reason = next((r for r in runs["not_judged_because"].fillna("") if r), "")
+        return (
+            f"{caveat}**Verdict: cannot be judged: not enough rows.** No LLM run could be judged"
+            + (f" ({reason})" if reason else "")
+            + f"; the metrics need at least {minimum_rows()} rows per run to judge every family. {baselines}"
+        )
     if "p4" not in set(llm["prompt_type"]) or differences.empty:
         return (
             f"{caveat}**Verdict: cannot be judged.** The judged runs ({scope}) do not pair P4 with another "

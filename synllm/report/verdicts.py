@@ -11,6 +11,7 @@ interval lies above every rival's.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -29,6 +30,27 @@ SCORECARD_COLUMNS = [
     *["quality", "quality_low", "quality_high", "privacy_low", "privacy_high"],
     *["harmonic", "harmonic_low", "harmonic_high", "interval", "not_judged_because"],
 ]
+
+
+_FAMILY_SHORT = re.compile(r"(\w+): not enough rows: only (\d+) of (\d+) \w+ metrics can be computed at (\d+) rows")
+
+
+def short_reason(text: str) -> str:
+    """A run's 'not judged because' in a few words, for a table cell (details left to the report's text).
+
+    >>> short_reason("fidelity: not enough rows: only 0 of 10 fidelity metrics can be computed at 10 rows "
+    ...              "(ks_complement needs 20 rows); utility: not enough rows: only 0 of 1 utility metrics "
+    ...              "can be computed at 10 rows (tstr needs 30 rows)")
+    'not enough rows (10): fidelity 0 of 10 metrics, utility 0 of 1'
+    """
+    found = _FAMILY_SHORT.findall(text or "")
+    if not found:
+        return re.sub(r" \((?:[^()]|\([^()]*\))*\)", "", text or "")
+    parts = [
+        f"{family} {done} of {total}" + (" metrics" if i == 0 else "")
+        for i, (family, done, total, _) in enumerate(found)
+    ]
+    return f"not enough rows ({found[0][3]}): " + ", ".join(parts)
 
 
 def _interval(group: pd.DataFrame, measure: str) -> tuple[float, float, float, str]:
@@ -68,7 +90,7 @@ def generator_frame(runs: pd.DataFrame) -> pd.DataFrame:
                 if measure == "harmonic":
                     row["interval"] = how
             reasons = [r for r in g["not_judged_because"].fillna("") if r]
-            row["not_judged_because"] = reasons[0] if reasons else ""
+            row["not_judged_because"] = short_reason(reasons[0]) if reasons else ""
             rows.append(row)
     return pd.DataFrame(rows, columns=SCORECARD_COLUMNS)
 
