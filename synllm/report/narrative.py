@@ -216,8 +216,7 @@ def findings(runs: pd.DataFrame) -> str:
         reason = next((r for r in runs["not_judged_because"].fillna("") if r), "")
         parts.append(
             f"**No generator can be judged on {dataset}.** {reason[0].upper() + reason[1:] if reason else ''}. "
-            f"With so few rows no prompt type can be named the winner: the metrics need at least "
-            f"{minimum_rows()} rows per run to judge every family."
+            + _too_few_rows(int(runs["n_rows"].median()))
         )
         return "\n\n".join(parts)
     lines = "; ".join(_generator_line(r) for _, r in judged.iterrows())
@@ -239,6 +238,20 @@ def findings(runs: pd.DataFrame) -> str:
             + "."
         )
     return "\n\n".join(parts)
+
+
+def _too_few_rows(n_rows: int) -> str:
+    """Why no winner can be named at ``n_rows`` rows per run, and what would help."""
+    needed = minimum_rows()
+    if n_rows < needed:
+        return (
+            f"With {n_rows} rows per run no prompt type can be named the winner: the metrics need at least "
+            f"{needed} rows per run to judge every family."
+        )
+    return (
+        f"At {n_rows} rows per run no prompt type can be named the winner: a real sample of that size cannot be "
+        "judged on it either (a rare target leaves too few events), so more rows per run are needed."
+    )
 
 
 def headline(runs: pd.DataFrame) -> str:
@@ -315,7 +328,7 @@ def study_verdict(differences: pd.DataFrame, ranking: pd.DataFrame, runs: pd.Dat
         return (
             f"{caveat}**Verdict: cannot be judged: not enough rows.** No LLM run could be judged"
             + (f" ({reason})" if reason else "")
-            + f"; the metrics need at least {minimum_rows()} rows per run to judge every family. {baselines}"
+            + f". {_too_few_rows(int(runs['n_rows'].median()))} {baselines}"
         )
     if "p4" not in set(llm["prompt_type"]) or differences.empty:
         return (

@@ -99,6 +99,7 @@ def scorecard(runs: pd.DataFrame) -> pd.DataFrame:
     """The generators (see :func:`generator_frame`), then the real-holdout reference, 1.00 by construction."""
     card = generator_frame(runs)
     if len(card):
+        judged = int(runs["harmonic"].notna().sum())
         reference = dict.fromkeys(SCORECARD_COLUMNS, math.nan)
         reference.update(
             generator=REFERENCE_LABEL,
@@ -106,10 +107,10 @@ def scorecard(runs: pd.DataFrame) -> pd.DataFrame:
             model=REFERENCE_LABEL,
             prompt_type="",
             runs=len(runs),
-            judged=int(runs["harmonic"].notna().sum()),
+            judged=judged,
             interval="every score is relative to it: 1 by construction",
-            not_judged_because="",
-            **dict.fromkeys([*FAMILY_COLUMNS, *MEASURES], 1.0),
+            not_judged_because="" if judged else "no run could be judged",
+            **dict.fromkeys([*FAMILY_COLUMNS, *MEASURES], 1.0 if judged else math.nan),
         )
         card = pd.concat([card, pd.DataFrame([reference])], ignore_index=True)
     return card

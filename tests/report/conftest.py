@@ -31,8 +31,8 @@ METRICS = [
 ]
 PROMPTS = ("p1", "p2", "p3", "p4")
 SEEDS = (0, 1)
-#: Enough rows for every metric of the subset to be judged on stroke (TSTR needs 5 strokes: ~5 % of 120).
-N_ROWS = 120
+#: Enough rows for every metric of the subset to be judged on stroke (TSTR needs 5 strokes: ~5 % of 200 is 10).
+N_ROWS = 200
 
 
 def fake_manifest(prompt_type: str, seed: int, rows: int, seconds: float, tokens: int) -> RunManifest:

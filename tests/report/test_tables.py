@@ -36,6 +36,7 @@ def test_runs_frame_has_one_row_per_scored_table(scored):
     baseline = runs.iloc[len(runs) - 1]
     assert math.isnan(baseline["seconds_per_valid_row"]) and baseline["valid_rate"] == 1.0  # validated, no manifest
     low, high = scored[-1].evaluation.interval("harmonic")  # the baseline was bootstrapped
+    assert low <= baseline["harmonic"] <= high
     assert (baseline["harmonic_low"], baseline["harmonic_high"]) == (pytest.approx(low), pytest.approx(high))
 
 
@@ -55,6 +56,7 @@ def test_scorecard_rows_means_and_intervals(scored):
     p1 = runs[runs["prompt_type"] == "p1"]
     row = card[card["prompt_type"] == "p1"].iloc[0]
     assert row["runs"] == len(SEEDS) and row["judged"] == p1["harmonic"].notna().sum()
+    assert p1["harmonic"].notna().all(), p1["not_judged_because"].tolist()
     mean, low, high, _ = mean_interval(p1["harmonic"].tolist())
     assert (row["harmonic"], row["harmonic_low"], row["harmonic_high"]) == pytest.approx((mean, low, high))
     assert row["interval"] == "95 % t-interval over 2 seeds"
