@@ -178,24 +178,22 @@ def _comparison_words(result: Comparison, what: str) -> str:
 
 
 def _llm_against_baselines(generators: pd.DataFrame) -> str:
-    """Do the LLM prompts beat the simple generators? Only when the intervals separate."""
+    """Do the LLM prompts beat the simple generators? Only when the best of each have separate intervals."""
     baselines = generators[generators["kind"] == "baseline"]
     if baselines.empty:
         return ""
-    both = compare(generators)
     best_llm = compare(generators[generators["kind"] == "llm"])
     best_base = compare(baselines)
     if best_llm.best is None or best_base.best is None:
         return "LLM prompts and the simple generators cannot be compared: one side could not be judged."
-    pair = generators[generators["generator"].isin([best_llm.best, best_base.best])]
-    duel = compare(pair)
+    duel = compare(generators[generators["generator"].isin([best_llm.best, best_base.best])])
     if not duel.separated:
         return (
             f"Do the LLM prompts beat simple generators? Not shown: the best LLM generator ({best_llm.best}) and "
-            f"the best baseline ({best_base.best}) cannot be told apart."
+            f"the best baseline ({best_base.best}) cannot be told apart ({duel.why})."
         )
     side = "an LLM prompt" if duel.winner == best_llm.best else "a simple generator"
-    return f"Do the LLM prompts beat simple generators? Here {side} does: {duel.winner} leads, {both.why}."
+    return f"Do the LLM prompts beat simple generators? Here {side} does: {duel.winner} leads, {duel.why}."
 
 
 def findings(runs: pd.DataFrame) -> str:

@@ -167,3 +167,40 @@ def test_headline_agrees_with_the_scorecard(scored):
     text = narrative.headline(runs)
     assert result.best in text
     assert ("clearly ahead" in text) == result.separated
+
+
+def test_ten_scored_rows_name_no_winner_end_to_end(study_data):
+    """The issue's case: 10 near-identical rows from P4 against examples-driven runs and the baselines."""
+    from synllm.generation.baselines import get_baseline
+    from synllm.metrics import evaluate
+    from synllm.report.inputs import ScoredRun
+
+    data = study_data
+    copula = get_baseline("gaussian_copula").fit(data.eval_train, data.card)
+    tables_by_prompt = {
+        "p2": copula.sample(10, random_state=1),
+        "p4": data.eval_holdout[data.card.synth_names].iloc[[0] * 9 + [1]].reset_index(drop=True),
+    }
+    scored = [
+        ScoredRun(
+            kind="llm",
+            model="m",
+            prompt_type=prompt,
+            seed=0,
+            synthetic=rows,
+            evaluation=evaluate(rows, train=data.eval_train, holdout=data.eval_holdout, card=data.card),
+        )
+        for prompt, rows in tables_by_prompt.items()
+    ]
+    rows = copula.sample(10, random_state=2)
+    ev = evaluate(rows, train=data.eval_train, holdout=data.eval_holdout, card=data.card, exposed=data.eval_train)
+    scored.append(
+        ScoredRun(kind="baseline", model="gaussian_copula", prompt_type="", seed=0, synthetic=rows, evaluation=ev)
+    )
+    runs = tables.runs_frame(scored, "stroke")
+    assert runs["harmonic"].isna().all() and runs["consistency"].notna().all()  # the hard rules still say something
+    for text in (narrative.findings(runs), narrative.dataset_conclusion(runs), narrative.headline(runs)):
+        assert "clearly" not in text and "beats" not in text and "leads" not in text
+    assert "not enough rows" in narrative.findings(runs)
+    card = verdicts.scorecard(runs)
+    assert card["harmonic"].isna().all()
