@@ -13,11 +13,12 @@ PROFILE ?= quick
 BACKEND ?=
 ENDPOINTS ?=
 MODELS ?=
+DATASETS ?=
 PYTEST_ARGS ?=
 NOTEBOOKS := $(shell find notebooks -name '*.ipynb' -not -path '*/.ipynb_checkpoints/*')
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test lint format bench clean clean-runs
+.PHONY: help setup run test lint format course bench clean clean-runs
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-11s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -37,9 +38,10 @@ $(STAMP): pyproject.toml Makefile
 
 setup: $(STAMP) ## Create .venv and install synllm, the notebook stack and the embedded model
 
-run: $(STAMP) ## Main job: generate, score and report 3 datasets x 4 prompt types (PROFILE=quick|paper|course)
+run: $(STAMP) ## Main job: generate, score and report 3 datasets x 4 prompt types (PROFILE=quick|paper|course; DATASETS="stroke my/card.yaml")
 	$(PY) -m synllm.study.batch --profile $(PROFILE) $(if $(BACKEND),--backend $(BACKEND)) \
-	  $(if $(ENDPOINTS),--endpoints $(ENDPOINTS)) $(if $(MODELS),--models $(MODELS))
+	  $(if $(ENDPOINTS),--endpoints $(ENDPOINTS)) $(if $(MODELS),--models $(MODELS)) \
+	  $(if $(DATASETS),--datasets $(DATASETS))
 
 test: $(STAMP) ## Run the test suite (real embedded model included)
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -53,6 +55,9 @@ format: $(STAMP) ## Fix what ruff can fix, format the code, strip notebook outpu
 	$(VENV)/bin/ruff check --fix synllm tests bench
 	$(VENV)/bin/ruff format synllm tests bench
 	$(VENV)/bin/nbstripout --keep-id $(NOTEBOOKS)
+
+course: $(STAMP) ## Build the course labs into reports/course: student notebooks, executed instructor pages, index
+	$(PY) -m synllm.course $(if $(BACKEND),-p backend=$(BACKEND)) $(if $(MODELS),-p model=$(firstword $(MODELS)))
 
 bench: $(STAMP) ## Run the benchmarks under bench/ and print their figures
 	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit $$?; done

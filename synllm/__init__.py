@@ -43,6 +43,8 @@ _EXPORTS = {
     "Dataset": "synllm.dataset:Dataset",
     "load_dataset": "synllm.dataset:load_dataset",
     "split": "synllm.dataset:split",
+    "draft_card": "synllm.dataset.draft:draft_card",
+    "check_card": "synllm.dataset.check:check_card",
     # prompts
     "PROMPT_TYPES": "synllm.prompts:PROMPT_TYPES",
     "Prompt": "synllm.prompts:Prompt",
@@ -69,6 +71,8 @@ _EXPORTS = {
     "get_baseline": "synllm.generation.baselines:get_baseline",
     "load_run": "synllm.generation.loop:load_run",
     "run_grid": "synllm.generation.grid:run_grid",
+    "to_gbnf": "synllm.generation.constraints:to_gbnf",
+    "to_json_schema": "synllm.generation.constraints:to_json_schema",
     # metrics
     "Evaluation": "synllm.metrics:Evaluation",
     "MetricResult": "synllm.metrics:MetricResult",
@@ -89,6 +93,7 @@ _EXPORTS = {
     "score_runs": "synllm.study.scoring:score_runs",
     "write_study_outputs": "synllm.study.scoring:write_study_outputs",
     # namespaces
+    "course": "synllm.course",
     "report": "synllm.report",
 }
 

@@ -7,16 +7,49 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from synllm.errors import SynllmError
+from synllm.errors import InvalidArgument, SynllmError
+
+#: Command-line options checked by the rules of :mod:`synllm.arguments` (option -> rule).
+CHECKED_OPTIONS = {
+    "rows": "n_rows",
+    "batch_size": "batch_size",
+    "temperature": "temperature",
+    "top_p": "top_p",
+    "max_requests": "max_requests",
+    "timeout": "timeout_s",
+    "holdout": "holdout",
+    "seed": "seed",
+    "seeds": "seed",
+    "split_seed": "seed",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line (raised, so ``main`` returns 2)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise InvalidArgument(f"{message} (see `{self.prog} --help`)")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with one sub-command per task."""
-    parser = argparse.ArgumentParser(prog="synllm", description=__doc__)
+    parser = _Parser(prog="synllm", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     sub = parser.add_subparsers(dest="command", required=True)
 
     sub.add_parser("cards", help="list the built-in dataset cards")
+
+    card = sub.add_parser("card", help="bring your own dataset: draft a card from a CSV, check a card on its data")
+    card_sub = card.add_subparsers(dest="card_command", required=True)
+    draft = card_sub.add_parser("draft", help="write a complete card to edit from a CSV file")
+    draft.add_argument("csv", help="the CSV file (a header line, then one patient per line)")
+    draft.add_argument(
+        "-o", "--output", default=None, help="card file to write (default: <csv name>.yaml beside the CSV; - prints it)"
+    )
+    draft.add_argument("--name", default=None, help="card name, used for folders and titles (default: the file name)")
+    draft.add_argument("--force", action="store_true", help="overwrite an existing card file")
+    check = card_sub.add_parser("check", help="load a card and its CSV, measure every rule on the real rows")
+    check.add_argument("card", help="card name or path to a card YAML")
 
     prompt = sub.add_parser("prompt", help="print a rendered prompt")
     prompt.add_argument("dataset", help="card name or path to a card YAML")
@@ -36,6 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--temperature", type=float, default=0.7)
     gen.add_argument("--top-p", type=float, default=0.9)
     gen.add_argument("--max-requests", type=int, default=None, help="give up after this many requests per run")
+    gen.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help="seconds one model request may take, per attempt (default: $SYNLLM_TIMEOUT or 120)",
+    )
     gen.add_argument("--holdout", type=float, default=0.2, help="holdout fraction of the split")
     gen.add_argument("--split-seed", type=int, default=0, help="random_state of the train/holdout split")
     gen.add_argument(
@@ -51,15 +90,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the exit code (0 ok, 1 incomplete or failed runs, 2 usage/setup error)."""
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
-    )
+    """Entry point; returns the exit code (0 ok, 1 incomplete or failed runs, 2 usage/setup error).
+
+    Every error is one line on stderr; arguments are checked before anything is read or written.
+    """
     try:
+        args = build_parser().parse_args(argv)
+        logging.basicConfig(
+            level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+        )
+        from synllm.arguments import check_values
+
+        check_values(vars(args), CHECKED_OPTIONS, name=lambda option: "--" + option.replace("_", "-"))
         return _COMMANDS[args.command](args)
     except SynllmError as exc:
-        print(f"synllm: error: {exc}", file=sys.stderr)
+        print(f"synllm: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("synllm: interrupted; answers so far are cached, rerun the same command to resume", file=sys.stderr)
@@ -72,6 +117,45 @@ def _cards(args: argparse.Namespace) -> int:
     for name in available_cards():
         card = load_card(name)
         print(f"{name:<12} {card.title} ({len(card.columns)} columns, {len(card.rules)} rules, target {card.target})")
+    return 0
+
+
+def _card(args: argparse.Namespace) -> int:
+    if args.card_command == "check":
+        from synllm.dataset.check import check_card, report_text
+
+        result = check_card(args.card)
+        print(report_text(result))
+        return 0 if result.ok else 1
+    return _card_draft(args)
+
+
+def _card_draft(args: argparse.Namespace) -> int:
+    import os
+    from pathlib import Path
+
+    from synllm import files
+    from synllm.dataset import read_text_table
+    from synllm.dataset.draft import card_name, draft_card
+
+    csv = Path(args.csv).expanduser().resolve()
+    if not csv.is_file():
+        raise InvalidArgument(f"{csv}: no such file; give the path of your CSV file")
+    to_stdout = args.output == "-"
+    out = csv.with_suffix(".yaml") if not args.output or to_stdout else Path(args.output).expanduser().resolve()
+    if not to_stdout and out.exists() and not args.force:
+        raise InvalidArgument(f"{out} exists; give another file with -o, or --force to overwrite it")
+    draft = draft_card(read_text_table(csv), name=args.name or card_name(csv), file=os.path.relpath(csv, out.parent))
+    if to_stdout:
+        print(draft.text, end="")
+        return 0
+    files.atomic_write_text(out, draft.text)
+    print(
+        f"wrote {out}: card {draft.name!r}, {draft.columns} columns, target {draft.target!r} (a guess), "
+        f"{draft.hard_rules} hard and {draft.soft_rules} soft candidate rules.\n"
+        f"Next: confirm the {draft.checks} lines marked '# CHECK:' (describe each column), then run\n"
+        f"  synllm card check {out}"
+    )
     return 0
 
 
@@ -93,7 +177,9 @@ def _generate(args: argparse.Namespace) -> int:
 
     table, card = load_dataset(args.dataset)
     train, _ = split(table, card, holdout=args.holdout, random_state=args.split_seed)
-    options = GenerationOptions(batch_size=args.batch_size, temperature=args.temperature, top_p=args.top_p)
+    options = GenerationOptions(
+        batch_size=args.batch_size, temperature=args.temperature, top_p=args.top_p, timeout_s=args.timeout
+    )
     grids = set(grid_names())
     models = [m for name in args.models for m in (model_grid(name) if name in grids else [name])]
     result = run_grid(
@@ -129,4 +215,4 @@ def _backends(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"cards": _cards, "prompt": _prompt, "generate": _generate, "backends": _backends}
+_COMMANDS = {"cards": _cards, "card": _card, "prompt": _prompt, "generate": _generate, "backends": _backends}

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
+
+import pytest
 
 from synllm.cli import main
+from tests.fake_ollama import FakeOllama, slow
 
 
 def test_cards_lists_the_builtin_cards(capsys):
@@ -37,3 +41,85 @@ def test_unknown_backend_is_a_clear_error(capsys, tmp_home):
 def test_python_dash_m_runs(tmp_path):
     done = subprocess.run([sys.executable, "-m", "synllm", "cards"], capture_output=True, text=True, cwd=tmp_path)
     assert done.returncode == 0 and "stroke" in done.stdout
+
+
+# -- argument validation and --timeout ---------------------------------------------------------------
+
+
+@pytest.fixture
+def ollama_run(tmp_home, monkeypatch):
+    """A finished 40-row stroke run made through the CLI against a fake Ollama; yields (fake, args, run folder)."""
+    with FakeOllama(models=["fake:1b"]) as fake:
+        monkeypatch.setenv("OLLAMA_HOST", fake.url)
+        args = ["generate", "--dataset", "stroke", "--backend", "ollama", "--models", "fake:1b"]
+        args += ["--prompt-types", "p4", "--batch-size", "10", "--no-progress"]
+        assert main([*args, "--rows", "40"]) == 0
+        yield fake, args, next(tmp_home.rglob("synthetic.csv")).parent
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        (["--rows", "0"], "--rows must be a whole number >= 1, got 0"),
+        (["--rows", "-5"], "--rows must be a whole number >= 1, got -5"),
+        (["--top-p", "-3"], "--top-p must be a number > 0 and <= 1, got -3"),
+        (["--top-p", "nan"], "--top-p must be a number > 0 and <= 1"),
+        (["--temperature", "3"], "--temperature must be a number >= 0 and <= 2"),
+        (["--batch-size", "0"], "--batch-size must be a whole number >= 1"),
+        (["--seeds", "0", "-1"], "--seeds must be a whole number >= 0, got -1"),
+        (["--max-requests", "0"], "--max-requests must be a whole number >= 1"),
+        (["--timeout", "0"], "--timeout must be a number > 0"),
+        (["--holdout", "1.5"], "--holdout must be a number > 0 and < 1"),
+        (["--rows", "many"], "--rows: invalid int value: 'many'"),
+    ],
+)
+def test_bad_arguments_are_one_line_errors_that_leave_a_finished_run_alone(ollama_run, capsys, extra, needle):
+    fake, args, run_dir = ollama_run
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir()}
+    asked = fake.count()
+    capsys.readouterr()
+    code = main([*args, *extra])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("synllm: error: ") and needle in err, err
+    assert fake.count() == asked
+    assert {p.name: p.read_bytes() for p in run_dir.iterdir()} == before
+
+
+def test_prompt_refuses_zero_rows(capsys):
+    assert main(["prompt", "stroke", "p1", "--rows", "0"]) == 2
+    assert "--rows must be a whole number >= 1, got 0" in capsys.readouterr().err
+
+
+def test_timeout_bounds_a_dead_server(tmp_home, monkeypatch, capsys):
+    with FakeOllama(models=["fake:1b"]) as fake:
+        fake.always(slow(60))
+        monkeypatch.setenv("OLLAMA_HOST", fake.url)
+        started = time.monotonic()
+        code = main(
+            ["generate", "--dataset", "stroke", "--backend", "ollama", "--models", "fake:1b", "--prompt-types", "p4"]
+            + ["--rows", "4", "--batch-size", "4", "--timeout", "0.3", "--no-progress"]
+        )
+        took = time.monotonic() - started
+    assert code == 1
+    assert "no answer within 0.3 s" in capsys.readouterr().err
+    assert took < 15  # 4 attempts of 0.3 s and 3.5 s of backoff, plus loading the data; the default is ~8 min
+
+
+def test_synllm_timeout_environment_variable_is_the_default(tmp_home, monkeypatch, capsys):
+    with FakeOllama(models=["fake:1b"]) as fake:
+        fake.always(slow(60))
+        monkeypatch.setenv("OLLAMA_HOST", fake.url)
+        monkeypatch.setenv("SYNLLM_TIMEOUT", "0.3")
+        code = main(
+            ["generate", "--dataset", "stroke", "--backend", "ollama", "--models", "fake:1b", "--prompt-types", "p4"]
+            + ["--rows", "4", "--batch-size", "4", "--no-progress"]
+        )
+    assert code == 1 and "no answer within 0.3 s" in capsys.readouterr().err
+
+
+def test_a_bad_synllm_timeout_is_a_one_line_error(tmp_home, monkeypatch, capsys):
+    monkeypatch.setenv("SYNLLM_TIMEOUT", "soon")
+    code = main(["generate", "--dataset", "stroke", "--backend", "ollama", "--models", "x", "--rows", "1"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "SYNLLM_TIMEOUT='soon'" in err

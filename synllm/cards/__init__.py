@@ -2,7 +2,8 @@
 
 - :mod:`~synllm.cards.model`: the frozen ``Card``, ``Column``, ``Rule`` values;
 - :mod:`~synllm.cards.load`: YAML in, a checked ``Card`` out;
-- :mod:`~synllm.cards.rules`: hard rules checked row by row, soft rules measured as effects.
+- :mod:`~synllm.cards.rules`: hard rules checked row by row, soft rules measured as effects;
+- :mod:`~synllm.cards.expressions`: the small, safe language rule expressions are written in.
 """
 
 from synllm.cards.load import available_cards, card_from_dict, card_path, load_card

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -9,13 +10,31 @@ from typing import Any
 import yaml
 
 from synllm import config
+from synllm.cards.expressions import card_scope, closest_hint, compile_expression
 from synllm.cards.model import Card, Column, Kind, Rule
+from synllm.cards.rules import rule_expressions
 from synllm.errors import CardError
 
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 _COLUMN_KEYS = set(Column.__slots__)
 _RULE_KEYS = set(Rule.__slots__)
 _CARD_KEYS = {"name", "title", "description", "domain", "file", "columns", "roles", "missing", "rules"}
-_ROLE_KEYS = {"target", "outcomes", "identifiers", "quasi_identifiers", "sensitive", "predictors"}
+_ROLE_KEYS = {
+    "target",
+    "target_positive",
+    "outcomes",
+    "identifiers",
+    "quasi_identifiers",
+    "sensitive",
+    "predictors",
+    "leakage",
+}
+_MEASURES = {
+    "rate": ("outcome", "group", "versus"),
+    "mean": ("value", "group", "versus"),
+    "correlation": ("value", "against"),
+}
+_EXPECT = {"rate": ("higher", "lower"), "mean": ("higher", "lower"), "correlation": ("positive", "negative")}
 
 
 def available_cards() -> list[str]:
@@ -24,16 +43,24 @@ def available_cards() -> list[str]:
 
 
 def card_path(name_or_path: str | Path) -> Path:
-    """Resolve a built-in card name or a path to a card file."""
+    """Resolve a built-in card name or a path to a card file (an absolute path comes back).
+
+    A relative path is taken from the current folder, then from the project folder (a
+    notebook runs inside ``notebooks/``, while the user gave the path from the project).
+    """
     text = str(name_or_path)
     if text in available_cards():
         return config.CARDS_DIR / f"{text}.yaml"
     path = Path(text).expanduser()
-    if path.is_file():
-        return path.resolve()
+    tried = [path] if path.is_absolute() else [Path.cwd() / path, config.PROJ_ROOT / path]
+    for candidate in tried:
+        if candidate.is_file():
+            return candidate.resolve()
+    looked = " or ".join(str(p) for p in dict.fromkeys(tried))
     raise CardError(
-        f"no dataset card {text!r}: give a built-in name ({', '.join(available_cards())}) "
-        "or the path of a card YAML file (see README, 'Add your own dataset')"
+        f"no dataset card {text!r} (looked for {looked}): give a built-in name ({', '.join(available_cards())}) "
+        "or the path of a card YAML file, absolute or relative to the current folder; "
+        "`synllm card draft data.csv` writes one (see README, 'Bring your own dataset')"
     )
 
 
@@ -56,6 +83,11 @@ def card_from_dict(raw: Mapping[str, Any], *, path: Path | None = None) -> Card:
     for key in ("name", "columns", "roles", "file"):
         if key not in raw:
             raise CardError(f"{where}: missing required key {key!r}")
+    if not _NAME.fullmatch(str(raw["name"])):
+        raise CardError(
+            f"{where}: name {raw['name']!r} must be letters, digits, '_' or '-' (at most 64; it names the report "
+            "folder), e.g. name: heart_disease"
+        )
     columns = tuple(_column(c, where) for c in raw["columns"])
     names = [c.name for c in columns]
     if len(set(names)) != len(names):
@@ -74,17 +106,20 @@ def card_from_dict(raw: Mapping[str, Any], *, path: Path | None = None) -> Card:
         file=file,
         columns=columns,
         target=str(roles.get("target", "")),
+        target_positive=str(roles["target_positive"]) if roles.get("target_positive") else None,
         outcomes=tuple(roles.get("outcomes") or ()),
         identifiers=tuple(roles.get("identifiers") or ()),
         quasi_identifiers=tuple(roles.get("quasi_identifiers") or ()),
         sensitive=tuple(roles.get("sensitive") or ()),
         predictors=tuple(roles.get("predictors") or ()),
+        leakage=tuple(roles.get("leakage") or ()),
         missing_tokens=tuple(str(t) for t in missing.get("tokens") or ()),
         missing_notes=str(missing.get("notes", "")).strip(),
         rules=rules,
         path=path,
     )
     _check_references(card, where)
+    _check_expressions(card, where)
     return card
 
 
@@ -130,6 +165,7 @@ def _column(raw: Mapping[str, Any], where: str) -> Column:
         raise CardError(f"{where} column {name!r}: a binary column has exactly 2 categories, got {cats}")
     if kind in (Kind.INTEGER, Kind.FLOAT) and rng is None:
         raise CardError(f"{where} column {name!r}: a numeric column needs a plausible 'range'")
+    codes = _missing_codes(raw, f"{where} column {name!r}")
     return Column(
         name=str(name),
         kind=kind,
@@ -138,37 +174,58 @@ def _column(raw: Mapping[str, Any], where: str) -> Column:
         range=(float(rng[0]), float(rng[1])) if rng is not None else None,
         categories=tuple(cats) if cats is not None else None,
         decimals=raw.get("decimals", 0 if kind is Kind.INTEGER else None),
-        nullable=bool(raw.get("nullable", False)),
+        nullable=bool(raw.get("nullable", bool(codes))),
         missing=raw.get("missing"),
+        missing_codes=codes,
     )
+
+
+def _missing_codes(raw: Mapping[str, Any], where: str) -> tuple[Any, ...]:
+    """A column's own missing codes: a list of numbers or text; they make the column nullable."""
+    codes = raw.get("missing_codes")
+    codes = [] if codes is None else codes
+    if not isinstance(codes, list) or not all(isinstance(c, (int, float, str)) for c in codes):
+        raise CardError(f"{where}: missing_codes must be a list of values, e.g. [0] or ['-9']; got {codes!r}")
+    if codes and raw.get("nullable") is False:
+        raise CardError(
+            f"{where}: has missing_codes {codes} but says 'nullable: false'; a coded cell is a missing value, "
+            "so remove 'nullable: false' (or the codes, if they are real values)"
+        )
+    return tuple(codes)
 
 
 def _rule(raw: Mapping[str, Any], where: str) -> Rule:
     rid = raw.get("id", "?")
     _check_keys(raw, _RULE_KEYS, f"{where} rule {rid!r}")
     kind = raw.get("kind")
+    fields = {k: raw[k] for k in _RULE_KEYS if k in raw}
     if kind == "hard":
         if not raw.get("require"):
             raise CardError(f"{where} rule {rid!r}: a hard rule needs 'require'")
     elif kind == "soft":
         measure = raw.get("measure")
-        if measure not in ("rate", "mean"):
-            raise CardError(f"{where} rule {rid!r}: a soft rule needs measure 'rate' or 'mean'")
-        need = ("outcome" if measure == "rate" else "value", "group", "versus")
+        if measure not in _MEASURES:
+            raise CardError(f"{where} rule {rid!r}: a soft rule needs measure 'rate', 'mean' or 'correlation'")
+        need = _MEASURES[measure]
         lacking = [k for k in need if not raw.get(k)]
         if lacking:
             raise CardError(f"{where} rule {rid!r}: a soft {measure} rule needs {lacking}")
-        if raw.get("expect", "higher") not in ("higher", "lower"):
-            raise CardError(f"{where} rule {rid!r}: expect must be 'higher' or 'lower'")
+        extra = [k for k in ("outcome", "value", "group", "versus", "against") if raw.get(k) and k not in need]
+        if extra:
+            raise CardError(f"{where} rule {rid!r}: a soft {measure} rule takes {list(need)}, not {extra}")
+        fields["expect"] = raw.get("expect", _EXPECT[measure][0])
+        if fields["expect"] not in _EXPECT[measure]:
+            choices = " or ".join(repr(e) for e in _EXPECT[measure])
+            raise CardError(f"{where} rule {rid!r}: expect must be {choices} for a {measure} rule")
     else:
         raise CardError(f"{where} rule {rid!r}: kind must be 'hard' or 'soft', got {kind!r}")
     if not raw.get("statement"):
         raise CardError(f"{where} rule {rid!r}: needs a plain-language 'statement'")
-    return Rule(**{k: raw[k] for k in _RULE_KEYS if k in raw})
+    return Rule(**fields)
 
 
 def _check_references(card: Card, where: str) -> None:
-    names = set(card.column_names)
+    names = card.column_names
     roles = {
         "target": [card.target] if card.target else [],
         "outcomes": card.outcomes,
@@ -176,11 +233,38 @@ def _check_references(card: Card, where: str) -> None:
         "quasi_identifiers": card.quasi_identifiers,
         "sensitive": card.sensitive,
         "predictors": card.predictors,
+        "leakage": card.leakage,
     }
     for role, cols in roles.items():
         for col in cols:
             if col not in names:
-                raise CardError(f"{where}: roles.{role} names {col!r}, which is not a column")
+                raise CardError(
+                    f"{where}: roles.{role} names {col!r}, which is not a column of the card"
+                    f"{closest_hint(col, names)}; fix the spelling in the role or in the column list"
+                )
     for col in card.identifiers:
         if card.column(col).kind is not Kind.IDENTIFIER:
             raise CardError(f"{where}: identifier {col!r} must have kind 'identifier'")
+    for col in card.leakage:
+        if col == card.target or col in card.predictors:
+            role = "the target" if col == card.target else "in roles.predictors"
+            raise CardError(
+                f"{where}: {col!r} is a leakage column (measured after the outcome) and {role}; "
+                "remove it from one of them"
+            )
+
+
+def _check_expressions(card: Card, where: str) -> None:
+    """Every rule expression and the target's positive class: allowed constructs, known columns, fitting types."""
+    scope = card_scope(card)
+    for rule in card.rules:
+        rule_expressions(rule, scope, where=where)
+    if card.target_positive:
+        if not card.target:
+            raise CardError(f"{where}: roles.target_positive needs roles.target (the column it is a condition on)")
+        expr = compile_expression(card.target_positive, scope, where=f"{where} roles.target_positive")
+        if set(expr.names) != {card.target}:
+            raise CardError(
+                f"{where}: roles.target_positive ({card.target_positive!r}) must be a condition on the target "
+                f'column {card.target!r} alone, e.g. "{card.target} > 0"; it reads {list(expr.names)}'
+            )

@@ -29,7 +29,12 @@ class Kind(StrEnum):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Column:
-    """One column of a card."""
+    """One column of a card.
+
+    ``missing`` says what a missing value means (prompts P2-P4 show it);
+    ``missing_codes`` are values that mean "missing" in this column only, such as an
+    impossible 0 for blood pressure, while 0 stays a real value elsewhere.
+    """
 
     name: str
     kind: Kind
@@ -40,6 +45,7 @@ class Column:
     decimals: int | None = None
     nullable: bool = False
     missing: str | None = None
+    missing_codes: tuple[Any, ...] = ()
 
     @property
     def is_numeric(self) -> bool:
@@ -66,7 +72,9 @@ class Rule:
     Hard: rows matching ``when`` (all rows if empty) must satisfy ``require``.
     Soft: the ``measure`` of ``outcome`` (rate of a condition) or ``value`` (mean of a
     column) is ``expect`` ("higher" or "lower") in rows matching ``group`` than in rows
-    matching ``versus``. Expressions use ``DataFrame.eval`` syntax.
+    matching ``versus``; or (``measure: correlation``) the Spearman correlation of
+    ``value`` with ``against`` is ``expect`` ("positive" or "negative"), in rows matching
+    ``when``. Expressions use the small language of :mod:`synllm.cards.expressions`.
     """
 
     id: str
@@ -79,6 +87,7 @@ class Rule:
     value: str | None = None
     group: str | None = None
     versus: str | None = None
+    against: str | None = None
     expect: str = "higher"
 
     @property
@@ -89,7 +98,13 @@ class Rule:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Card:
-    """Everything synllm knows about one dataset."""
+    """Everything synllm knows about one dataset.
+
+    ``target_positive`` (optional) is a condition on the target column that defines a
+    binary target, e.g. ``num > 0`` over a 0-4 diagnosis code. ``leakage`` columns are
+    measured after the outcome (a follow-up time ending at death): they are never
+    predictors, utility features or association hints.
+    """
 
     name: str
     title: str
@@ -98,11 +113,13 @@ class Card:
     file: Path
     columns: tuple[Column, ...]
     target: str
+    target_positive: str | None = None
     outcomes: tuple[str, ...] = ()
     identifiers: tuple[str, ...] = ()
     quasi_identifiers: tuple[str, ...] = ()
     sensitive: tuple[str, ...] = ()
     predictors: tuple[str, ...] = ()
+    leakage: tuple[str, ...] = ()
     missing_tokens: tuple[str, ...] = ()
     missing_notes: str = ""
     rules: tuple[Rule, ...] = ()

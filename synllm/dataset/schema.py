@@ -53,11 +53,14 @@ def _missing_stripped(text: pd.Series, card: Card) -> pd.Series:
 
 
 def check_cell(text: object, col: Column, tokens: frozenset[str]) -> tuple[object, tuple[str, ...]]:
-    """Parse one raw cell: its typed value (None when unusable or missing) and the checks it fails."""
+    """Parse one raw cell: its typed value (None when unusable or missing) and the checks it fails.
+
+    A cell is missing when blank, one of the card's ``tokens`` or one of the column's own
+    ``missing_codes`` (compared as numbers in a numeric column, so ``0.0`` matches ``0``).
+    """
     t = "" if text is None or text is pd.NA or (isinstance(text, float) and math.isnan(text)) else str(text).strip()
-    if t == "" or t in tokens:
-        missing = not col.nullable and col.kind is not Kind.IDENTIFIER
-        return None, ("missing",) if missing else ()
+    if t == "" or t in tokens or t in _text_codes(col):
+        return _missing_cell(col)
     if col.is_numeric or (col.is_categorical and col.has_numeric_categories):
         try:
             x = float(t) if "_" not in t else math.nan
@@ -65,6 +68,8 @@ def check_cell(text: object, col: Column, tokens: frozenset[str]) -> tuple[objec
             x = math.nan
         if math.isnan(x):
             return None, ("not_a_number",)
+        if x in _numeric_codes(col):
+            return _missing_cell(col)
         failed = []
         if (col.kind is Kind.INTEGER or col.is_categorical) and not x.is_integer():
             failed.append("not_an_integer")
@@ -77,6 +82,26 @@ def check_cell(text: object, col: Column, tokens: frozenset[str]) -> tuple[objec
     if col.is_categorical:
         return (t, ()) if t in _text_categories(col) else (None, ("unknown_category",))
     return t, ()
+
+
+def _missing_cell(col: Column) -> tuple[None, tuple[str, ...]]:
+    return None, ("missing",) if not col.nullable and col.kind is not Kind.IDENTIFIER else ()
+
+
+@lru_cache(maxsize=256)
+def _text_codes(col: Column) -> frozenset[str]:
+    return frozenset(str(c).strip() for c in col.missing_codes)
+
+
+@lru_cache(maxsize=256)
+def _numeric_codes(col: Column) -> frozenset[float]:
+    out = set()
+    for code in col.missing_codes:
+        try:
+            out.add(float(code))
+        except ValueError:
+            continue
+    return frozenset(out)
 
 
 @lru_cache(maxsize=256)

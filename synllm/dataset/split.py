@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from synllm.cards import Card
+from synllm.cards.rules import target_values
 from synllm.dataset.schema import MISSING_LABEL
 from synllm.errors import DataError
 
@@ -16,7 +17,8 @@ def split(
 
     Identical rows (identifiers ignored) always go to the same side, so no record
     is both a member and a non-member: the split is drawn over distinct rows and
-    every copy follows its row. A missing target is its own stratum.
+    every copy follows its row. A missing target is its own stratum; a target defined by
+    ``target_positive`` is stratified on its positive class.
     """
     if not 0 < holdout < 1:
         raise DataError(f"holdout must be a fraction between 0 and 1, got {holdout}")
@@ -27,7 +29,7 @@ def split(
     distinct = keys.drop_duplicates()
     strata = None
     if card.target:
-        target = table.loc[distinct.index, card.target].astype("string").fillna(MISSING_LABEL)
+        target = target_values(table.loc[distinct.index], card).astype("string").fillna(MISSING_LABEL)
         counts = target.value_counts()
         if (counts >= 2).all():
             strata = target.to_numpy()

@@ -3,6 +3,9 @@
 - :mod:`~synllm.generation.constraints`: a card compiled to a GBNF grammar and a JSON schema;
 - :mod:`~synllm.generation.parsing`: model text to candidate rows, then valid and rejected rows;
 - :mod:`~synllm.generation.loop`: ``generate`` (one run) and ``load_run``;
+- :mod:`~synllm.generation.records`: one bounded cache record per answer;
+- :mod:`~synllm.generation.runlock`: the per-run OS lock (one writer per run);
+- :mod:`~synllm.generation.outputs`: a run's rows in order, their flags and the manifest totals;
 - :mod:`~synllm.generation.manifest`: the typed run manifest;
 - :mod:`~synllm.generation.grid`: ``run_grid`` (models × prompt types × seeds);
 - :mod:`~synllm.generation.baselines`: non-LLM generators to compare with.

@@ -5,7 +5,8 @@ capacity) and its ``capacity(model)``: a backend that answers one request at a t
 (the embedded model, a single Ollama host) gets one run after another in the calling
 thread, with a progress bar per run; a pool of endpoints gets enough runs at once to
 keep every endpoint busy, with one bar over the runs and throughput per endpoint.
-A failing cell is logged and recorded, and the grid goes on. Results are in cell order.
+A failing cell (any error but an interrupt) is logged and recorded, and the grid goes on.
+Results are in cell order.
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 
+from synllm.arguments import check
 from synllm.backends.base import Backend, EndpointStats
 from synllm.backends.registry import resolve_backend
 from synllm.cards import Card
-from synllm.errors import GenerationError
+from synllm.errors import GenerationError, SynllmError
 from synllm.generation.loop import GenerationOptions, RunResult, generate
 from synllm.prompts import PROMPT_TYPES
 
@@ -72,7 +74,11 @@ def run_grid(
     side by side; within a lane, enough cells run at once to fill its capacity twice over
     (or ``max_parallel_runs``), since a run near its end asks for little. An interrupt
     (Ctrl-C) stops the backend's waiting requests and re-raises; rerunning resumes.
+    Arguments are checked (:class:`~synllm.errors.InvalidArgument`) before any run starts.
     """
+    n_rows, max_requests = check("n_rows", n_rows), check("max_requests", max_requests)
+    seeds = [check("seed", seed, name="seeds") for seed in seeds]
+    max_parallel_runs, refresh_s = check("max_parallel_runs", max_parallel_runs), check("refresh_s", refresh_s)
     owned = isinstance(backend, str) or bool(endpoints)
     backend = resolve_backend(backend, endpoints=endpoints)
     options = options or GenerationOptions()
@@ -139,10 +145,18 @@ def _run_inline(card, train, backend, cells, n_rows, options, max_requests, out_
                 out_dir=out_dir,
                 progress=progress,
             )
-        except GenerationError as exc:
-            log.error("%s", exc)
-            failures[cell] = str(exc)
+        except Exception as exc:  # a failing cell is recorded; the grid goes on
+            failures[cell] = _failure(cell, exc)
     return results, failures
+
+
+def _failure(cell: Cell, exc: Exception) -> str:
+    """Log a failed cell and return its message (a bug's message names its type; its traceback goes to the log)."""
+    if isinstance(exc, SynllmError):
+        log.error("%s", exc)
+        return str(exc)
+    log.error("%s %s seed %s failed: %s: %s", *cell, type(exc).__name__, exc, exc_info=exc)
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _run_threads(card, train, backend, plan, n_rows, options, max_requests, out_dir, progress, refresh_s):
@@ -194,9 +208,8 @@ def _collect(futures: dict[Future, Cell], bar: tqdm, backend: Backend, refresh_s
             cell = futures[future]
             try:
                 results[cell] = future.result()
-            except GenerationError as exc:
-                log.error("%s", exc)
-                failures[cell] = str(exc)
+            except Exception as exc:  # a failing cell is recorded; the grid goes on
+                failures[cell] = _failure(cell, exc)
             bar.update(1)
         if stats := backend.endpoint_stats():
             bar.set_postfix_str(throughput_postfix(stats), refresh=False)

@@ -1,9 +1,11 @@
 """The generation loop: ask a backend for batches until N valid rows, cached and resumable.
 
 Every answer is appended to ``raw.jsonl`` before it is used, so an interrupted run
-(crash, Ctrl-C, a server that dies) loses nothing: rerunning the same call reads the
-cache and asks only for what is missing. Final rows are assembled from the cache in
-request order, so the output does not depend on timing or concurrency.
+(crash, Ctrl-C, a server that dies, a full disk) loses nothing: rerunning the same call
+reads the cache and asks only for what is missing. Final rows are assembled from the
+cache in request order, so the output does not depend on timing or concurrency. One
+process at a time writes a run (an OS lock, :mod:`synllm.generation.runlock`), and the
+run folder must be writable before the model is asked anything.
 """
 
 from __future__ import annotations
@@ -15,24 +17,26 @@ import math
 import re
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
 from synllm import config, files
+from synllm.arguments import check
 from synllm.backends.base import Backend, GenerationRequest
 from synllm.backends.registry import resolve_backend
 from synllm.cards import Card
-from synllm.dataset.schema import format_row
-from synllm.errors import BackendError, GenerationError
+from synllm.errors import BackendError, GenerationError, ModelNotFound, SynllmError
 from synllm.generation.constraints import to_gbnf, to_json_schema
-from synllm.generation.manifest import Diagnostics, RunManifest, Timings, Tokens, package_versions
+from synllm.generation.manifest import RunManifest, Timings, package_versions
+from synllm.generation.outputs import answer_totals, assemble_rows, row_flags
 from synllm.generation.parsing import parse_text, validate_rows
+from synllm.generation.records import CUT_NOTE, answer_record, max_tokens_for
+from synllm.generation.runlock import run_lock
 from synllm.prompts import Prompt, render_prompt
 
 log = logging.getLogger(__name__)
@@ -40,7 +44,11 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GenerationOptions:
-    """Sampling and batching options; all of them are part of the cache key but n_rows/max_requests."""
+    """Sampling and batching options, checked by the rules of :mod:`synllm.arguments`.
+
+    All but ``timeout_s`` are part of a run's cache key. ``timeout_s`` bounds each model
+    request in seconds (None: the backend's own, for servers ``$SYNLLM_TIMEOUT`` or 120 s).
+    """
 
     batch_size: int = 20
     temperature: float = 0.7
@@ -48,12 +56,15 @@ class GenerationOptions:
     k_examples: int = 5
     max_tokens: int | None = None
     num_ctx: int | None = None
+    timeout_s: float | None = None
 
     def __post_init__(self) -> None:
-        if self.batch_size < 1:
-            raise GenerationError(f"batch_size must be at least 1, got {self.batch_size}")
-        if not 0 <= self.temperature <= 2:
-            raise GenerationError(f"temperature must be within 0..2, got {self.temperature}")
+        for option in fields(self):
+            object.__setattr__(self, option.name, check(option.name, getattr(self, option.name)))
+
+
+#: Options that do not change what a model writes, so they stay out of the cache key.
+NOT_IN_KEY = frozenset({"timeout_s"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +98,7 @@ def run_key(card: Card, backend_name: str, model: str, prompt: Prompt, seed: int
         "prompt_type": prompt.prompt_type,
         "prompt_sha256": prompt.sha256,
         "seed": seed,
-        "options": _options_dict(options),
+        "options": {k: v for k, v in _options_dict(options).items() if k not in NOT_IN_KEY},
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
@@ -117,8 +128,11 @@ def generate(
 
     Asks for ``options.batch_size`` rows per request until ``n_rows`` are valid, or
     stops at ``max_requests`` (default: enough for a 25 % valid rate, plus two) with
-    status ``incomplete``. Reuses every cached answer of the same run.
+    status ``incomplete``. Reuses every cached answer of the same run. Arguments are checked
+    (:class:`~synllm.errors.InvalidArgument`) before anything is read or written.
     """
+    n_rows, seed = check("n_rows", n_rows), check("seed", seed)
+    max_requests, concurrency = check("max_requests", max_requests), check("concurrency", concurrency)
     options = options or GenerationOptions()
     backend = resolve_backend(backend)
     model = model or backend.default_model
@@ -154,44 +168,67 @@ class _Run:
         self.started = time.perf_counter()
 
     def execute(self, concurrency: int, progress: bool) -> RunResult:
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        files.atomic_write_text(self.run_dir / files.PROMPT, str(self.prompt) + "\n")
-        for record in files.read_records(self.raw_path):
-            self.records[record["index"]] = record
-            self._queue_for_validation(record)
-        self._validate_queued()
-        reused = len(self.records)
-        if reused:
-            log.info("%s: reusing %d cached answers (%d valid rows)", self.run_dir, reused, self.valid_count)
-        bar = tqdm(
-            total=self.n_rows,
-            initial=min(self.valid_count, self.n_rows),
-            disable=not progress,
-            desc=f"{self.card.name} {self.prompt.prompt_type} {self.model}",
-            unit="row",
-            leave=False,
-        )
-        error: BaseException | None = None
-        try:
-            self._loop(max(1, concurrency), bar)
-        except BaseException as exc:  # a backend failure or Ctrl-C: keep what we have first
-            error = exc
-        finally:
-            bar.close()
-            result = self._finish(reused, error)
+        with run_lock(self.run_dir):
+            files.check_run_writable(self.run_dir)  # before any model work
+            files.atomic_write_text(self.run_dir / files.PROMPT, str(self.prompt) + "\n")
+            for record in files.read_records(self.raw_path, repair=True):
+                self.records[record["index"]] = record
+                self._queue_for_validation(record)
+            self._validate_queued()
+            reused = len(self.records)
+            if reused:
+                log.info("%s: reusing %d cached answers (%d valid rows)", self.run_dir, reused, self.valid_count)
+            bar = tqdm(
+                total=self.n_rows,
+                initial=min(self.valid_count, self.n_rows),
+                disable=not progress,
+                desc=f"{self.card.name} {self.prompt.prompt_type} {self.model}",
+                unit="row",
+                leave=False,
+            )
+            error: BaseException | None = None
+            try:
+                self._loop(max(1, concurrency), bar)
+            except BaseException as exc:  # a backend failure, a full disk or Ctrl-C: keep what we have first
+                error = exc
+            finally:
+                bar.close()
+            result = self._finish_keeping(reused, error)
         if isinstance(error, BackendError):
-            raise GenerationError(
-                f"{self.backend.name} failed during run {self.run_dir.name} of {self.card.name} "
-                f"{self.prompt.prompt_type} {self.model}: {error} — {len(self.records)} answers with "
-                f"{self.valid_count} valid rows are cached; rerun the same command to resume."
-            ) from error
+            raise self._backend_failure(error) from error
         if error is not None:
             raise error
         return result
 
+    def _finish_keeping(self, reused: int, error: BaseException | None) -> RunResult | None:
+        """Write the outputs; after an earlier error, a failure to write them is logged, not raised over it."""
+        try:
+            return self._finish(reused, error)
+        except SynllmError as failure:
+            if error is None:
+                raise
+            log.warning("%s: the run's outputs could not be written either: %s", self.run_dir, failure)
+            return None
+
+    def _backend_failure(self, error: BackendError) -> GenerationError:
+        """The error a caller sees when the backend failed; it says to rerun only when that would resume."""
+        where = (
+            f"{self.backend.name} failed during run {self.run_dir.name} of {self.card.name} "
+            f"{self.prompt.prompt_type} {self.model}: {error}"
+        )
+        if isinstance(error, ModelNotFound):
+            return GenerationError(where)
+        if not self.records:
+            return GenerationError(f"{where} — nothing was cached yet; rerun once the backend answers.")
+        return GenerationError(
+            f"{where} — {len(self.records)} answers with {self.valid_count} valid rows are cached; "
+            "rerun the same command to resume."
+        )
+
     def _queue_for_validation(self, record: dict[str, Any]) -> None:
         parsed = parse_text(record["text"], self.card)
-        for repair in parsed.repairs + (["ignored non-data lines"] if parsed.junk else []):
+        notes = [CUT_NOTE] if record.get("cut_from_chars") else []
+        for repair in notes + parsed.repairs + (["ignored non-data lines"] if parsed.junk else []):
             self.repairs[repair] = self.repairs.get(repair, 0) + 1
         self.queued_rows.extend(parsed.rows)
         self.queued_origin.extend((record["index"], i) for i in range(len(parsed.rows)))
@@ -274,26 +311,23 @@ class _Run:
             seed=request_seed(self.seed, index),
             temperature=self.options.temperature,
             top_p=self.options.top_p,
-            max_tokens=self.options.max_tokens or _max_tokens(self.card, self.options.batch_size, self.fmt),
+            max_tokens=self.options.max_tokens or max_tokens_for(self.card, self.options.batch_size, self.fmt),
             num_ctx=self.options.num_ctx,
+            timeout_s=self.options.timeout_s,
         )
 
     def _ask(self, index: int, request: GenerationRequest) -> dict[str, Any]:
-        """Worker thread: ask the backend, then put the answer on disk before it counts."""
-        generation = self.backend.generate(request)
-        record = {
-            "index": index,
-            "seed": request_seed(self.seed, index),
-            "text": generation.text,
-            "backend": generation.backend,
-            "model": generation.model,
-            "prompt_tokens": generation.prompt_tokens,
-            "completion_tokens": generation.completion_tokens,
-            "elapsed_s": round(generation.elapsed_s, 4),
-            "constraint": generation.constraint,
-            "finish_reason": generation.finish_reason,
-            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        }
+        """Worker thread: ask the backend, then put the answer (cut to its limit) on disk before it counts."""
+        record = answer_record(index, request, self.backend.generate(request))
+        if "cut_from_chars" in record:
+            log.warning(
+                "%s: request %d's answer had %d characters, more than max_tokens=%d allows; it was cut to %d",
+                self.run_dir,
+                index,
+                record["cut_from_chars"],
+                request.max_tokens,
+                len(record["text"]),
+            )
         files.append_record(self.raw_path, record)
         return record
 
@@ -302,10 +336,10 @@ class _Run:
         ordered = [self.records[i] for i in sorted(self.records)]
         repairs = self.repairs
         columns = self.card.synth_names
-        valid = _assemble(
+        valid = assemble_rows(
             [(o, c.valid, c.valid_positions) for o, c in self.checked], validate_rows([], self.card).valid
         )
-        rejected = _assemble([(o, c.rejected, c.rejected_positions) for o, c in self.checked], pd.DataFrame())
+        rejected = assemble_rows([(o, c.rejected, c.rejected_positions) for o, c in self.checked], pd.DataFrame())
         returned = len(valid) + len(rejected)
         synthetic = valid.iloc[: self.n_rows].reset_index(drop=True)
         flags = row_flags(synthetic[columns], self.prompt.examples, self.card)
@@ -331,13 +365,9 @@ class _Run:
         return RunResult(self.run_dir, synthetic, rejected, flags, self.prompt, manifest)
 
     def _manifest(self, status, ordered, n_valid_all, rejected, returned, flags, repairs, reused, error):
-        prompt_tokens = sum(r["prompt_tokens"] or 0 for r in ordered)
-        completion_tokens = sum(r["completion_tokens"] or 0 for r in ordered)
-        model_seconds = sum(r["elapsed_s"] for r in ordered)
-        reasons: dict[str, int] = {}
-        for text in rejected.get("_reason", []):
-            for reason in {part.split(":")[0] for part in text.split("; ")}:
-                reasons[reason] = reasons.get(reason, 0) + 1
+        tokens, diagnostics, model_seconds = answer_totals(
+            ordered, rows_valid=n_valid_all, rows_returned=returned, rejected=rejected, flags=flags, repairs=repairs
+        )
         try:
             described = dict(self.backend.describe(self.model))
         except Exception as exc:  # describing must never lose a run
@@ -367,51 +397,10 @@ class _Run:
                 wall_seconds_this_call=round(time.perf_counter() - self.started, 3),
                 answers_reused_from_cache=reused,
             ),
-            tokens=Tokens(prompt=prompt_tokens, completion=completion_tokens),
-            diagnostics=Diagnostics(
-                requests=len(ordered),
-                rows_returned=returned,
-                rows_valid=n_valid_all,
-                rows_kept=int(len(flags)),
-                rows_rejected=int(len(rejected)),
-                rejected_by_reason=reasons,
-                duplicates=int(flags["duplicate"].sum()) if len(flags) else 0,
-                exemplar_echoes=int(flags["echo"].sum()) if len(flags) else 0,
-                valid_rate=round(n_valid_all / returned, 4) if returned else None,
-                tokens_per_valid_row=round(completion_tokens / n_valid_all, 2) if n_valid_all else None,
-                valid_rows_per_second=round(n_valid_all / model_seconds, 3) if model_seconds else None,
-                repairs=repairs,
-            ),
+            tokens=tokens,
+            diagnostics=diagnostics,
             updated_at=datetime.now(UTC).isoformat(timespec="seconds"),
         )
-
-
-def _assemble(parts, empty: pd.DataFrame) -> pd.DataFrame:
-    """Concatenate validated batches in request order, then row order within each answer."""
-    frames = []
-    for origin, frame, positions in parts:
-        if len(frame):
-            keys = [origin[p] for p in positions]
-            frames.append(
-                frame.assign(_request=pd.array([k[0] for k in keys], dtype="Int64"), _row=[k[1] for k in keys])
-            )
-    if not frames:
-        return empty
-    table = pd.concat(frames, ignore_index=True).sort_values(["_request", "_row"], kind="stable")
-    return table.drop(columns="_row").reset_index(drop=True)
-
-
-def row_flags(synthetic: pd.DataFrame, examples: pd.DataFrame, card: Card) -> pd.DataFrame:
-    """Per row: ``duplicate`` (repeats an earlier row of the run) and ``echo`` (copies a prompt example).
-
-    An echo is judged on the text the prompt showed, so rounding in the prompt cannot hide one.
-    """
-    duplicate = synthetic.duplicated().to_numpy() if len(synthetic) else np.zeros(0, dtype=bool)
-    echo = np.zeros(len(synthetic), dtype=bool)
-    if len(examples) and len(synthetic):
-        shown = {format_row(r, card) for r in examples.to_dict("records")}
-        echo = np.array([format_row(r, card) in shown for r in synthetic.to_dict("records")])
-    return pd.DataFrame({"duplicate": duplicate, "echo": echo})
 
 
 def load_run(run_dir: str | Path, card: Card) -> tuple[pd.DataFrame, RunManifest]:
@@ -423,25 +412,10 @@ def load_run(run_dir: str | Path, card: Card) -> tuple[pd.DataFrame, RunManifest
     manifest = files.read_manifest(run_dir)
     if manifest.diagnostics.rows_kept == 0:
         return validate_rows([], card).valid, manifest
-    raw = read_text_table(run_dir / files.SYNTHETIC)
+    raw = files.spreadsheet_restored(read_text_table(run_dir / files.SYNTHETIC))
     table, _ = parse_table(raw[card.synth_names], card)
     return table.reset_index(drop=True), manifest
 
 
 def _options_dict(options: GenerationOptions) -> dict[str, Any]:
     return {name: getattr(options, name) for name in options.__dataclass_fields__}
-
-
-def _max_tokens(card: Card, batch_size: int, fmt: str) -> int:
-    """A generous completion budget: about one token per character of a typical row, plus slack."""
-    per_row = sum(_cell_width(c) + 1 for c in card.synth_columns)
-    per_row = per_row * (1.6 if fmt == "json" else 1.0)
-    return int(batch_size * per_row * 1.3) + 64
-
-
-def _cell_width(col) -> int:
-    if col.is_numeric:
-        lo, hi = col.range
-        digits = len(str(int(max(abs(lo), abs(hi)))))
-        return digits + ((col.decimals or 0) + 1 if col.decimals else 0)
-    return max(len(str(c)) for c in col.categories) if col.categories else 8

@@ -25,7 +25,13 @@ import numpy as np
 import pandas as pd
 
 from synllm.cards import Card, Column, Rule
-from synllm.cards.rules import hard_rule_violations, rows_passing_hard_rules, soft_rule_effect
+from synllm.cards.rules import (
+    EFFECT_NAMES,
+    hard_rule_violations,
+    rows_passing_hard_rules,
+    soft_rule_effect,
+    target_values,
+)
 from synllm.metrics.base import EvalContext, Goal, MetricResult, MetricSpec, register
 from synllm.metrics.columns import (
     MISSING,
@@ -133,12 +139,13 @@ SOFT = MetricSpec(
 
 
 def _strength(effect, rule: Rule) -> tuple[float, float]:
-    """(effect on a scale where 0 means no relationship, its standard error): log risk ratio or SMD.
+    """(effect on a scale where 0 means no relationship, its standard error): log risk ratio, SMD or
+    Fisher's z of Spearman's rho.
 
     The log risk ratio uses a 0.5 continuity correction, ((a+.5)/(n1+.5)) / ((c+.5)/(n2+.5)),
     so that a group with no events in a small sample gives a finite value; its standard error
     is sqrt(1/(a+.5) − 1/(n1+.5) + 1/(c+.5) − 1/(n2+.5)). The SMD's is
-    sqrt((n1+n2)/(n1·n2) + d²/(2(n1+n2))).
+    sqrt((n1+n2)/(n1·n2) + d²/(2(n1+n2))); that of atanh(rho) is sqrt(1.06/(n−3)) (Fieller et al. 1957).
     """
     n1, n2 = effect.n_group, effect.n_versus
     if n1 == 0 or n2 == 0:
@@ -147,6 +154,10 @@ def _strength(effect, rule: Rule) -> tuple[float, float]:
         a, c = effect.group_value * n1 + 0.5, effect.versus_value * n2 + 0.5
         log_rr = math.log(a / (n1 + 0.5)) - math.log(c / (n2 + 0.5))
         return log_rr, math.sqrt(max(1 / a - 1 / (n1 + 0.5) + 1 / c - 1 / (n2 + 0.5), 0.0))
+    if rule.measure == "correlation":  # atanh(rho), n1 = n2 = the complete pairs
+        if math.isnan(effect.effect) or n1 <= 3:
+            return math.nan, math.nan
+        return math.atanh(min(max(effect.effect, -0.999), 0.999)), math.sqrt(1.06 / (n1 - 3))
     d = float(effect.effect)
     return d, math.sqrt((n1 + n2) / (n1 * n2) + d * d / (2 * (n1 + n2)))
 
@@ -166,7 +177,7 @@ def _soft_rule_score(rule: Rule, real: tuple[float, float], syn: tuple[float, fl
     """Per rule: 0 when the synthetic rows show the opposite of ``expect`` beyond noise, else the
     compatibility of the two strengths (1 within Z combined standard errors)."""
     (s_real, se_real), (s_syn, se_syn) = real, syn
-    sign = 1.0 if rule.expect == "higher" else -1.0
+    sign = 1.0 if rule.expect in ("higher", "positive") else -1.0
     reversed_ = sign * s_syn + Z * se_syn < 0
     agreement = compatibility(s_syn - s_real, math.hypot(se_syn, se_real))
     return {
@@ -182,13 +193,14 @@ def _soft_rule_score(rule: Rule, real: tuple[float, float], syn: tuple[float, fl
 def soft_rule_agreement(train: pd.DataFrame, synthetic: pd.DataFrame, ctx: EvalContext) -> MetricResult:
     """Mean over soft rules of: [not reversed against the rule's ``expect``] x strength agreement.
 
-    Strength is the log risk ratio for 'rate' rules (continuity-corrected) and the
-    standardised mean difference for 'mean' rules, each with its standard error. A rule
-    scores 0 when the synthetic effect points against the card's ``expect`` beyond its own
-    noise; otherwise :func:`compatibility` of the synthetic and the training-split strengths
-    (1 when they differ by less than Z combined standard errors). A rule is NaN (with a
-    reason) when a group is empty. Details give both effects (risk ratio or SMD, as from
-    ``synllm.cards.rules.soft_rule_effect``); ``real`` is the training split.
+    Strength is the log risk ratio for 'rate' rules (continuity-corrected), the standardised
+    mean difference for 'mean' rules and Fisher's z (atanh) of Spearman's rho for 'correlation'
+    rules, each with its standard error. A rule scores 0 when the synthetic effect points against
+    the card's ``expect`` (higher/positive or lower/negative) beyond its own noise; otherwise
+    :func:`compatibility` of the synthetic and the training-split strengths (1 when they differ by
+    less than Z combined standard errors). A rule is NaN (with a reason) when a group is empty or
+    has no spread. Details give both effects (as from ``synllm.cards.rules.soft_rule_effect``);
+    ``real`` is the training split.
     """
     card = ctx.card
     if not card.soft_rules:
@@ -203,7 +215,7 @@ def soft_rule_agreement(train: pd.DataFrame, synthetic: pd.DataFrame, ctx: EvalC
             "statement": rule.statement,
             "measure": rule.measure,
             "expect": rule.expect,
-            "effect_name": "risk ratio" if rule.measure == "rate" else "standardised mean difference",
+            "effect_name": EFFECT_NAMES[rule.measure],
             "real_split": "training split",
             "real": _effect_dict(real),
             "synthetic": _effect_dict(syn),
@@ -213,9 +225,9 @@ def soft_rule_agreement(train: pd.DataFrame, synthetic: pd.DataFrame, ctx: EvalC
             "synthetic_standard_error": s_syn[1],
         }
         if math.isnan(s_real[0]):
-            info["reason"] = "not measurable in the training split (empty group)"
+            info["reason"] = "not measurable in the training split (empty group or no spread)"
         elif math.isnan(s_syn[0]):
-            info["reason"] = "not measurable in the synthetic rows (empty group)"
+            info["reason"] = "not measurable in the synthetic rows (empty group or no spread)"
         if "reason" in info:
             per[rule.id] = math.nan
         else:
@@ -257,6 +269,13 @@ def outcome_indicator(values: pd.Series, col: Column) -> tuple[np.ndarray, str]:
     positive = category_labels(pd.Series([col.categories[-1]]), col).iloc[0]
     y = np.where(labels == MISSING, np.nan, (labels == positive).astype(float))
     return y, f"{col.name} == {positive!r}"
+
+
+def _target_indicator(table: pd.DataFrame, card: Card, target: Column) -> tuple[np.ndarray, str]:
+    """The target as 1.0/0.0/NaN: the card's ``target_positive`` class if any, else :func:`outcome_indicator`."""
+    if card.target_positive:
+        return target_values(table, card).to_numpy(dtype=float, na_value=np.nan), card.target_positive
+    return outcome_indicator(table[card.target], target)
 
 
 def _design(table: pd.DataFrame, card: Card, centre: dict[str, tuple[float, float]]) -> pd.DataFrame:
@@ -347,10 +366,10 @@ def association_structure(train: pd.DataFrame, synthetic: pd.DataFrame, ctx: Eva
         return ASSOC.not_applicable(f"card {card.name!r} names no target or no predictors")
     target = card.column(card.target)
     centre = memoised(("association_centre", card, table_digest(train)), lambda: _centre(train, card))
-    y_syn, outcome = outcome_indicator(synthetic[card.target], target)
+    y_syn, outcome = _target_indicator(synthetic, card, target)
     real, real_reason, _ = memoised(
         ("association_real", card, table_digest(train)),
-        lambda: _fit_logit(_design(train, card, centre), outcome_indicator(train[card.target], target)[0]),
+        lambda: _fit_logit(_design(train, card, centre), _target_indicator(train, card, target)[0]),
     )
     details: dict[str, Any] = {"outcome": outcome, "predictors": list(card.predictors), "real_odds_ratios": real}
     if real is None:

@@ -37,6 +37,7 @@ from synllm.metrics.calibration import (
     headline_scores,
     status_frame,
 )
+from synllm.metrics.inputs import check_inputs
 
 FRAME_COLUMNS = [
     "name",
@@ -82,6 +83,7 @@ class Evaluation:
     exposure: str = "unknown: every train row counts as exposed"
     seconds: dict[str, float] = field(default_factory=dict)
     replicates: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False, compare=False)
+    input_flags: tuple[str, ...] = ()  # values scored although the card does not allow them (see metrics.inputs)
 
     @property
     def names(self) -> list[str]:
@@ -196,6 +198,7 @@ class Evaluation:
             "random_state": self.random_state,
             "exposure": self.exposure,
             "seconds": dict(self.seconds),
+            "input_flags": list(self.input_flags),
             "headline": self.headline(),
             "headline_reasons": self.headline_reasons(),
             "intervals": {m: self.interval(m) for m in HEADLINE},
@@ -210,17 +213,6 @@ class Evaluation:
         from synllm.metrics.prose import evaluation_summary
 
         return evaluation_summary(self)
-
-
-def _check_table(table: object, what: str, card: Card) -> None:
-    if not isinstance(table, pd.DataFrame):
-        raise MetricError(f"{what} must be a pandas DataFrame, got {type(table).__name__}")
-    lacking = [c for c in card.synth_names if c not in table.columns]
-    if lacking:
-        raise MetricError(
-            f"the {what} table lacks column(s) {lacking} of card {card.name!r}; "
-            "load real data with synllm.load_dataset and parse generations with synllm.dataset.schema.parse_table"
-        )
 
 
 def _run(names: Sequence[str], train, synthetic, ctx: EvalContext) -> tuple[list[MetricResult], dict[str, float]]:
@@ -302,11 +294,15 @@ def evaluate(
     :class:`MetricError` naming it. ``n_boot`` bootstrap replicates give the family and headline
     scores an interval (:meth:`Evaluation.interval`); they are skipped when H cannot be judged.
     """
-    for table, what in ((train, "train"), (holdout, "holdout"), (synthetic, "synthetic")):
-        _check_table(table, what, card)
-    for table, what in ((examples, "examples"), (exposed, "exposed")):
-        if table is not None and len(table):
-            _check_table(table, what, card)
+    flags = check_inputs({"synthetic": synthetic, "train": train, "holdout": holdout}, card)
+    check_inputs(
+        {
+            what: table
+            for what, table in (("examples", examples), ("exposed", exposed))
+            if table is not None and len(table)
+        },
+        card,
+    )
     names = list(metrics) if metrics is not None else sorted(REGISTRY)
     for name in names:
         get_metric(name)
@@ -342,6 +338,7 @@ def evaluate(
         exposure=_exposure_text(exposed),
         seconds=seconds,
         replicates=replicates,
+        input_flags=flags,
     )
 
 

@@ -52,6 +52,8 @@ def evaluation_summary(ev: Evaluation) -> str:
     if "hard_rule_violation_rate" in ev.names and ev.result("hard_rule_violation_rate").ok:
         rate = ev.result("hard_rule_violation_rate").raw
         parts.append(f"On average {rate:.1%} of the rows a hard clinical rule applies to break it.")
+    if ev.input_flags:
+        parts.append(f"Scored although the card does not allow them: {'; '.join(ev.input_flags)}.")
     skipped = [r.name for r in ev.results if not r.ok]
     if skipped:
         parts.append(f"{len(skipped)} metric(s) could not be computed: {', '.join(skipped)}.")

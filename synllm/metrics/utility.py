@@ -4,8 +4,9 @@ Two models (logistic regression with imputation, scaling and one-hot encoding; a
 random forest) are trained once on the synthetic rows (TSTR) and once on real train
 rows (TRTR, the reference), and both are tested on the real holdout. The target is
 the card's ``target``; features are the synth columns minus the target and minus
-the card's ``outcomes`` (other outcomes would leak the answer, e.g. cirrhosis
-``Status`` and ``N_Days`` when predicting ``Stage``). Rows with a missing target are
+the card's ``outcomes`` and ``leakage`` columns (they would leak the answer, e.g.
+cirrhosis ``Status`` and ``N_Days`` when predicting ``Stage``). A target defined by
+``target_positive`` is predicted as its 0/1 class. Rows with a missing target are
 dropped. Both models weight classes by inverse frequency, so balanced accuracy means
 something on rare targets (stroke: 5 %). AUC is macro one-vs-rest beyond two classes
 (cirrhosis Stage 1-4). The score per model is
@@ -23,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from synllm.cards import Card
+from synllm.cards.rules import target_values
 from synllm.metrics.base import EvalContext, Goal, MetricResult, MetricSpec, register
 from synllm.metrics.columns import MISSING, memoised, table_digest
 from synllm.metrics.distance import sample_rows
@@ -37,8 +39,8 @@ MIN_CLASS_ROWS = 5
 
 
 def feature_names(card: Card) -> list[str]:
-    """The predictors used for utility: synth columns minus the target and the other outcomes."""
-    leaks = {card.target, *card.outcomes}
+    """The predictors used for utility: synth columns minus the target, the other outcomes and leakage columns."""
+    leaks = {card.target, *card.outcomes, *card.leakage}
     return [c for c in card.synth_names if c not in leaks]
 
 
@@ -136,7 +138,7 @@ def tstr(train: pd.DataFrame, synthetic: pd.DataFrame, ctx: EvalContext) -> Metr
     syn = sample_rows(synthetic[synthetic[target].notna()], MAX_SYNTHETIC_ROWS, ctx.random_state)
     real = sample_rows(train[train[target].notna()], MAX_REFERENCE_ROWS, ctx.random_state)
     test = ctx.holdout[ctx.holdout[target].notna()]
-    y_syn, y_real, y_test = _labels(syn[target]), _labels(real[target]), _labels(test[target])
+    y_syn, y_real, y_test = (_labels(target_values(t, card)) for t in (syn, real, test))
     if len(set(y_syn)) < 2:
         found = f"a single class ({sorted(set(y_syn))})" if len(y_syn) else "no value at all"
         return TSTR.fail(f"the synthetic target {target!r} has {found}; no model can be trained")

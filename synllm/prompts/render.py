@@ -133,7 +133,7 @@ def json_row(row: dict[str, Any], card: Card) -> str:
 
 
 def definition_line(col: Column) -> str:
-    """One line describing a column for P2–P4."""
+    """One line describing a column for P2–P4, with what a missing value means when the card says."""
     parts = [col.kind.value]
     if col.unit:
         parts.append(col.unit)
@@ -143,7 +143,7 @@ def definition_line(col: Column) -> str:
     if col.is_categorical:
         parts.append("one of " + ", ".join(str(c) for c in col.categories))
     if col.nullable:
-        parts.append("may be missing")
+        parts.append(f"may be missing: {' '.join(col.missing.split())}" if col.missing else "may be missing")
     return f"- {col.name}: {col.description} ({'; '.join(parts)})"
 
 

@@ -10,7 +10,7 @@ import pandas as pd
 
 from synllm.cards import Card, Column
 
-_SUMMARIES: dict[tuple[str, int], tuple[tuple[str, ...], tuple[str, ...]]] = {}
+_SUMMARIES: dict[tuple[Card, int], tuple[tuple[str, ...], tuple[str, ...]]] = {}
 _SUMMARIES_LOCK = threading.Lock()
 
 
@@ -20,7 +20,8 @@ def training_summary(train: pd.DataFrame, card: Card) -> tuple[tuple[str, ...], 
     A grid renders the same split's statistics once per run; the content hash (a few ms)
     replaces recomputing every pairwise association each time.
     """
-    key = (card.name, int(pd.util.hash_pandas_object(train[card.synth_names], index=False).sum()))
+    # Keyed by the whole card: two cards of one name (an edited card, another leakage role) differ.
+    key = (card, int(pd.util.hash_pandas_object(train[card.synth_names], index=False).sum()))
     with _SUMMARIES_LOCK:  # concurrent runs of a grid wait for one computation instead of repeating it
         if key not in _SUMMARIES:
             if len(_SUMMARIES) > 32:
@@ -51,9 +52,13 @@ def statistic_lines(train: pd.DataFrame, card: Card) -> list[str]:
 
 
 def association_hints(train: pd.DataFrame, card: Card, k: int = 5) -> list[str]:
-    """The ``k`` strongest pairwise associations in train, as plain-language hints."""
+    """The ``k`` strongest pairwise associations in train, as plain-language hints.
+
+    Leakage columns (measured after the outcome) are left out: a hint about them would
+    teach the model a relationship that does not exist when the record is made.
+    """
     found = []
-    cols = card.synth_columns
+    cols = [c for c in card.synth_columns if c.name not in card.leakage]
     for i, a in enumerate(cols):
         for b in cols[i + 1 :]:
             pair = train[[a.name, b.name]].dropna()

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from synllm import config
-from synllm.report.tables import RUN_COLUMNS
+from synllm.errors import StorageError
 from synllm.report.verdicts import compare, generator_frame
 
 BLOCK = ["dataset", "model", "seed"]
@@ -36,7 +36,10 @@ def interval_label(n: int) -> str:
 
 
 def load_runs(output_folder: str | Path | None = None, datasets: Sequence[str] = ()) -> pd.DataFrame:
-    """Every ``<output>/<dataset>/runs.csv`` (optionally only ``datasets``), concatenated."""
+    """Every ``<output>/<dataset>/runs.csv`` (optionally only ``datasets``), concatenated.
+
+    Raises StorageError when there is none: a comparison of nothing must not pass as done.
+    """
     root = Path(output_folder) if output_folder else config.reports_dir()
     parts = []
     for path in sorted(root.glob("*/runs.csv")):
@@ -46,7 +49,11 @@ def load_runs(output_folder: str | Path | None = None, datasets: Sequence[str] =
         if len(frame):
             parts.append(frame)
     if not parts:
-        return pd.DataFrame(columns=RUN_COLUMNS)
+        which = f" for {', '.join(datasets)}" if datasets else ""
+        raise StorageError(
+            f"no finished study{which} under {root} (no <dataset>/runs.csv with rows); run the per-dataset "
+            "notebook 01-dataset-study first (`make run` runs both), or point output_folder at its reports"
+        )
     runs = pd.concat(parts, ignore_index=True)
     runs["prompt_type"] = runs["prompt_type"].fillna("")
     return runs

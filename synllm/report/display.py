@@ -107,16 +107,25 @@ def prompt_blocks(prompts: Sequence[Any]):
 
 def table(frame: pd.DataFrame, *, precision: int = 3):
     """``frame`` styled for reading: text left-aligned (short text kept on one line), numbers rounded,
-    NaN as '–', underscores in column names shown as spaces (so headers can wrap)."""
+    NaN as '–', underscores in column names shown as spaces (so headers can wrap).
+
+    Every cell, label and axis name is HTML-escaped: tables show text from cards, runs and
+    servers, which must never become markup in a report."""
     shown = frame.rename(columns=lambda c: str(c).replace("_", " "))
+    shown = shown.rename_axis(index=_escaped_names(shown.index), columns=_escaped_names(shown.columns))
     text = [c for c in shown.columns if not pd.api.types.is_numeric_dtype(shown[c])]
     short = [c for c in text if shown[c].astype(str).str.len().max() <= 40] if len(shown) else []
-    styler = shown.style.format(precision=precision, na_rep="–", thousands=",")
+    styler = shown.style.format(precision=precision, na_rep="–", thousands=",", escape="html")
+    styler = styler.format_index(escape="html", axis=0).format_index(escape="html", axis=1)
     styler = styler.set_properties(subset=text, **{"text-align": "left"})
     styler = styler.set_properties(subset=short, **{"white-space": "nowrap"})
     if isinstance(frame.index, pd.RangeIndex):
         styler = styler.hide(axis="index")
     return styler.set_table_styles([{"selector": "th", "props": [("text-align", "left")]}])
+
+
+def _escaped_names(axis: pd.Index) -> list[str | None]:
+    return [None if n is None else html.escape(str(n)) for n in axis.names]
 
 
 def settings_table(**settings: Any):

@@ -15,10 +15,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from nbconvert.preprocessors import CoalesceStreamsPreprocessor, Preprocessor, TagRemovePreprocessor
 
 from synllm import files
+from synllm.report.escape import md_plain
 
 REMOVE_INPUT_TAGS = ("remove-input", "hide-input")
 REMOVE_CELL_TAGS = ("remove-cell",)
@@ -70,11 +72,12 @@ def _png_with_alt_as_html(output: Any) -> None:
     del data["image/png"]
 
 
-def export_html(notebook: str | Path, html_path: str | Path | None = None) -> Path:
+def export_html(notebook: str | Path, html_path: str | Path | None = None, *, title: str | None = None) -> Path:
     """Write ``notebook`` as a standalone HTML page with code hidden (outputs, prose and charts kept).
 
     Cells that raised keep their code and traceback. Images are embedded, so the file
-    works offline and alone.
+    works offline and alone. The page title is ``title`` (e.g. the dataset card's), else
+    the notebook's first heading.
     """
     import nbformat
     from nbconvert import HTMLExporter
@@ -94,7 +97,7 @@ def export_html(notebook: str | Path, html_path: str | Path | None = None) -> Pa
         ),
         enabled=True,
     )
-    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": _title(nb) or notebook.stem}})
+    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title or _title(nb) or notebook.stem}})
     # The page needs no JavaScript: drop the template's CDN scripts (require.js, MathJax) so it is fully offline.
     body = re.sub(r"<script src=\"[^\"]*\">\s*</script>", "", body)
     files.atomic_write_text(html_path, body)
@@ -135,24 +138,33 @@ class ReportEntry:
     message: str = ""
 
 
+def _href(*parts: str | Path) -> str:
+    """A link to a file inside the index's folder: each part URL-quoted, starting with ``./``.
+
+    A relative start means a folder name such as ``javascript:...`` can never become a URL scheme.
+    """
+    segments = [quote(segment) for part in parts for segment in Path(part).parts]
+    return html.escape("./" + "/".join(segments), quote=True)
+
+
 def write_index(root: str | Path, entries: Sequence[ReportEntry], *, title: str = "synllm reports") -> Path:
-    """Write ``<root>/index.html`` linking every report's HTML, notebook, scorecard and figures."""
+    """Write ``<root>/index.html`` linking every report's HTML, notebook, scorecard and figures.
+
+    Names, headlines and messages are HTML-escaped; links are relative and URL-quoted.
+    """
     root = Path(root)
     rows = []
     for e in entries:
         rel = e.folder.relative_to(root) if e.folder.is_relative_to(root) else e.folder
         names = (files.REPORT_HTML, files.REPORT_NOTEBOOK, *files.TABLES)
-        links = [f"<a href='{html.escape(str(rel))}/{f}'>{f}</a>" for f in names if (e.folder / f).exists()]
+        links = [f"<a href='{_href(rel, f)}'>{f}</a>" for f in names if (e.folder / f).exists()]
         figures = sorted((e.folder / files.FIGURES).glob("*.png"))
-        figs = ", ".join(
-            f"<a href='{html.escape(str(rel))}/{files.FIGURES}/{html.escape(p.name)}'>{html.escape(p.stem)}</a>"
-            for p in figures
-        )
+        figs = ", ".join(f"<a href='{_href(rel, files.FIGURES, p.name)}'>{html.escape(p.stem)}</a>" for p in figures)
         status = "<span class='ok'>ok</span>" if e.ok else "<span class='bad'>failed</span>"
+        said = md_plain(str(files.read_summary(e.folder).get("headline", ""))) if e.ok else e.message
         rows.append(
             f"<tr><td><b>{html.escape(e.name)}</b></td><td>{status}</td><td class='num'>{e.seconds:.0f}&nbsp;s</td>"
-            f"<td>{' · '.join(links)}</td><td class='figs'>{figs or '–'}</td>"
-            f"<td>{html.escape(files.read_summary(e.folder).get('headline', '') if e.ok else e.message)}</td></tr>"
+            f"<td>{' · '.join(links)}</td><td class='figs'>{figs or '–'}</td><td>{html.escape(said)}</td></tr>"
         )
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>

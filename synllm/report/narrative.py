@@ -5,6 +5,8 @@ Nothing here is a live LLM: the words are fixed, the numbers and their order com
 Every score is relative to real patients of the same number (1 = as good as real unseen
 patients); a winner is named only when its interval separates from its rivals'
 (:mod:`synllm.report.verdicts`), and a run too small to judge says so.
+Names and messages that come from cards, runs or servers go in through
+:func:`~synllm.report.escape.md_text`, so they show as text and never as markup.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from collections.abc import Sequence
 
 import pandas as pd
 
+from synllm.cards.rules import target_values
 from synllm.metrics.calibration import minimum_rows
+from synllm.report.escape import md_code, md_text
 from synllm.report.inputs import StudyData
 from synllm.report.verdicts import Comparison, compare, generator_frame, interval_text, smoke_test_reasons
 
@@ -32,21 +36,22 @@ def _f(value: float, digits: int = 2) -> str:
 
 
 def _name(prompt_type: str) -> str:
-    return PROMPT_NAMES.get(prompt_type, prompt_type)
+    return PROMPT_NAMES.get(prompt_type) or md_text(prompt_type)
 
 
 def dataset_intro(data: StudyData) -> str:
     """What the data is, how it is split and which rows are used for scoring."""
     card, table = data.card, data.table
-    target = table[card.target]
+    target = target_values(table, card)
     share = ""
-    if card.column(card.target).is_categorical and target.notna().any():
+    if (card.target_positive or card.column(card.target).is_categorical) and target.notna().any():
         top = target.astype("string").value_counts(normalize=True)
-        share = " (" + ", ".join(f"{k}: {v:.0%}" for k, v in top.head(4).items()) + ")"
+        share = " (" + ", ".join(f"{md_text(k)}: {v:.0%}" for k, v in top.head(4).items()) + ")"
     return (
-        f"**{card.title}.** {' '.join(card.description.split())}\n\n"
+        f"**{md_text(card.title)}.** {md_text(card.description)}\n\n"
         f"The file has {len(table):,} rows. The model is asked for {len(card.synth_names)} columns "
-        f"(identifiers are never generated); the prediction target is `{card.target}`{share}. "
+        f"(identifiers are never generated); the prediction target is "
+        f"{md_code(card.target_positive or card.target)}{share}. "
         f"The rows are split once (seed {data.split_seed}) into **{len(data.train):,} training rows**, "
         f"which the prompts draw on, and **{len(data.holdout):,} holdout rows**, which no prompt ever shows: "
         f"they are the yardstick. To keep scoring fast, {len(data.eval_train):,} training and "
@@ -74,11 +79,11 @@ def generation_summary(diagnostics: pd.DataFrame, failures: pd.DataFrame | None 
         worst = diagnostics.loc[rate.idxmin()]
         parts.append(
             f"The share of returned rows that passed validation ranged from {rate.min():.0%} "
-            f"({worst['model']}, {_name(worst['prompt_type'])}) to {rate.max():.0%}."
+            f"({md_text(worst['model'])}, {_name(worst['prompt_type'])}) to {rate.max():.0%}."
         )
     if reasons:
         top = max(reasons, key=reasons.get)
-        parts.append(f"The commonest reason for rejecting a row was *{top}* ({reasons[top]} rows).")
+        parts.append(f"The commonest reason for rejecting a row was *{md_text(top)}* ({reasons[top]} rows).")
     echoes = int(diagnostics["exemplar_echoes"].sum())
     parts.append(
         f"{echoes} kept row{'s' if echoes != 1 else ''} copied a prompt example word for word."
@@ -97,7 +102,7 @@ def _failure_text(failures: pd.DataFrame | None) -> str:
     if failures is None or failures.empty:
         return ""
     first = failures.iloc[0]
-    return (
+    return md_text(
         f"{len(failures)} run(s) failed, e.g. {first['model']} {first['prompt_type']} seed {first['seed']}: "
         f"{first['error']}"
     )
@@ -112,7 +117,7 @@ def family_summary(runs: pd.DataFrame, family: str, metrics: pd.DataFrame | None
     llm = runs[runs["kind"] == "llm"]
     means = llm.groupby("prompt_type")[family].mean().dropna()
     unscored = _unscored(runs, family, metrics)
-    words = FAMILY_WORDS.get(family, family)
+    words = FAMILY_WORDS.get(family) or md_text(family)
     if means.empty:
         return f"No LLM run could be judged on {words}.{unscored}"
     low, high = means.idxmin(), means.idxmax()
@@ -125,7 +130,9 @@ def family_summary(runs: pd.DataFrame, family: str, metrics: pd.DataFrame | None
         text += f"mean scores run from {_f(means[low])} ({_name(low)}) to {_f(means[high])} ({_name(high)})"
     base = runs[runs["kind"] == "baseline"].groupby("model")[family].mean().dropna()
     if len(base):
-        text += "; the baselines score " + ", ".join(f"{_f(v)} ({k.replace('_', ' ')})" for k, v in base.items())
+        text += "; the baselines score " + ", ".join(
+            f"{_f(v)} ({md_text(k.replace('_', ' '))})" for k, v in base.items()
+        )
     return (
         text + " (each a share of what real patients of the same number get, 1 = as good; the scorecard "
         f"below says which differences are beyond noise).{unscored}"
@@ -136,9 +143,9 @@ def _unscored(runs: pd.DataFrame, family: str, metrics: pd.DataFrame | None) -> 
     missing = runs[runs[family].isna()]
     text = ""
     if len(missing):
-        text = f" {len(missing)} of {len(runs)} scored tables could not be judged on {family}"
+        text = f" {len(missing)} of {len(runs)} scored tables could not be judged on {md_text(family)}"
         reasons = [r for r in missing.get("not_judged_because", pd.Series(dtype=str)).fillna("") if family in r]
-        text += f" ({reasons[0].split(': ', 1)[-1]})." if reasons else "."
+        text += f" ({md_text(reasons[0].split(': ', 1)[-1])})." if reasons else "."
     if metrics is not None and len(metrics):
         part = metrics[(metrics["family"] == family) & metrics["status"].isin(["not enough data", FAILED])]
         if len(part):
@@ -156,23 +163,24 @@ STATUS_WORDS = {
 
 def _generator_line(row: pd.Series) -> str:
     interval = (row["harmonic_low"], row["harmonic_high"])
-    return f"{row['generator']}: H = {interval_text(row['harmonic'], interval)}"
+    return f"{md_text(row['generator'])}: H = {interval_text(row['harmonic'], interval)}"
 
 
 def _comparison_words(result: Comparison, what: str) -> str:
     """One sentence on the best of ``what`` and whether it is clear."""
     if result.best is None:
-        return f"No {what} could be judged: {result.why}."
-    best = f"{result.best} (H = {interval_text(result.best_value, result.best_interval)})"
+        return f"No {what} could be judged: {md_text(result.why)}."
+    best = f"{md_text(result.best)} (H = {interval_text(result.best_value, result.best_interval)})"
     if result.runner_up is None:
         return f"Only {best} could be judged among the {what}, so there is nothing to compare it with."
-    second = f"{result.runner_up} (H = {interval_text(result.runner_up_value, result.runner_up_interval)})"
+    second = f"{md_text(result.runner_up)} (H = {interval_text(result.runner_up_value, result.runner_up_interval)})"
     if result.separated:
         return (
-            f"Among the {what}, {best} gives the best privacy-quality balance, clearly ahead of {second}: {result.why}."
+            f"Among the {what}, {best} gives the best privacy-quality balance, clearly ahead of {second}: "
+            f"{md_text(result.why)}."
         )
     return (
-        f"Among the {what}, {best} has the highest mean H and {second} comes next, but {result.why}: "
+        f"Among the {what}, {best} has the highest mean H and {second} comes next, but {md_text(result.why)}: "
         "at this number of rows and runs they cannot be told apart."
     )
 
@@ -189,11 +197,15 @@ def _llm_against_baselines(generators: pd.DataFrame) -> str:
     duel = compare(generators[generators["generator"].isin([best_llm.best, best_base.best])])
     if not duel.separated:
         return (
-            f"Do the LLM prompts beat simple generators? Not shown: the best LLM generator ({best_llm.best}) and "
-            f"the best baseline ({best_base.best}) cannot be told apart ({duel.why})."
+            "Do the LLM prompts beat simple generators? Not shown: the best LLM generator "
+            f"({md_text(best_llm.best)}) and "
+            f"the best baseline ({md_text(best_base.best)}) cannot be told apart ({md_text(duel.why)})."
         )
     side = "an LLM prompt" if duel.winner == best_llm.best else "a simple generator"
-    return f"Do the LLM prompts beat simple generators? Here {side} does: {duel.winner} leads, {duel.why}."
+    return (
+        f"Do the LLM prompts beat simple generators? Here {side} does: {md_text(duel.winner)} leads, "
+        f"{md_text(duel.why)}."
+    )
 
 
 def findings(runs: pd.DataFrame) -> str:
@@ -209,9 +221,9 @@ def findings(runs: pd.DataFrame) -> str:
         )
     generators = generator_frame(runs)
     judged = generators.dropna(subset=["harmonic"])
-    dataset = str(runs["dataset"].iloc[0])
+    dataset = md_text(runs["dataset"].iloc[0])
     if judged.empty:
-        reason = next((r for r in runs["not_judged_because"].fillna("") if r), "")
+        reason = md_text(next((r for r in runs["not_judged_because"].fillna("") if r), ""))
         parts.append(
             f"**No generator can be judged on {dataset}.** {reason[0].upper() + reason[1:] if reason else ''}. "
             + _too_few_rows(int(runs["n_rows"].median()))
@@ -231,7 +243,8 @@ def findings(runs: pd.DataFrame) -> str:
         parts.append(
             "Not judged: "
             + "; ".join(
-                f"{r.generator} ({r.not_judged_because or 'no run could be judged'})" for r in unjudged.itertuples()
+                f"{md_text(r.generator)} ({md_text(r.not_judged_because or 'no run could be judged')})"
+                for r in unjudged.itertuples()
             )
             + "."
         )
@@ -257,15 +270,15 @@ def headline(runs: pd.DataFrame) -> str:
     llm = runs[runs["kind"] == "llm"]
     if llm.empty:
         return "No LLM run could be scored."
-    dataset = str(runs["dataset"].iloc[0])
+    dataset = md_text(runs["dataset"].iloc[0])
     smoke = " (smoke test)" if smoke_test_reasons(runs) else ""
     result = compare(generator_frame(runs)[lambda g: g["kind"] == "llm"])
     if result.best is None:
         return f"On {dataset}{smoke}, no prompt type can be judged: not enough rows per run."
-    best = f"{result.best}, H = {interval_text(result.best_value, result.best_interval)}"
+    best = f"{md_text(result.best)}, H = {interval_text(result.best_value, result.best_interval)}"
     if result.separated:
         return f"On {dataset}{smoke}, {best} gave the best privacy-quality balance, clearly ahead of the rest."
-    return f"On {dataset}{smoke}, the prompt types cannot be told apart (highest mean: {best}; {result.why})."
+    return f"On {dataset}{smoke}, the prompt types cannot be told apart (highest mean: {best}; {md_text(result.why)})."
 
 
 def dataset_conclusion(runs: pd.DataFrame) -> str:
@@ -309,7 +322,8 @@ def study_verdict(differences: pd.DataFrame, ranking: pd.DataFrame, runs: pd.Dat
     llm = runs[runs["kind"] == "llm"].dropna(subset=["harmonic"])
     datasets, models = sorted(llm["dataset"].unique()), sorted(llm["model"].unique())
     scope = (
-        f"{len(llm)} judged run(s) on {len(datasets)} dataset(s) ({', '.join(datasets)}) with {len(models)} model(s)"
+        f"{len(llm)} judged run(s) on {len(datasets)} dataset(s) ({', '.join(map(md_text, datasets))}) "
+        f"with {len(models)} model(s)"
     )
     smoke = smoke_test_reasons(runs)
     caveat = (
@@ -325,7 +339,7 @@ def study_verdict(differences: pd.DataFrame, ranking: pd.DataFrame, runs: pd.Dat
         reason = next((r for r in runs["not_judged_because"].fillna("") if r), "")
         return (
             f"{caveat}**Verdict: cannot be judged: not enough rows.** No LLM run could be judged"
-            + (f" ({reason})" if reason else "")
+            + (f" ({md_text(reason)})" if reason else "")
             + f". {_too_few_rows(int(runs['n_rows'].median()))} {baselines}"
         )
     if "p4" not in set(llm["prompt_type"]) or differences.empty:
@@ -385,4 +399,4 @@ def verdict_headline(differences: pd.DataFrame, ranking: pd.DataFrame) -> str:
 def missing_runs_note(found: Sequence[str], expected: Sequence[str]) -> str:
     """Say which expected datasets have no finished runs."""
     missing = [d for d in expected if d not in found]
-    return f"No finished runs for: {', '.join(missing)}." if missing else ""
+    return f"No finished runs for: {', '.join(map(md_text, missing))}." if missing else ""

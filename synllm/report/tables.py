@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from synllm.cards import Card
-from synllm.cards.rules import hard_rule_violations, soft_rule_effect
+from synllm.cards.rules import EFFECT_NAMES, hard_rule_violations, soft_rule_effect
 from synllm.generation.manifest import RunManifest
 from synllm.metrics.base import FAMILIES
 from synllm.metrics.evaluation import FRAME_COLUMNS, HEADLINE
@@ -59,7 +59,7 @@ def rules_table(card: Card, table: pd.DataFrame, *, split: str = RULES_SPLIT) ->
             real = f"{int(violated.sum()):,} of {n:,} applicable rows break it" if n else "applies to no row"
         else:
             effect = soft_rule_effect(table, rule, card)
-            what = "risk ratio" if rule.measure == "rate" else "standardised mean difference"
+            what = EFFECT_NAMES[rule.measure]
             real = f"{what} {effect.effect:.2f}" if not math.isnan(effect.effect) else "not measurable"
             if effect.holds is False:
                 real += f" (not the expected direction: {rule.expect})"

@@ -1,10 +1,12 @@
 """Batch driver behind ``make run``: the per-dataset notebook for each dataset, then the comparison.
 
     python -m synllm.study.batch --profile quick [--backend ollama | --endpoints vllm] [--models llama3.1:8b ...]
-                           [--datasets stroke] [--output DIR] [-p n_rows=5]
+                           [--datasets stroke path/to/card.yaml] [--output DIR] [-p n_rows=5]
 
-Each notebook is executed with papermill into ``<output>/<dataset>/report.ipynb`` and
-rendered to ``report.html`` with the code hidden. A failing notebook still gets its HTML
+A dataset is a built-in card name or the path of a card file, relative to the folder the
+command runs in. Each notebook is executed with papermill into
+``<output>/<card name>/report.ipynb`` and rendered to ``report.html`` (titled with the
+card's title) with the code hidden. A failing notebook still gets its HTML
 (showing the cell that failed); the batch goes on with the other datasets, writes
 ``<output>/index.html`` and exits with status 1 and a summary. Rerunning resumes: finished
 generations come from the cache.
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -24,12 +27,24 @@ from typing import Any
 import yaml
 
 from synllm import config
-from synllm.errors import ProfileError, SynllmError
+from synllm.arguments import check_values
+from synllm.errors import CardError, ProfileError, SynllmError
 from synllm.report.export import ReportEntry, export_html, failed_cells, write_index
 
 STUDY_NOTEBOOK = config.NOTEBOOKS_DIR / "01-dataset-study.ipynb"
 COMPARISON_NOTEBOOK = config.NOTEBOOKS_DIR / "02-comparison.ipynb"
 PROFILE_SECTIONS = {"description", "datasets", "study", "comparison"}
+#: Study parameters checked by the rules of synllm.arguments (parameter -> rule); 0 means 'default'
+#: for max_requests and timeout.
+CHECKED_PARAMETERS = {
+    "n_rows": "n_rows",
+    "batch_size": "batch_size",
+    "seeds": "seed",
+    "split_seed": "seed",
+    "temperature": "temperature",
+    "max_requests": "max_requests",
+    "timeout": "timeout_s",
+}
 
 log = logging.getLogger(__name__)
 
@@ -88,10 +103,42 @@ def notebook_parameters(notebook: Path) -> dict[str, dict[str, Any]]:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Plan:
-    """What a batch will run: datasets, study parameters, comparison parameters, output folder."""
+class Study:
+    """One dataset of a batch: its report folder name (the card's name), page title, and the notebook's ``dataset``.
 
-    datasets: tuple[str, ...]
+    ``dataset`` is a built-in card name or an absolute card path: the notebook runs in
+    ``notebooks/``, so a path relative to the user's folder would not be found there.
+    """
+
+    name: str
+    title: str
+    dataset: str
+
+
+def resolve_study(dataset: str) -> Study:
+    """The study of one ``--datasets`` entry, its card read from where the user stands.
+
+    A card that cannot be read still gets a study (named after the file), so its notebook
+    fails with the card's own error in a report while the batch goes on.
+    """
+    from synllm.cards import available_cards, load_card
+
+    try:
+        card = load_card(dataset)
+    except CardError:
+        path = Path(dataset).expanduser()
+        looks_like_path = path.suffix in (".yaml", ".yml") or len(path.parts) > 1
+        given = str(path if path.is_absolute() or not looks_like_path else Path.cwd() / path)
+        return Study(name=re.sub(r"[^A-Za-z0-9_-]+", "_", path.stem) or "dataset", title=path.stem, dataset=given)
+    shipped = card.name in available_cards() and card.path == config.CARDS_DIR / f"{card.name}.yaml"
+    return Study(name=card.name, title=f"{card.title} ({card.name})", dataset=card.name if shipped else str(card.path))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Plan:
+    """What a batch will run: one study per dataset, study parameters, comparison parameters, output folder."""
+
+    studies: tuple[Study, ...]
     study: dict[str, Any]
     comparison: dict[str, Any]
     output: Path
@@ -122,6 +169,9 @@ def plan(
     if models:
         study["models"] = list(models)
     study.update(overrides or {})
+    check_values(
+        {k: v for k, v in study.items() if not (k in ("max_requests", "timeout") and v == 0)}, CHECKED_PARAMETERS
+    )
     known = notebook_parameters(STUDY_NOTEBOOK)
     if unknown := set(study) - set(known):
         raise ProfileError(f"unknown study parameter(s) {sorted(unknown)}; the notebook takes {sorted(known)}")
@@ -131,11 +181,24 @@ def plan(
     chosen = tuple(datasets) if datasets else profile.datasets
     if not chosen:
         raise ProfileError(f"profile {profile.name!r} lists no datasets; add 'datasets:' or pass --datasets")
-    return Plan(datasets=chosen, study=study, comparison=comparison, output=out.resolve())
+    studies = tuple(resolve_study(str(d)) for d in chosen)
+    names = [s.name for s in studies]
+    if clash := sorted({n for n in names if names.count(n) > 1} | ({"comparison"} & set(names))):
+        raise ProfileError(
+            f"dataset name(s) {clash} would share a report folder ('comparison' is the comparison's); "
+            "give each card its own 'name'"
+        )
+    return Plan(studies=studies, study=study, comparison=comparison, output=out.resolve())
 
 
 def execute(
-    notebook: Path, folder: Path, parameters: Mapping[str, Any], *, kernel: str = "python3", timeout: int | None = None
+    notebook: Path,
+    folder: Path,
+    parameters: Mapping[str, Any],
+    *,
+    kernel: str = "python3",
+    timeout: int | None = None,
+    title: str | None = None,
 ) -> ReportEntry:
     """Run ``notebook`` with papermill into ``<folder>/report.ipynb``, then write ``report.html`` (always)."""
     import papermill as pm
@@ -161,7 +224,7 @@ def execute(
         ok, message = False, f"{type(exc).__name__}: {exc}"
     if out.exists():
         try:
-            export_html(out, folder / "report.html")
+            export_html(out, folder / "report.html", title=title)
             if ok and (errors := failed_cells(out)):
                 ok, message = False, errors[0]
         except Exception as exc:  # an unreadable half-written notebook must not stop the batch
@@ -179,11 +242,11 @@ def run_batch(batch: Plan, *, kernel: str = "python3", timeout: int | None = Non
     """Every dataset's study notebook, then the comparison; the index page is rewritten after each."""
     outcomes: list[ReportEntry] = []
 
-    steps = [(d, STUDY_NOTEBOOK, {**batch.study, "dataset": d}) for d in batch.datasets]
-    steps.append(("comparison", COMPARISON_NOTEBOOK, batch.comparison))
-    for i, (name, notebook, params) in enumerate(steps, 1):
+    steps = [(s.name, STUDY_NOTEBOOK, {**batch.study, "dataset": s.dataset}, s.title) for s in batch.studies]
+    steps.append(("comparison", COMPARISON_NOTEBOOK, batch.comparison, None))
+    for i, (name, notebook, params, title) in enumerate(steps, 1):
         echo(f"[{i}/{len(steps)}] {name}: running {notebook.name} ...", flush=True)
-        outcome = execute(notebook, batch.output / name, params, kernel=kernel, timeout=timeout)
+        outcome = execute(notebook, batch.output / name, params, kernel=kernel, timeout=timeout, title=title)
         outcomes.append(outcome)
         echo(
             f"[{i}/{len(steps)}] {name}: {'ok' if outcome.ok else 'FAILED'} in {outcome.seconds:.0f} s"
@@ -224,7 +287,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--endpoints", default=None, help="endpoint configuration (name or YAML path): send the runs to those servers"
     )
     parser.add_argument("--models", nargs="+", default=None, help="model tags or grid names from models.yaml")
-    parser.add_argument("--datasets", nargs="+", default=None, help="override the profile's datasets")
+    parser.add_argument(
+        "--datasets", nargs="+", default=None, help="override the profile's datasets: card names or card file paths"
+    )
     parser.add_argument("--output", default=None, help="reports folder (default: reports/ or $SYNLLM_HOME/reports)")
     parser.add_argument(
         "-p",

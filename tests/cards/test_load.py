@@ -181,6 +181,13 @@ GOOD = {
 }
 
 
+def _correlation(**changes):
+    """A soft correlation rule of age against sick, with ``changes`` (None drops a key)."""
+    rule = {"id": "c", "kind": "soft", "statement": "x", "measure": "correlation", "value": "age", "against": "sick"}
+    rule.update(changes)
+    return {k: v for k, v in rule.items() if v is not None}
+
+
 def _bad(edit):
     raw = copy.deepcopy(GOOD)
     edit(raw)
@@ -243,6 +250,36 @@ def test_the_good_hand_made_card_loads():
             ),
             ["'e'", "expect"],
         ),
+        (lambda r: r["roles"].update(predictors=["Age"]), ["roles.predictors", "'Age'", "did you mean 'age'?"]),
+        (
+            lambda r: r["rules"][0].update(require="agee >= 18"),
+            ["rule 'adult', require", "no column named 'agee'", "did you mean 'age'?"],
+        ),
+        (lambda r: r["rules"][0].update(require="age >= '18'"), ["numeric column 'age'", "without quotes: 18"]),
+        (
+            lambda r: r["roles"].update(target_positive="age > 60"),
+            ["roles.target_positive", "target column 'sick' alone", "sick > 0"],
+        ),
+        (
+            lambda r: r["roles"].update(target="", target_positive="sick == 1"),
+            ["roles.target_positive needs roles.target"],
+        ),
+        (
+            lambda r: r["roles"].update(predictors=["age"], leakage=["age"]),
+            ["'age' is a leakage column", "roles.predictors"],
+        ),
+        (lambda r: r["roles"].update(leakage=["sick"]), ["'sick' is a leakage column", "the target"]),
+        (
+            lambda r: r["columns"][1].update(missing_codes=[0], nullable=False),
+            ["'age'", "missing_codes [0]", "nullable: false"],
+        ),
+        (lambda r: r["columns"][1].update(missing_codes=0), ["'age'", "missing_codes must be a list"]),
+        (lambda r: r["rules"].append(_correlation(against=None)), ["'c'", "correlation", "against"]),
+        (
+            lambda r: r["rules"].append(_correlation(group="age > 3")),
+            ["'c'", "takes ['value', 'against']", "['group']"],
+        ),
+        (lambda r: r["rules"].append(_correlation(expect="higher")), ["'c'", "'positive' or 'negative'"]),
     ],
     ids=[
         "unknown-card-key",
@@ -264,6 +301,18 @@ def test_the_good_hand_made_card_loads():
         "soft-rule-incomplete",
         "bad-measure",
         "bad-expect",
+        "role-typo-names-the-closest-column",
+        "rule-typo-names-the-closest-column",
+        "numeric-compared-with-quoted-number",
+        "positive-class-on-another-column",
+        "positive-class-without-target",
+        "leakage-in-predictors",
+        "leakage-is-the-target",
+        "missing-codes-on-a-non-nullable-column",
+        "missing-codes-not-a-list",
+        "correlation-without-against",
+        "correlation-with-a-group",
+        "correlation-expect-higher",
     ],
 )
 def test_bad_card_raises_card_error_naming_the_problem(edit, expected):
@@ -298,3 +347,32 @@ def test_user_card_file_resolves_beside_the_card(tmp_path):
     shipped = _bad(lambda r: r.update(file="stroke.csv"))
     path.write_text(yaml.safe_dump(shipped), encoding="utf-8")
     assert load_card(path).file == config.RAW_DIR / "stroke.csv"
+
+
+def test_the_card_format_extensions_load():
+    raw = copy.deepcopy(GOOD)
+    raw["columns"].append({"name": "days", "kind": "integer", "range": [0, 5000], "description": "follow-up days"})
+    raw["columns"][1].update(missing_codes=[0], missing="0 means not recorded")
+    raw["roles"].update(target_positive="sick == 1", leakage=["days"])
+    raw["rules"].append(_correlation(against="days"))
+    card = card_from_dict(raw)
+    age = card.column("age")
+    assert age.missing_codes == (0,) and age.nullable  # a missing code makes the column nullable
+    assert card.target_positive == "sick == 1" and card.leakage == ("days",)
+    assert card.rules[-1].against == "days" and card.rules[-1].expect == "positive"
+
+
+def test_a_relative_card_path_is_found_from_the_current_folder_or_the_project(tmp_path, monkeypatch):
+    (tmp_path / "mine").mkdir()
+    path = tmp_path / "mine" / "tiny.yaml"
+    path.write_text(yaml.safe_dump(GOOD), encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    assert load_card("mine/tiny.yaml").path == path
+    monkeypatch.chdir(config.NOTEBOOKS_DIR)  # where a notebook runs
+    with pytest.raises(CardError) as info:
+        load_card("mine/tiny.yaml")
+    message = str(info.value)
+    assert str(config.NOTEBOOKS_DIR / "mine" / "tiny.yaml") in message, "the message says where it looked"
+    assert str(config.PROJ_ROOT / "mine" / "tiny.yaml") in message
+    assert "synllm card draft" in message
+    assert load_card("synllm/cards/stroke.yaml").name == "stroke"  # relative to the project folder

@@ -16,6 +16,7 @@ from synllm.cards.rules import (
     rows_passing_hard_rules,
     rule_columns,
     soft_rule_effect,
+    target_values,
 )
 from synllm.errors import CardError
 
@@ -119,9 +120,10 @@ def test_rule_checks_do_not_mutate_the_table():
 
 
 def test_rule_columns_ignore_quoted_literals():
-    rule = {"id": "lit", "kind": "hard", "statement": "g is not the letter a.", "require": "g != 'a' and g != \"b\""}
-    card = _card(rule)
+    rule = {"id": "lit", "kind": "hard", "statement": "g is x or b is small.", "require": "g != 'x' or \"y\" == g"}
+    card = _card(rule, {"id": "b2", "kind": "hard", "statement": "b.", "require": "'x' != g or a > 0"})
     assert rule_columns(card.rules[0], card) == ["g"]
+    assert rule_columns(card.rules[1], card) == ["a", "g"]
     assert rule_columns(card.rules[0], _card(HARD_X_POSITIVE)) == ["g"]
     assert rule_columns(_card(HARD_X_POSITIVE).rules[0], card) == ["a", "g"]
 
@@ -139,15 +141,15 @@ def test_applicable_rows_needs_every_input_and_the_when_condition():
     assert applicable_rows(table, card.rules[0], card).tolist() == [True, False, False]
 
 
-def test_bad_expression_raises_card_error_naming_the_rule():
-    card = _card({"id": "typo", "kind": "hard", "statement": "typo", "require": "aa > 0"})
-    table = _table(a=[1.0], b=[1.0], g=["x"], flag=[0])
-    with pytest.raises(CardError, match="'typo'.*'aa > 0'"):
-        hard_rule_violations(table, card.rules[0], card)
-    bad_value = dict(SOFT_MEAN, id="bad_value", value="bb")
-    card = _card(bad_value)
-    with pytest.raises(CardError, match="'bad_value'.*'bb'"):
-        soft_rule_effect(table, card.rules[0], card)
+def test_a_typo_in_an_expression_stops_the_card_at_load_naming_the_rule_and_the_closest_column():
+    with pytest.raises(
+        CardError, match=r"rule 'typo', require \('aa > 0'\): no column named 'aa' \(did you mean 'a'\?\)"
+    ):
+        _card({"id": "typo", "kind": "hard", "statement": "typo", "require": "aa > 0"})
+    with pytest.raises(
+        CardError, match=r"rule 'bad_value', value \('bb'\): no column named 'bb' \(did you mean 'b'\?\)"
+    ):
+        _card(dict(SOFT_MEAN, id="bad_value", value="bb"))
 
 
 def test_rule_of_the_wrong_kind_is_refused():
@@ -214,3 +216,69 @@ def test_soft_rule_with_an_empty_group_has_no_verdict():
     assert effect.holds is None
     assert math.isnan(effect.effect) and math.isnan(effect.group_value)
     assert (effect.n_group, effect.n_versus) == (0, 3)
+
+
+SOFT_CORRELATION = {
+    "id": "b_with_a",
+    "kind": "soft",
+    "statement": "b rises with a.",
+    "measure": "correlation",
+    "value": "b",
+    "against": "a",
+    "when": "g == 'x'",
+}
+
+
+def test_correlation_rule_gives_spearman_rho_over_complete_pairs_where_it_applies():
+    card = _card(SOFT_CORRELATION, dict(SOFT_CORRELATION, id="neg", expect="negative"))
+    # g == 'x' rows with both values: a = 1, 2, 3, 4 and b = 10, 30, 20, 40 -> ranks 1,3,2,4 vs 1,2,3,4.
+    # Spearman rho = 1 - 6 * sum(d^2) / (n (n^2 - 1)) = 1 - 6 * 2 / 60 = 0.8. The y row and the missing b row are out.
+    table = _table(
+        a=[1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+        b=[10.0, 30.0, 20.0, 40.0, np.nan, -100.0],
+        g=["x", "x", "x", "x", "x", "y"],
+        flag=[0] * 6,
+    )
+    effect = soft_rule_effect(table, card.rules[0], card)
+    assert effect.measure == "correlation" and effect.effect == pytest.approx(0.8)
+    assert effect.n_group == 4 and effect.holds is True
+    assert soft_rule_effect(table, card.rules[1], card).holds is False
+
+
+def test_correlation_with_too_few_pairs_or_no_spread_has_no_verdict():
+    card = _card(SOFT_CORRELATION)
+    few = _table(a=[1.0, 2.0], b=[1.0, 2.0], g=["x", "x"], flag=[0, 0])
+    flat = _table(a=[1.0, 2.0, 3.0], b=[5.0, 5.0, 5.0], g=["x"] * 3, flag=[0] * 3)
+    for table in (few, flat):
+        effect = soft_rule_effect(table, card.rules[0], card)
+        assert effect.holds is None and math.isnan(effect.effect)
+
+
+def test_target_values_follow_the_positive_class_and_keep_missing():
+    raw_card = _card(HARD_B_SMALL)
+    card = card_from_dict(
+        {
+            "name": "toy",
+            "file": "toy.csv",
+            "roles": {"target": "a", "target_positive": "a > 0"},
+            "columns": [{"name": "a", "kind": "float", "range": [-100, 100], "nullable": True, "description": "a"}],
+        }
+    )
+    table = _table(a=[-1.0, 0.0, 3.0, np.nan])
+    assert target_values(table, card).tolist() == [0, 0, 1, NA]
+    assert target_values(_table(a=[1.0], b=[1.0], g=["x"], flag=[1]), raw_card).tolist() == [1]  # no positive class
+
+
+def test_rules_read_a_column_through_isna_without_making_it_an_input():
+    rule = {
+        "id": "m",
+        "kind": "hard",
+        "statement": "b is recorded when a is.",
+        "when": "notna(a)",
+        "require": "notna(b)",
+    }
+    card = _card(rule)
+    table = _table(a=[1.0, 1.0, np.nan], b=[1.0, np.nan, np.nan], g=["x"] * 3, flag=[0] * 3)
+    applicable, violated = hard_rule_violations(table, card.rules[0], card)
+    assert rule_columns(card.rules[0], card) == []
+    assert applicable.tolist() == [True, True, False] and violated.tolist() == [False, True, False]

@@ -11,7 +11,7 @@ import pytest
 
 from synllm import config
 from synllm.cards import load_card
-from synllm.dataset import drop_identifiers, load_dataset, split
+from synllm.dataset import drop_identifiers, load_dataset, read_text_table, split
 from synllm.errors import DataError
 
 # --- the stored raw files ------------------------------------------------------------------
@@ -443,3 +443,78 @@ def test_load_dataset_accepts_a_card_object():
     table, same = load_dataset(card)
     assert same is card
     assert len(table) == 418
+
+
+WIDE = 200_000  # columns: a quadratic header check never finishes at this width (46 s at 40k before the fix)
+
+
+def test_a_very_wide_header_with_repeated_names_is_refused_naming_them(tmp_path):
+    names = [f"c{i}" for i in range(WIDE)] + ["c5", "c7", "c5"]
+    path = tmp_path / "wide.csv"
+    path.write_text(",".join(names) + "\n" + ",".join("1" for _ in names) + "\n", encoding="utf-8")
+    with pytest.raises(DataError) as info:
+        read_text_table(path)
+    message = str(info.value)
+    assert "['c5', 'c7'] appear more than once" in message and len(message) < 500
+
+
+def test_a_very_wide_file_against_a_small_card_names_a_few_extra_columns(tmp_path):
+    header = "pid,age,bmi,sex,sick," + ",".join(f"x{i}" for i in range(WIDE))
+    row = "1,40,22.5,F,0," + ",".join("0" for _ in range(WIDE))
+    message = _load_error(tmp_path, f"{header}\n{row}\n")
+    assert "extra column(s) ['x0', 'x1'" in message and f"and {WIDE - 10:,} more" in message
+    assert len(message) < 1000
+
+
+def _edited_card(tmp_path, edit, csv_text: str):
+    """MINI_CARD with ``edit`` applied to its parsed YAML, beside ``csv_text`` as mini.csv."""
+    import yaml
+
+    raw = yaml.safe_load(textwrap.dedent(MINI_CARD))
+    edit(raw)
+    card = tmp_path / "mini.yaml"
+    card.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    (tmp_path / "mini.csv").write_text(csv_text, encoding="utf-8")
+    return card
+
+
+def test_a_column_missing_code_makes_only_that_column_missing(tmp_path):
+    def zero_bmi_is_missing(raw):
+        raw["columns"][2].update(missing_codes=[0], range=[10, 100])
+        raw["columns"][1]["range"] = [0, 120]
+
+    text = "pid,age,bmi,sex,sick\n1,0,0,F,0\n2,65,0.0,M,1\n3,30,31.0,F,0\n4,0,16.2,M,0\n"
+    table, card = load_dataset(_edited_card(tmp_path, zero_bmi_is_missing, text))
+    assert card.column("bmi").nullable and card.column("bmi").missing_codes == (0,)
+    assert table["bmi"].isna().tolist() == [True, True, False, False]
+    assert table["age"].tolist() == [0, 65, 30, 0]  # a real zero elsewhere stays a zero
+
+
+def test_a_zero_in_the_card_wide_tokens_gets_advice_to_use_the_columns_codes(tmp_path):
+    def zero_token(raw):
+        raw["missing"]["tokens"] = ["NA", "0"]
+
+    text = "pid,age,bmi,sex,sick\n1,0,0,F,0\n2,65,22.0,M,1\n"
+    with pytest.raises(DataError) as info:
+        load_dataset(_edited_card(tmp_path, zero_token, text))
+    message = str(info.value)
+    assert "column 'age': missing in 1 row(s)" in message
+    assert "missing_codes: [0]" in message and "nullable: true" not in message
+
+
+def test_numeric_categories_written_as_quoted_text_get_advice_to_unquote(tmp_path):
+    def quoted(raw):
+        raw["columns"][4].update(kind="categorical", categories=["0", "1"])
+        raw["rules"][1]["outcome"] = "sick == '1'"
+
+    text = "pid,age,bmi,sex,sick\n1,40,22.0,F,0.0\n2,65,22.0,M,1.0\n"
+    with pytest.raises(DataError) as info:
+        load_dataset(_edited_card(tmp_path, quoted, text))
+    message = str(info.value)
+    assert "column 'sick'" in message and "quoted text ('0', '1')" in message and "categories: [0, 1]" in message
+    assert "add the value" not in message
+
+
+def test_a_misspelt_column_names_the_files_spelling(tmp_path):
+    message = _load_error(tmp_path, GOOD_CSV.replace("pid,age,bmi", "pid,Age,bmi"))
+    assert "missing column(s) ['age']" in message and "the card's 'age' may be the file's 'Age'" in message

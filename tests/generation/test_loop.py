@@ -3,53 +3,18 @@
 from __future__ import annotations
 
 import json
-import random
 
 import pandas as pd
 import pytest
 
-from synllm.backends.base import BaseBackend, Generation, GenerationRequest
+from synllm.backends.base import Generation
 from synllm.backends.ollama import OllamaBackend
 from synllm.dataset import split
-from synllm.dataset.schema import format_row
 from synllm.errors import BackendUnavailable, GenerationError
 from synllm.files import read_manifest, read_records
 from synllm.generation.loop import GenerationOptions, generate, load_run
 from tests.fake_ollama import FakeOllama
-
-
-class ScriptedBackend(BaseBackend):
-    """Answers with real-looking rows drawn from a pool by the request seed; can fail on cue."""
-
-    name = "scripted"
-    output_format = "csv"
-
-    def __init__(
-        self, pool: pd.DataFrame, card, *, fail_at=None, error=KeyboardInterrupt, extra_lines=(), max_concurrency=1
-    ):
-        self.pool, self.card = pool, card
-        self.fail_at, self.error, self.extra_lines = fail_at, error, list(extra_lines)
-        self.max_concurrency = max_concurrency
-        self.seeds: list[int] = []
-
-    def describe(self, model=None):
-        return {"kind": "scripted"}
-
-    def generate(self, request: GenerationRequest) -> Generation:
-        if self.fail_at is not None and len(self.seeds) == self.fail_at:
-            raise self.error("stopped on cue")
-        self.seeds.append(request.seed)
-        rng = random.Random(request.seed)
-        rows = self.pool.iloc[rng.sample(range(len(self.pool)), 4)]
-        lines = [format_row(r, self.card) for r in rows.to_dict("records")] + self.extra_lines
-        return Generation(
-            text="\n".join(lines),
-            backend=self.name,
-            model=request.model,
-            prompt_tokens=len(request.prompt) // 4,
-            completion_tokens=40,
-            elapsed_s=0.01,
-        )
+from tests.generation.scripted import OPTS, ScriptedBackend, scripted_run
 
 
 @pytest.fixture(scope="module")
@@ -59,12 +24,7 @@ def stroke_split(stroke_data):
     return train, holdout, card
 
 
-OPTS = GenerationOptions(batch_size=4)
-
-
-def _run(stroke_split, backend, tmp_path, n_rows=10, seed=0, **kw):
-    train, holdout, card = stroke_split
-    return generate(card, train, "p2", backend, "m", n_rows, seed, options=OPTS, out_dir=tmp_path, progress=False, **kw)
+_run = scripted_run
 
 
 def test_run_writes_outputs_and_manifest(stroke_split, tmp_path):
@@ -144,16 +104,6 @@ def test_torn_last_line_is_dropped_and_reasked(stroke_split, tmp_path):
     assert again.seeds == [first.manifest.request_seeds[-1]]
     pd.testing.assert_frame_equal(first.synthetic, second.synthetic)
     assert [r["index"] for r in read_records(raw)] == [0, 1, 2]
-
-
-def test_damaged_cache_line_is_a_clear_error(stroke_split, tmp_path):
-    train, holdout, card = stroke_split
-    first = _run(stroke_split, ScriptedBackend(holdout, card), tmp_path)
-    raw = first.run_dir / "raw.jsonl"
-    lines = raw.read_text().splitlines(keepends=True)
-    raw.write_text(lines[0] + "{oops\n" + "".join(lines[1:]))
-    with pytest.raises(GenerationError, match="line 2 is not valid JSON; the cache is damaged"):
-        _run(stroke_split, ScriptedBackend(holdout, card), tmp_path)
 
 
 def test_backend_failure_keeps_answers_and_says_how_to_resume(stroke_split, tmp_path):

@@ -31,16 +31,6 @@ FAST = ["ks_complement", "tv_complement", "hard_rule_violation_rate", "row_valid
 
 
 @pytest.fixture(scope="module")
-def stroke(stroke_data):
-    """(train, holdout, synthetic, card): 1,000 train rows, 400 holdout, 150 other real rows as synthetic."""
-    table, card = stroke_data
-    train, held = split(table, card, holdout=0.2, random_state=0)
-    held = held.sample(550, random_state=0).reset_index(drop=True)
-    synthetic = drop_identifiers(held.iloc[400:], card).reset_index(drop=True)
-    return train.sample(1000, random_state=0).reset_index(drop=True), held.iloc[:400], synthetic, card
-
-
-@pytest.fixture(scope="module")
 def full(stroke):
     """Every registered metric, with the holdout reference."""
     train, holdout, synthetic, card = stroke

@@ -37,6 +37,14 @@ def test_features_exclude_target_and_outcomes():
     assert set(features) | {card.target, *card.outcomes} >= set(card.synth_names)
 
 
+def test_features_exclude_leakage_columns():
+    import dataclasses
+
+    card = load_card("stroke")
+    leaky = dataclasses.replace(card, leakage=("avg_glucose_level",))
+    assert "avg_glucose_level" in feature_names(card) and "avg_glucose_level" not in feature_names(leaky)
+
+
 def test_real_rows_as_synthetic_score_near_one(stroke_real_result):
     result = stroke_real_result
     assert result.ok, result.skipped

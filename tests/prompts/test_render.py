@@ -130,3 +130,25 @@ def test_custom_card_renders(tmp_path):
     prompt = render_prompt(card, table, "p4")
     assert "Everyone is an adult." in prompt.text
     assert load_card(tmp_path / "mini.yaml").name == "mini"
+
+
+def test_per_column_missing_notes_reach_p2_to_p4_but_not_p1(splits):
+    train, card = splits["stroke"]
+    note = "- bmi: " + " ".join(card.column("bmi").description.split())
+    for ptype in PROMPT_TYPES:
+        text = render_prompt(card, train, ptype, seed=0).text
+        assert ("may be missing: Not measured; written as N/A in the file." in text) == (ptype != "p1"), ptype
+        assert (note in text) == (ptype != "p1")
+
+
+def test_leakage_columns_never_appear_in_association_hints(splits):
+    import dataclasses
+
+    train, card = splits["cirrhosis"]
+    hints = association_hints(train, card, k=100)
+    assert any("N_Days" in h for h in hints)
+    leaky = dataclasses.replace(card, leakage=("N_Days",))
+    assert not any("N_Days" in h for h in association_hints(train, leaky, k=100))
+    render_prompt(card, train, "p3")  # the summary of the card without leakage is memoised first
+    associations = render_prompt(leaky, train, "p3").text.split("Strongest associations between columns:")[1]
+    assert "N_Days" not in associations.split("\n\n")[0]

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from synllm.errors import StorageError
 from synllm.report import comparison, tables
 
 
@@ -43,7 +44,8 @@ def test_load_runs_reads_every_dataset_folder(scored, tmp_path):
     assert len(found) == 2 * len(runs)
     assert (found.loc[found["kind"] == "baseline", "prompt_type"] == "").all()
     assert comparison.load_runs(tmp_path, ["stroke"])["dataset"].unique().tolist() == ["stroke"]
-    assert comparison.load_runs(tmp_path / "nothing").empty
+    with pytest.raises(StorageError, match="no finished study under .*nothing.*01-dataset-study"):
+        comparison.load_runs(tmp_path / "nothing")
 
 
 def test_prompt_ranking_ranks_within_blocks():

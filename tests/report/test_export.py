@@ -82,8 +82,8 @@ def test_index_links_reports_and_marks_failures(tmp_path):
         ),
     ]
     html = export.write_index(tmp_path, entries).read_text(encoding="utf-8")
-    assert "href='stroke/report.html'" in html and "href='stroke/scorecard.csv'" in html
-    assert "href='stroke/figures/dcr.png'" in html
+    assert "href='./stroke/report.html'" in html and "href='./stroke/scorecard.csv'" in html
+    assert "href='./stroke/figures/dcr.png'" in html
     assert "On stroke, P4 won." in html
     assert "failed" in html and "CardError: no card" in html
     assert "nosuch/report.html" not in html  # not written: not linked

@@ -107,7 +107,7 @@ def test_llm_prompts_against_baselines_only_when_intervals_separate():
     far = _runs({"gaussian_copula": [0.9, 0.91, 0.92]}, kind="baseline", model="gaussian_copula")
     assert "cannot be told apart" in narrative.findings(pd.concat([llm, close], ignore_index=True))
     text = narrative.findings(pd.concat([llm, far], ignore_index=True))
-    assert "Here a simple generator does: baseline · gaussian_copula leads" in text
+    assert r"Here a simple generator does: baseline · gaussian\_copula leads" in text  # names are escaped Markdown
     table = comparison.llm_against_baselines(pd.concat([llm, far], ignore_index=True))
     assert table["verdict"].tolist() == ["baseline ahead"]
 
@@ -134,7 +134,7 @@ def test_generation_summary_counts(scored):
     diagnostics = tables.diagnostics_table([type("R", (), {"manifest": s.manifest})() for s in scored if s.manifest])
     text = narrative.generation_summary(diagnostics)
     assert text.startswith("8 of 8 runs reached")
-    assert "*out_of_range* (24 rows)" in text
+    assert r"*out\_of\_range* (24 rows)" in text  # the reason is escaped Markdown text
     assert "6 kept rows copied a prompt example" in text
 
 

@@ -111,7 +111,7 @@ def test_plan_merges_command_line_choices(tmp_path):
         overrides={"n_rows": 5},
     )
     assert plan.study["models"] == ["llama3.1:8b", "qwen2.5:7b"] and plan.study["n_rows"] == 5
-    assert plan.datasets == ("stroke",)
+    assert [(s.name, s.dataset) for s in plan.studies] == [("stroke", "stroke")]
     assert plan.study["output_folder"] == plan.comparison["output_folder"] == str(tmp_path.resolve())
     assert batch.plan(quick, output=tmp_path).study["backend"] == "embedded"
 
@@ -192,7 +192,7 @@ def test_batch_keeps_going_after_a_failed_notebook_and_exits_nonzero(tiny_batch)
     assert "stroke" in pd.read_csv(out / "comparison" / "leaderboard.csv")["dataset"].tolist()
     index = (out / "index.html").read_text(encoding="utf-8")
     for link in ("stroke/report.html", "stroke/scorecard.csv", "comparison/report.html", "stroke/figures/dcr.png"):
-        assert f"href='{link}'" in index
+        assert f"href='./{link}'" in index
     assert index.count("class='bad'") == 1 and "nosuch" in index
 
 

@@ -1,0 +1,78 @@
+"""What a finished run is made of: its rows in a stable order, their flags, and the totals for its manifest.
+
+Pure functions of the cached answers and validated rows; the loop writes the results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from synllm.cards import Card
+from synllm.dataset.schema import format_row
+from synllm.generation.manifest import Diagnostics, Tokens
+
+
+def assemble_rows(parts, empty: pd.DataFrame) -> pd.DataFrame:
+    """Concatenate validated batches in request order, then row order within each answer."""
+    frames = []
+    for origin, frame, positions in parts:
+        if len(frame):
+            keys = [origin[p] for p in positions]
+            frames.append(
+                frame.assign(_request=pd.array([k[0] for k in keys], dtype="Int64"), _row=[k[1] for k in keys])
+            )
+    if not frames:
+        return empty
+    table = pd.concat(frames, ignore_index=True).sort_values(["_request", "_row"], kind="stable")
+    return table.drop(columns="_row").reset_index(drop=True)
+
+
+def row_flags(synthetic: pd.DataFrame, examples: pd.DataFrame, card: Card) -> pd.DataFrame:
+    """Per row: ``duplicate`` (repeats an earlier row of the run) and ``echo`` (copies a prompt example).
+
+    An echo is judged on the text the prompt showed, so rounding in the prompt cannot hide one.
+    """
+    duplicate = synthetic.duplicated().to_numpy() if len(synthetic) else np.zeros(0, dtype=bool)
+    echo = np.zeros(len(synthetic), dtype=bool)
+    if len(examples) and len(synthetic):
+        shown = {format_row(r, card) for r in examples.to_dict("records")}
+        echo = np.array([format_row(r, card) in shown for r in synthetic.to_dict("records")])
+    return pd.DataFrame({"duplicate": duplicate, "echo": echo})
+
+
+def answer_totals(
+    records: Sequence[Mapping[str, Any]],
+    *,
+    rows_valid: int,
+    rows_returned: int,
+    rejected: pd.DataFrame,
+    flags: pd.DataFrame,
+    repairs: Mapping[str, int],
+) -> tuple[Tokens, Diagnostics, float]:
+    """(tokens, diagnostics, model seconds) of a run from its answer records (in request order) and rows."""
+    prompt_tokens = sum(r["prompt_tokens"] or 0 for r in records)
+    completion_tokens = sum(r["completion_tokens"] or 0 for r in records)
+    model_seconds = sum(r["elapsed_s"] for r in records)
+    reasons: dict[str, int] = {}
+    for text in rejected.get("_reason", []):
+        for reason in {part.split(":")[0] for part in text.split("; ")}:
+            reasons[reason] = reasons.get(reason, 0) + 1
+    diagnostics = Diagnostics(
+        requests=len(records),
+        rows_returned=rows_returned,
+        rows_valid=rows_valid,
+        rows_kept=int(len(flags)),
+        rows_rejected=int(len(rejected)),
+        rejected_by_reason=reasons,
+        duplicates=int(flags["duplicate"].sum()) if len(flags) else 0,
+        exemplar_echoes=int(flags["echo"].sum()) if len(flags) else 0,
+        valid_rate=round(rows_valid / rows_returned, 4) if rows_returned else None,
+        tokens_per_valid_row=round(completion_tokens / rows_valid, 2) if rows_valid else None,
+        valid_rows_per_second=round(rows_valid / model_seconds, 3) if model_seconds else None,
+        repairs=dict(repairs),
+    )
+    return Tokens(prompt=prompt_tokens, completion=completion_tokens), diagnostics, model_seconds

@@ -1,0 +1,39 @@
+"""Untrusted text in a report (from a card, a CSV, a model or a server) shown as text, never run.
+
+Narratives are Markdown, and nbconvert renders Markdown to HTML passing raw HTML and
+``javascript:`` links through; so a card description or a server's error message goes
+into Markdown through :func:`md_text` (markup characters escaped, HTML as entities, one
+line) or :func:`md_code` (an inline code span, which Markdown escapes). Tables are
+escaped by :func:`synllm.report.display.table`; the index page uses :func:`html.escape`.
+
+>>> md_text("<b>bold</b>")
+'&lt;b&gt;bold&lt;/b&gt;'
+>>> md_plain(md_text("a_b <c>"))
+'a_b <c>'
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from typing import Any
+
+#: Characters that start Markdown markup (emphasis, code, links, images, headings, tables, HTML entities aside).
+_MARKUP = re.compile(r"([\\`*_{}\[\]()#+!|~])")
+_ESCAPED = re.compile(r"\\([\\`*_{}\[\]()#+!|~])")
+
+
+def md_text(value: Any) -> str:
+    """``value`` as inert text inside Markdown: on one line, markup characters escaped, HTML as entities."""
+    text = " ".join(str(value).split())
+    return html.escape(_MARKUP.sub(r"\\\1", text), quote=False)
+
+
+def md_code(value: Any) -> str:
+    """``value`` as an inline code span on one line (a backtick inside becomes a quote, so it cannot end the span)."""
+    return "`" + " ".join(str(value).replace("`", "'").split()) + "`"
+
+
+def md_plain(text: str) -> str:
+    """Plain text from :func:`md_text` output (for places that show it outside Markdown, escaped again there)."""
+    return html.unescape(_ESCAPED.sub(r"\1", text))
