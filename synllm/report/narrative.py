@@ -216,8 +216,8 @@ def findings(runs: pd.DataFrame) -> str:
     smoke = smoke_test_reasons(runs)
     if smoke:
         parts.append(
-            "**⚠ Smoke test.** " + "; ".join(s[0].upper() + s[1:] for s in smoke) + ". These numbers check that "
-            "the pipeline runs end to end; they cannot support or refute the study's claim."
+            f"**⚠ Smoke test.** {_sentence('; '.join(smoke))}. These numbers check that the pipeline runs end to "
+            "end; they cannot support or refute the study's claim."
         )
     generators = generator_frame(runs)
     judged = generators.dropna(subset=["harmonic"])
@@ -225,7 +225,7 @@ def findings(runs: pd.DataFrame) -> str:
     if judged.empty:
         reason = md_text(next((r for r in runs["not_judged_because"].fillna("") if r), ""))
         parts.append(
-            f"**No generator can be judged on {dataset}.** {reason[0].upper() + reason[1:] if reason else ''}. "
+            f"**No generator can be judged on {dataset}.** {_sentence(reason)}. "
             + _too_few_rows(int(runs["n_rows"].median()))
         )
         return "\n\n".join(parts)
@@ -249,6 +249,11 @@ def findings(runs: pd.DataFrame) -> str:
             + "."
         )
     return "\n\n".join(parts)
+
+
+def _sentence(text: str) -> str:
+    """``text`` with its first letter capitalised."""
+    return text[:1].upper() + text[1:]
 
 
 def _too_few_rows(n_rows: int) -> str:

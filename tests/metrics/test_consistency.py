@@ -79,6 +79,34 @@ def test_soft_rule_is_judged_against_the_cards_expected_direction(stroke):
     assert result.breakdown["hypertension_with_age"] == pytest.approx(1.0)
 
 
+@pytest.mark.parametrize("expect", ["positive", "negative"])
+def test_correlation_rule_honours_expect_within_noise(stroke, expect):
+    """A correlation rule (BMI with age, rho 0.33 in these stroke rows): real rows agree unless ``expect`` says the
+    opposite; rows whose BMI falls with age score 0 on it."""
+    from synllm.cards import Rule
+
+    train, card, valid = stroke
+    rule = Rule(
+        id="bmi_with_age", kind="soft", statement="BMI rises with age.", measure="correlation",
+        value="bmi", against="age", expect=expect,
+    )  # fmt: skip
+    only = replace(card, rules=(rule,))
+    real = run("soft_rule_agreement", train, valid, only)
+    info = real.details["rules"]["bmi_with_age"]
+    assert info["effect_name"] == "Spearman rho" and info["real_strength"] > 0
+    assert info["synthetic_standard_error"] == pytest.approx(math.sqrt(1.06 / (len(valid) - 3)))
+    assert real.breakdown["bmi_with_age"] == (1.0 if expect == "positive" else 0.0)
+    order = valid["age"].rank(method="first").astype(int).to_numpy() - 1
+    falling = valid.assign(bmi=np.sort(valid["bmi"].to_numpy())[::-1][order])
+    result = run("soft_rule_agreement", train, falling, only)
+    assert result.details["rules"]["bmi_with_age"]["reversed_beyond_noise"] is (expect == "positive")
+    score = result.breakdown["bmi_with_age"]
+    if expect == "positive":
+        assert score == 0.0
+    else:  # the expected direction, but far stronger than in the real rows: low agreement, not 0
+        assert 0 < score < 0.5
+
+
 def test_soft_rule_reversed_scores_zero(stroke):
     train, card, _ = stroke
     rows = drop_identifiers(train, card)

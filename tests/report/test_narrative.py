@@ -101,6 +101,12 @@ def test_smoke_test_is_said_at_the_top():
     assert not verdicts.smoke_test_reasons(_runs({"p1": [0.5, 0.6]}, model="llama3.1:8b", n_rows=100))
 
 
+def test_smoke_test_reasons_read_as_one_sentence():
+    text = narrative.findings(_runs({"p1": [0.5], "p4": [0.6]}, model="smollm2-135m-instruct", n_rows=10))
+    assert "**⚠ Smoke test.** The only model" in text
+    assert "(the study used 100); one seed per prompt type" in text
+
+
 def test_llm_prompts_against_baselines_only_when_intervals_separate():
     llm = _runs({"p1": [0.50, 0.52, 0.51], "p4": [0.60, 0.62, 0.61]})
     close = _runs({"gaussian_copula": [0.58, 0.66, 0.6]}, kind="baseline", model="gaussian_copula")
