@@ -66,19 +66,8 @@ def test_reference_sample_is_stratified_on_the_target(stroke):
 
 def test_to_frame_one_row_per_metric(full):
     frame = full.to_frame()
-    assert list(frame.columns) == [
-        "name",
-        "family",
-        "score",
-        "raw",
-        "goal",
-        "reference_score",
-        "reference_raw",
-        "relative",
-        "status",
-        "skipped",
-        "seconds",
-    ]
+    expected = "name family score raw goal reference_score reference_raw relative status skipped seconds"
+    assert list(frame.columns) == expected.split()
     assert frame["name"].tolist() == full.names
     ks = frame.set_index("name").loc["ks_complement"]
     assert ks["score"] == full.result("ks_complement").score
