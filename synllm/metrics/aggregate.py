@@ -2,8 +2,10 @@
 
 - :func:`scores_frame` puts several evaluations side by side (runs x metric scores).
 - :func:`relative_scores` min-max normalises each metric over the runs, as the SynLLM
-  study's leaderboards did, then recomputes the family scores, Q, P and H. Relative
-  scores rank runs against each other; they cannot be compared across datasets or papers.
+  study's leaderboards did, then recomputes the family scores, Q, P and H. These scores
+  only rank runs against each other, with no uncertainty and no real reference: they
+  cannot be compared across datasets or papers, and a rank is no verdict (the reports use
+  :meth:`Evaluation.headline`, judged against real patients, with intervals).
 - :func:`summarize_repeats` / :func:`evaluate_repeats` give the mean and a 95 % Student-t interval
   (clipped to [0, 1]) per metric and for Q, P and H over repeated generations, so a difference between
   prompt types can be judged against run-to-run noise.
@@ -41,7 +43,7 @@ def _family_columns(scores: pd.DataFrame) -> pd.DataFrame:
     """Family means (skipping NaN), Q, P and H for a runs x metrics score table."""
     out = pd.DataFrame(index=scores.index)
     for family in FAMILIES:
-        cols = [c for c in scores.columns if REGISTRY[c][0].family == family]
+        cols = [c for c in scores.columns if REGISTRY[c][0].family == family and REGISTRY[c][0].headline]
         out[family] = scores[cols].mean(axis=1, skipna=True) if cols else math.nan
     out["quality"] = out[list(QUALITY_FAMILIES)].mean(axis=1, skipna=True)
     out["harmonic"] = [harmonic_score(p, q) for p, q in zip(out["privacy"], out["quality"])]
@@ -136,6 +138,7 @@ def evaluate_repeats(
     holdout: pd.DataFrame,
     card: Card,
     examples: pd.DataFrame | Sequence[pd.DataFrame | None] | None = None,
+    exposed: pd.DataFrame | None = None,
     random_state: int = 0,
     metrics: Sequence[str] | None = None,
     reference: bool = True,
@@ -143,7 +146,8 @@ def evaluate_repeats(
 ) -> pd.DataFrame:
     """Evaluate each synthetic table (run i uses ``random_state + i``) and summarise.
 
-    ``examples`` is one table shown in every prompt or one per synthetic table. Returns
+    ``examples`` is one table shown in every prompt or one per synthetic table; ``exposed``
+    the real rows the generator saw (None: unknown). Returns
     :func:`summarize_repeats` of the evaluations: mean and 95 % t-interval per metric and
     for Q, P, H. Because each run draws its own reference sample, the reference interval
     shows how much a real sample of the same size varies.
@@ -163,6 +167,7 @@ def evaluate_repeats(
             holdout=holdout,
             card=card,
             examples=ex,
+            exposed=exposed,
             random_state=random_state + i,
             metrics=metrics,
             reference=reference,

@@ -7,7 +7,9 @@ and float noise are treated the same way everywhere.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -18,6 +20,34 @@ from synllm.metrics.base import MetricResult, MetricSpec
 
 #: How a missing cell is labelled when categories are compared (its own category).
 MISSING = MISSING_LABEL
+
+T = TypeVar("T")
+#: Real-side results (a fit on train, a rate in train) kept in memory, by what they were computed from.
+_MEMO_SIZE = 64
+_memo: OrderedDict[Hashable, object] = OrderedDict()
+
+
+def table_digest(table: pd.DataFrame) -> tuple:
+    """A key that changes whenever the table's values, index or columns change (for memoising)."""
+    hashed = pd.util.hash_pandas_object(table, index=True).to_numpy()
+    return (tuple(map(str, table.columns)), len(table), hash(hashed.tobytes()))
+
+
+def memoised(key: Hashable, compute: Callable[[], T]) -> T:
+    """``compute()``, remembered under ``key`` (a few dozen recent keys), so repeated evaluations
+    against the same real rows (repeats, bootstrap replicates, the reference sample) fit them once.
+
+    Callers key on :func:`table_digest` of every table the result depends on; results must
+    not be mutated.
+    """
+    if key in _memo:
+        _memo.move_to_end(key)
+        return _memo[key]  # type: ignore[return-value]
+    value = compute()
+    _memo[key] = value
+    while len(_memo) > _MEMO_SIZE:
+        _memo.popitem(last=False)
+    return value
 
 
 def numeric_values(values: pd.Series) -> np.ndarray:
@@ -93,6 +123,8 @@ def mean_over_columns(spec: MetricSpec, per: dict[str, float], reasons: dict[str
     values = [v for v in per.values() if not math.isnan(v)]
     details = {"not_measured": reasons} if reasons else {}
     if not values:
-        why = "; ".join(f"{k}: {r}" for k, r in reasons.items()) or f"the card has no {what}"
-        return spec.skip(f"no {what} could be measured ({why})", details=details)
+        if not reasons:
+            return spec.not_applicable(f"the card has no {what}", details=details)
+        why = "; ".join(f"{k}: {r}" for k, r in reasons.items())
+        return spec.fail(f"no {what} could be measured ({why})", details=details)
     return spec.result(float(np.mean(values)), breakdown=per, details=details)

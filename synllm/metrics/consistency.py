@@ -3,10 +3,16 @@
 - ``hard_rule_violation_rate``: per hard rule, the share of applicable synthetic rows
   that break it, next to the same share in the real training rows.
 - ``row_validity``: share of synthetic rows that break no hard rule.
-- ``soft_rule_agreement``: per soft rule, whether the synthetic rows show the real
-  relationship in the same direction and with a similar strength.
+- ``soft_rule_agreement``: per soft rule, whether the synthetic rows show the relationship
+  in the direction the card expects and with a strength the training split's allows, given
+  the sampling noise of both tables.
 - ``association_structure``: the same logistic regression of the target on the card's
-  predictors, fitted to real and to synthetic rows; do the odds ratios agree?
+  predictors, fitted to real and to synthetic rows; do the odds ratios agree within the
+  uncertainty of both fits?
+
+Where both tables' noise matters, two estimates "agree" when their difference is within
+``Z`` combined standard errors (a two-sided 95 % test), and agreement decays as
+``exp(-excess)`` beyond that, so a real sample of any size scores about 1.
 """
 
 from __future__ import annotations
@@ -27,7 +33,30 @@ from synllm.cards.rules import (
     target_values,
 )
 from synllm.metrics.base import EvalContext, Goal, MetricResult, MetricSpec, register
-from synllm.metrics.columns import MISSING, category_labels, empty_reason, numeric_values
+from synllm.metrics.columns import (
+    MISSING,
+    category_labels,
+    empty_reason,
+    memoised,
+    numeric_values,
+    table_digest,
+)
+
+#: Standard errors within which two estimates agree (two-sided 95 %).
+Z = 1.96
+#: Fewest rows with, and without, the outcome for a logistic fit (fewer give noise, or separation).
+MIN_EVENTS = 10
+
+
+def compatibility(difference: float, standard_error: float) -> float:
+    """1 when ``|difference|`` is within Z standard errors, then exp(−excess): agreement allowing for noise.
+
+    >>> compatibility(0.5, 1.0), round(compatibility(2.96, 0.5), 3)
+    (1.0, 0.135)
+    """
+    excess = abs(difference) - Z * standard_error
+    return 1.0 if excess <= 0 else math.exp(-excess)
+
 
 # --- hard rules ---------------------------------------------------------------------------
 
@@ -36,6 +65,7 @@ HARD = MetricSpec(
     family="consistency",
     goal=Goal.MINIMIZE,
     description="share of synthetic rows breaking a hard clinical rule, among rows the rule applies to",
+    sdmetrics="SDMetrics has no clinical rules (its constraints live in SDV's synthesizers).",
 )
 
 
@@ -54,12 +84,14 @@ def hard_rule_violation_rate(train: pd.DataFrame, synthetic: pd.DataFrame, ctx: 
     """
     card = ctx.card
     if not card.hard_rules:
-        return HARD.skip(f"card {card.name!r} has no hard rules")
+        return HARD.not_applicable(f"card {card.name!r} has no hard rules")
     if len(synthetic) == 0:
         return HARD.skip("the synthetic table has no rows")
     per, rules = {}, {}
+    key = table_digest(train)
     for rule in card.hard_rules:
-        syn, real = _violation_counts(synthetic, rule, card), _violation_counts(train, rule, card)
+        syn = _violation_counts(synthetic, rule, card)
+        real = memoised(("hard_rule", rule, card, key), lambda r=rule: _violation_counts(train, r, card))
         per[rule.id] = syn["rate"]
         rules[rule.id] = {"statement": rule.statement, "synthetic": syn, "real": real}
     rates = [r for r in per.values() if not math.isnan(r)]
@@ -73,6 +105,7 @@ VALID = MetricSpec(
     family="consistency",
     goal=Goal.MAXIMIZE,
     description="share of synthetic rows that break no hard clinical rule",
+    sdmetrics="SDMetrics has no clinical rules.",
 )
 
 
@@ -81,10 +114,13 @@ def row_validity(train: pd.DataFrame, synthetic: pd.DataFrame, ctx: EvalContext)
     """Share of synthetic rows passing every hard rule; details give the real training share."""
     card = ctx.card
     if not card.hard_rules:
-        return VALID.skip(f"card {card.name!r} has no hard rules")
+        return VALID.not_applicable(f"card {card.name!r} has no hard rules")
     if len(synthetic) == 0:
         return VALID.skip("the synthetic table has no rows")
-    real = float(rows_passing_hard_rules(train, card).mean()) if len(train) else math.nan
+    real = memoised(
+        ("row_validity", card, table_digest(train)),
+        lambda: float(rows_passing_hard_rules(train, card).mean()) if len(train) else math.nan,
+    )
     share = float(rows_passing_hard_rules(synthetic, card).mean())
     return VALID.result(share, details={"real_share": real, "rules": [r.id for r in card.hard_rules]})
 
@@ -95,24 +131,35 @@ SOFT = MetricSpec(
     name="soft_rule_agreement",
     family="consistency",
     goal=Goal.MAXIMIZE,
-    description="whether soft clinical relationships appear in the same direction and with similar strength",
+    description="whether each soft clinical relationship shows in the direction the card expects, with a "
+    "strength the training split's allows given both tables' noise",
+    min_rows=30,
+    sdmetrics="SDMetrics has no clinical rules.",
 )
 
 
-def _strength(effect, rule: Rule) -> float:
-    """The effect on a scale where 0 means 'no relationship': log risk ratio, SMD or Fisher's z of rho.
+def _strength(effect, rule: Rule) -> tuple[float, float]:
+    """(effect on a scale where 0 means no relationship, its standard error): log risk ratio, SMD or
+    Fisher's z of Spearman's rho.
 
     The log risk ratio uses a 0.5 continuity correction, ((a+.5)/(n1+.5)) / ((c+.5)/(n2+.5)),
-    so that a group with no events in a small sample gives a finite value.
+    so that a group with no events in a small sample gives a finite value; its standard error
+    is sqrt(1/(a+.5) − 1/(n1+.5) + 1/(c+.5) − 1/(n2+.5)). The SMD's is
+    sqrt((n1+n2)/(n1·n2) + d²/(2(n1+n2))); that of atanh(rho) is sqrt(1.06/(n−3)) (Fieller et al. 1957).
     """
-    if effect.n_group == 0 or effect.n_versus == 0:
-        return math.nan
+    n1, n2 = effect.n_group, effect.n_versus
+    if n1 == 0 or n2 == 0:
+        return math.nan, math.nan
     if rule.measure == "rate":
-        a, c = effect.group_value * effect.n_group, effect.versus_value * effect.n_versus
-        return math.log((a + 0.5) / (effect.n_group + 0.5)) - math.log((c + 0.5) / (effect.n_versus + 0.5))
-    if rule.measure == "correlation":  # atanh(rho): a difference of 0.69 scores 0.5, as for an SMD
-        return math.atanh(min(max(effect.effect, -0.999), 0.999)) if not math.isnan(effect.effect) else math.nan
-    return float(effect.effect)
+        a, c = effect.group_value * n1 + 0.5, effect.versus_value * n2 + 0.5
+        log_rr = math.log(a / (n1 + 0.5)) - math.log(c / (n2 + 0.5))
+        return log_rr, math.sqrt(max(1 / a - 1 / (n1 + 0.5) + 1 / c - 1 / (n2 + 0.5), 0.0))
+    if rule.measure == "correlation":  # atanh(rho), n1 = n2 = the complete pairs
+        if math.isnan(effect.effect) or n1 <= 3:
+            return math.nan, math.nan
+        return math.atanh(min(max(effect.effect, -0.999), 0.999)), math.sqrt(1.06 / (n1 - 3))
+    d = float(effect.effect)
+    return d, math.sqrt((n1 + n2) / (n1 * n2) + d * d / (2 * (n1 + n2)))
 
 
 def _effect_dict(effect) -> dict[str, Any]:
@@ -126,49 +173,70 @@ def _effect_dict(effect) -> dict[str, Any]:
     }
 
 
+def _soft_rule_score(rule: Rule, real: tuple[float, float], syn: tuple[float, float]) -> dict[str, Any]:
+    """Per rule: 0 when the synthetic rows show the opposite of ``expect`` beyond noise, else the
+    compatibility of the two strengths (1 within Z combined standard errors)."""
+    (s_real, se_real), (s_syn, se_syn) = real, syn
+    sign = 1.0 if rule.expect in ("higher", "positive") else -1.0
+    reversed_ = sign * s_syn + Z * se_syn < 0
+    agreement = compatibility(s_syn - s_real, math.hypot(se_syn, se_real))
+    return {
+        "expected_direction_seen": bool(sign * s_syn > 0),
+        "real_direction_as_expected": bool(sign * s_real > 0),
+        "reversed_beyond_noise": bool(reversed_),
+        "strength_agreement": agreement,
+        "score": 0.0 if reversed_ else agreement,
+    }
+
+
 @register(SOFT, requires=empty_reason)
 def soft_rule_agreement(train: pd.DataFrame, synthetic: pd.DataFrame, ctx: EvalContext) -> MetricResult:
-    """Mean over soft rules of direction agreement x strength similarity.
+    """Mean over soft rules of: [not reversed against the rule's ``expect``] x strength agreement.
 
-    Strength is the log risk ratio for 'rate' rules (continuity-corrected), the
-    standardised mean difference for 'mean' rules and Fisher's z (atanh) of Spearman's rho
-    for 'correlation' rules. Per rule: score = [same sign as in the
-    real rows] x exp(-|strength_syn - strength_real|), so a synthetic risk ratio half or
-    double the real one, or an SMD off by 0.69, scores 0.5, and the opposite direction
-    scores 0. A rule is NaN (with a reason) when a group is empty or has no spread.
-    Details give both effects (risk ratio or SMD, as from ``synllm.cards.rules.soft_rule_effect``).
+    Strength is the log risk ratio for 'rate' rules (continuity-corrected), the standardised
+    mean difference for 'mean' rules and Fisher's z (atanh) of Spearman's rho for 'correlation'
+    rules, each with its standard error. A rule scores 0 when the synthetic effect points against
+    the card's ``expect`` (higher/positive or lower/negative) beyond its own noise; otherwise
+    :func:`compatibility` of the synthetic and the training-split strengths (1 when they differ by
+    less than Z combined standard errors). A rule is NaN (with a reason) when a group is empty or
+    has no spread. Details give both effects (as from ``synllm.cards.rules.soft_rule_effect``);
+    ``real`` is the training split.
     """
     card = ctx.card
     if not card.soft_rules:
-        return SOFT.skip(f"card {card.name!r} has no soft rules")
+        return SOFT.not_applicable(f"card {card.name!r} has no soft rules")
     per, rules = {}, {}
+    key = table_digest(train)
     for rule in card.soft_rules:
-        real, syn = soft_rule_effect(train, rule, card), soft_rule_effect(synthetic, rule, card)
+        real = memoised(("soft_rule", rule, card, key), lambda r=rule: soft_rule_effect(train, r, card))
+        syn = soft_rule_effect(synthetic, rule, card)
         s_real, s_syn = _strength(real, rule), _strength(syn, rule)
         info: dict[str, Any] = {
             "statement": rule.statement,
             "measure": rule.measure,
+            "expect": rule.expect,
             "effect_name": EFFECT_NAMES[rule.measure],
+            "real_split": "training split",
             "real": _effect_dict(real),
             "synthetic": _effect_dict(syn),
-            "real_strength": s_real,
-            "synthetic_strength": s_syn,
+            "real_strength": s_real[0],
+            "synthetic_strength": s_syn[0],
+            "real_standard_error": s_real[1],
+            "synthetic_standard_error": s_syn[1],
         }
-        if math.isnan(s_real):
-            info["reason"] = "not measurable in the real rows (empty group or no spread)"
-        elif math.isnan(s_syn):
+        if math.isnan(s_real[0]):
+            info["reason"] = "not measurable in the training split (empty group or no spread)"
+        elif math.isnan(s_syn[0]):
             info["reason"] = "not measurable in the synthetic rows (empty group or no spread)"
         if "reason" in info:
             per[rule.id] = math.nan
         else:
-            agrees = bool(np.sign(s_real) == np.sign(s_syn))
-            similarity = math.exp(-abs(s_syn - s_real))
-            info.update(direction_agrees=agrees, strength_similarity=similarity)
-            per[rule.id] = float(agrees) * similarity
+            info.update(_soft_rule_score(rule, s_real, s_syn))
+            per[rule.id] = info["score"]
         rules[rule.id] = info
     values = [v for v in per.values() if not math.isnan(v)]
     if not values:
-        return SOFT.skip("no soft rule could be measured on both tables", details={"rules": rules})
+        return SOFT.fail("no soft rule could be measured on both tables", details={"rules": rules})
     return SOFT.result(float(np.mean(values)), breakdown=per, details={"rules": rules})
 
 
@@ -178,7 +246,10 @@ ASSOC = MetricSpec(
     name="association_structure",
     family="consistency",
     goal=Goal.MAXIMIZE,
-    description="agreement of target-on-predictors logistic regression odds ratios (sign, inside real 95% CI)",
+    description="agreement of target-on-predictors logistic regression odds ratios, allowing for the "
+    "uncertainty of both fits",
+    min_rows=30,
+    sdmetrics="No SDMetrics equivalent (the nearest is SDMetrics' CorrelationSimilarity on pairs of columns).",
 )
 
 
@@ -234,8 +305,15 @@ def _fit_logit(X: pd.DataFrame, y: np.ndarray) -> tuple[pd.DataFrame | None, str
     ok = ~(np.isnan(y) | X.isna().any(axis=1).to_numpy())
     X, y = X[ok], y[ok]
     n_events = int(y.sum())
-    if len(y) < 10 or n_events < 2 or n_events > len(y) - 2:
-        return None, f"too few rows or events to fit ({len(y)} complete rows, {n_events} with the outcome)", {}
+    if min(n_events, len(y) - n_events) < MIN_EVENTS:
+        return (
+            None,
+            (
+                f"too few events to fit: {n_events} of {len(y)} complete rows have the outcome, and at least "
+                f"{MIN_EVENTS} with and {MIN_EVENTS} without it are needed"
+            ),
+            {},
+        )
     dropped = {}
     for c in X.columns:
         x = X[c].to_numpy()
@@ -258,6 +336,7 @@ def _fit_logit(X: pd.DataFrame, y: np.ndarray) -> tuple[pd.DataFrame | None, str
     table = pd.DataFrame(
         {
             "coef": fit.params,
+            "se": fit.bse,
             "odds_ratio": np.exp(fit.params),
             "ci_low": np.exp(ci[0]),
             "ci_high": np.exp(ci[1]),
@@ -275,42 +354,52 @@ def association_structure(train: pd.DataFrame, synthetic: pd.DataFrame, ctx: Eva
     Numbers are standardised with the real mean and SD (odds ratio per real SD); categories
     are indicators against the card's first category; rows with a missing input are left
     out. A multiclass target is binarised (see :func:`outcome_indicator`; cirrhosis: Stage
-    >= 3). Per coefficient (intercept excluded): score = (same sign + synthetic estimate
-    inside the real 95 % CI) / 2. Details: ``real_odds_ratios`` and
-    ``synthetic_odds_ratios`` (columns coef, odds_ratio, ci_low, ci_high, p_value) for a
-    forest plot. A failed fit (separation, too few events) gives NaN with the reason.
+    >= 3). Per coefficient (intercept excluded): :func:`compatibility` of the two
+    log-odds ratios with the standard error sqrt(se_real² + se_syn²), so a real sample agrees
+    at any size, also against 80,000 train rows whose own interval is very narrow. Details:
+    ``real_odds_ratios`` and ``synthetic_odds_ratios`` (columns coef, se, odds_ratio, ci_low,
+    ci_high, p_value) for a forest plot. A failed fit (separation, too few events) gives NaN
+    with the reason.
     """
     card = ctx.card
     if not card.target or not card.predictors:
-        return ASSOC.skip(f"card {card.name!r} names no target or no predictors")
+        return ASSOC.not_applicable(f"card {card.name!r} names no target or no predictors")
     target = card.column(card.target)
-    centre = {}
-    for name in card.predictors:
-        if card.column(name).is_numeric:
-            x = numeric_values(train[name])
-            sd = float(np.nanstd(x)) if np.isfinite(x).any() else 0.0
-            centre[name] = (float(np.nanmean(x)) if sd > 0 else 0.0, sd if sd > 0 else 1.0)
-    y_real, outcome = _target_indicator(train, card, target)
-    y_syn, _ = _target_indicator(synthetic, card, target)
-    real, real_reason, _ = _fit_logit(_design(train, card, centre), y_real)
+    centre = memoised(("association_centre", card, table_digest(train)), lambda: _centre(train, card))
+    y_syn, outcome = _target_indicator(synthetic, card, target)
+    real, real_reason, _ = memoised(
+        ("association_real", card, table_digest(train)),
+        lambda: _fit_logit(_design(train, card, centre), _target_indicator(train, card, target)[0]),
+    )
     details: dict[str, Any] = {"outcome": outcome, "predictors": list(card.predictors), "real_odds_ratios": real}
     if real is None:
         return ASSOC.skip(f"real rows: {real_reason}", details=details)
     syn, syn_reason, dropped = _fit_logit(_design(synthetic, card, centre), y_syn)
     details.update(synthetic_odds_ratios=syn, not_estimated=dropped)
     if syn is None:
-        return ASSOC.skip(f"synthetic rows: {syn_reason}", details=details)
-    per, sign, inside = {}, {}, {}
+        # Far fewer events than a fit needs (not a near miss, which chance explains): the rows lack the outcome.
+        observed = y_syn[~np.isnan(y_syn)]
+        lacking = min(observed.sum(), len(observed) - observed.sum()) < MIN_EVENTS / 2
+        return (ASSOC.fail if lacking else ASSOC.skip)(f"synthetic rows: {syn_reason}", details=details)
+    per = {}
     for term in real.index.drop("const"):
-        if term not in syn.index:
-            per[term] = sign[term] = inside[term] = math.nan
-            continue
-        b = syn.at[term, "coef"]
-        sign[term] = float(np.sign(b) == np.sign(real.at[term, "coef"]))
-        inside[term] = float(real.at[term, "ci_low"] <= math.exp(b) <= real.at[term, "ci_high"])
-        per[term] = (sign[term] + inside[term]) / 2
-    details.update(sign_agrees=sign, inside_real_ci=inside)
+        if term in syn.index:
+            difference = syn.at[term, "coef"] - real.at[term, "coef"]
+            per[term] = compatibility(difference, math.hypot(syn.at[term, "se"], real.at[term, "se"]))
+        else:
+            per[term] = math.nan
     values = [v for v in per.values() if not math.isnan(v)]
     if not values:
-        return ASSOC.skip("no predictor could be estimated on the synthetic rows", details=details)
+        return ASSOC.fail("no predictor could be estimated on the synthetic rows", details=details)
     return ASSOC.result(float(np.mean(values)), breakdown=per, details=details)
+
+
+def _centre(train: pd.DataFrame, card: Card) -> dict[str, tuple[float, float]]:
+    """Mean and SD of each numeric predictor in the real rows (SD 1 and mean 0 for a constant column)."""
+    centre = {}
+    for name in card.predictors:
+        if card.column(name).is_numeric:
+            x = numeric_values(train[name])
+            sd = float(np.nanstd(x)) if np.isfinite(x).any() else 0.0
+            centre[name] = (float(np.nanmean(x)) if sd > 0 else 0.0, sd if sd > 0 else 1.0)
+    return centre

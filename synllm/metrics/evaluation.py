@@ -1,9 +1,16 @@
-"""Run the registered metrics on one synthetic table, next to a real-sample reference.
+"""Run the registered metrics on one synthetic table, next to a real reference sample of the same size.
 
-Every number comes with the value a *real* sample of the same size gets: a reference
-sample of ``len(synthetic)`` rows (at most half the holdout) is drawn from the holdout
-and scored as if it were synthetic, with the remaining holdout rows as its holdout.
-That is the best a generator can hope for at that sample size.
+:func:`evaluate` halves the real holdout (stratified on the card's target): one half is
+the *pool* that reference samples are drawn from, the other is the holdout every metric
+uses, for the run and the reference alike (non-members for the privacy attacks, the test
+set for utility). The reference is a sample of ``len(synthetic)`` pool rows, stratified on
+the target, scored exactly as the synthetic rows are: what real unseen patients get at
+that size. When the pool is smaller than the synthetic table, a random subset of the
+synthetic rows as large as the pool is scored instead, so both sides always have the same n.
+Family and headline scores are relative to the reference (:mod:`synllm.metrics.calibration`).
+
+With ``n_boot`` > 0 the rows are also bootstrapped (both sides resampled with
+replacement, a fresh reference drawn each time) to give the headline scores an interval.
 """
 
 from __future__ import annotations
@@ -11,7 +18,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -21,36 +28,47 @@ import pandas as pd
 from synllm.cards import Card
 from synllm.errors import MetricError
 from synllm.files import jsonable
-from synllm.metrics.base import FAMILIES, REGISTRY, EvalContext, MetricResult, get_metric
+from synllm.metrics.base import REGISTRY, EvalContext, MetricResult, get_metric
+from synllm.metrics.calibration import (
+    QUALITY_FAMILIES,
+    family_frame,
+    harmonic_score,
+    headline_reasons,
+    headline_scores,
+    status_frame,
+)
 from synllm.metrics.inputs import check_inputs
 
-QUALITY_FAMILIES = ("fidelity", "consistency", "utility")
-FRAME_COLUMNS = ["name", "family", "score", "raw", "goal", "reference_score", "reference_raw", "skipped", "seconds"]
+FRAME_COLUMNS = [
+    "name",
+    "family",
+    "score",
+    "raw",
+    "goal",
+    "reference_score",
+    "reference_raw",
+    "relative",
+    "status",
+    "skipped",
+    "seconds",
+]
+HEADLINE = ("quality", "privacy", "harmonic")
+#: z for the normal-approximation bootstrap interval (95 %).
+Z95 = 1.959964
 
-
-def harmonic_score(privacy: float, quality: float) -> float:
-    """H = 2PQ / (P + Q); 0 when both are 0, NaN when either is NaN.
-
-    >>> harmonic_score(0.5, 1.0)
-    0.6666666666666666
-    """
-    if math.isnan(privacy) or math.isnan(quality):
-        return math.nan
-    return 0.0 if privacy + quality == 0 else 2 * privacy * quality / (privacy + quality)
-
-
-def _nanmean(values: Sequence[float]) -> float:
-    kept = [v for v in values if not math.isnan(v)]
-    return float(np.mean(kept)) if kept else math.nan
+__all__ = ["QUALITY_FAMILIES", "Evaluation", "evaluate", "harmonic_score"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Evaluation:
-    """The metric results of one synthetic table, and of the real reference sample.
+    """The metric results of one synthetic table, and of the real reference sample of the same size.
 
     ``results`` and ``reference`` are in the same order (``reference`` is None when no
-    reference was requested). ``seconds`` holds the run time of each metric on the
-    synthetic table.
+    reference was requested). ``seconds`` holds each metric's run time on the synthetic
+    side. ``n_scored`` is how many synthetic rows were scored (fewer than ``n_synthetic``
+    only when the holdout could not supply a reference as large). ``exposure`` says which
+    real records the attacks aimed at. ``replicates`` holds the bootstrap replicates of
+    the family and headline scores (empty without ``n_boot``).
     """
 
     card_name: str
@@ -58,10 +76,13 @@ class Evaluation:
     reference: tuple[MetricResult, ...] | None
     n_train: int
     n_synthetic: int
+    n_scored: int
     n_holdout: int
     n_reference: int
     random_state: int
-    seconds: Mapping[str, float] = field(default_factory=dict)
+    exposure: str = "unknown: every train row counts as exposed"
+    seconds: dict[str, float] = field(default_factory=dict)
+    replicates: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False, compare=False)
     input_flags: tuple[str, ...] = ()  # values scored although the card does not allow them (see metrics.inputs)
 
     @property
@@ -77,9 +98,14 @@ class Evaluation:
                 return r
         raise MetricError(f"metric {name!r} was not evaluated; evaluated: {self.names}")
 
+    def statuses(self) -> pd.DataFrame:
+        """Per metric: family, status (scored, not enough data, ...), relative score and reason."""
+        return status_frame(self.results, self.reference)
+
     def to_frame(self) -> pd.DataFrame:
-        """One row per metric: name, family, score, raw, goal, reference_score, reference_raw, skipped, seconds."""
+        """One row per metric: scores and raw values of both sides, the relative score, status, skip reason, time."""
         ref = {r.name: r for r in self.reference or ()}
+        status = self.statuses().set_index("name")
         rows = [
             {
                 "name": r.name,
@@ -89,6 +115,8 @@ class Evaluation:
                 "goal": str(r.goal),
                 "reference_score": ref[r.name].score if r.name in ref else math.nan,
                 "reference_raw": ref[r.name].raw if r.name in ref else math.nan,
+                "relative": status.at[r.name, "relative"],
+                "status": status.at[r.name, "status"],
                 "skipped": r.skipped,
                 "seconds": self.seconds.get(r.name, math.nan),
             }
@@ -112,33 +140,36 @@ class Evaluation:
         return pd.DataFrame(rows, columns=["metric", "key", "value", "reference_value"])
 
     def family_scores(self) -> pd.DataFrame:
-        """Per family: mean of non-skipped scores (and of the reference), count used, skipped names."""
-        ref = {r.name: r for r in self.reference or ()}
-        rows = []
-        for family in FAMILIES:
-            members = [r for r in self.results if r.family == family]
-            used = [r for r in members if r.ok]
-            rows.append(
-                {
-                    "family": family,
-                    "score": _nanmean([r.score for r in used]),
-                    "reference_score": _nanmean([ref[r.name].score for r in members if r.name in ref]),
-                    "n_scored": len(used),
-                    "skipped": tuple(r.name for r in members if not r.ok),
-                }
-            )
-        return pd.DataFrame(rows).set_index("family")
+        """Per family: relative score, metrics counted and applicable, skipped names, status and reason."""
+        return family_frame(self.statuses(), self.n_scored)
 
     def headline(self, *, reference: bool = False) -> dict[str, float]:
-        """Quality Q (mean of fidelity, consistency, utility family scores), privacy P and H = 2PQ/(P+Q).
+        """Quality Q, privacy P and H = 2PQ/(P+Q), relative to the real reference sample.
 
-        Families with no scored metric are left out of Q.
+        With ``reference=True``: the reference's own headline, 1.0 by construction wherever the
+        run's families could be judged (NaN elsewhere).
         """
-        column = "reference_score" if reference else "score"
-        families = self.family_scores()[column]
-        quality = _nanmean([families[f] for f in QUALITY_FAMILIES])
-        privacy = float(families["privacy"])
-        return {"quality": quality, "privacy": privacy, "harmonic": harmonic_score(privacy, quality)}
+        head = headline_scores(self.family_scores())
+        if reference:
+            return {k: (math.nan if math.isnan(v) else 1.0) for k, v in head.items()}
+        return head
+
+    def headline_reasons(self) -> list[str]:
+        """Why a family (and so Q, P or H) could not be scored; empty when all could."""
+        return headline_reasons(self.family_scores())
+
+    def interval(self, measure: str) -> tuple[float, float]:
+        """≈95 % bootstrap interval (normal approximation) of a family or headline score; NaN without replicates."""
+        if self.replicates.empty or measure not in self.replicates:
+            return math.nan, math.nan
+        point = headline_scores(self.family_scores()).get(measure)
+        if point is None:
+            point = float(self.family_scores().at[measure, "score"])
+        values = self.replicates[measure].dropna()
+        if math.isnan(point) or len(values) < 2:
+            return math.nan, math.nan
+        half = Z95 * float(values.std(ddof=1))
+        return max(point - half, 0.0), min(point + half, 1.0)
 
     @property
     def quality(self) -> float:
@@ -161,13 +192,16 @@ class Evaluation:
             "card": self.card_name,
             "n_train": self.n_train,
             "n_synthetic": self.n_synthetic,
+            "n_scored": self.n_scored,
             "n_holdout": self.n_holdout,
             "n_reference": self.n_reference,
             "random_state": self.random_state,
+            "exposure": self.exposure,
             "seconds": dict(self.seconds),
             "input_flags": list(self.input_flags),
             "headline": self.headline(),
-            "reference_headline": self.headline(reference=True) if self.reference else None,
+            "headline_reasons": self.headline_reasons(),
+            "intervals": {m: self.interval(m) for m in HEADLINE},
             "family_scores": self.family_scores().reset_index().to_dict(orient="records"),
             "results": [asdict(r) for r in self.results],
             "reference": [asdict(r) for r in self.reference] if self.reference else None,
@@ -175,8 +209,10 @@ class Evaluation:
         return json.dumps(jsonable(payload), allow_nan=False, **dumps_kwargs)
 
     def summary(self) -> str:
-        """A one-paragraph plain-language summary, each number next to the real-sample reference."""
-        return _summary(self)
+        """A one-paragraph plain-language summary, each number relative to the real reference sample."""
+        from synllm.metrics.prose import evaluation_summary
+
+        return evaluation_summary(self)
 
 
 def _run(names: Sequence[str], train, synthetic, ctx: EvalContext) -> tuple[list[MetricResult], dict[str, float]]:
@@ -195,6 +231,45 @@ def _run(names: Sequence[str], train, synthetic, ctx: EvalContext) -> tuple[list
     return results, seconds
 
 
+def _strata(table: pd.DataFrame, card: Card) -> np.ndarray:
+    """The target of each row as text (missing its own stratum); one stratum when the card has no target."""
+    if not card.target or card.target not in table.columns:
+        return np.zeros(len(table), dtype=object)
+    return table[card.target].astype("string").fillna("<missing>").to_numpy(dtype=object)
+
+
+def stratified_positions(strata: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` row positions drawn without replacement, each stratum in proportion (largest remainders).
+
+    >>> len(stratified_positions(np.array(list("aaaab")), 3, np.random.default_rng(0)))
+    3
+    """
+    labels, counts = np.unique(strata, return_counts=True)
+    exact = counts / counts.sum() * n
+    take = np.floor(exact).astype(int)
+    for i in np.argsort(-(exact - take), kind="stable")[: n - take.sum()]:
+        take[i] += 1
+    take = np.minimum(take, counts)
+    picked = [rng.choice(np.flatnonzero(strata == label), k, replace=False) for label, k in zip(labels, take)]
+    return np.sort(np.concatenate(picked)) if picked else np.zeros(0, dtype=int)
+
+
+def holdout_halves(holdout: pd.DataFrame, card: Card, random_state: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(pool, test): the holdout halved, stratified on the target; references come from the pool."""
+    rng = np.random.default_rng(random_state)
+    in_pool = np.zeros(len(holdout), dtype=bool)
+    in_pool[stratified_positions(_strata(holdout, card), len(holdout) // 2, rng)] = True
+    return holdout.iloc[in_pool], holdout.iloc[~in_pool]
+
+
+def _exposure_text(exposed: pd.DataFrame | None) -> str:
+    if exposed is None:
+        return "unknown: every train row counts as exposed"
+    if len(exposed) == 0:
+        return "none: the generator was shown no real record"
+    return f"{len(exposed)} real record(s) the generator was shown or fitted on"
+
+
 def evaluate(
     synthetic: pd.DataFrame,
     *,
@@ -202,94 +277,82 @@ def evaluate(
     holdout: pd.DataFrame,
     card: Card,
     examples: pd.DataFrame | None = None,
+    exposed: pd.DataFrame | None = None,
     random_state: int = 0,
     metrics: Sequence[str] | None = None,
     reference: bool = True,
+    n_boot: int = 0,
 ) -> Evaluation:
     """Score ``synthetic`` against the real ``train`` rows with every registered metric (or ``metrics``).
 
-    With ``reference=True`` a real sample of ``min(len(synthetic), len(holdout) // 2)``
-    holdout rows (drawn with ``random_state``) is scored the same way, with the other
-    holdout rows as its holdout. A metric that cannot run gives NaN and a reason; a metric
-    that raises is a bug and surfaces as a :class:`MetricError` naming it.
+    ``examples`` are the rows a prompt showed (for the echo metric); ``exposed`` the real
+    rows the generator saw (an LLM run's examples, a baseline's fitting rows; an empty
+    table when it saw none, e.g. P4); None means unknown, and every train row counts as
+    exposed. With ``reference=True`` a real sample as large as the scored table is drawn
+    from half the holdout and scored the same way (see the module docstring). A metric that
+    cannot run gives NaN and a reason; a metric that raises is a bug and surfaces as a
+    :class:`MetricError` naming it. ``n_boot`` bootstrap replicates give the family and headline
+    scores an interval (:meth:`Evaluation.interval`); they are skipped when H cannot be judged.
     """
     flags = check_inputs({"synthetic": synthetic, "train": train, "holdout": holdout}, card)
+    check_inputs(
+        {
+            what: table
+            for what, table in (("examples", examples), ("exposed", exposed))
+            if table is not None and len(table)
+        },
+        card,
+    )
     names = list(metrics) if metrics is not None else sorted(REGISTRY)
     for name in names:
         get_metric(name)
-    ctx = EvalContext(card=card, holdout=holdout, examples=examples, random_state=random_state)
-    results, seconds = _run(names, train, synthetic, ctx)
-    ref_results, n_ref = None, 0
+    pool, test = holdout_halves(holdout, card, random_state)
+    rng = np.random.default_rng(random_state)
+    scored = synthetic
+    if reference and 0 < len(pool) < len(synthetic):
+        scored = synthetic.iloc[np.sort(rng.choice(len(synthetic), len(pool), replace=False))]
+    ctx = EvalContext(card=card, holdout=test, examples=examples, exposed=exposed, random_state=random_state)
+    results, seconds = _run(names, train, scored, ctx)
+    ref_results, n_ref, replicates = None, 0, pd.DataFrame()
     if reference:
-        n_ref = min(len(synthetic), len(holdout) // 2)
+        n_ref = min(len(scored), len(pool))
         if n_ref == 0:
             why = "no reference: the synthetic table or the holdout is empty"
             ref_results = [get_metric(n)[0].skip(why) for n in names]
         else:
-            rng = np.random.default_rng(random_state)
-            picked = np.zeros(len(holdout), dtype=bool)
-            picked[rng.choice(len(holdout), n_ref, replace=False)] = True
-            sample, rest = holdout.iloc[picked], holdout.iloc[~picked]
-            ref_ctx = EvalContext(card=card, holdout=rest, examples=examples, random_state=random_state)
-            ref_results, _ = _run(names, train, sample, ref_ctx)
+            sample = pool.iloc[stratified_positions(_strata(pool, card), n_ref, rng)]
+            ref_results, _ = _run(names, train, sample, ctx)
+            judged = headline_scores(family_frame(status_frame(results, ref_results), len(scored)))["harmonic"]
+            if n_boot > 0 and not math.isnan(judged):  # nothing to put an interval on otherwise
+                replicates = _bootstrap(names, train, scored, pool, ctx, n_boot)
     return Evaluation(
         card_name=card.name,
         results=tuple(results),
         reference=tuple(ref_results) if ref_results is not None else None,
         n_train=len(train),
         n_synthetic=len(synthetic),
+        n_scored=len(scored),
         n_holdout=len(holdout),
         n_reference=n_ref,
         random_state=random_state,
+        exposure=_exposure_text(exposed),
         seconds=seconds,
+        replicates=replicates,
         input_flags=flags,
     )
 
 
-def _nan_to(value: float, default: float) -> float:
-    return default if math.isnan(value) else value
-
-
-def _fmt(value: float) -> str:
-    return "not available" if math.isnan(value) else f"{value:.2f}"
-
-
-def _summary(ev: Evaluation) -> str:
-    has_ref = ev.reference is not None and ev.n_reference > 0
-    mine, ref = ev.headline(), ev.headline(reference=True) if has_ref else None
-
-    def pair(key: str) -> str:
-        return _fmt(mine[key]) + (f" (real sample: {_fmt(ref[key])})" if ref else "")
-
-    parts = [
-        f"{ev.n_synthetic} synthetic rows were compared with {ev.n_train} real training rows of the "
-        f"{ev.card_name!r} data. All scores run from 0 to 1, higher is better."
-    ]
-    if has_ref:
-        parts.append(
-            f"In brackets is what {ev.n_reference} real patients from the held-out set get on the same "
-            "test: that is about the best a sample this size can do."
-        )
-    parts.append(
-        f"Quality (do the rows look like the real data, follow its clinical rules and train useful "
-        f"models?) is {pair('quality')}; privacy (how hard it is to trace rows back to the real "
-        f"patients) is {pair('privacy')}; their balance (harmonic mean, pulled down by the weaker "
-        f"of the two) is {pair('harmonic')}."
-    )
-    ref_score = {r.name: r.score for r in ev.reference or ()} if has_ref else {}
-    scored = [r for r in ev.results if r.ok]
-    if scored:
-        # The largest shortfall against the real sample (or the lowest score without one).
-        worst = max(scored, key=lambda r: _nan_to(ref_score.get(r.name, 1.0), 1.0) - r.score)
-        desc = (get_metric(worst.name)[0].description or worst.name).rstrip(". ")
-        versus = f" against {_fmt(ref_score[worst.name])} for the real sample" if worst.name in ref_score else ""
-        parts.append(f"The weakest point is {worst.name}, {_fmt(worst.score)}{versus}; it measures: {desc}.")
-    if "hard_rule_violation_rate" in ev.names and ev.result("hard_rule_violation_rate").ok:
-        rate = ev.result("hard_rule_violation_rate").raw
-        parts.append(f"On average {rate:.1%} of the rows a hard clinical rule applies to break it.")
-    if ev.input_flags:
-        parts.append(f"Scored although the card does not allow them: {'; '.join(ev.input_flags)}.")
-    skipped = [r.name for r in ev.results if not r.ok]
-    if skipped:
-        parts.append(f"{len(skipped)} metric(s) could not be computed: {', '.join(skipped)}.")
-    return " ".join(parts)
+def _bootstrap(names, train, scored, pool, ctx: EvalContext, n_boot: int) -> pd.DataFrame:
+    """Family and headline scores of ``n_boot`` replicates: both sides' rows resampled with replacement,
+    the reference drawn afresh each time (so the interval carries the reference's noise too)."""
+    rng = np.random.default_rng([ctx.random_state, n_boot])
+    n, rows = len(scored), []
+    for _ in range(n_boot):
+        run = scored.iloc[rng.integers(0, n, n)]
+        drawn = pool.iloc[stratified_positions(_strata(pool, ctx.card), n, rng)]
+        ref = drawn.iloc[rng.integers(0, n, n)]
+        mine, _ = _run(names, train, run, ctx)
+        theirs, _ = _run(names, train, ref, ctx)
+        families = family_frame(status_frame(mine, theirs), n)
+        rows.append({**families["score"].to_dict(), **headline_scores(families)})
+    return pd.DataFrame(rows)

@@ -69,6 +69,8 @@ KS = MetricSpec(
     family="fidelity",
     goal=Goal.MAXIMIZE,
     description="1 - Kolmogorov-Smirnov statistic per numeric column (1 = same distribution)",
+    min_rows=20,
+    sdmetrics="Same as SDMetrics' KSComplement (missing values dropped).",
 )
 
 
@@ -84,6 +86,8 @@ TV = MetricSpec(
     family="fidelity",
     goal=Goal.MAXIMIZE,
     description="1 - total variation distance per categorical column (1 = same category shares)",
+    min_rows=20,
+    sdmetrics="SDMetrics' TVComplement drops missing values; here a missing cell is a category of its own.",
 )
 
 
@@ -103,6 +107,8 @@ WD = MetricSpec(
     family="fidelity",
     goal=Goal.MINIMIZE,
     description="earth mover's distance per numeric column, in units of the real column's range (0 = same)",
+    min_rows=20,
+    sdmetrics="No SDMetrics equivalent.",
 )
 
 
@@ -127,6 +133,8 @@ JS = MetricSpec(
     family="fidelity",
     goal=Goal.MINIMIZE,
     description=f"Jensen-Shannon distance (base 2) of {JS_BINS}-bin histograms per numeric column (0 = same)",
+    min_rows=50,
+    sdmetrics="No SDMetrics equivalent.",
 )
 
 
@@ -149,6 +157,8 @@ MISS = MetricSpec(
     family="fidelity",
     goal=Goal.MAXIMIZE,
     description="1 - |real missing rate - synthetic missing rate| per column",
+    min_rows=20,
+    sdmetrics="Same as SDMetrics' MissingValueSimilarity.",
 )
 
 
@@ -166,6 +176,8 @@ RANGE = MetricSpec(
     family="fidelity",
     goal=Goal.MAXIMIZE,
     description="share of each real numeric column's min-max range that the synthetic values span",
+    min_rows=20,
+    sdmetrics="Same as SDMetrics' RangeCoverage.",
 )
 
 
@@ -190,6 +202,8 @@ CATS = MetricSpec(
     family="fidelity",
     goal=Goal.MAXIMIZE,
     description="share of the categories seen in the real column that also appear in the synthetic one",
+    min_rows=20,
+    sdmetrics="Same as SDMetrics' CategoryCoverage (missing values are not a category).",
 )
 
 
@@ -224,6 +238,8 @@ CORR = MetricSpec(
     family="fidelity",
     goal=Goal.MAXIMIZE,
     description="1 - |real correlation - synthetic correlation| / 2 per pair of numeric columns",
+    min_rows=20,
+    sdmetrics="Same as SDMetrics' CorrelationSimilarity with Pearson's coefficient on number pairs.",
 )
 
 
@@ -245,7 +261,7 @@ def correlation_similarity(train: pd.DataFrame, synthetic: pd.DataFrame, ctx: Ev
     result = mean_over_columns(CORR, per, reasons, "numeric column pairs")
     details = {**result.details, "real_correlation": real_rho, "synthetic_correlation": syn_rho}
     if not result.ok:
-        return CORR.skip(result.skipped, details=details)
+        return CORR.fail(result.skipped, details=details) if result.applicable else result
     return CORR.result(result.raw, breakdown=result.breakdown, details=details)
 
 
@@ -275,6 +291,9 @@ CONT = MetricSpec(
     family="fidelity",
     goal=Goal.MAXIMIZE,
     description="1 - total variation distance of the joint table per category pair and number x category pair",
+    min_rows=50,
+    sdmetrics="SDMetrics' ContingencySimilarity for category pairs; for a number × category pair the numbers "
+    "are cut into 5 quantile bins of the real column, where SDMetrics uses 10 equal-width bins.",
 )
 
 
@@ -304,6 +323,9 @@ DETECT = MetricSpec(
     goal=Goal.MINIMIZE,
     bounds=(0.5, 1.0),
     description="how well a logistic regression tells real from synthetic rows (ROC AUC; 0.5 = cannot tell)",
+    min_rows=30,
+    sdmetrics="SDMetrics' LogisticDetection scores 1 − (2·max(AUC, 0.5) − 1) from a cross-validated logistic "
+    "regression; here 1 − 2·|AUC − 0.5|, 3 folds, the larger table subsampled to the smaller.",
 )
 
 

@@ -26,7 +26,7 @@ import pandas as pd
 from synllm.cards import Card
 from synllm.cards.rules import target_values
 from synllm.metrics.base import EvalContext, Goal, MetricResult, MetricSpec, register
-from synllm.metrics.columns import MISSING
+from synllm.metrics.columns import MISSING, memoised, table_digest
 from synllm.metrics.distance import sample_rows
 
 #: Real train rows used for the TRTR reference (a random subsample beyond this).
@@ -34,6 +34,8 @@ MAX_REFERENCE_ROWS = 5000
 #: Synthetic rows used for TSTR (a random subsample beyond this, to bound the time).
 MAX_SYNTHETIC_ROWS = 20000
 MODELS = ("logistic_regression", "random_forest")
+#: Fewest synthetic rows in each of two target classes for a model to be trained (fewer: TSTR is noise).
+MIN_CLASS_ROWS = 5
 
 
 def feature_names(card: Card) -> list[str]:
@@ -113,6 +115,9 @@ TSTR = MetricSpec(
     description="Train on synthetic, test on the real holdout (ROC AUC of logistic regression and "
     "random forest), relative to training on real train rows: mean of "
     "clip((AUC_tstr − 0.5) / (AUC_trtr − 0.5), 0, 1).",
+    min_rows=30,
+    sdmetrics="SDMetrics' BinaryLogisticRegression / MulticlassDecisionTreeClassifier report the TSTR score "
+    "alone; here it is divided by what real training rows give (TRTR).",
 )
 
 
@@ -136,7 +141,15 @@ def tstr(train: pd.DataFrame, synthetic: pd.DataFrame, ctx: EvalContext) -> Metr
     y_syn, y_real, y_test = (_labels(target_values(t, card)) for t in (syn, real, test))
     if len(set(y_syn)) < 2:
         found = f"a single class ({sorted(set(y_syn))})" if len(y_syn) else "no value at all"
-        return TSTR.skip(f"the synthetic target {target!r} has {found}; no model can be trained")
+        return TSTR.fail(f"the synthetic target {target!r} has {found}; no model can be trained")
+    counts = pd.Series(y_syn).value_counts()
+    if int((counts >= MIN_CLASS_ROWS).sum()) < 2:
+        # Far fewer than a model needs (not a near miss, which chance explains): the rows lack a class.
+        lacking = counts.iloc[1] < MIN_CLASS_ROWS / 2
+        return (TSTR.fail if lacking else TSTR.skip)(
+            f"the synthetic target {target!r} has fewer than two classes with {MIN_CLASS_ROWS} rows or more "
+            f"({', '.join(f'{k}: {v}' for k, v in counts.items())}); a model cannot learn from so few"
+        )
     if len(set(y_test)) < 2:
         return TSTR.skip(f"the holdout target {target!r} has a single class; AUC is undefined")
     classes = sorted(set(y_test), key=_class_order)
@@ -156,13 +169,20 @@ def tstr(train: pd.DataFrame, synthetic: pd.DataFrame, ctx: EvalContext) -> Metr
     }
     x_syn, x_real, x_test = (_frame(t, card, features) for t in (syn, real, test))
     breakdown, tstr_aucs = {}, []
+    test_codes, class_codes = encode(y_test), [codes[c] for c in classes]
+    real_key = (card, table_digest(real), table_digest(test), tuple(codes), ctx.random_state)
     for kind in MODELS:
-        fitted = {}
-        for side, x, y in (("tstr", x_syn, y_syn), ("trtr", x_real, y_real)):
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                model = _model(kind, card, features, ctx.random_state).fit(x, encode(y))
-            fitted[side] = _scores(model, x_test, encode(y_test), [codes[c] for c in classes])
+        fitted = {
+            "tstr": _fit_and_score(
+                kind, card, features, ctx.random_state, (x_syn, encode(y_syn)), (x_test, test_codes), class_codes
+            ),
+            "trtr": memoised(
+                ("trtr", kind, *real_key),
+                lambda k=kind: _fit_and_score(
+                    k, card, features, ctx.random_state, (x_real, encode(y_real)), (x_test, test_codes), class_codes
+                ),
+            ),
+        }
         details[kind] = fitted
         tstr_aucs.append(fitted["tstr"]["auc"])
         gain = fitted["trtr"]["auc"] - 0.5
@@ -172,6 +192,14 @@ def tstr(train: pd.DataFrame, synthetic: pd.DataFrame, ctx: EvalContext) -> Metr
         return TSTR.skip("models trained on real rows do no better than chance (TRTR AUC ≤ 0.5)", details=details)
     score = float(np.mean(list(breakdown.values())))
     return TSTR.result(float(np.mean(tstr_aucs)), score=score, breakdown=breakdown, details=details)
+
+
+def _fit_and_score(kind: str, card: Card, features: list[str], random_state: int, fit_on, test_on, classes):
+    """Train one model on ``fit_on`` (x, y codes) and score it on ``test_on``."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = _model(kind, card, features, random_state).fit(*fit_on)
+    return _scores(model, *test_on, classes)
 
 
 def _class_order(label: str) -> tuple:

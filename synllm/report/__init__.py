@@ -3,9 +3,12 @@
 The notebooks reach everything here as ``synllm.report``:
 
 - :mod:`~synllm.report.inputs`: ``StudyData`` and ``ScoredRun``, what a report is made from;
-- :mod:`~synllm.report.tables`: the card, rules, run diagnostics, runs and the scorecard as frames;
+- :mod:`~synllm.report.tables`: the card, rules, run diagnostics, runs and metrics as frames;
+- :mod:`~synllm.report.verdicts`: scores per generator with intervals, the scorecard, winners only when
+  intervals separate, smoke-test detection;
 - :mod:`~synllm.report.details`: tidy chart data from synthetic rows and metric details;
-- :mod:`~synllm.report.plots`, :mod:`~synllm.report.comparison_plots`: altair charts (returned, never shown);
+- :mod:`~synllm.report.plots`, :mod:`~synllm.report.detail_plots`, :mod:`~synllm.report.comparison_plots`:
+  altair charts (returned, never shown);
 - :mod:`~synllm.report.narrative`: Markdown prose generated from the numbers;
 - :mod:`~synllm.report.comparison`: leaderboards and rankings across datasets;
 - :mod:`~synllm.report.display`: figures, styled tables and prompts inside a notebook;
@@ -13,7 +16,7 @@ The notebooks reach everything here as ``synllm.report``:
 """
 
 from synllm.files import report_paths, write_summary, write_tables
-from synllm.report import comparison, comparison_plots, details, narrative, plots, tables
+from synllm.report import comparison, comparison_plots, detail_plots, details, narrative, plots, tables, verdicts
 from synllm.report.display import (
     figure,
     image,
@@ -27,6 +30,7 @@ from synllm.report.display import (
 __all__ = [
     "comparison",
     "comparison_plots",
+    "detail_plots",
     "details",
     "figure",
     "image",
@@ -39,6 +43,7 @@ __all__ = [
     "styled_scorecard",
     "table",
     "tables",
+    "verdicts",
     "write_summary",
     "write_tables",
 ]

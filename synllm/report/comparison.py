@@ -1,8 +1,11 @@
-"""The study across datasets: leaderboards, prompt-type ranking with intervals, cost.
+"""The study across datasets: leaderboards (baselines included), prompt-type ranking with intervals, cost.
 
-Input is the ``runs.csv`` each per-dataset report writes (one row per scored run).
+Input is the ``runs.csv`` each per-dataset report writes (one row per scored run). Runs
+whose H could not be judged (not enough rows) are left out of every mean and ranking.
 Intervals are block bootstraps: a block is one (dataset, model, seed), so the prompt
-types compared inside a block share everything but the prompt.
+types compared inside a block share everything but the prompt. With fewer than
+:data:`MIN_BLOCKS` blocks a bootstrap percentile interval is not a 95 % interval (with 3
+blocks it is just the range), so none is given.
 """
 
 from __future__ import annotations
@@ -17,8 +20,19 @@ import pandas as pd
 
 from synllm import config
 from synllm.errors import StorageError
+from synllm.report.verdicts import compare, generator_frame
 
 BLOCK = ["dataset", "model", "seed"]
+#: Fewest blocks (or matched pairs) behind a bootstrap interval.
+MIN_BLOCKS = 5
+BASELINE = "baseline"
+
+
+def interval_label(n: int) -> str:
+    """How an interval over ``n`` blocks is labelled: a 95 % block bootstrap, or none with the reason."""
+    if n >= MIN_BLOCKS:
+        return f"95 % block-bootstrap interval over {n} blocks"
+    return f"no interval: {n} block(s), at least {MIN_BLOCKS} needed"
 
 
 def load_runs(output_folder: str | Path | None = None, datasets: Sequence[str] = ()) -> pd.DataFrame:
@@ -45,44 +59,58 @@ def load_runs(output_folder: str | Path | None = None, datasets: Sequence[str] =
     return runs
 
 
+def _column(runs: pd.DataFrame) -> pd.Series:
+    """The prompt type of LLM runs, 'baseline' for the others (the leaderboards' column)."""
+    return runs["prompt_type"].where(runs["kind"] == "llm", BASELINE)
+
+
 def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
-    """Mean Q, P, H and run count per dataset x model x prompt type (LLM runs)."""
-    llm = runs[runs["kind"] == "llm"]
-    if llm.empty:
-        return pd.DataFrame(columns=["dataset", "model", "prompt_type", "quality", "privacy", "harmonic", "runs"])
-    out = llm.groupby(["dataset", "model", "prompt_type"], as_index=False).agg(
+    """Mean Q, P, H and run counts per dataset x model x prompt type; baselines as prompt type 'baseline'."""
+    columns = ["dataset", "kind", "model", "prompt_type", "quality", "privacy", "harmonic", "runs", "judged"]
+    if runs.empty:
+        return pd.DataFrame(columns=columns)
+    table = runs.assign(prompt_type=_column(runs))
+    out = table.groupby(["dataset", "kind", "model", "prompt_type"], as_index=False).agg(
         quality=("quality", "mean"),
         privacy=("privacy", "mean"),
         harmonic=("harmonic", "mean"),
-        runs=("harmonic", "size"),
+        runs=("seed", "size"),
+        judged=("harmonic", "count"),
     )
-    return out
+    return out[columns]
 
 
 def mean_table(runs: pd.DataFrame, by: str) -> pd.DataFrame:
-    """Mean H of LLM runs: one row per ``by`` value (prompt_type or model), one column per dataset, plus 'all'."""
-    llm = runs[runs["kind"] == "llm"]
-    if llm.empty:
+    """Mean H of judged runs: one row per ``by`` value (prompt_type, with baselines by name; or model),
+    one column per dataset, plus 'all datasets'."""
+    judged = runs.dropna(subset=["harmonic"])
+    if by == "prompt_type":
+        judged = judged.assign(prompt_type=judged["prompt_type"].where(judged["kind"] == "llm", judged["label"]))
+    else:
+        judged = judged[judged["kind"] == "llm"]
+    if judged.empty:
         return pd.DataFrame()
-    table = llm.pivot_table(index=by, columns="dataset", values="harmonic", aggfunc="mean")
-    table["all datasets"] = llm.groupby(by)["harmonic"].mean()
+    table = judged.pivot_table(index=by, columns="dataset", values="harmonic", aggfunc="mean")
+    table["all datasets"] = judged.groupby(by)["harmonic"].mean()
     return table.sort_values("all datasets", ascending=False)
 
 
 def _blocks(runs: pd.DataFrame) -> pd.DataFrame:
-    """Blocks x prompt types table of H (LLM runs)."""
+    """Blocks x prompt types table of H (judged LLM runs)."""
     llm = runs[runs["kind"] == "llm"].dropna(subset=["harmonic"])
     return llm.pivot_table(index=BLOCK, columns="prompt_type", values="harmonic", aggfunc="mean")
 
 
 def prompt_ranking(runs: pd.DataFrame, *, n_boot: int = 2000, random_state: int = 0) -> pd.DataFrame:
-    """Per prompt type: mean H and mean rank within blocks (1 = best), each with a 95 % block-bootstrap interval.
+    """Per prompt type: mean H and mean rank within blocks (1 = best), each with a block-bootstrap interval.
 
-    Columns: measure ('mean H' or 'mean rank'), prompt_type, mean, low, high, n (blocks).
+    Columns: measure ('mean H' or 'mean rank'), prompt_type, mean, low, high, n (blocks), interval
+    (what low-high is; no interval with fewer than :data:`MIN_BLOCKS` blocks).
     """
+    columns = ["measure", "prompt_type", "mean", "low", "high", "n", "interval"]
     table = _blocks(runs)
     if table.empty:
-        return pd.DataFrame(columns=["measure", "prompt_type", "mean", "low", "high", "n"])
+        return pd.DataFrame(columns=columns)
     values = table.to_numpy(dtype=float)
     ranks = table.rank(axis=1, ascending=False, method="average").to_numpy(dtype=float)
     rng = np.random.default_rng(random_state)
@@ -91,40 +119,73 @@ def prompt_ranking(runs: pd.DataFrame, *, n_boot: int = 2000, random_state: int 
     for measure, data in (("mean H", values), ("mean rank", ranks)):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # a block sample may miss a prompt type
-            boot = np.stack([np.nanmean(data[p], axis=0) for p in picks]) if len(table) > 1 else None
+            boot = np.stack([np.nanmean(data[p], axis=0) for p in picks]) if len(table) >= MIN_BLOCKS else None
         for j, ptype in enumerate(table.columns):
             col = data[:, j]
             n = int(np.isfinite(col).sum())
             mean = float(np.nanmean(col)) if n else math.nan
-            if boot is not None and n > 1:
-                low, high = np.nanquantile(boot[:, j], [0.025, 0.975])
-            else:
-                low = high = math.nan
-            rows.append((measure, ptype, mean, float(low), float(high), n))
-    return pd.DataFrame(rows, columns=["measure", "prompt_type", "mean", "low", "high", "n"])
+            low = high = math.nan
+            if boot is not None and n >= MIN_BLOCKS:
+                low, high = (float(x) for x in np.nanquantile(boot[:, j], [0.025, 0.975]))
+            rows.append((measure, ptype, mean, low, high, n, interval_label(n)))
+    return pd.DataFrame(rows, columns=columns)
 
 
 def paired_differences(
     runs: pd.DataFrame, target: str = "p4", *, n_boot: int = 2000, random_state: int = 0
 ) -> pd.DataFrame:
-    """Mean of H(target) - H(other) over blocks holding both, with a 95 % bootstrap interval, per other type."""
+    """Mean of H(target) - H(other) over blocks holding both, per other type, with a 95 % bootstrap
+    interval when at least :data:`MIN_BLOCKS` pairs exist (columns other, mean, low, high, n, interval)."""
+    columns = ["other", "mean", "low", "high", "n", "interval"]
     table = _blocks(runs)
     rows = []
     if target not in table.columns:
-        return pd.DataFrame(columns=["other", "mean", "low", "high", "n"])
+        return pd.DataFrame(columns=columns)
     rng = np.random.default_rng(random_state)
     for other in [c for c in table.columns if c != target]:
         diff = (table[target] - table[other]).dropna().to_numpy()
         if len(diff) == 0:
             continue
-        mean = float(diff.mean())
-        if len(diff) > 1:
+        low = high = math.nan
+        if len(diff) >= MIN_BLOCKS:
             boot = diff[rng.integers(0, len(diff), size=(n_boot, len(diff)))].mean(axis=1)
             low, high = (float(x) for x in np.quantile(boot, [0.025, 0.975]))
+        rows.append((other, float(diff.mean()), low, high, len(diff), interval_label(len(diff))))
+    return pd.DataFrame(rows, columns=columns)
+
+
+def llm_against_baselines(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per dataset: the best LLM generator and the best baseline by mean H, with intervals, and the verdict.
+
+    The verdict is 'LLM ahead' or 'baseline ahead' only when the two intervals separate,
+    'cannot be told apart' otherwise, 'not judged' when either side has no judged run.
+    """
+    rows = []
+    for dataset, part in runs.groupby("dataset", sort=True):
+        generators = generator_frame(part)
+        best = {kind: compare(generators[generators["kind"] == kind]) for kind in ("llm", "baseline")}
+        row = {"dataset": dataset}
+        for kind, result in best.items():
+            row.update(
+                {
+                    f"best_{kind}": result.best or "",
+                    f"{kind}_harmonic": result.best_value,
+                    f"{kind}_low": result.best_interval[0],
+                    f"{kind}_high": result.best_interval[1],
+                }
+            )
+        if best["llm"].best is None or best["baseline"].best is None:
+            row["verdict"] = "not judged"
         else:
-            low = high = math.nan
-        rows.append((other, mean, low, high, len(diff)))
-    return pd.DataFrame(rows, columns=["other", "mean", "low", "high", "n"])
+            duel = compare(generators[generators["generator"].isin([best["llm"].best, best["baseline"].best])])
+            if duel.winner is None:
+                row["verdict"] = "cannot be told apart"
+            else:
+                row["verdict"] = "LLM ahead" if duel.winner == best["llm"].best else "baseline ahead"
+        rows.append(row)
+    columns = ["dataset", "best_llm", "llm_harmonic", "llm_low", "llm_high"]
+    columns += ["best_baseline", "baseline_harmonic", "baseline_low", "baseline_high", "verdict"]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def cost_frame(runs: pd.DataFrame) -> pd.DataFrame:

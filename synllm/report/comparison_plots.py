@@ -9,7 +9,8 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from synllm.report.plots import empty_chart, source_order, source_scale
+from synllm.report.comparison import MIN_BLOCKS, interval_label
+from synllm.report.plots import empty_chart, source_order, source_scale, with_note
 
 
 def harmonic_heatmaps(cells: pd.DataFrame, *, columns: int = 3) -> alt.Chart:
@@ -32,15 +33,28 @@ def harmonic_heatmaps(cells: pd.DataFrame, *, columns: int = 3) -> alt.Chart:
         alt.layer(rect, text, data=cells)
         .properties(width=alt.Step(52), height=alt.Step(24))
         .facet(facet=alt.Facet("dataset:N", title=None, header=alt.Header(labelFontWeight="bold")), columns=columns)
-        .properties(title="Harmonic score H = 2PQ/(P+Q) per model and prompt type (mean over seeds)")
+        .properties(
+            title=alt.TitleParams(
+                "Harmonic score H = 2PQ/(P+Q) per model and prompt type (mean over judged seeds)",
+                subtitle="baselines in the 'baseline' column · no cell: no run could be judged",
+            )
+        )
     )
 
 
-def privacy_quality_scatter(runs: pd.DataFrame) -> alt.Chart:
-    """Quality against privacy, one dot per run; dashed curves of equal H; baselines and reference in grey."""
+def privacy_quality_scatter(runs: pd.DataFrame) -> alt.TopLevelMixin:
+    """Quality against privacy, one dot per run; dashed curves of equal H; real patients at (1, 1).
+
+    Runs without both scores are counted under the chart, with the commonest reason.
+    """
     shown = runs.dropna(subset=["quality", "privacy"])
+    unjudged = runs[runs[["quality", "privacy"]].isna().any(axis=1)]
+    lines = []
+    if len(unjudged):
+        reasons = unjudged["not_judged_because"].fillna("").replace("", "no score")
+        lines.append(f"{len(unjudged)} of {len(runs)} runs have no quality or privacy score: {reasons.mode().iloc[0]}")
     if shown.empty:
-        return empty_chart("No run has both a quality and a privacy score.")
+        return with_note(empty_chart("No run has both a quality and a privacy score."), lines)
     shown = shown.assign(group=np.where(shown["kind"] == "llm", shown["prompt_type"], shown["label"]))
     groups = source_order(shown, "group")
     curves = []
@@ -76,36 +90,27 @@ def privacy_quality_scatter(runs: pd.DataFrame) -> alt.Chart:
             ],
         )
     )
-    layers = [iso, iso_labels, dots]
-    llm = runs[runs["kind"] == "llm"]
-    if "reference_privacy" in llm and llm[["reference_quality", "reference_privacy"]].notna().all(axis=1).any():
-        ref = llm.groupby("dataset", as_index=False)[["reference_quality", "reference_privacy"]].mean()
-        layers.append(
-            alt.Chart(ref)
-            .mark_point(shape="cross", size=140, filled=True, color="black")
-            .encode(
-                x="reference_quality:Q",
-                y="reference_privacy:Q",
-                tooltip=[
-                    "dataset",
-                    alt.Tooltip("reference_quality:Q", format=".3f", title="quality"),
-                    alt.Tooltip("reference_privacy:Q", format=".3f", title="privacy"),
-                ],
-            )
-        )
-    return alt.layer(*layers).properties(
+    reference = (
+        alt.Chart(pd.DataFrame({"quality": [1.0], "privacy": [1.0], "what": ["real patients of the same number"]}))
+        .mark_point(shape="cross", size=160, filled=True, color="black")
+        .encode(x="quality:Q", y="privacy:Q", tooltip=["what"])
+    )
+    chart = alt.layer(iso, iso_labels, dots, reference).properties(
         width=420,
         height=360,
         title=alt.TitleParams(
-            "Privacy against quality", subtitle="dashed: equal harmonic score H · black cross: real holdout sample"
+            "Privacy against quality",
+            subtitle="each score a share of what real patients of the same number get · dashed: equal H · "
+            "black cross: real patients (1, 1) by construction",
         ),
     )
+    return with_note(chart, lines)
 
 
 def ranking_chart(ranking: pd.DataFrame) -> alt.Chart:
-    """Mean and 95 % bootstrap interval per prompt type, one panel per measure (mean H, mean rank)."""
+    """Mean per prompt type, with its 95 % block-bootstrap interval when there are enough blocks."""
     if ranking.empty:
-        return empty_chart("No LLM runs to rank.")
+        return empty_chart("No judged LLM runs to rank.")
     sources = source_order(ranking, "prompt_type")
     base = alt.Chart().encode(y=alt.Y("prompt_type:N", sort=sources, title=None))
     bars = base.mark_rule(strokeWidth=2).encode(
@@ -131,7 +136,11 @@ def ranking_chart(ranking: pd.DataFrame) -> alt.Chart:
         .facet(column=alt.Column("measure:N", title=None, header=alt.Header(labelFontWeight="bold")))
         .resolve_scale(x="independent")
         .properties(
-            title=alt.TitleParams("Prompt types ranked", subtitle="dot: mean · bar: 95 % bootstrap interval over runs")
+            title=alt.TitleParams(
+                "Prompt types ranked",
+                subtitle=f"dot: mean · bar: {interval_label(int(ranking['n'].min()))}"
+                + ("" if int(ranking["n"].min()) >= MIN_BLOCKS else " (no bar drawn)"),
+            )
         )
     )
 

@@ -17,6 +17,8 @@ from synllm.report.inputs import ScoredRun, StudyData
 
 REAL = "real"
 HOLDOUT = "holdout → train"
+#: Bins for numbers outside the real (training) range, so they are drawn as out of range, not in the edge bins.
+BELOW, ABOVE = "below the real range", "above the real range"
 
 
 def source_of(run: ScoredRun) -> str:
@@ -36,8 +38,10 @@ def pooled_tables(scored: Sequence[ScoredRun], *, baselines: bool = True) -> dic
 def distribution_frame(real: pd.DataFrame, groups: dict[str, pd.DataFrame], card: Card, bins: int = 12) -> pd.DataFrame:
     """Share of rows per bin (numbers, on bins of the real range) or category, per column and source.
 
-    Missing cells are their own 'missing' bin. Columns: column, panel (name and unit), numeric,
-    bin, order, mid (bin middle, numbers only), share, source.
+    Numbers below or above the real range get bins of their own (one bin width beyond the ends,
+    ``out_of_range`` True), never the edge bins; missing cells are their own 'missing' bin.
+    Columns: column, panel (name and unit), numeric, bin, order, mid (bin middle, numbers only),
+    share, source, out_of_range.
     """
     rows = []
     tables = {REAL: real, **groups}
@@ -46,8 +50,9 @@ def distribution_frame(real: pd.DataFrame, groups: dict[str, pd.DataFrame], card
             x = pd.to_numeric(real[col.name], errors="coerce").dropna().astype(float)
             lo, hi = (float(x.min()), float(x.max())) if len(x) else col.range or (0.0, 1.0)
             edges = np.linspace(lo, hi, bins + 1) if hi > lo else np.array([lo - 0.5, lo + 0.5])
-            labels = [_bin_label(edges[i], edges[i + 1]) for i in range(len(edges) - 1)]
-            mids = (edges[:-1] + edges[1:]) / 2
+            width = edges[1] - edges[0]
+            labels = [BELOW] + [_bin_label(edges[i], edges[i + 1]) for i in range(len(edges) - 1)] + [ABOVE]
+            mids = np.r_[edges[0] - width / 2, (edges[:-1] + edges[1:]) / 2, edges[-1] + width / 2]
         panel = f"{col.name} ({col.unit})" if col.unit else col.name
         for source, table in tables.items():
             values = table[col.name]
@@ -57,20 +62,24 @@ def distribution_frame(real: pd.DataFrame, groups: dict[str, pd.DataFrame], card
             if col.is_numeric:
                 v = pd.to_numeric(values, errors="coerce").astype(float).to_numpy()
                 present = v[~np.isnan(v)]
-                idx = np.clip(np.searchsorted(edges, present, side="right") - 1, 0, len(labels) - 1)
+                inside = np.clip(np.searchsorted(edges, present, side="right"), 1, len(labels) - 2)
+                idx = np.where(present < edges[0], 0, np.where(present > edges[-1], len(labels) - 1, inside))
                 counts = np.bincount(idx, minlength=len(labels))
                 for i, label in enumerate(labels):
-                    rows.append((col.name, panel, True, label, i, mids[i], counts[i] / n, source))
+                    outside = label in (BELOW, ABOVE)
+                    if outside and counts[i] == 0:
+                        continue
+                    rows.append((col.name, panel, True, label, i, mids[i], counts[i] / n, source, outside))
                 if np.isnan(v).any() or real[col.name].isna().any():
-                    rows.append(
-                        (col.name, panel, True, "missing", len(labels), np.nan, float(np.isnan(v).mean()), source)
-                    )
+                    share = float(np.isnan(v).mean())
+                    rows.append((col.name, panel, True, "missing", len(labels), np.nan, share, source, False))
             else:
                 shares = values.astype("string").fillna("missing").value_counts(normalize=True)
                 cats = [str(c) for c in col.categories or ()] + (["missing"] if col.nullable else [])
                 for i, cat in enumerate(cats + [c for c in shares.index if c not in cats]):
-                    rows.append((col.name, panel, False, cat, i, np.nan, float(shares.get(cat, 0.0)), source))
-    return pd.DataFrame(rows, columns=["column", "panel", "numeric", "bin", "order", "mid", "share", "source"])
+                    rows.append((col.name, panel, False, cat, i, np.nan, float(shares.get(cat, 0.0)), source, False))
+    columns = ["column", "panel", "numeric", "bin", "order", "mid", "share", "source", "out_of_range"]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def _bin_label(lo: float, hi: float) -> str:
@@ -126,6 +135,37 @@ def metric_values(metrics: pd.DataFrame, names: Sequence[str], *, value: str = "
     return part[["name", "source", "model", "seed", "label", "value", "reference", "skipped"]]
 
 
+def family_values(metrics: pd.DataFrame, family: str) -> pd.DataFrame:
+    """Every metric of one family per run: the relative score its family averages, or why it has none.
+
+    Columns: name, source, label, seed, relative (score as a share of the real sample's), status
+    (scored, failed where real patients succeed, not enough data, not applicable, shown, not
+    averaged), shown (the value to draw: the relative score, or the plain score of a metric that
+    is shown but not averaged), reason.
+    """
+    from synllm.metrics import REGISTRY
+
+    names = sorted(n for n, (spec, _) in REGISTRY.items() if spec.family == family)
+    part = metrics[metrics["family"] == family].copy()
+    part["source"] = np.where(part["kind"] == "llm", part["prompt_type"], part["label"])
+    part["relative"] = part["relative"].astype(float)
+    part["shown"] = part["relative"].where(part["status"] != "shown, not averaged", part["score"].astype(float))
+    part["reason"] = part["skipped"].fillna("")
+    part["name"] = pd.Categorical(part["name"], categories=names)
+    columns = ["name", "source", "label", "seed", "relative", "status", "shown", "reason"]
+    return part.sort_values(["name", "source"])[columns].reset_index(drop=True)
+
+
+def skipped_runs(scored: Sequence[ScoredRun], metric: str) -> pd.DataFrame:
+    """Runs on which ``metric`` could not be computed, with the reason (for a chart's 'nothing to show' note)."""
+    rows = [
+        (source_of(run), run.label, run.seed, run.evaluation.result(metric).skipped)
+        for run in scored
+        if metric in run.evaluation.names and not run.evaluation.result(metric).ok
+    ]
+    return pd.DataFrame(rows, columns=["source", "label", "seed", "reason"])
+
+
 def rule_violation_frame(scored: Sequence[ScoredRun]) -> pd.DataFrame:
     """Per hard rule and source: pooled violation rate among applicable rows; plus the real train rate."""
     counts: dict[tuple[str, str], list[float]] = {}
@@ -148,7 +188,8 @@ def rule_violation_frame(scored: Sequence[ScoredRun]) -> pd.DataFrame:
 
 
 def soft_effect_frame(scored: Sequence[ScoredRun]) -> pd.DataFrame:
-    """Per soft rule and run: the synthetic effect (risk ratio or SMD) next to the real one."""
+    """Per soft rule and run: the synthetic effect (risk ratio or SMD) next to the training split's, and why a
+    rule could not be measured in a run (``reason``; the effect is then NaN)."""
     rows = []
     for run in scored:
         if "soft_rule_agreement" not in run.evaluation.names:
@@ -158,14 +199,17 @@ def soft_effect_frame(scored: Sequence[ScoredRun]) -> pd.DataFrame:
                 (
                     rule_id,
                     info["effect_name"],
+                    info.get("expect", "higher"),
                     source_of(run),
                     run.label,
                     run.seed,
                     float(info["synthetic"]["effect"]),
                     float(info["real"]["effect"]),
+                    info.get("reason", ""),
                 )
             )
-    return pd.DataFrame(rows, columns=["rule", "effect_name", "source", "label", "seed", "effect", "real_effect"])
+    columns = ["rule", "effect_name", "expect", "source", "label", "seed", "effect", "real_effect", "reason"]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def odds_ratio_frame(scored: Sequence[ScoredRun]) -> pd.DataFrame:
@@ -186,6 +230,7 @@ def odds_ratio_frame(scored: Sequence[ScoredRun]) -> pd.DataFrame:
             for term, r in frame.drop(index="const", errors="ignore").iterrows():
                 rows.append((term, source, label, float(r["odds_ratio"]), float(r["ci_low"]), float(r["ci_high"])))
     out = pd.DataFrame(rows, columns=["term", "source", "label", "odds_ratio", "ci_low", "ci_high"])
+    out = out.astype({"odds_ratio": float, "ci_low": float, "ci_high": float})
     finite = np.isfinite(out[["odds_ratio", "ci_low", "ci_high"]]).all(axis=1) & (out["ci_low"] > 0)
     return out[finite].reset_index(drop=True)
 

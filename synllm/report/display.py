@@ -161,10 +161,22 @@ def score_color(value: Any) -> str:
     return f"background-color: rgb({r}, {g}, {b}); color: black"
 
 
+def _interval_cell(low: Any, high: Any) -> str:
+    low, high = float(low), float(high)
+    return "–" if low != low or high != high else f"{low:.2f}–{high:.2f}"
+
+
 def styled_scorecard(card: pd.DataFrame):
-    """The scorecard with score columns shaded (greener = better) and numbers rounded."""
+    """The scorecard with score columns shaded (greener = better), each headline score's interval as text."""
     scores = [c for c in ("fidelity", "consistency", "privacy", "utility", "quality", "harmonic") if c in card]
-    shown = card.drop(columns=[c for c in ("kind", "model", "prompt_type") if c in card]).set_index("generator")
+    shown = card.set_index("generator")[["runs", "judged", "valid_rate", *scores]].copy()
+    for measure in ("quality", "privacy", "harmonic"):
+        if f"{measure}_low" in card:
+            cells = [_interval_cell(lo, hi) for lo, hi in zip(card[f"{measure}_low"], card[f"{measure}_high"])]
+            shown[f"{measure} 95 % interval"] = cells
+    for column in ("interval", "not_judged_because"):
+        if column in card:
+            shown[column] = card[column].fillna("").to_numpy()
     return table(shown).map(score_color, subset=[c.replace("_", " ") for c in scores])
 
 

@@ -46,6 +46,7 @@ class ScoredRun:
     evaluation: Evaluation = field(repr=False)
     examples: pd.DataFrame | None = field(default=None, repr=False)
     manifest: RunManifest | None = field(default=None, repr=False)
+    valid_rate: float | None = None  # share of drawn rows that passed the validator (baselines; LLM runs: manifest)
 
     @property
     def label(self) -> str:

@@ -1,7 +1,10 @@
 """Prose generated from the numbers, so the text of a report always matches its tables.
 
-Every function takes tidy frames (see :mod:`synllm.study.scoring`) and returns Markdown.
+Every function takes tidy frames (see :mod:`synllm.report.tables`) and returns Markdown.
 Nothing here is a live LLM: the words are fixed, the numbers and their order come from the data.
+Every score is relative to real patients of the same number (1 = as good as real unseen
+patients); a winner is named only when its interval separates from its rivals'
+(:mod:`synllm.report.verdicts`), and a run too small to judge says so.
 Names and messages that come from cards, runs or servers go in through
 :func:`~synllm.report.escape.md_text`, so they show as text and never as markup.
 """
@@ -14,9 +17,10 @@ from collections.abc import Sequence
 import pandas as pd
 
 from synllm.cards.rules import target_values
+from synllm.metrics.calibration import minimum_rows
 from synllm.report.escape import md_code, md_text
 from synllm.report.inputs import StudyData
-from synllm.report.tables import pooled_sd
+from synllm.report.verdicts import Comparison, compare, generator_frame, interval_text, smoke_test_reasons
 
 PROMPT_NAMES = {"p1": "P1 (examples)", "p2": "P2 (definitions)", "p3": "P3 (statistics)", "p4": "P4 (rules)"}
 FAMILY_WORDS = {
@@ -50,9 +54,11 @@ def dataset_intro(data: StudyData) -> str:
         f"{md_code(card.target_positive or card.target)}{share}. "
         f"The rows are split once (seed {data.split_seed}) into **{len(data.train):,} training rows**, "
         f"which the prompts draw on, and **{len(data.holdout):,} holdout rows**, which no prompt ever shows: "
-        f"they are the yardstick for privacy and utility. To keep scoring fast, {len(data.eval_train):,} "
-        f"training and {len(data.eval_holdout):,} holdout rows are used for the metrics (a random sample that "
-        f"keeps every row shown in a prompt)."
+        f"they are the yardstick. To keep scoring fast, {len(data.eval_train):,} training and "
+        f"{len(data.eval_holdout):,} holdout rows are used for the metrics (a random sample that keeps every row "
+        f"shown in a prompt). Half of those holdout rows supply the *reference*: for every run, a sample of real "
+        f"patients as large as the run is scored the same way, and each score is shown as a share of the "
+        f"reference's (1 = as good as real unseen patients). The other half is the holdout every metric uses."
     )
 
 
@@ -131,129 +137,195 @@ def _failure_text(failures: pd.DataFrame | None) -> str:
 
 
 def family_summary(runs: pd.DataFrame, family: str, metrics: pd.DataFrame | None = None) -> str:
-    """Which prompt type scored best and worst on one family, against baselines and the real reference.
+    """The range of one family's scores over prompt types and baselines, and which runs could not be judged.
 
-    With ``metrics`` (from :func:`synllm.study.scoring.metrics_frame`), also says how many runs
-    could not be scored on the family and the commonest reason.
+    With ``metrics`` (from :func:`synllm.report.tables.metrics_frame`), also names the metrics that
+    could not be computed and the commonest reason.
     """
     llm = runs[runs["kind"] == "llm"]
     means = llm.groupby("prompt_type")[family].mean().dropna()
-    unscored = _unscored(llm, family, metrics)
+    unscored = _unscored(runs, family, metrics)
+    words = FAMILY_WORDS.get(family) or md_text(family)
     if means.empty:
-        return f"No run could be scored on {FAMILY_WORDS.get(family) or md_text(family)}.{unscored}"
-    best, worst = means.idxmax(), means.idxmin()
-    text = f"On {FAMILY_WORDS.get(family) or md_text(family)}, "
-    if best == worst:
-        text += f"{_name(best)} scores {_f(means[best])}"
+        return f"No LLM run could be judged on {words}.{unscored}"
+    low, high = means.idxmin(), means.idxmax()
+    text = f"On {words}, "
+    if len(means) > 1 and means[low] == means[high]:
+        text += f"every prompt type scores {_f(means[high])}"
+    elif low == high:
+        text += f"{_name(high)} scores {_f(means[high])}"
     else:
-        text += f"{_name(best)} scores best ({_f(means[best])}) and {_name(worst)} worst ({_f(means[worst])})"
-    ref = llm[f"reference_{family}"].mean()
-    if not math.isnan(ref):
-        text += f"; a real holdout sample of the same size scores {_f(ref)}"
+        text += f"mean scores run from {_f(means[low])} ({_name(low)}) to {_f(means[high])} ({_name(high)})"
     base = runs[runs["kind"] == "baseline"].groupby("model")[family].mean().dropna()
     if len(base):
         text += "; the baselines score " + ", ".join(
             f"{_f(v)} ({md_text(k.replace('_', ' '))})" for k, v in base.items()
         )
-    return text + f" (scores run from 0 to 1, higher is better).{unscored}"
-
-
-def _unscored(llm: pd.DataFrame, family: str, metrics: pd.DataFrame | None) -> str:
-    missing = int(llm[family].isna().sum())
-    if not missing:
-        return ""
-    text = f" {missing} of {len(llm)} runs could not be scored on {md_text(family)}"
-    if metrics is not None and len(metrics):
-        skipped = metrics[(metrics["kind"] == "llm") & (metrics["family"] == family)]["skipped"].dropna()
-        if len(skipped):
-            text += f"; the commonest reason: {md_text(skipped.mode().iloc[0])}"
-    return text + "."
-
-
-def _margin_words(margin: float, spread: float) -> str:
-    if math.isnan(spread) or spread == 0:
-        return (
-            "With one seed per cell the seed-to-seed spread is unknown, so this ranking could be noise; "
-            "run two or more seeds to judge it."
-        )
-    ratio = margin / spread
-    if ratio >= 2:
-        return f"That lead is {ratio:.1f} times the seed-to-seed spread (SD {_f(spread, 3)}): a clear difference."
-    if ratio >= 1:
-        return (
-            f"That lead is {ratio:.1f} times the seed-to-seed spread (SD {_f(spread, 3)}): a modest "
-            "difference that more seeds could confirm or erase."
-        )
     return (
-        f"That lead is smaller than the seed-to-seed spread (SD {_f(spread, 3)}): on this evidence the "
-        "prompt types cannot be told apart."
+        text + " (each a share of what real patients of the same number get, 1 = as good; the scorecard "
+        f"below says which differences are beyond noise).{unscored}"
     )
 
 
-def dataset_conclusion(runs: pd.DataFrame) -> str:
-    """The winning prompt type on H, its lead against the seed-to-seed spread, and what it means."""
-    llm = runs[(runs["kind"] == "llm")].dropna(subset=["harmonic"])
-    if llm.empty:
-        return "No LLM run could be scored, so no prompt type can be declared the winner on this dataset."
-    means = llm.groupby("prompt_type")["harmonic"].mean().sort_values(ascending=False)
-    best = means.index[0]
-    sentences = [headline(runs)]
-    clear = False
-    if len(means) > 1:
-        second = means.index[1]
-        margin = means.iloc[0] - means.iloc[1]
-        spread = pooled_sd(llm, "harmonic", ["model", "prompt_type"])
-        sentences.append(f"The runner-up is {_name(second)} ({_f(means.iloc[1], 3)}), {_f(margin, 3)} behind.")
-        sentences.append(_margin_words(margin, spread))
-        clear = not math.isnan(spread) and spread > 0 and margin >= spread
-    winner = llm[llm["prompt_type"] == best]
-    q, p = winner["quality"].mean(), winner["privacy"].mean()
-    others = llm[llm["prompt_type"] != best]
-    if len(others):
-        dq, dp = q - others["quality"].mean(), p - others["privacy"].mean()
-        driver = "quality" if abs(dq) >= abs(dp) else "privacy"
-        sentences.append(
-            f"Compared with the other prompt types, its quality differs by {dq:+.3f} and its "
-            f"privacy by {dp:+.3f}, so its lead comes mostly from {driver}."
+def _unscored(runs: pd.DataFrame, family: str, metrics: pd.DataFrame | None) -> str:
+    missing = runs[runs[family].isna()]
+    text = ""
+    if len(missing):
+        text = f" {len(missing)} of {len(runs)} scored tables could not be judged on {md_text(family)}"
+        reasons = [r for r in missing.get("not_judged_because", pd.Series(dtype=str)).fillna("") if family in r]
+        text += f" ({md_text(reasons[0].split(': ', 1)[-1])})." if reasons else "."
+    if metrics is not None and len(metrics):
+        part = metrics[(metrics["family"] == family) & metrics["status"].isin(["not enough data", FAILED])]
+        if len(part):
+            counts = part.groupby("status")["name"].agg(lambda x: ", ".join(sorted(set(x))))
+            text += " " + " ".join(f"Metrics {STATUS_WORDS[k]}: {v}." for k, v in counts.items())
+    return text
+
+
+FAILED = "failed where real patients succeed"
+STATUS_WORDS = {
+    "not enough data": "not computable at this size, on the runs or on real patients alike (not averaged)",
+    FAILED: "that real patients pass but some runs could not be scored on (counted as 0)",
+}
+
+
+def _generator_line(row: pd.Series) -> str:
+    interval = (row["harmonic_low"], row["harmonic_high"])
+    return f"{md_text(row['generator'])}: H = {interval_text(row['harmonic'], interval)}"
+
+
+def _comparison_words(result: Comparison, what: str) -> str:
+    """One sentence on the best of ``what`` and whether it is clear."""
+    if result.best is None:
+        return f"No {what} could be judged: {md_text(result.why)}."
+    best = f"{md_text(result.best)} (H = {interval_text(result.best_value, result.best_interval)})"
+    if result.runner_up is None:
+        return f"Only {best} could be judged among the {what}, so there is nothing to compare it with."
+    second = f"{md_text(result.runner_up)} (H = {interval_text(result.runner_up_value, result.runner_up_interval)})"
+    if result.separated:
+        return (
+            f"Among the {what}, {best} gives the best privacy-quality balance, clearly ahead of {second}: "
+            f"{md_text(result.why)}."
         )
-    ref = llm["reference_harmonic"].mean()
-    if not math.isnan(ref):
-        gap = ref - means.iloc[0]
-        sentences.append(
-            f"A real holdout sample of the same size reaches H = {_f(ref, 3)}; "
-            + (
-                f"the best prompt type is {_f(gap, 3)} short of that ceiling."
-                if gap > 0
-                else "the best prompt type matches that ceiling."
+    return (
+        f"Among the {what}, {best} has the highest mean H and {second} comes next, but {md_text(result.why)}: "
+        "at this number of rows and runs they cannot be told apart."
+    )
+
+
+def _llm_against_baselines(generators: pd.DataFrame) -> str:
+    """Do the LLM prompts beat the simple generators? Only when the best of each have separate intervals."""
+    baselines = generators[generators["kind"] == "baseline"]
+    if baselines.empty:
+        return ""
+    best_llm = compare(generators[generators["kind"] == "llm"])
+    best_base = compare(baselines)
+    if best_llm.best is None or best_base.best is None:
+        return "LLM prompts and the simple generators cannot be compared: one side could not be judged."
+    duel = compare(generators[generators["generator"].isin([best_llm.best, best_base.best])])
+    if not duel.separated:
+        return (
+            "Do the LLM prompts beat simple generators? Not shown: the best LLM generator "
+            f"({md_text(best_llm.best)}) and "
+            f"the best baseline ({md_text(best_base.best)}) cannot be told apart ({md_text(duel.why)})."
+        )
+    side = "an LLM prompt" if duel.winner == best_llm.best else "a simple generator"
+    return (
+        f"Do the LLM prompts beat simple generators? Here {side} does: {md_text(duel.winner)} leads, "
+        f"{md_text(duel.why)}."
+    )
+
+
+def findings(runs: pd.DataFrame) -> str:
+    """What the report found, for its top: a smoke-test warning, the verdict with intervals, what was not judged."""
+    if runs.empty:
+        return "**Nothing was scored**, so there is nothing to report."
+    parts = []
+    smoke = smoke_test_reasons(runs)
+    if smoke:
+        parts.append(
+            f"**⚠ Smoke test.** {_sentence('; '.join(smoke))}. These numbers check that the pipeline runs end to "
+            "end; they cannot support or refute the study's claim."
+        )
+    generators = generator_frame(runs)
+    judged = generators.dropna(subset=["harmonic"])
+    dataset = md_text(runs["dataset"].iloc[0])
+    if judged.empty:
+        reason = md_text(next((r for r in runs["not_judged_because"].fillna("") if r), ""))
+        parts.append(
+            f"**No generator can be judged on {dataset}.** {_sentence(reason)}. "
+            + _too_few_rows(int(runs["n_rows"].median()))
+        )
+        return "\n\n".join(parts)
+    lines = "; ".join(_generator_line(r) for _, r in judged.iterrows())
+    verdict = [
+        f"**Findings on {dataset}** (H = 2PQ/(P+Q), the privacy-quality balance, as a share of what real patients "
+        "of the same number get; brackets: 95 % interval).",
+        _comparison_words(compare(generators[generators["kind"] == "llm"]), "LLM prompts"),
+        _llm_against_baselines(generators),
+    ]
+    parts.append(" ".join(v for v in verdict if v))
+    parts.append(f"All judged generators: {lines}.")
+    unjudged = generators[generators["harmonic"].isna()]
+    if len(unjudged):
+        parts.append(
+            "Not judged: "
+            + "; ".join(
+                f"{md_text(r.generator)} ({md_text(r.not_judged_because or 'no run could be judged')})"
+                for r in unjudged.itertuples()
             )
+            + "."
         )
-    base = runs[runs["kind"] == "baseline"].groupby("model")["harmonic"].mean().dropna()
-    if len(base):
-        top = base.idxmax()
-        verb = "beats" if means.iloc[0] > base[top] else "does not beat"
-        sentences.append(
-            f"It {verb} the best non-LLM baseline ({md_text(top.replace('_', ' '))}, H = {_f(base[top], 3)})."
+    return "\n\n".join(parts)
+
+
+def _sentence(text: str) -> str:
+    """``text`` with its first letter capitalised."""
+    return text[:1].upper() + text[1:]
+
+
+def _too_few_rows(n_rows: int) -> str:
+    """Why no winner can be named at ``n_rows`` rows per run, and what would help."""
+    needed = minimum_rows()
+    if n_rows < needed:
+        return (
+            f"With {n_rows} rows per run no prompt type can be named the winner: the metrics need at least "
+            f"{needed} rows per run to judge every family."
         )
-    sentences.append(_meaning(best, clear))
-    return " ".join(sentences)
+    return (
+        f"At {n_rows} rows per run no prompt type can be named the winner: a real sample of that size cannot be "
+        "judged on it either (a rare target leaves too few events), so more rows per run are needed."
+    )
 
 
 def headline(runs: pd.DataFrame) -> str:
-    """One sentence: which prompt type won on the harmonic score H of this dataset's runs."""
-    llm = runs[runs["kind"] == "llm"].dropna(subset=["harmonic"])
+    """One sentence for the index page: the best prompt type only when it is clear, else why there is none."""
+    llm = runs[runs["kind"] == "llm"]
     if llm.empty:
         return "No LLM run could be scored."
-    means = llm.groupby("prompt_type")["harmonic"].mean().sort_values(ascending=False)
     dataset = md_text(runs["dataset"].iloc[0])
-    return (
-        f"On {dataset}, {_name(means.index[0])} gave the best privacy-quality balance "
-        f"(mean H = {_f(means.iloc[0], 3)} over {int((llm['prompt_type'] == means.index[0]).sum())} run(s))."
-    )
+    smoke = " (smoke test)" if smoke_test_reasons(runs) else ""
+    result = compare(generator_frame(runs)[lambda g: g["kind"] == "llm"])
+    if result.best is None:
+        return f"On {dataset}{smoke}, no prompt type can be judged: not enough rows per run."
+    best = f"{md_text(result.best)}, H = {interval_text(result.best_value, result.best_interval)}"
+    if result.separated:
+        return f"On {dataset}{smoke}, {best} gave the best privacy-quality balance, clearly ahead of the rest."
+    return f"On {dataset}{smoke}, the prompt types cannot be told apart (highest mean: {best}; {md_text(result.why)})."
 
 
-def _meaning(prompt_type: str, clear: bool) -> str:
+def dataset_conclusion(runs: pd.DataFrame) -> str:
+    """The findings again, and what they mean for the study's claim that rule-based prompts (P4) do best."""
+    text = findings(runs)
+    llm = generator_frame(runs)
+    result = compare(llm[llm["kind"] == "llm"])
+    winner = llm.set_index("generator").at[result.winner, "prompt_type"] if result.winner else None
+    return text + "\n\n" + _meaning(winner)
+
+
+def _meaning(prompt_type: str | None) -> str:
     claim = "the study's claim that rule-based prompts (P4) balance privacy and quality best"
-    if not clear:
+    if prompt_type is None:
         return (
             f"What this means: these runs cannot tell the prompt types apart, so they neither support nor "
             f"refute {claim}; more rows per run and more seeds would."
@@ -274,70 +346,86 @@ def study_verdict(differences: pd.DataFrame, ranking: pd.DataFrame, runs: pd.Dat
     """Verdict on 'rule-based prompts give the best privacy-quality balance' from paired differences.
 
     ``differences``: per other prompt type, the mean paired difference H(P4) - H(other) over
-    matched (dataset, model, seed) blocks with a bootstrap interval (columns other, mean, low, high, n).
+    matched (dataset, model, seed) blocks with a bootstrap interval when there are enough
+    pairs (columns other, mean, low, high, n). Also says whether the LLM prompts beat the
+    simple generators, dataset by dataset, and warns when the runs are a smoke test.
     """
+    from synllm.report.comparison import MIN_BLOCKS, llm_against_baselines
+
     llm = runs[runs["kind"] == "llm"].dropna(subset=["harmonic"])
     datasets, models = sorted(llm["dataset"].unique()), sorted(llm["model"].unique())
     scope = (
-        f"{len(llm)} scored run(s) on {len(datasets)} dataset(s) ({', '.join(map(md_text, datasets))}) "
+        f"{len(llm)} judged run(s) on {len(datasets)} dataset(s) ({', '.join(map(md_text, datasets))}) "
         f"with {len(models)} model(s)"
     )
+    smoke = smoke_test_reasons(runs)
+    caveat = (
+        (
+            "**⚠ Smoke test:** " + "; ".join(smoke) + ". The verdict below tests the pipeline, not the claim; "
+            "rerun with `make run PROFILE=paper` on Ollama to test it.\n\n"
+        )
+        if smoke
+        else ""
+    )
+    baselines = _baseline_sentence(llm_against_baselines(runs))
+    if llm.empty and (runs["kind"] == "llm").any():
+        reason = next((r for r in runs["not_judged_because"].fillna("") if r), "")
+        return (
+            f"{caveat}**Verdict: cannot be judged: not enough rows.** No LLM run could be judged"
+            + (f" ({md_text(reason)})" if reason else "")
+            + f". {_too_few_rows(int(runs['n_rows'].median()))} {baselines}"
+        )
     if "p4" not in set(llm["prompt_type"]) or differences.empty:
-        return f"**Verdict: cannot be judged.** The runs found ({scope}) do not pair P4 with another prompt type."
-    h = ranking[ranking["measure"] == "mean H"].set_index("prompt_type")["mean"]
-    verdict, why = _verdict(differences, h)
+        return (
+            f"{caveat}**Verdict: cannot be judged.** The judged runs ({scope}) do not pair P4 with another "
+            f"prompt type. {baselines}"
+        )
+    verdict, why = _verdict(differences, MIN_BLOCKS)
     rows = "; ".join(
-        f"vs {_name(r.other)}: {r.mean:+.3f} [{_f(r.low, 3)}, {_f(r.high, 3)}], {int(r.n)} pairs"
+        f"vs {_name(r.other)}: {r.mean:+.3f} "
+        + (f"[{_f(r.low, 3)}, {_f(r.high, 3)}]" if not math.isnan(r.low) else "(no interval)")
+        + f", {int(r.n)} pairs"
         for r in differences.itertuples()
     )
-    wins = llm.groupby(["dataset", "prompt_type"])["harmonic"].mean().groupby(level=0).idxmax()
-    per_dataset = ", ".join(f"{md_text(d)}: {_name(p)}" for d, (_, p) in wins.items())
-    caveat = ""
-    if set(models) <= {"smollm2-135m-instruct"}:
-        caveat = (
-            " These runs use only the tiny embedded SmolLM2-135M model with a handful of rows, which tests "
-            "the pipeline rather than the claim; rerun with `make run PROFILE=paper` on Ollama to test it."
-        )
     return (
-        f'**Verdict on "rule-based prompts give the best privacy-quality balance": {verdict}.** {why} '
-        f"Mean paired difference H(P4) − H(other) with 95 % bootstrap intervals: {rows}. "
-        f"Best prompt type per dataset: {per_dataset}. Based on {scope}.{caveat}"
+        f'{caveat}**Verdict on "rule-based prompts give the best privacy-quality balance": {verdict}.** {why} '
+        f"Mean paired difference H(P4) − H(other), with a 95 % block-bootstrap interval where there are at least "
+        f"{MIN_BLOCKS} pairs: {rows}. {baselines} Based on {scope}."
     )
 
 
-#: Fewest matched (dataset, model, seed) pairs behind a decisive verdict; fewer make intervals meaningless.
-MIN_PAIRS = 5
+def _baseline_sentence(table: pd.DataFrame) -> str:
+    if table.empty:
+        return ""
+    parts = [f"{r.dataset}: {r.verdict}" for r in table.itertuples()]
+    return "Do the LLM prompts beat the simple generators (best of each, intervals compared)? " + "; ".join(parts) + "."
 
 
-def _verdict(differences: pd.DataFrame, mean_h: pd.Series) -> tuple[str, str]:
+def _verdict(differences: pd.DataFrame, min_pairs: int) -> tuple[str, str]:
     """('supported' | 'contradicted' | 'not settled', why) from the paired P4 differences."""
-    if len(differences) and int(differences["n"].min()) < MIN_PAIRS:
+    fewest = int(differences["n"].min()) if len(differences) else 0
+    if fewest < min_pairs:
         return "not settled", (
-            f"Some comparisons rest on fewer than {MIN_PAIRS} matched pairs of runs "
-            f"(fewest: {int(differences['n'].min())}), too few for a bootstrap interval to mean "
-            "anything; run more seeds, models or datasets."
+            f"Some comparisons rest on fewer than {min_pairs} matched pairs of runs (fewest: {fewest}), too few for "
+            "an interval; run more seeds, models or datasets."
         )
     lower, upper = differences["low"], differences["high"]
-    if len(differences) and (lower > 0).all():
+    if (lower > 0).all():
         return "supported", "P4's harmonic score beats every other prompt type's, and every interval excludes zero."
     if (upper < 0).any():
         beaten_by = [_name(o) for o in differences.loc[upper < 0, "other"]]
         verb = "beats" if len(beaten_by) == 1 else "beat"
         return "contradicted", f"{' and '.join(beaten_by)} {verb} P4 with an interval that excludes zero."
-    best = mean_h.idxmax() if len(mean_h.dropna()) else "p4"
-    return "not settled", (
-        f"The best mean H belongs to {_name(best)}, but at least one interval of the P4 "
-        "difference includes zero (or has too few pairs), so the runs cannot separate the "
-        "prompt types."
-    )
+    return "not settled", "At least one interval of the P4 difference includes zero, so the runs cannot separate them."
 
 
 def verdict_headline(differences: pd.DataFrame, ranking: pd.DataFrame) -> str:
     """One sentence: the verdict on the study's claim (for the index page)."""
+    from synllm.report.comparison import MIN_BLOCKS
+
     if differences.empty:
         return "The claim that rule-based prompts balance privacy and quality best could not be judged."
-    h = ranking[ranking["measure"] == "mean H"].set_index("prompt_type")["mean"]
-    verdict, _ = _verdict(differences, h)
+    verdict, _ = _verdict(differences, MIN_BLOCKS)
     return f"The claim that rule-based prompts (P4) balance privacy and quality best is {verdict} by these runs."
 
 

@@ -2,7 +2,9 @@
 
 Charts are never shown or saved here (see :mod:`synllm.report.display`). Data are
 aggregated before charting, so a saved notebook stays small. An empty frame gives a
-chart that says there is nothing to draw, instead of an empty frame of axes.
+chart that says there is nothing to draw, instead of an empty frame of axes, and a chart
+that has nothing to show for some runs says which and why (:func:`with_note`). Charts of
+clinical rules, odds ratios, distances and utility are in :mod:`synllm.report.detail_plots`.
 """
 
 from __future__ import annotations
@@ -10,13 +12,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import altair as alt
-import numpy as np
 import pandas as pd
 
 from synllm.report.details import HOLDOUT, REAL
 
-#: Soft-rule effects are drawn clipped to these (tooltips keep the value): |SMD| and risk ratio.
-SMD_LIMIT, RISK_RATIO_LIMIT = 3.0, 10.0
 PROMPT_COLORS = {"p1": "#4c78a8", "p2": "#f58518", "p3": "#54a24b", "p4": "#e45756"}
 OTHER_COLORS = ["#b279a2", "#9d755d", "#72b7b2", "#eeca3b", "#ff9da6", "#bab0ac"]
 FIXED_COLORS = {
@@ -52,6 +51,33 @@ def empty_chart(message: str) -> alt.Chart:
     )
 
 
+def with_note(chart: alt.TopLevelMixin, lines: Sequence[str], *, limit: int = 8) -> alt.TopLevelMixin:
+    """``chart`` with grey lines of text under it (e.g. which runs have nothing to show, and why)."""
+    lines = list(dict.fromkeys(lines))
+    if not lines:
+        return chart
+    if len(lines) > limit:
+        lines = [*lines[: limit - 1], f"… and {len(lines) - limit + 1} more"]
+    note = (
+        alt.Chart(pd.DataFrame({"text": lines, "row": range(len(lines))}))
+        .mark_text(fontSize=11, color="#555", align="left", baseline="top", x=0, limit=900)
+        .encode(text="text:N", y=alt.Y("row:O", axis=None))
+        .properties(width=600, height=16 * len(lines))
+    )
+    return alt.vconcat(chart, note, spacing=6)
+
+
+def nothing_to_show(skipped: pd.DataFrame | None, what: str) -> list[str]:
+    """Note lines for runs with nothing to show: '<what> — p4 (seeds 0, 1): <reason>' per source and reason."""
+    if skipped is None or skipped.empty:
+        return []
+    lines = []
+    for (source, reason), g in skipped.groupby(["source", "reason"], sort=False):
+        seeds = ", ".join(str(s) for s in sorted(set(g["seed"])))
+        lines.append(f"{what} — {source} (seed {seeds}): {reason}")
+    return lines
+
+
 def distributions(frame: pd.DataFrame, *, columns: int = 4) -> alt.VConcatChart | alt.Chart:
     """Real vs synthetic shares per bin (numbers) and per category, one small panel per column."""
     if frame.empty:
@@ -62,27 +88,41 @@ def distributions(frame: pd.DataFrame, *, columns: int = 4) -> alt.VConcatChart 
     charts = []
     numeric = frame[frame["numeric"] & (frame["bin"] != "missing")]
     if len(numeric):
-        charts.append(
-            alt.Chart(numeric)
+        x = alt.X(
+            "mid:Q",
+            title=None,
+            scale=alt.Scale(zero=False, nice=False),
+            axis=alt.Axis(tickCount=4, labelFontSize=10, labelFlush=True),
+        )
+        y = alt.Y("share:Q", title="share of rows", axis=alt.Axis(format="%", tickCount=4))
+        tooltip = ["column", "source", alt.Tooltip("bin:N", title="bin"), alt.Tooltip("share:Q", format=".1%")]
+        inside = (
+            alt.Chart()
+            .transform_filter("!datum.out_of_range")
             .mark_line(point=alt.OverlayMarkDef(size=18), strokeWidth=1.5)
-            .encode(
-                x=alt.X(
-                    "mid:Q",
-                    title=None,
-                    scale=alt.Scale(zero=False, nice=False),
-                    axis=alt.Axis(tickCount=4, labelFontSize=10, labelFlush=True),
-                ),
-                y=alt.Y("share:Q", title="share of rows", axis=alt.Axis(format="%", tickCount=4)),
-                color=color,
-                tooltip=["column", "source", alt.Tooltip("bin:N", title="bin"), alt.Tooltip("share:Q", format=".1%")],
-            )
+            .encode(x=x, y=y, color=color, tooltip=tooltip)
+        )
+        outside = (
+            alt.Chart()
+            .transform_filter("datum.out_of_range")
+            .mark_point(shape="triangle-up", size=70, filled=True)
+            .encode(x=x, y=y, color=color, tooltip=tooltip)
+        )
+        charts.append(
+            alt.layer(inside, outside, data=numeric)
             .properties(width=170, height=110)
             .facet(
                 facet=alt.Facet("panel:N", title=None, sort=panels, header=alt.Header(labelFontWeight="bold")),
                 columns=columns,
             )
             .resolve_scale(x="independent", y="independent")
-            .properties(title="Numbers: share of rows per bin of the real range (bin middles)")
+            .properties(
+                title=alt.TitleParams(
+                    "Numbers: share of rows per bin of the real range (bin middles)",
+                    subtitle="triangles beyond either end: rows below or above the real range, drawn where "
+                    "they are (outside), not counted into the edge bins",
+                )
+            )
         )
     categorical = frame[~frame["numeric"]]
     if len(categorical):
@@ -217,221 +257,53 @@ def metric_dots(
     )
 
 
-def rule_violations(frame: pd.DataFrame) -> alt.Chart:
-    """Per hard rule: share of applicable rows breaking it, per source, next to the real training rows."""
-    shown = frame.dropna(subset=["rate"])
-    if shown.empty:
-        return empty_chart("No hard rule applied to any synthetic row.")
-    sources = source_order(shown)
-    shown = shown.assign(zero=0.0)
-    base = alt.Chart().encode(
-        y=alt.Y("rule:N", title=None, axis=alt.Axis(labelLimit=220)),
-        yOffset=alt.YOffset("source:N", sort=sources),
-        color=alt.Color("source:N", scale=source_scale(sources), title="rows from"),
-    )
-    x = alt.X(
-        "rate:Q",
-        title="share of applicable rows breaking the rule",
-        axis=alt.Axis(format="%"),
-        scale=alt.Scale(domain=[0, 1]),
-    )
-    stick = base.mark_rule(strokeWidth=2).encode(x=alt.X("zero:Q", scale=alt.Scale(domain=[0, 1])), x2="rate:Q")
-    dot = base.mark_circle(size=55, opacity=1).encode(
-        x=x, tooltip=["rule", "statement", "source", alt.Tooltip("rate:Q", format=".1%"), "applicable"]
-    )
-    return alt.layer(stick, dot, data=shown).properties(
-        width=420,
-        height=alt.Step(8),
-        title=alt.TitleParams(
-            "Hard rules: violation rates",
-            subtitle="real rows (black) should sit at 0 % · no dot: the rule applied to no row of that source",
-        ),
-    )
+STATUS_MARKS = {
+    "scored": ("circle", "dots: the run's score as a share of a real sample's (1 = as good as real patients)"),
+    "failed where real patients succeed": ("cross", "crosses at 0: real patients can be scored, these rows not"),
+    "shown, not averaged": ("diamond", "diamonds: shown, not averaged (plain score)"),
+}
 
 
-def soft_effects(frame: pd.DataFrame, *, columns: int = 3) -> alt.Chart:
-    """Per soft rule: effect size in each run (dots) against the real effect (black line).
+def family_metrics(values: pd.DataFrame, *, title: str) -> alt.TopLevelMixin:
+    """Every metric of one family, one row of panels each: what the family score averages, per run.
 
-    Risk ratios (no effect = 1) and standardised mean differences (no effect = 0) get their own panels.
+    ``values`` comes from :func:`synllm.report.details.family_values`. Metrics a run could
+    not be scored on are listed under the chart with the reason (not enough data at this
+    size, or not applicable).
     """
-    shown = frame.replace([np.inf, -np.inf], np.nan).dropna(subset=["effect"])
-    is_rr = shown["effect_name"] == "risk ratio"
-    limits = np.where(is_rr, RISK_RATIO_LIMIT, SMD_LIMIT)
-    shown = shown.assign(shown_effect=np.clip(shown["effect"], np.where(is_rr, 0, -limits), limits))
-    if shown.empty:
-        return empty_chart("No soft rule could be measured on the synthetic rows (an empty group in every run).")
-    sources = source_order(shown)
-    shown = shown.assign(
-        panel=shown["rule"] + " (" + shown["effect_name"].str.replace("standardised mean difference", "SMD") + ")",
-        none=np.where(shown["effect_name"] == "risk ratio", 1.0, 0.0),
-    )
-    base = alt.Chart()
-    dots = base.mark_circle(size=60, opacity=0.8).encode(
-        x=alt.X("shown_effect:Q", title="effect in synthetic rows", scale=alt.Scale(zero=False)),
-        y=alt.Y("source:N", sort=sources, title=None),
-        color=alt.Color("source:N", scale=source_scale(sources), legend=None),
-        tooltip=[
-            "rule",
-            "label",
-            "seed",
-            alt.Tooltip("effect:Q", format=".2f"),
-            alt.Tooltip("real_effect:Q", format=".2f", title="real"),
-        ],
-    )
-    real = base.mark_rule(color="black", strokeWidth=2).encode(x="mean(real_effect):Q")
-    none = base.mark_rule(color="#999", strokeDash=[4, 3]).encode(x="mean(none):Q")
-    return (
-        alt.layer(none, real, dots, data=shown)
-        .properties(width=230, height=max(40, 20 * len(sources)))
-        .facet(
-            facet=alt.Facet("panel:N", title=None, header=alt.Header(labelFontWeight="bold", labelLimit=300)),
-            columns=columns,
-        )
-        .resolve_scale(x="independent")
-        .properties(
-            title=alt.TitleParams(
-                "Soft rules: effect sizes",
-                subtitle=f"black line: real data · dashed: no effect · dots clipped to ±{SMD_LIMIT:g} SMD and "
-                f"{RISK_RATIO_LIMIT:g}× risk ratio (tooltips give the value)",
-            )
-        )
-    )
-
-
-def forest_plot(frame: pd.DataFrame, *, limits: tuple[float, float] = (0.05, 20.0)) -> alt.Chart:
-    """Odds ratios (log scale) with 95 % CIs of the target-on-predictors logistic fit, real vs each run."""
-    if frame.empty:
-        return empty_chart("The logistic regression could not be fitted (too few rows or events).")
-    lo, hi = limits
-    shown = frame.assign(
-        ci_low=frame["ci_low"].clip(lo, hi),
-        ci_high=frame["ci_high"].clip(lo, hi),
-        odds_ratio=frame["odds_ratio"].clip(lo, hi),
-    )
-    sources = source_order(shown)
-    labels = list(dict.fromkeys(shown["label"]))
-    base = alt.Chart(shown).encode(
-        y=alt.Y("term:N", title=None, axis=alt.Axis(labelLimit=200)),
-        yOffset=alt.YOffset("label:N", sort=labels),
-        color=alt.Color("source:N", scale=source_scale(sources), title="fitted on"),
-    )
-    scale = alt.Scale(type="log", domain=[lo, hi], nice=False)
-    title = f"odds ratio (log scale, clipped to {lo:g}–{hi:g})"
-    x = alt.X("odds_ratio:Q", title=title, scale=scale)
-    bars = base.mark_rule(strokeWidth=1.5).encode(x=alt.X("ci_low:Q", scale=scale, title=title), x2="ci_high:Q")
-    dots = base.mark_circle(size=45, opacity=1).encode(
-        x=x,
-        tooltip=[
-            "term",
-            "label",
-            alt.Tooltip("odds_ratio:Q", format=".2f"),
-            alt.Tooltip("ci_low:Q", format=".2f"),
-            alt.Tooltip("ci_high:Q", format=".2f"),
-        ],
-    )
-    one = alt.Chart(pd.DataFrame({"x": [1.0]})).mark_rule(color="#999", strokeDash=[4, 3]).encode(x="x:Q")
-    return alt.layer(one, bars, dots).properties(
-        width=460,
-        height=alt.Step(max(7, 28 // max(len(labels), 1))),
-        title=alt.TitleParams(
-            "Odds ratios of the target on the card's predictors",
-            subtitle="per SD for numbers, against the first category for categories",
-        ),
-    )
-
-
-def dcr_histograms(frame: pd.DataFrame, *, bins: int = 20, columns: int = 4) -> alt.Chart:
-    """Histograms of distance to the closest train row: synthetic rows (bars) against holdout rows (line)."""
-    syn = frame[frame["source"] != HOLDOUT]
-    if syn.empty:
-        return empty_chart("No synthetic rows: no distances to show.")
-    hold = frame.loc[frame["source"] == HOLDOUT, "distance"].to_numpy()
-    top = max(float(syn["distance"].max()), float(np.quantile(hold, 0.99)) if len(hold) else 0.0) or 1.0
-    edges = np.linspace(0, top, bins + 1)
-    hold_share = np.histogram(np.clip(hold, 0, top), edges)[0] / max(len(hold), 1)
-    rows = []
-    for source, g in syn.groupby("source", sort=False):
-        share = np.histogram(np.clip(g["distance"], 0, top), edges)[0] / len(g)
-        rows += [(source, "synthetic → train", a, b, v) for a, b, v in zip(edges[:-1], edges[1:], share)]
-        rows += [(source, HOLDOUT, a, b, v) for a, b, v in zip(edges[:-1], edges[1:], hold_share)]
-    data = pd.DataFrame(rows, columns=["panel", "series", "distance", "end", "share"])
-    panels = source_order(data, "panel")
-    bars = (
-        alt.Chart()
-        .transform_filter(alt.datum.series != HOLDOUT)
-        .mark_bar(opacity=0.75)
+    drawn = values[values["status"].isin(list(STATUS_MARKS))].dropna(subset=["shown"])
+    missing = values[~values["status"].isin(list(STATUS_MARKS))]
+    lines = [
+        f"{name}: {status} — {', '.join(sorted(set(g['source'])))} ({g['reason'].iloc[0] or status})"
+        for (name, status), g in missing.groupby(["name", "status"], observed=True, sort=True)
+    ]
+    if drawn.empty:
+        return with_note(empty_chart(f"{title}: no metric could be scored."), lines)
+    sources = source_order(drawn)
+    shapes = alt.Scale(domain=list(STATUS_MARKS), range=[m for m, _ in STATUS_MARKS.values()])
+    present = [s for s in STATUS_MARKS if s in set(drawn["status"])]
+    chart = (
+        alt.Chart(drawn)
+        .mark_point(size=70, opacity=0.85, filled=True)
         .encode(
-            x=alt.X(
-                "distance:Q",
-                bin="binned",
-                title="distance to the closest train row",
-                scale=alt.Scale(domain=[0, top], nice=False),
-                axis=alt.Axis(tickCount=4, format=".2f"),
-            ),
-            x2="end:Q",
-            y=alt.Y("share:Q", title="share of rows", axis=alt.Axis(format="%")),
-            color=alt.Color("panel:N", scale=source_scale(panels), legend=None),
-            tooltip=[alt.Tooltip("distance:Q", format=".3f"), alt.Tooltip("share:Q", format=".1%")],
+            x=alt.X("shown:Q", title="share of a real sample's score (1 = as good)", scale=alt.Scale(domain=[0, 1])),
+            y=alt.Y("source:N", sort=sources, title=None),
+            color=alt.Color("source:N", scale=source_scale(sources), legend=None),
+            shape=alt.Shape("status:N", scale=shapes, legend=None),
+            tooltip=["name", "label", "seed", "status", alt.Tooltip("shown:Q", format=".3f")],
         )
-    )
-    line = (
-        alt.Chart()
-        .transform_filter(alt.datum.series == HOLDOUT)
-        .mark_line(color="black", interpolate="step-after", strokeWidth=1.5)
-        .encode(x="distance:Q", y="share:Q")
-    )
-    return (
-        alt.layer(bars, line, data=data)
-        .properties(width=190, height=120)
+        .properties(width=420, height=max(40, 22 * len(sources)))
         .facet(
-            facet=alt.Facet("panel:N", title=None, sort=panels, header=alt.Header(labelFontWeight="bold")),
-            columns=columns,
-        )
-        .properties(
-            title=alt.TitleParams(
-                "Distance to closest record (DCR)",
-                subtitle="bars: synthetic rows · black line: real holdout rows. "
-                "Bars piled up at 0 mean copies of training rows",
+            row=alt.Row(
+                "name:N",
+                title=None,
+                sort=list(values["name"].cat.categories) if hasattr(values["name"], "cat") else None,
+                header=alt.Header(labelAngle=0, labelAlign="left", labelFontWeight="bold"),
             )
         )
+        .properties(title=alt.TitleParams(title, subtitle=" · ".join(STATUS_MARKS[s][1] for s in present)))
     )
-
-
-def utility_chart(frame: pd.DataFrame) -> alt.Chart:
-    """TSTR ROC AUC per run (dots) against TRTR (black tick) and the majority-class baseline (dashed, 0.5)."""
-    if frame.empty:
-        return empty_chart("No classifier could be trained on the synthetic rows (a single target class).")
-    sources = source_order(frame)
-    base = alt.Chart().encode(y=alt.Y("source:N", sort=sources, title=None))
-    dots = base.mark_circle(size=70, opacity=0.8).encode(
-        x=alt.X(
-            "tstr_auc:Q",
-            title="ROC AUC on the real holdout",
-            scale=alt.Scale(domain=[0.0, 1.0], clamp=True, nice=False),
-        ),
-        color=alt.Color("source:N", scale=source_scale(sources), legend=None),
-        tooltip=[
-            "label",
-            "seed",
-            "classifier",
-            alt.Tooltip("tstr_auc:Q", format=".3f", title="TSTR"),
-            alt.Tooltip("trtr_auc:Q", format=".3f", title="TRTR"),
-        ],
-    )
-    trtr = base.mark_tick(color="black", thickness=2, size=16).encode(x="mean(trtr_auc):Q")
-    majority = alt.Chart().mark_rule(color="#888", strokeDash=[4, 3]).encode(x="mean(majority_auc):Q")
-    return (
-        alt.layer(majority, trtr, dots, data=frame)
-        .properties(width=300, height=max(40, 22 * len(sources)))
-        .facet(column=alt.Column("classifier:N", title=None, header=alt.Header(labelFontWeight="bold")))
-        .properties(
-            title=alt.TitleParams(
-                "Utility: train on synthetic, test on real (TSTR)",
-                subtitle="dots: TSTR runs · black tick: trained on real rows (TRTR) · "
-                "dashed: majority-class guess (AUC 0.5)",
-            )
-        )
-    )
+    return with_note(chart, lines)
 
 
 SCORE_MEASURES = ["fidelity", "consistency", "utility", "quality", "privacy", "harmonic"]
@@ -462,5 +334,11 @@ def scorecard_heatmap(card: pd.DataFrame) -> alt.Chart:
         )
     )
     return (blank + rect + text).properties(
-        width=80 * len(SCORE_MEASURES), height=alt.Step(24), title="Scorecard (mean over seeds; 1 = best)"
+        width=80 * len(SCORE_MEASURES),
+        height=alt.Step(24),
+        title=alt.TitleParams(
+            "Scorecard (mean over judged seeds)",
+            subtitle="each score a share of what real patients of the same number get (1 = as good) · "
+            "n/a: not enough rows to judge",
+        ),
     )

@@ -10,14 +10,13 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from synllm.cards import Card
 from synllm.cards.rules import EFFECT_NAMES, hard_rule_violations, soft_rule_effect
 from synllm.generation.manifest import RunManifest
-from synllm.metrics.aggregate import HEADLINE
 from synllm.metrics.base import FAMILIES
+from synllm.metrics.evaluation import FRAME_COLUMNS, HEADLINE
 from synllm.report.inputs import ScoredRun
 
 
@@ -46,9 +45,13 @@ def card_table(card: Card, table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("column")
 
 
-def rules_table(card: Card, table: pd.DataFrame) -> pd.DataFrame:
-    """One row per clinical rule: id, kind, statement, and how the real rows measure up."""
-    rows = []
+#: How the rules table names the rows it measures the rules on (the study passes the training split).
+RULES_SPLIT = "training split"
+
+
+def rules_table(card: Card, table: pd.DataFrame, *, split: str = RULES_SPLIT) -> pd.DataFrame:
+    """One row per clinical rule: id, kind, statement, and how the real rows of ``split`` measure up."""
+    rows, where = [], f"in the {split} ({len(table):,} rows)"
     for rule in card.rules:
         if rule.is_hard:
             applicable, violated = hard_rule_violations(table, rule, card)
@@ -56,13 +59,12 @@ def rules_table(card: Card, table: pd.DataFrame) -> pd.DataFrame:
             real = f"{int(violated.sum()):,} of {n:,} applicable rows break it" if n else "applies to no row"
         else:
             effect = soft_rule_effect(table, rule, card)
-            real = (
-                f"{EFFECT_NAMES[rule.measure]} {effect.effect:.2f}"
-                if not math.isnan(effect.effect)
-                else "not measurable"
-            )
-        rows.append({"rule": rule.id, "kind": rule.kind, "statement": rule.statement, "in the real data": real})
-    return pd.DataFrame(rows, columns=["rule", "kind", "statement", "in the real data"]).set_index("rule")
+            what = EFFECT_NAMES[rule.measure]
+            real = f"{what} {effect.effect:.2f}" if not math.isnan(effect.effect) else "not measurable"
+            if effect.holds is False:
+                real += f" (not the expected direction: {rule.expect})"
+        rows.append({"rule": rule.id, "kind": rule.kind, "statement": rule.statement, where: real})
+    return pd.DataFrame(rows, columns=["rule", "kind", "statement", where]).set_index("rule")
 
 
 def diagnostics_table(runs: Sequence) -> pd.DataFrame:
@@ -141,46 +143,43 @@ def _num(value: float) -> str:
     return f"{value:,.0f}" if abs(value) >= 100 or value == int(value) else f"{value:g}"
 
 
-def pooled_sd(values: pd.DataFrame, value: str, by: Sequence[str]) -> float:
-    """Square root of the mean within-group variance of ``value`` (groups with >= 2 rows); NaN if none.
-
-    >>> pooled_sd(pd.DataFrame({"g": [1, 1, 2, 2], "v": [0.0, 2.0, 1.0, 1.0]}), "v", ["g"])
-    1.0
-    """
-    variances = [g[value].dropna().var(ddof=1) for _, g in values.groupby(list(by)) if g[value].notna().sum() >= 2]
-    return float(np.sqrt(np.mean(variances))) if variances else math.nan
-
-
 FAMILY_COLUMNS = list(FAMILIES)
 HEADLINE_COLUMNS = list(HEADLINE)
 
-#: Raw values worth a column of their own in runs.csv (metric name -> column).
+#: Raw values worth a column of their own in runs.csv: (metric, where the value is) -> column.
 RAW_COLUMNS = {
-    "dcr_share": "dcr_share",
-    "membership_inference": "membership_auc",
-    "attribute_inference": "attribute_risk",
-    "exemplar_echo": "echo_rate",
-    "tstr": "tstr_auc",
-    "hard_rule_violation_rate": "hard_violation_rate",
+    ("dcr_share", "raw"): "dcr_share",
+    ("membership_inference", "raw"): "membership_auc",
+    ("membership_inference", "tpr_at_fpr_0.01"): "membership_tpr_at_1pct_fpr",
+    ("membership_inference", "tpr_at_fpr_0.001"): "membership_tpr_at_0.1pct_fpr",
+    ("attribute_inference", "raw"): "attribute_risk",
+    ("exact_match", "raw"): "exact_match_rate",
+    ("exemplar_echo", "raw"): "echo_rate",
+    ("tstr", "raw"): "tstr_auc",
+    ("hard_rule_violation_rate", "raw"): "hard_violation_rate",
 }
+COST_COLUMNS = [
+    "valid_rate",
+    "model_seconds",
+    "completion_tokens",
+    "rows_valid",
+    "seconds_per_valid_row",
+    "tokens_per_valid_row",
+]
+RUN_COLUMNS = [
+    *["dataset", "kind", "model", "prompt_type", "seed", "label", "n_rows", "n_scored"],
+    *FAMILY_COLUMNS,
+    *["quality", "harmonic", "quality_low", "quality_high", "privacy_low", "privacy_high"],
+    *["harmonic_low", "harmonic_high", "judged", "not_judged_because", "exposure"],
+    *RAW_COLUMNS.values(),
+    *COST_COLUMNS,
+]
 
 
-REFERENCE_LABEL = "real holdout sample"
-
-
-def _cost(manifest: RunManifest | None) -> dict[str, float]:
+def _cost(run: ScoredRun) -> dict[str, float]:
+    manifest = run.manifest
     if manifest is None:
-        return dict.fromkeys(
-            [
-                "valid_rate",
-                "model_seconds",
-                "completion_tokens",
-                "rows_valid",
-                "seconds_per_valid_row",
-                "tokens_per_valid_row",
-            ],
-            math.nan,
-        )
+        return {**dict.fromkeys(COST_COLUMNS, math.nan), "valid_rate": _float(run.valid_rate)}
     seconds = float(manifest.timings.model_seconds)
     tokens, valid = float(manifest.tokens.completion or 0), float(manifest.diagnostics.rows_valid)
     return {
@@ -193,13 +192,22 @@ def _cost(manifest: RunManifest | None) -> dict[str, float]:
     }
 
 
+def _raw_value(ev, metric: str, where: str) -> float:
+    if metric not in ev.names or not ev.result(metric).ok:
+        return math.nan
+    result = ev.result(metric)
+    return float(result.raw if where == "raw" else result.details.get(where, math.nan))
+
+
 def runs_frame(scored: Sequence[ScoredRun], dataset: str) -> pd.DataFrame:
-    """One row per scored table: labels, family and headline scores, reference headline, raw values, cost."""
+    """One row per scored table: labels, family and headline scores (relative to real patients) with the
+    run's bootstrap interval when it has one, whether H could be judged and why not, raw values, cost."""
     rows = []
     for s in scored:
         ev = s.evaluation
         families = ev.family_scores()
-        head, ref = ev.headline(), ev.headline(reference=True)
+        head = ev.headline()
+        reasons = ev.headline_reasons()
         row: dict[str, Any] = {
             "dataset": dataset,
             "kind": s.kind,
@@ -208,133 +216,33 @@ def runs_frame(scored: Sequence[ScoredRun], dataset: str) -> pd.DataFrame:
             "seed": s.seed,
             "label": s.label,
             "n_rows": len(s.synthetic),
+            "n_scored": ev.n_scored,
+            **{f: float(families.at[f, "score"]) for f in FAMILY_COLUMNS},
+            "quality": head["quality"],
+            "harmonic": head["harmonic"],
+            "judged": not math.isnan(head["harmonic"]),
+            "not_judged_because": "; ".join(reasons),
+            "exposure": ev.exposure,
         }
-        row.update({f: float(families.at[f, "score"]) for f in FAMILY_COLUMNS})
-        row.update({"quality": head["quality"], "harmonic": head["harmonic"]})
-        row.update({f"reference_{f}": float(families.at[f, "reference_score"]) for f in FAMILY_COLUMNS})
-        row.update({f"reference_{k}": ref[k] for k in ("quality", "harmonic")})
-        for metric, column in RAW_COLUMNS.items():
-            row[column] = ev.result(metric).raw if metric in ev.names else math.nan
-        row.update(_cost(s.manifest))
+        for measure in ("quality", "privacy", "harmonic"):
+            row[f"{measure}_low"], row[f"{measure}_high"] = ev.interval(measure)
+        row.update({column: _raw_value(ev, *key) for key, column in RAW_COLUMNS.items()})
+        row.update(_cost(s))
         rows.append(row)
     return pd.DataFrame(rows, columns=RUN_COLUMNS)
 
 
-RUN_COLUMNS = (
-    ["dataset", "kind", "model", "prompt_type", "seed", "label", "n_rows", *FAMILY_COLUMNS, "quality", "harmonic"]
-    + [f"reference_{f}" for f in FAMILY_COLUMNS]
-    + ["reference_quality", "reference_harmonic"]
-    + list(RAW_COLUMNS.values())
-    + [
-        "valid_rate",
-        "model_seconds",
-        "completion_tokens",
-        "rows_valid",
-        "seconds_per_valid_row",
-        "tokens_per_valid_row",
-    ]
-)
+METRIC_COLUMNS = ["kind", "model", "prompt_type", "seed", "label", "n_rows", *FRAME_COLUMNS]
 
 
 def metrics_frame(scored: Sequence[ScoredRun]) -> pd.DataFrame:
-    """One row per scored table x metric: labels, score, raw, reference score and raw, skip reason."""
+    """One row per scored table x metric: labels, score and raw of both sides, relative score, status, reason."""
     parts = []
     for s in scored:
         frame = s.evaluation.to_frame()
-        frame.insert(0, "label", s.label)
-        frame.insert(0, "seed", s.seed)
-        frame.insert(0, "prompt_type", s.prompt_type)
-        frame.insert(0, "model", s.model)
-        frame.insert(0, "kind", s.kind)
-        parts.append(frame)
-    if not parts:
-        return pd.DataFrame(
-            columns=[
-                "kind",
-                "model",
-                "prompt_type",
-                "seed",
-                "label",
-                "name",
-                "family",
-                "score",
-                "raw",
-                "goal",
-                "reference_score",
-                "reference_raw",
-                "skipped",
-                "seconds",
-            ]
-        )
-    return pd.concat(parts, ignore_index=True)
-
-
-SCORECARD_COLUMNS = [
-    "generator",
-    "kind",
-    "model",
-    "prompt_type",
-    "runs",
-    "valid_rate",
-    *FAMILY_COLUMNS,
-    "quality",
-    "harmonic",
-    "harmonic_sd",
-]
-
-
-def scorecard(runs: pd.DataFrame) -> pd.DataFrame:
-    """Model x prompt type rows (mean over seeds), then baselines, then the real-holdout reference.
-
-    ``harmonic_sd`` is the seed-to-seed standard deviation of H (NaN with one seed).
-    """
-    rows = []
-    for kind in ("llm", "baseline"):
-        part = runs[runs["kind"] == kind]
-        for (model, ptype), g in part.groupby(["model", "prompt_type"], sort=True):
-            row = {
-                "generator": g["label"].iloc[0],
-                "kind": kind,
-                "model": model,
-                "prompt_type": ptype,
-                "runs": len(g),
-                "valid_rate": g["valid_rate"].mean(),
-            }
-            row.update({c: g[c].mean() for c in [*FAMILY_COLUMNS, "quality", "harmonic"]})
-            row["harmonic_sd"] = g["harmonic"].std(ddof=1) if len(g) > 1 else math.nan
-            rows.append(row)
-    llm = runs[runs["kind"] == "llm"]
-    if len(llm):
-        row = {
-            "generator": REFERENCE_LABEL,
-            "kind": "reference",
-            "model": REFERENCE_LABEL,
-            "prompt_type": "",
-            "runs": len(llm),
-            "valid_rate": math.nan,
-        }
-        row.update({c: llm[f"reference_{c}"].mean() for c in [*FAMILY_COLUMNS, "quality", "harmonic"]})
-        row["harmonic_sd"] = llm["reference_harmonic"].std(ddof=1) if len(llm) > 1 else math.nan
-        rows.append(row)
-    return pd.DataFrame(rows, columns=SCORECARD_COLUMNS)
-
-
-def prompt_type_summary(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per prompt type (LLM runs): mean Q, P, H over models and seeds, runs, and the seed-to-seed SD of H."""
-    llm = runs[runs["kind"] == "llm"]
-    rows = []
-    for ptype, g in llm.groupby("prompt_type", sort=True):
-        rows.append(
-            {
-                "prompt_type": ptype,
-                "runs": len(g),
-                "quality": g["quality"].mean(),
-                "privacy": g["privacy"].mean(),
-                "harmonic": g["harmonic"].mean(),
-                "seed_sd": pooled_sd(g, "harmonic", ["model"]),
-            }
-        )
-    return pd.DataFrame(rows, columns=["prompt_type", "runs", "quality", "privacy", "harmonic", "seed_sd"])
+        labels = {"kind": s.kind, "model": s.model, "prompt_type": s.prompt_type, "seed": s.seed, "label": s.label}
+        parts.append(frame.assign(**labels, n_rows=s.evaluation.n_scored)[METRIC_COLUMNS])
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=METRIC_COLUMNS)
 
 
 def _float(value: Any) -> float:

@@ -1,30 +1,50 @@
-"""Score finished runs and baselines against a study's real samples (each a :class:`ScoredRun`)."""
+"""Score finished runs and baselines against a study's real samples (each a :class:`ScoredRun`).
+
+Both kinds are scored on equal terms: baseline rows go through the validator LLM answers
+go through (:func:`synllm.generation.baselines.validated_sample`), and every evaluation
+knows which real records the generator was exposed to: an LLM run, the example rows its
+prompt showed (none for P4); a baseline, the rows it was fitted on. A generator with a
+single seed gets a bootstrap over its rows (``n_boot`` replicates) so its headline scores
+carry an interval; with two or more seeds the interval comes from the seeds.
+"""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
 from synllm.report.inputs import ScoredRun, StudyData
 
+#: Bootstrap replicates over the rows of a generator that has a single seed (its headline interval).
+BOOTSTRAP_REPLICATES = 20
 
-def score_runs(runs: Sequence, data: StudyData, *, random_state: int = 0) -> list[ScoredRun]:
-    """Evaluate every run with at least one valid row against the scoring samples of ``data``."""
+
+def score_runs(
+    runs: Sequence, data: StudyData, *, random_state: int = 0, n_boot: int = BOOTSTRAP_REPLICATES
+) -> list[ScoredRun]:
+    """Evaluate every run with at least one valid row against the scoring samples of ``data``.
+
+    Runs whose model and prompt type have a single seed are bootstrapped ``n_boot`` times.
+    """
     from synllm.metrics import evaluate
 
+    seeds = Counter((r.manifest.model, r.manifest.prompt_type) for r in runs if len(r.synthetic))
     scored = []
     for run in runs:
         if len(run.synthetic) == 0:
             continue
+        m = run.manifest
         evaluation = evaluate(
             run.synthetic,
             train=data.eval_train,
             holdout=data.eval_holdout,
             card=data.card,
             examples=run.prompt.examples,
+            exposed=run.prompt.examples,
             random_state=random_state,
+            n_boot=n_boot if seeds[(m.model, m.prompt_type)] == 1 else 0,
         )
-        m = run.manifest
         scored.append(
             ScoredRun(
                 kind="llm",
@@ -41,13 +61,20 @@ def score_runs(runs: Sequence, data: StudyData, *, random_state: int = 0) -> lis
 
 
 def score_baselines(
-    names: Sequence[str], data: StudyData, *, n_rows: int, seeds: Sequence[int], random_state: int = 0
+    names: Sequence[str],
+    data: StudyData,
+    *,
+    n_rows: int,
+    seeds: Sequence[int],
+    random_state: int = 0,
+    n_boot: int = BOOTSTRAP_REPLICATES,
 ) -> list[ScoredRun]:
-    """Fit each baseline generator on the scoring train sample, draw ``n_rows`` per seed, evaluate.
+    """Fit each baseline on the scoring train sample, draw ``n_rows`` valid rows per seed, evaluate.
 
     ``holdout`` is left out: every evaluation already carries a real-holdout reference.
+    The rows a baseline was fitted on are its exposed records.
     """
-    from synllm.generation.baselines import get_baseline
+    from synllm.generation.baselines import get_baseline, validated_sample
     from synllm.metrics import evaluate
 
     scored = []
@@ -56,13 +83,25 @@ def score_baselines(
             continue
         generator = get_baseline(name).fit(data.eval_train, data.card)
         for seed in seeds:
-            synthetic = generator.sample(n_rows, random_state=seed)
+            synthetic, passed = validated_sample(generator, n_rows, data.card, random_state=seed)
             evaluation = evaluate(
-                synthetic, train=data.eval_train, holdout=data.eval_holdout, card=data.card, random_state=random_state
+                synthetic,
+                train=data.eval_train,
+                holdout=data.eval_holdout,
+                card=data.card,
+                exposed=data.eval_train,
+                random_state=random_state,
+                n_boot=n_boot if len(seeds) == 1 else 0,
             )
             scored.append(
                 ScoredRun(
-                    kind="baseline", model=name, prompt_type="", seed=seed, synthetic=synthetic, evaluation=evaluation
+                    kind="baseline",
+                    model=name,
+                    prompt_type="",
+                    seed=seed,
+                    synthetic=synthetic,
+                    evaluation=evaluation,
+                    valid_rate=passed,
                 )
             )
     return scored
@@ -73,7 +112,8 @@ def write_study_outputs(
 ) -> dict[str, str]:
     """Write runs.csv, metrics.csv, scorecard.csv and summary.json into ``folder``; return their paths."""
     from synllm import files
-    from synllm.report.tables import metrics_frame, prompt_type_summary, runs_frame, scorecard
+    from synllm.report.tables import metrics_frame, runs_frame
+    from synllm.report.verdicts import prompt_type_summary, scorecard
 
     runs = runs_frame(scored, dataset)
     card = scorecard(runs)

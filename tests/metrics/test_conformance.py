@@ -137,3 +137,20 @@ def test_privacy_is_worse_for_a_copy_of_train(name, scored):
 @pytest.mark.parametrize("name", sorted(WORST_ON_COPY & set(PRIVACY)))
 def test_exact_match_and_distance_metrics_at_worst_for_a_copy(name, scored):
     assert scored(name, "copy").score <= 0.01
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_spec_says_its_minimum_rows_and_how_it_differs_from_sdmetrics(name, case):
+    spec, fn = get_metric(name)
+    assert spec.description.strip() and spec.sdmetrics.strip(), "document the metric and its SDMetrics counterpart"
+    assert spec.min_rows >= 1
+    if spec.min_rows > 1:
+        short = fn(case["train"], case["synthetic"].head(spec.min_rows - 1), case["ctx"])
+        assert not short.ok and short.applicable and short.skipped.startswith("not enough rows")
+
+
+def test_every_family_has_headline_metrics_and_only_k_anonymity_is_shown_only():
+    shown_only = {name for name, (spec, _) in REGISTRY.items() if not spec.headline}
+    assert shown_only == TABLE_ONLY
+    for family in FAMILIES:
+        assert any(REGISTRY[n][0].headline for n in metric_names(family))

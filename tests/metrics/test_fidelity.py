@@ -107,9 +107,15 @@ def test_reversed_correlation(base):
 
 
 def test_tv_complement_counts_category_shares():
-    real = table(np.zeros(10), g=list("aaaaabbbbb"))
-    syn = table(np.zeros(10), g=list("aaaaaaabbb"))
+    real = table(np.zeros(20), g=list("aaaaabbbbb") * 2)
+    syn = table(np.zeros(20), g=list("aaaaaaabbb") * 2)
     assert run("tv_complement", real, syn).breakdown["g"] == pytest.approx(0.8)
+
+
+def test_a_metric_below_its_minimum_rows_is_skipped_with_the_reason():
+    real = table(np.zeros(19), g=list("aaaaabbbbbaaaaabbbb"))
+    result = run("tv_complement", real, real)
+    assert not result.ok and result.applicable and "needs at least 20 synthetic rows, got 19" in result.skipped
 
 
 def test_missing_cells_count_in_missing_similarity_and_as_a_category():
@@ -120,8 +126,8 @@ def test_missing_cells_count_in_missing_similarity_and_as_a_category():
 
 
 def test_category_coverage_counts_real_categories_seen():
-    real = table(np.zeros(6), g=list("abcabc"))
-    syn = table(np.zeros(6), g=list("ababab"))
+    real = table(np.zeros(24), g=list("abcabc") * 4)
+    syn = table(np.zeros(24), g=list("ababab") * 4)
     assert run("category_coverage", real, syn).breakdown["g"] == pytest.approx(2 / 3)
 
 
@@ -132,8 +138,8 @@ def test_range_coverage_partial():
 
 def test_contingency_similarity_of_a_broken_pair():
     # Real: g and flag independent, 4 cells of 25 %. Synthetic: only (a, 0) and (b, 1).
-    real = table(np.zeros(8), g=list("aabbaabb"), flag=[0, 1, 0, 1, 0, 1, 0, 1])
-    syn = table(np.zeros(8), g=list("aaaabbbb"), flag=[0, 0, 0, 0, 1, 1, 1, 1])
+    real = table(np.zeros(56), g=list("aabbaabb") * 7, flag=[0, 1, 0, 1, 0, 1, 0, 1] * 7)
+    syn = table(np.zeros(56), g=list("aaaabbbb") * 7, flag=[0, 0, 0, 0, 1, 1, 1, 1] * 7)
     result = run("contingency_similarity", real, syn)
     assert result.breakdown["g|flag"] == pytest.approx(0.5)
     assert "x|y" not in result.breakdown  # number pairs belong to correlation_similarity

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -18,6 +20,7 @@ def _blocks(h: dict[str, list[float]], datasets=("a", "b")) -> pd.DataFrame:
             "model": "m",
             "prompt_type": p,
             "seed": s,
+            "label": f"m · {p}",
             "harmonic": v,
             "seconds_per_valid_row": 2.0,
             "tokens_per_valid_row": 40.0,
@@ -64,18 +67,39 @@ def test_ranking_is_reproducible_with_a_seed():
 
 
 def test_paired_differences_pair_blocks():
-    runs = _blocks({"p1": [0.2, 0.4], "p4": [0.5, 0.6]})
+    runs = _blocks({"p1": [0.2, 0.4, 0.3], "p4": [0.5, 0.6, 0.55]})
     diffs = comparison.paired_differences(runs, "p4", n_boot=200).set_index("other")
     assert diffs.loc["p1", "mean"] == pytest.approx(0.25)
-    assert diffs.loc["p1", "n"] == 4
+    assert diffs.loc["p1", "n"] == 6
     assert diffs.loc["p1", "low"] > 0
+    assert diffs.loc["p1", "interval"] == "95 % block-bootstrap interval over 6 blocks"
     assert comparison.paired_differences(_blocks({"p1": [0.1]}), "p4").empty
+
+
+def test_too_few_blocks_get_no_interval_and_say_so():
+    """With 3 blocks a bootstrap percentile 'interval' is the min-max of the values: none is given."""
+    runs = _blocks({"p1": [0.2], "p4": [0.5]}, datasets=("a", "b", "c"))
+    diffs = comparison.paired_differences(runs, "p4", n_boot=200).set_index("other")
+    assert diffs.loc["p1", "n"] == 3 and math.isnan(diffs.loc["p1", "low"])
+    assert diffs.loc["p1", "interval"] == "no interval: 3 block(s), at least 5 needed"
+    ranking = comparison.prompt_ranking(runs, n_boot=200)
+    assert ranking["low"].isna().all() and ranking["interval"].str.startswith("no interval").all()
+
+
+def test_unjudged_runs_are_left_out_and_baselines_included():
+    runs = _blocks({"p1": [0.2, 0.4], "p4": [0.5, float("nan")]})
+    base = runs.iloc[:2].assign(kind="baseline", model="independent", prompt_type="", label="baseline · independent")
+    runs = pd.concat([runs, base.assign(harmonic=0.3)], ignore_index=True)
+    board = comparison.leaderboard(runs.assign(quality=0.5, privacy=0.5)).set_index(["dataset", "prompt_type"])
+    assert board.loc[("a", "p4"), "judged"] == 1 and board.loc[("a", "p4"), "harmonic"] == pytest.approx(0.5)
+    assert board.loc[("a", "baseline"), "kind"] == "baseline"
+    assert "baseline · independent" in comparison.mean_table(runs, "prompt_type").index
 
 
 def test_leaderboard_mean_table_and_cost():
     runs = _blocks({"p1": [0.2, 0.4], "p4": [0.5, 0.7]})
     board = comparison.leaderboard(runs.assign(quality=0.5, privacy=0.5))
-    assert len(board) == 4
+    assert len(board) == 4 and (board["kind"] == "llm").all()
     assert board.set_index(["dataset", "prompt_type"]).loc[("a", "p4"), "harmonic"] == pytest.approx(0.6)
     table = comparison.mean_table(runs, "prompt_type")
     assert list(table.index) == ["p4", "p1"]

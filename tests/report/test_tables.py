@@ -9,7 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from synllm.report import tables
+from synllm.metrics import mean_interval
+from synllm.report import tables, verdicts
 from synllm.study.scoring import write_study_outputs
 from tests.report.conftest import METRICS, N_ROWS, PROMPTS, SEEDS, fake_manifest
 
@@ -22,42 +23,55 @@ def test_runs_frame_has_one_row_per_scored_table(scored):
     assert runs["kind"].tolist().count("baseline") == 1
     first = scored[0].evaluation
     assert runs.loc[0, "harmonic"] == pytest.approx(first.harmonic)
-    assert runs.loc[0, "reference_harmonic"] == pytest.approx(first.headline(reference=True)["harmonic"])
+    assert runs.loc[0, "judged"] == (not math.isnan(first.harmonic))
     assert runs.loc[0, "dcr_share"] == pytest.approx(first.result("dcr_share").raw)
+    attack = first.result("membership_inference").details
+    assert runs.loc[0, "membership_tpr_at_1pct_fpr"] == pytest.approx(attack["tpr_at_fpr_0.01"])
+    assert runs.loc[0, "exposure"].startswith("5 real record")
+    p4 = runs[runs["prompt_type"] == "p4"].iloc[0]
+    assert p4["exposure"].startswith("none") and math.isnan(p4["membership_auc"])  # shown no record: no attack
     # cost comes from the manifest: 10 s for N_ROWS rows, 600 tokens
     assert runs.loc[0, "seconds_per_valid_row"] == pytest.approx(10.0 / N_ROWS)
     assert runs.loc[0, "tokens_per_valid_row"] == pytest.approx(600 / N_ROWS)
-    assert math.isnan(runs.loc[len(runs) - 1, "seconds_per_valid_row"])  # the baseline has no manifest
+    baseline = runs.iloc[len(runs) - 1]
+    assert math.isnan(baseline["seconds_per_valid_row"]) and baseline["valid_rate"] == 1.0  # validated, no manifest
+    low, high = scored[-1].evaluation.interval("harmonic")  # the baseline was bootstrapped
+    assert low <= baseline["harmonic"] <= high
+    assert (baseline["harmonic_low"], baseline["harmonic_high"]) == (pytest.approx(low), pytest.approx(high))
 
 
 def test_metrics_frame_is_long(scored):
     metrics = tables.metrics_frame(scored)
     assert len(metrics) == len(scored) * len(METRICS)
     assert set(metrics["name"]) == set(METRICS)
-    assert {"label", "reference_score", "skipped"} <= set(metrics.columns)
+    assert {"label", "reference_score", "relative", "status", "skipped", "n_rows"} <= set(metrics.columns)
     assert metrics.loc[metrics["kind"] == "baseline", "label"].unique().tolist() == ["baseline · gaussian_copula"]
 
 
-def test_scorecard_rows_means_and_seed_spread(scored):
+def test_scorecard_rows_means_and_intervals(scored):
     runs = tables.runs_frame(scored, "stroke")
-    card = tables.scorecard(runs)
-    assert list(card.columns) == tables.SCORECARD_COLUMNS
+    card = verdicts.scorecard(runs)
+    assert list(card.columns) == verdicts.SCORECARD_COLUMNS
     assert card["kind"].tolist() == ["llm"] * len(PROMPTS) + ["baseline", "reference"]
     p1 = runs[runs["prompt_type"] == "p1"]
     row = card[card["prompt_type"] == "p1"].iloc[0]
-    assert row["runs"] == len(SEEDS)
-    assert row["harmonic"] == pytest.approx(p1["harmonic"].mean())
-    assert row["harmonic_sd"] == pytest.approx(p1["harmonic"].std(ddof=1))
-    assert math.isnan(card[card["kind"] == "baseline"]["harmonic_sd"].iloc[0])  # one seed
+    assert row["runs"] == len(SEEDS) and row["judged"] == p1["harmonic"].notna().sum()
+    assert p1["harmonic"].notna().all(), p1["not_judged_because"].tolist()
+    mean, low, high, _ = mean_interval(p1["harmonic"].tolist())
+    assert (row["harmonic"], row["harmonic_low"], row["harmonic_high"]) == pytest.approx((mean, low, high))
+    assert row["interval"] == "95 % t-interval over 2 seeds"
+    base = card[card["kind"] == "baseline"].iloc[0]  # one seed: the interval of its bootstrap
+    assert base["interval"].startswith("≈95 % bootstrap") and base["harmonic_low"] <= base["harmonic"]
     ref = card[card["kind"] == "reference"].iloc[0]
-    assert ref["harmonic"] == pytest.approx(runs[runs["kind"] == "llm"]["reference_harmonic"].mean())
+    assert ref["harmonic"] == 1.0 and "by construction" in ref["interval"]
 
 
 def test_prompt_type_summary(scored):
-    summary = tables.prompt_type_summary(tables.runs_frame(scored, "stroke"))
+    summary = verdicts.prompt_type_summary(tables.runs_frame(scored, "stroke"))
     assert summary["prompt_type"].tolist() == list(PROMPTS)
     assert (summary["runs"] == len(SEEDS)).all()
-    assert summary["seed_sd"].notna().all()
+    judged = summary[summary["judged"] == 2]
+    assert (judged["harmonic_low"] <= judged["harmonic"]).all()
 
 
 def test_write_study_outputs(scored, tmp_path):
@@ -86,9 +100,12 @@ def test_card_table_has_every_column_and_real_missing_shares(study_data):
 def test_rules_table_measures_each_rule_on_the_real_rows(study_data):
     table = tables.rules_table(study_data.card, study_data.train)
     assert list(table.index) == [r.id for r in study_data.card.rules]
-    hard = table[table["kind"] == "hard"]["in the real data"]
+    column = f"in the training split ({len(study_data.train):,} rows)"
+    hard = table[table["kind"] == "hard"][column]
     assert hard.str.startswith("0 of ").all()
-    assert table.loc["stroke_with_age", "in the real data"].startswith("risk ratio ")
+    assert table.loc["stroke_with_age", column].startswith("risk ratio ")
+    named = tables.rules_table(study_data.card, study_data.holdout, split="holdout")
+    assert f"in the holdout ({len(study_data.holdout):,} rows)" in named.columns
 
 
 def test_diagnostics_table_reads_manifests():
@@ -109,8 +126,3 @@ def test_diagnostics_table_reads_manifests():
         10,
     ]
 
-
-def test_pooled_sd_uses_groups_with_two_or_more_values():
-    frame = pd.DataFrame({"g": ["a", "a", "b", "c", "c"], "v": [0.0, 2.0, 5.0, 1.0, 1.0]})
-    assert tables.pooled_sd(frame, "v", ["g"]) == pytest.approx(1.0)
-    assert math.isnan(tables.pooled_sd(frame.iloc[[0, 2]], "v", ["g"]))

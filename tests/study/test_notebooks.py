@@ -23,6 +23,7 @@ PROFILES = sorted(config.PROFILES_DIR.glob("*.yaml"))
 #: Parameters a profile leaves out: set by the batch per run, or (comparison datasets) left at "all found".
 NOT_IN_PROFILES = {"study": {"dataset", "output_folder"}, "comparison": {"output_folder", "datasets"}}
 STUDY_SECTIONS = [
+    "Findings",
     "1. The data and its card",
     "2. The four prompts",
     "3. Generation",
@@ -161,14 +162,21 @@ def test_batch_writes_a_full_report_for_a_dataset(tiny_batch):
     assert "run_grid(" not in html and "from synllm" not in html  # code hidden
     assert "<script src=" not in html
     figures = sorted(p.stem for p in (folder / "figures").glob("*.png"))
-    assert {"distributions", "correlations", "dcr", "odds_ratios", "scorecard", "utility"} <= set(figures)
+    families = {"fidelity_metrics", "consistency_metrics", "privacy_metrics"}
+    assert {"distributions", "correlations", "dcr", "odds_ratios", "scorecard", "utility", *families} <= set(figures)
     card = pd.read_csv(folder / "scorecard.csv")
     assert card["kind"].tolist() == ["llm", "llm", "baseline", "reference"]
     assert card.loc[card["kind"] == "llm", "prompt_type"].tolist() == ["p1", "p4"]
-    assert card["harmonic"].between(0, 1).all()
+    # 5 rows per run: too few to judge, said at the top, and no winner anywhere
+    assert card["harmonic"].isna().all() and card["not_judged_because"].str.startswith("not enough rows").sum() == 3
+    top = html.index(">Findings<")
+    assert top < html.index(">1. The data and its card<")
+    assert "Smoke test" in html[top:] and "No generator can be judged on stroke" in html[top:]
+    assert "clearly ahead" not in html
     executed = nbformat.read(folder / "report.ipynb", as_version=4)
     assert not [o for c in executed.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
-    assert json.loads((folder / "summary.json").read_text())["headline"].startswith("On stroke, ")
+    headline = json.loads((folder / "summary.json").read_text())["headline"]
+    assert headline.startswith("On stroke (smoke test), no prompt type can be judged")
 
 
 @pytest.mark.notebook
@@ -180,6 +188,7 @@ def test_batch_keeps_going_after_a_failed_notebook_and_exits_nonzero(tiny_batch)
     assert "CardError" in html and "load_study_data" in html  # the failing cell, code and error
     comparison = (out / "comparison" / "report.html").read_text(encoding="utf-8")
     assert "Verdict" in comparison and comparison.count("data:image/png;base64,") >= 4
+    assert "cannot be judged: not enough rows" in comparison and "Smoke test" in comparison
     assert "stroke" in pd.read_csv(out / "comparison" / "leaderboard.csv")["dataset"].tolist()
     index = (out / "index.html").read_text(encoding="utf-8")
     for link in ("stroke/report.html", "stroke/scorecard.csv", "comparison/report.html", "stroke/figures/dcr.png"):
