@@ -5,7 +5,7 @@
   metric catches which leak.
 - :func:`side_by_side` puts several evaluations in one table, a column per source.
 - :func:`sample_size_spread` scores many real holdout samples of each size as if they were synthetic, next
-  to samples of a generator, so a lab can show why 10 rows cannot tell generators apart.
+  to samples of a generator, so a lab can show why a few dozen rows cannot tell generators apart.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def sample_size_spread(
     holdout: pd.DataFrame,
     card: Card,
     generators: Mapping[str, object],
-    sizes: Sequence[int] = (10, 50, 200),
+    sizes: Sequence[int] = (20, 50, 200),
     repeats: int = 10,
     metrics: Sequence[str] = ("ks_complement", "tv_complement", "correlation_similarity"),
     random_state: int = 0,

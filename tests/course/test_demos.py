@@ -38,14 +38,14 @@ def test_copies_of_train_are_caught_by_exact_match_and_the_membership_attack(str
     assert ev.result("exact_match").raw == pytest.approx(1.0)
 
 
-def test_real_samples_spread_more_at_10_rows_than_at_200(stroke):
+def test_real_samples_spread_more_at_20_rows_than_at_200(stroke):
     card, train, holdout = stroke
     spread = demos.sample_size_spread(
         train=train,
         holdout=holdout,
         card=card,
         generators={},
-        sizes=(10, 200),
+        sizes=(20, 200),
         repeats=6,
         metrics=("ks_complement",),
         random_state=0,
@@ -53,9 +53,9 @@ def test_real_samples_spread_more_at_10_rows_than_at_200(stroke):
     assert list(spread.columns) == ["source", "n", "repeat", "metric", "score"]
     assert len(spread) == 2 * 6
     width = spread.groupby("n")["score"].agg(lambda s: s.max() - s.min())
-    assert width[10] > 2 * width[200]
+    assert width[20] > 2 * width[200]
     with pytest.raises(InvalidArgument, match="larger than the holdout"):
-        demos.sample_size_spread(train=train, holdout=holdout.head(5), card=card, generators={}, sizes=(10,))
+        demos.sample_size_spread(train=train, holdout=holdout.head(15), card=card, generators={}, sizes=(20,))
 
 
 def test_side_by_side_puts_each_evaluation_in_its_own_column(stroke):
