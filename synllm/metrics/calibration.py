@@ -19,7 +19,7 @@ measured at this size:
   card): it is left out altogether;
 * a metric whose spec says ``headline=False`` (k-anonymity) is shown, never averaged.
 
-When fewer than half of a family's applicable metrics can be measured, the family score
+When no more than half of a family's applicable metrics can be measured, the family score
 is NaN and says why; quality Q (mean of fidelity, consistency and utility), privacy P and
 H = 2PQ/(P+Q) are NaN whenever a family they need is.
 """
@@ -103,7 +103,7 @@ def status_frame(results: Sequence[MetricResult], reference: Sequence[MetricResu
 def family_frame(statuses: pd.DataFrame, n_rows: int) -> pd.DataFrame:
     """Per family: score (mean relative score), n_scored, n_metrics, skipped names, status and reason.
 
-    ``n_metrics`` counts the applicable headline metrics; a family with fewer than half of
+    ``n_metrics`` counts the applicable headline metrics; a family with no more than half of
     them measurable is NaN with the reason ("not enough data ... at n rows").
     """
     rows = []
@@ -117,7 +117,7 @@ def family_frame(statuses: pd.DataFrame, n_rows: int) -> pd.DataFrame:
             status, reason = "not evaluated", "no applicable metric of this family was evaluated"
         elif (members["status"] == NO_REFERENCE).all():
             status, reason = NO_REFERENCE, "scores are relative to a real reference sample, and none was drawn"
-        elif 2 * len(counted) < len(members):
+        elif 2 * len(counted) <= len(members):  # a majority of its metrics, or no family score
             lacking = members[members["status"] == NOT_ENOUGH]
             status = NOT_ENOUGH
             reason = (
@@ -189,7 +189,7 @@ def headline_reasons(families: pd.DataFrame) -> list[str]:
 
 
 def minimum_rows(families: Sequence[str] = FAMILIES) -> int:
-    """The fewest rows at which at least half of every family's headline metrics can run (by their ``min_rows``).
+    """The fewest rows at which more than half of every family's headline metrics can run (by their ``min_rows``).
 
     >>> minimum_rows() >= 20
     True
@@ -200,5 +200,5 @@ def minimum_rows(families: Sequence[str] = FAMILIES) -> int:
     for family in families:
         rows = sorted(s.min_rows for s, _ in REGISTRY.values() if s.family == family and s.headline)
         if rows:
-            needed.append(rows[math.ceil(len(rows) / 2) - 1])
+            needed.append(rows[len(rows) // 2])
     return max(needed)

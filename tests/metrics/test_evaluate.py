@@ -316,11 +316,12 @@ QUALITY = metric_names("fidelity") + metric_names("consistency")
 
 
 @pytest.mark.parametrize(
-    ("name", "n_train", "n_holdout"), [("stroke", None, 600), ("cirrhosis", None, None), ("diabetes", 4000, 1200)]
+    ("name", "fraction", "n_train", "n_holdout"),
+    [("stroke", 0.2, None, 600), ("cirrhosis", 0.5, None, None), ("diabetes", 0.2, 4000, 1200)],
 )
-def test_real_holdout_rows_score_like_the_reference(name, n_train, n_holdout, request):
+def test_real_holdout_rows_score_like_the_reference(name, fraction, n_train, n_holdout, request):
     table, card = request.getfixturevalue(f"{name}_data")
-    train, holdout = split(table, card, holdout=0.2, random_state=0)
+    train, holdout = split(table, card, holdout=fraction, random_state=0)
     train = train.sample(n_train, random_state=0) if n_train else train
     holdout = holdout.sample(n_holdout, random_state=0) if n_holdout else holdout
     third = len(holdout) // 3
