@@ -124,27 +124,29 @@ def _plan(
     return plan
 
 
+def _cell_runner(card, train, backend, n_rows, options, max_requests, out_dir):
+    """A function running :func:`generate` for one (model, prompt type, seed) cell, the rest fixed."""
+
+    def run(cell: Cell, **extra):
+        model, prompt_type, seed = cell
+        return generate(
+            card, train, prompt_type, backend, model, n_rows, seed,
+            options=options, max_requests=max_requests, out_dir=out_dir, **extra,
+        )  # fmt: skip
+
+    return run
+
+
 def _run_inline(card, train, backend, cells, n_rows, options, max_requests, out_dir, progress):
     """One run after another in this thread (a backend that answers one request at a time)."""
     results, failures = {}, {}
+    run = _cell_runner(card, train, backend, n_rows, options, max_requests, out_dir)
     bar = tqdm(cells, desc=f"{card.name} grid", unit="run", disable=not progress)
     for cell in bar:
         model, prompt_type, seed = cell
         bar.set_postfix(model=model, prompt=prompt_type, seed=seed)
         try:
-            results[cell] = generate(
-                card,
-                train,
-                prompt_type,
-                backend,
-                model,
-                n_rows,
-                seed,
-                options=options,
-                max_requests=max_requests,
-                out_dir=out_dir,
-                progress=progress,
-            )
+            results[cell] = run(cell, progress=progress)
         except Exception as exc:  # a failing cell is recorded; the grid goes on
             failures[cell] = _failure(cell, exc)
     return results, failures
@@ -162,6 +164,7 @@ def _failure(cell: Cell, exc: Exception) -> str:
 def _run_threads(card, train, backend, plan, n_rows, options, max_requests, out_dir, progress, refresh_s):
     """Several runs at once per lane, in threads; one bar over the runs with the endpoints' throughput."""
     total = sum(len(lane_cells) for lane_cells, _ in plan)
+    run = _cell_runner(card, train, backend, n_rows, options, max_requests, out_dir)
     bar = tqdm(total=total, desc=f"{card.name} grid", unit="run", disable=not progress)
     executors, futures = [], {}
     try:
@@ -169,22 +172,7 @@ def _run_threads(card, train, backend, plan, n_rows, options, max_requests, out_
             executor = ThreadPoolExecutor(workers, thread_name_prefix="synllm-cell")
             executors.append(executor)
             for cell in lane_cells:
-                model, prompt_type, seed = cell
-                future = executor.submit(
-                    generate,
-                    card,
-                    train,
-                    prompt_type,
-                    backend,
-                    model,
-                    n_rows,
-                    seed,
-                    options=options,
-                    max_requests=max_requests,
-                    out_dir=out_dir,
-                    progress=False,
-                    concurrency=backend.capacity(model),
-                )
+                future = executor.submit(run, cell, progress=False, concurrency=backend.capacity(cell[0]))
                 futures[future] = cell
         results, failures = _collect(futures, bar, backend, refresh_s)
     except BaseException:
