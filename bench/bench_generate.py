@@ -32,20 +32,10 @@ def bench_ollama(n_requests: int = 600, batch: int = 5, threads: int = 8) -> Non
     with FakeOllama(models=["bench:1b"]) as fake, tempfile.TemporaryDirectory() as out:
         backend = OllamaBackend(fake.url, max_concurrency=threads, retries=0)
         options = GenerationOptions(batch_size=batch)
+        args = (card, train, "p3", backend, "bench:1b", n_requests * batch, 0)
+        kwargs = {"options": options, "out_dir": out, "progress": False, "max_requests": n_requests}
         start = time.perf_counter()
-        run = generate(
-            card,
-            train,
-            "p3",
-            backend,
-            "bench:1b",
-            n_requests * batch,
-            0,
-            options=options,
-            out_dir=out,
-            progress=False,
-            max_requests=n_requests,
-        )
+        run = generate(*args, **kwargs)
         wall = time.perf_counter() - start
         requests = run.manifest.diagnostics.requests
         print(
@@ -53,19 +43,7 @@ def bench_ollama(n_requests: int = 600, batch: int = 5, threads: int = 8) -> Non
             f"-> {requests / wall:.0f} requests/s with {threads} threads (target >= 200)"
         )
         start = time.perf_counter()
-        generate(
-            card,
-            train,
-            "p3",
-            backend,
-            "bench:1b",
-            n_requests * batch,
-            0,
-            options=options,
-            out_dir=out,
-            progress=False,
-            max_requests=n_requests,
-        )
+        generate(*args, **kwargs)
         print(f"  resume of the finished run from its cache: {time.perf_counter() - start:.2f} s")
 
 
