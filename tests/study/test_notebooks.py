@@ -37,6 +37,15 @@ STUDY_SECTIONS = [
 ]
 
 
+def tiny_batch_args(datasets, output, *, baselines):
+    """`make run` arguments for the quick profile cut down to 5 rows of P1 and P4, one seed."""
+    settings = ["prompt_types=[p1, p4]", "n_rows=5", "batch_size=5", "seeds=[0]", "eval_max_rows=500"]
+    settings.append(f"baselines={baselines}")
+    return ["--profile", "quick", "--datasets", *datasets, "--output", str(output)] + [
+        item for setting in settings for item in ("-p", setting)
+    ]
+
+
 def test_both_notebooks_exist():
     assert [p.name for p in NOTEBOOKS] == ["01-dataset-study.ipynb", "02-comparison.ipynb"]
 
@@ -123,29 +132,7 @@ def tiny_batch(tmp_path_factory):
     out = home / "reports"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SYNLLM_HOME", str(home))
-        code = batch.main(
-            [
-                "--profile",
-                "quick",
-                "--datasets",
-                "stroke",
-                "nosuch",
-                "--output",
-                str(out),
-                "-p",
-                "prompt_types=[p1, p4]",
-                "-p",
-                "n_rows=5",
-                "-p",
-                "batch_size=5",
-                "-p",
-                "seeds=[0]",
-                "-p",
-                "eval_max_rows=500",
-                "-p",
-                "baselines=[independent]",
-            ]
-        )
+        code = batch.main(tiny_batch_args(["stroke", "nosuch"], out, baselines="[independent]"))
     return code, out, home
 
 
@@ -204,28 +191,7 @@ def test_rerun_reuses_cached_generations(tiny_batch, tmp_path):
     assert len(manifests) == 2
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SYNLLM_HOME", str(home))
-        code = batch.main(
-            [
-                "--profile",
-                "quick",
-                "--datasets",
-                "stroke",
-                "--output",
-                str(tmp_path),
-                "-p",
-                "prompt_types=[p1, p4]",
-                "-p",
-                "n_rows=5",
-                "-p",
-                "batch_size=5",
-                "-p",
-                "seeds=[0]",
-                "-p",
-                "eval_max_rows=500",
-                "-p",
-                "baselines=[]",
-            ]
-        )
+        code = batch.main(tiny_batch_args(["stroke"], tmp_path, baselines="[]"))
     assert code == 0
     reused = [json.loads(m.read_text())["timings"]["answers_reused_from_cache"] for m in manifests]
     assert all(n >= 1 for n in reused)
