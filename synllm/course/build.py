@@ -192,12 +192,10 @@ def instructor_html(notebook: str | Path, html_path: str | Path) -> Path:
     import nbformat
     from nbconvert import HTMLExporter
 
-    from synllm.report.export import PROGRESS_BAR
-
     nb = nbformat.read(Path(notebook), as_version=4)
     for cell in nb.cells:  # progress bars help while a lab runs, not on the page
         if cell.cell_type == "code":
-            cell.outputs = [o for o in cell.outputs if not (o.output_type == "stream" and PROGRESS_BAR.search(o.text))]
+            cell.outputs = [o for o in cell.outputs if not _progress_output(o)]
     exporter = HTMLExporter(template_name="lab")
     exporter.mathjax_url = ""
     title, _ = lab_summary(notebook)
@@ -206,6 +204,15 @@ def instructor_html(notebook: str | Path, html_path: str | Path) -> Path:
     body = body.replace("</head>", _STYLE + "</head>", 1)
     files.atomic_write_text(Path(html_path), body)
     return Path(html_path)
+
+
+def _progress_output(output: Any) -> bool:
+    """A progress bar, or the blank line a finished bar leaves on stderr."""
+    from synllm.report.export import PROGRESS_BAR
+
+    if output.output_type != "stream":
+        return False
+    return bool(PROGRESS_BAR.search(output.text)) or (output.name == "stderr" and not output.text.strip())
 
 
 def write_course_index(root: str | Path, outcomes: Sequence[LabOutcome]) -> Path:
