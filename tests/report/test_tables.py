@@ -125,4 +125,3 @@ def test_diagnostics_table_reads_manifests():
         14,
         10,
     ]
-
