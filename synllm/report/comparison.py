@@ -88,8 +88,10 @@ def mean_table(runs: pd.DataFrame, by: str) -> pd.DataFrame:
         judged = judged.assign(prompt_type=judged["prompt_type"].where(judged["kind"] == "llm", judged["label"]))
     else:
         judged = judged[judged["kind"] == "llm"]
-    if judged.empty:
-        return pd.DataFrame()
+    if judged.empty:  # say so, rather than show an empty table
+        reasons = runs.get("not_judged_because", pd.Series(dtype=str)).dropna()
+        reason = next((r for r in reasons if r), "no run has an H score")
+        return pd.DataFrame({"not judged": [f"no run could be judged: {reason}"]}, index=pd.Index(["-"], name=by))
     table = judged.pivot_table(index=by, columns="dataset", values="harmonic", aggfunc="mean")
     table["all datasets"] = judged.groupby(by)["harmonic"].mean()
     return table.sort_values("all datasets", ascending=False)

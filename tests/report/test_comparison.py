@@ -107,3 +107,19 @@ def test_leaderboard_mean_table_and_cost():
     cost = comparison.cost_frame(runs)
     assert cost["seconds_per_valid_row"].tolist() == [2.0, 2.0]
     assert (cost["runs"] == 4).all()
+
+
+def test_mean_table_says_why_when_no_run_was_judged():
+    runs = pd.DataFrame(
+        {
+            "kind": ["llm", "llm"],
+            "prompt_type": ["p1", "p4"],
+            "label": ["m · p1", "m · p4"],
+            "model": ["m", "m"],
+            "dataset": ["stroke", "stroke"],
+            "harmonic": [math.nan, math.nan],
+            "not_judged_because": ["not enough rows: 10 rows per run", "not enough rows: 10 rows per run"],
+        }
+    )
+    table = comparison.mean_table(runs, "prompt_type")
+    assert len(table) == 1 and "not enough rows" in table.iloc[0, 0]
