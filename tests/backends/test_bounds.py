@@ -210,3 +210,25 @@ def test_a_million_row_answer_let_through_is_cut_before_the_cache(kind, cls, tmp
         assert record["cut_from_chars"] == (len(ROW) - 1) * 1_000_000  # the answer as the server sent it
         assert len(record["text"]) == answer_limit(record["max_tokens"]) < 100_000
         assert len(line) < 2 * len(record["text"])  # was a 97 MB line
+
+
+def test_one_deadline_thread_fires_alarms_in_deadline_order_and_never_a_cancelled_one():
+    import threading
+    import time
+
+    from synllm.backends.http import _Deadlines
+
+    deadlines, fired, done = _Deadlines(), [], threading.Event()
+    late = deadlines.arm(0.30, lambda: (fired.append("late"), done.set()))
+    cancelled = deadlines.arm(0.05, lambda: fired.append("cancelled"))
+    deadlines.arm(0.10, lambda: fired.append("soon"))  # armed after a later one: still fires first
+    cancelled.cancel()
+    assert done.wait(5)
+    time.sleep(0.05)
+    assert fired == ["soon", "late"]
+    late.cancel()  # cancelling a fired alarm does nothing
+    alarms = [deadlines.arm(60, lambda: fired.append("never")) for _ in range(200)]
+    for alarm in alarms:
+        alarm.cancel()
+    assert len(deadlines._heap) < 100  # cancelled alarms do not pile up
+    assert [t.name for t in threading.enumerate()].count("synllm-deadlines") >= 1
