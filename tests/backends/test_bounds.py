@@ -216,7 +216,7 @@ def test_one_deadline_thread_fires_alarms_in_deadline_order_and_never_a_cancelle
     import threading
     import time
 
-    from synllm.backends.http import _Deadlines
+    from synllm.backends.deadlines import _Deadlines
 
     deadlines, fired, done = _Deadlines(), [], threading.Event()
     late = deadlines.arm(0.30, lambda: (fired.append("late"), done.set()))
