@@ -1,10 +1,12 @@
 """Benchmark the embedded backend: today's path (before issue #11) and the new one, side by side in one run.
 
 1. Per card: batches of grammar-constrained CSV rows from a short plain prompt (``--prompt p3``:
-   the study's P3 prompt instead), today's path
-   and the new one interleaved batch by batch (so machine load hits both alike), then
-   grammar-free decoding of about the same length with the new decoder: one sequence, and
-   as many side by side as the new path decoded. Prints valid rows/s, tokens per valid row,
+   the study's P3 prompt instead), today's path and the new one interleaved batch by batch
+   (so machine load hits both alike): the new decoder with the bundled Q4_1 weights as they
+   are ("new q4_1": what the decoder alone gains) and with their Q8_0 copy ("new", the
+   default; see synllm/backends/embedded/weights.py), then grammar-free decoding of about the
+   same length with the new decoder and each path's weights: one sequence, and as many side
+   by side as the new path decoded. Prints valid rows/s, tokens per valid row,
    pipeline tok/s (wall, prompt included) against grammar-free decode tok/s, prompt tokens
    evaluated per run against one prompt's worth, and distinct rows.
 2. Stroke P4, seed 0, 20 rows through ``generate()`` with both paths at the study's
@@ -40,7 +42,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from synllm.backends.base import BaseBackend, Generation, GenerationRequest
 from synllm.backends.embedded import DEFAULT_MODEL, EmbeddedBackend, default_model_path, import_llama_cpp
 from synllm.backends.embedded.decoder import SequenceSpec, decoder_in_use
-from synllm.backends.embedded.model import load_model
 from synllm.backends.embedded.runtime import ThreadGovernor
 from synllm.cards import Card, available_cards, load_card
 from synllm.dataset import load_dataset, split
@@ -52,7 +53,10 @@ from synllm.prompts import render_prompt
 
 SYSTEM = "You are a data generator. Reply with CSV rows only."
 FREE_PROMPT = "Count from 1 to 2000, separated by commas."
-PATHS = ("today", "new")
+
+
+#: The weights each path runs with (today's path: the bundled file).
+WEIGHTS_OF = {"today": "original", "new q4_1": "original", "new": "q8_0"}
 
 
 class TodayBackend(BaseBackend):
@@ -154,9 +158,9 @@ def prompt_for(card: Card, n_rows: int) -> str:
     return f"Write {n_rows} rows of realistic synthetic patient records for {card.domain}. Columns: {row_format(card)}"
 
 
-def free_decode_tok_s(request: GenerationRequest, n_tokens: int, sequences: int) -> float:
-    """Grammar-free decode speed of the new decoder (prompt excluded): ``sequences`` side by side, greedy."""
-    loaded = load_model(default_model_path())
+def free_decode_tok_s(weights: str, request: GenerationRequest, n_tokens: int, sequences: int) -> float:
+    """Grammar-free decode speed of the new decoder with ``weights`` (prompt excluded): ``sequences`` side by side."""
+    loaded = EmbeddedBackend(weights=weights).loaded_model()
     prompt = loaded.tokenize(loaded.chat_prompt(request.system, request.prompt))
     with decoder_in_use(loaded, 4096) as decoder:
         specs = [SequenceSpec(max_tokens=n_tokens, temperature=0)] * sequences
@@ -221,9 +225,9 @@ def bench_card(
     return figures
 
 
-def print_cards(figures: list[PathFigures], free: dict[str, tuple[float, float]], parallel: int) -> None:
+def print_cards(figures: list[PathFigures], free: dict[tuple[str, str], tuple[float, float]], parallel: int) -> None:
     header = (
-        f"{'card':<10}{'path':<7}{'thr':>5}{'valid/asked':>12}{'distinct':>9}{'rows/s':>8}{'x today':>8}{'x (cpu)':>8}"
+        f"{'card':<10}{'path':<10}{'thr':>5}{'valid/asked':>12}{'distinct':>9}{'rows/s':>8}{'x today':>8}{'x (cpu)':>8}"
         f"{'tok/row':>8}{'pipe tok/s':>11}{'free tok/s':>11}{'pipe/free':>10}{f'free x{parallel}':>10}"
         f"{'pipe/same':>10}{'prompt tok':>11}{'evaluated':>10}"
     )
@@ -231,10 +235,10 @@ def print_cards(figures: list[PathFigures], free: dict[str, tuple[float, float]]
     print("-" * len(header))
     today = {f.card: f for f in figures if f.path == "today"}
     for f in figures:
-        one, many = free[f.card]
+        one, many = free[f.card, WEIGHTS_OF[f.path]]
         same = one if f.path == "today" else many
         print(
-            f"{f.card:<10}{f.path:<7}{f.threads:>5}{f'{f.valid_rows}/{f.rows_asked}':>12}{f.distinct_rows:>9}"
+            f"{f.card:<10}{f.path:<10}{f.threads:>5}{f'{f.valid_rows}/{f.rows_asked}':>12}{f.distinct_rows:>9}"
             f"{f.valid_rows_per_s:>8.2f}{f.valid_rows_per_s / today[f.card].valid_rows_per_s:>8.2f}"
             f"{today[f.card].cpu_s / today[f.card].valid_rows * f.valid_rows / f.cpu_s:>8.2f}"
             f"{f.tokens_per_valid_row:>8.1f}{f.pipeline_tok_s:>11.1f}{one:>11.1f}{f.pipeline_tok_s / one:>10.2f}"
@@ -244,32 +248,40 @@ def print_cards(figures: list[PathFigures], free: dict[str, tuple[float, float]]
         "\nrows/s: valid rows / wall time of the requests; x today: against today's path in this run; x (cpu): "
         "the same ratio in valid rows per CPU-second of this process; "
         "pipe tok/s: generated tokens / that wall time (prompt evaluation included); free tok/s: grammar-free "
-        f"decoding of one sequence (new decoder, prompt excluded); free x{parallel}: {parallel} grammar-free "
-        "sequences side by side; pipe/same: pipeline against free decoding with the same batching (grammar cost "
-        "alone); prompt tok: one prompt's tokens; evaluated: prompt tokens evaluated over the run."
+        f"decoding of one sequence (new decoder, the path's weights, prompt excluded); free x{parallel}: "
+        f"{parallel} grammar-free sequences side by side; pipe/same: pipeline against free decoding with the "
+        "same batching and weights (grammar cost alone); prompt tok: one prompt's tokens; "
+        "evaluated: prompt tokens evaluated over the run."
     )
 
 
-def bench_generate(backends: dict[str, Any]) -> None:
-    """Stroke P4, seed 0, 20 rows through generate(), each path, at the study's temperature (0.7)."""
+def bench_generate(backends: dict[str, Any], rounds: int = 2) -> None:
+    """Stroke P4, seed 0, 20 rows through generate(), each path, at the study's temperature (0.7), interleaved."""
     table, card = load_dataset("stroke")
     train, _ = split(table, card)
-    print("\ngenerate(): stroke P4, seed 0, 20 rows, temperature 0.7, batch size 20")
+    print(f"\ngenerate(): stroke P4, seed 0, 20 rows, temperature 0.7, batch size 20; {rounds} rounds interleaved")
     prompt = render_prompt(card, train, "p4", n_rows=20, seed=0)
     request = GenerationRequest(model=DEFAULT_MODEL, system=prompt.system, prompt=prompt.text)
-    for path, backend in backends.items():
-        with tempfile.TemporaryDirectory() as out:
-            run = generate(card, train, "p4", backend, DEFAULT_MODEL, 20, 0, out_dir=out, progress=False)
-        free_decode_tok_s(request, 64, 1)  # warm-up, as in the issue's figure
-        free = free_decode_tok_s(request, 200, 1)
-        m = run.manifest
-        tok_s = m.tokens.completion / m.timings.model_seconds
-        distinct = len(run.synthetic.drop_duplicates())
+    totals = {path: {"rows": 0, "tokens": 0, "seconds": 0.0, "free": 0.0} for path in backends}
+    runs: dict[str, Any] = {}
+    for _ in range(rounds):
+        for path, backend in backends.items():
+            with tempfile.TemporaryDirectory() as out:
+                runs[path] = generate(card, train, "p4", backend, DEFAULT_MODEL, 20, 0, out_dir=out, progress=False)
+            free_decode_tok_s(WEIGHTS_OF[path], request, 64, 1)  # warm-up, as in the issue's figure
+            m = runs[path].manifest
+            totals[path]["rows"] += len(runs[path].synthetic)
+            totals[path]["tokens"] += m.tokens.completion
+            totals[path]["seconds"] += m.timings.model_seconds
+            totals[path]["free"] += free_decode_tok_s(WEIGHTS_OF[path], request, 200, 1) / rounds
+    for path, t in totals.items():
+        run = runs[path]
+        tok_s = t["tokens"] / t["seconds"]
         print(
-            f"  {path:<6} {len(run.synthetic)} rows in {m.timings.model_seconds:.1f} s ({m.diagnostics.requests} "
-            f"requests): {tok_s:.1f} completion tok/s against {free:.1f} grammar-free -> {tok_s / free:.2f}; "
-            f"{m.diagnostics.valid_rows_per_second:.2f} valid rows/s; {distinct} distinct rows of 20 "
-            f"(real rows of that number: {m.diagnostics.real_distinct_rate or float('nan'):.0%} distinct)"
+            f"  {path:<8} {t['rows']} rows in {t['seconds']:.1f} s ({run.manifest.diagnostics.requests} request(s) a "
+            f"round): {tok_s:.1f} completion tok/s against {t['free']:.1f} grammar-free -> {tok_s / t['free']:.2f}; "
+            f"{t['rows'] / t['seconds']:.2f} valid rows/s; {len(run.synthetic.drop_duplicates())} distinct rows of 20 "
+            f"(real rows of that number: {run.manifest.diagnostics.real_distinct_rate or float('nan'):.0%} distinct)"
         )
 
 
@@ -325,7 +337,11 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; usable cores {facts['usable_cores']}\n"
     )
-    backends = {"today": TodayBackend(n_threads=args.threads), "new": new}
+    backends = {
+        "today": TodayBackend(n_threads=args.threads),
+        "new q4_1": EmbeddedBackend(n_threads=args.threads, weights="original"),
+        "new": new,
+    }
     warm = GenerationRequest(model=DEFAULT_MODEL, prompt=FREE_PROMPT, temperature=0, max_tokens=4)
     for backend in backends.values():
         backend.generate(warm)  # model load, context, token tables
@@ -340,8 +356,9 @@ def main(argv: list[str] | None = None) -> None:
         figures += bench_card(backends, card, args.batches, args.rows, args.prompt)
         request = GenerationRequest(model=DEFAULT_MODEL, prompt=FREE_PROMPT)
         length = max(16, figures[-1].gen_tokens // (args.batches * args.rows))
-        one = free_decode_tok_s(request, length * args.rows, 1)
-        free[card.name] = (one, free_decode_tok_s(request, length, args.rows))
+        for weights in ("original", "q8_0"):
+            one = free_decode_tok_s(weights, request, length * args.rows, 1)
+            free[card.name, weights] = (one, free_decode_tok_s(weights, request, length, args.rows))
     print_cards(figures, free, args.rows)
     if not args.skip_generate:
         bench_generate(backends)

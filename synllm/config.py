@@ -37,6 +37,18 @@ def runs_dir() -> Path:
     return interim_dir() / "runs"
 
 
+def models_cache_dir() -> Path:
+    """Model files synllm derives (the embedded model's Q8_0 copy), shared by every project folder.
+
+    ``$SYNLLM_MODELS``, else ``$XDG_CACHE_HOME/synllm/models``, else ``~/.cache/synllm/models``;
+    not under SYNLLM_HOME, so throw-away homes (tests, papermill runs) reuse one copy.
+    """
+    if os.environ.get("SYNLLM_MODELS"):
+        return Path(os.environ["SYNLLM_MODELS"]).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "synllm" / "models"
+
+
 def reports_dir() -> Path:
     """Rendered notebooks, HTML reports, figures and scorecards."""
     return home() / "reports"

@@ -5,6 +5,8 @@ built portable (``-DGGML_NATIVE=OFF``; the native build crashes on AMX CPUs), us
 through its C API. Modules, in the order data flows:
 
 - ``runtime``: finding the model and runtime, cores and threads (nothing loaded).
+- ``weights``: which GGUF runs: the bundled Q4_1 re-encoded once as Q8_0 (llama.cpp
+  batches Q8_0 matrix products), or the original file.
 - ``model``: the loaded model (vocabulary, chat template, grammars), once per process.
 - ``sampling``: token sampling that checks the grammar only on the drawn token.
 - ``decoder``: one context; the prompt evaluated once per run and restored per request;
@@ -38,16 +40,19 @@ from synllm.backends.embedded.runtime import (
     import_llama_cpp,
     usable_cores,
 )
+from synllm.backends.embedded.weights import DEFAULT_WEIGHTS, WEIGHTS
 
 __all__ = [
     "DEFAULT_MODEL",
     "DEFAULT_MODEL_NAMES",
     "DEFAULT_N_CTX",
     "DEFAULT_PARALLEL",
+    "DEFAULT_WEIGHTS",
     "GGUF_FILE",
     "GGUF_PACKAGE",
     "INSTALL_MODEL",
     "INSTALL_RUNTIME",
+    "WEIGHTS",
     "EmbeddedBackend",
     "default_model_path",
     "file_sha256",

@@ -41,7 +41,8 @@ from synllm.backends.embedded.runtime import (
     usable_cores,
 )
 from synllm.backends.embedded.sampling import MIN_P
-from synllm.errors import BackendError, BackendUnavailable, InvalidArgument, ModelNotFound
+from synllm.backends.embedded.weights import DEFAULT_WEIGHTS, check_weights, runtime_weights, weights_facts
+from synllm.errors import BackendError, BackendUnavailable, InvalidArgument, ModelNotFound, SynllmError
 
 #: Sequences decoded side by side (measured on 2 cores: see bench/bench_embedded.py --parallel).
 DEFAULT_PARALLEL = 16
@@ -61,6 +62,8 @@ class EmbeddedBackend(BaseBackend):
     rows_per_sequence : rows one sequence writes before the next starts again from the prompt
         (for row grammars); 1 = every row an independent draw; None = the whole answer in one sequence.
     parallel : sequences decoded side by side in one batch (1 = one after another).
+    weights : "q8_0" (default) runs the bundled model's Q8_0 copy, made once (see :mod:`.weights`);
+        "original" runs the bundled Q4_1 file as it is. A ``model_path`` GGUF always runs as it is.
     """
 
     name = "embedded"
@@ -76,6 +79,7 @@ class EmbeddedBackend(BaseBackend):
         n_threads: int | None = None,
         rows_per_sequence: int | None = 1,
         parallel: int = DEFAULT_PARALLEL,
+        weights: str = DEFAULT_WEIGHTS,
     ) -> None:
         if int(n_ctx) < 256:
             raise InvalidArgument(f"n_ctx must be at least 256 tokens, got {n_ctx}")
@@ -90,6 +94,7 @@ class EmbeddedBackend(BaseBackend):
         self.n_threads = int(n_threads) if n_threads else None
         self.rows_per_sequence = int(rows_per_sequence) if rows_per_sequence is not None else None
         self.parallel = int(parallel)
+        self.weights = check_weights(weights)
 
     def resolve_model(self, model: str | None = None) -> Path:
         """The GGUF path serving ``model``; ModelNotFound or BackendUnavailable with a fix."""
@@ -133,7 +138,8 @@ class EmbeddedBackend(BaseBackend):
         try:
             path = self.resolve_model(model)
             facts.update(model_path=str(path), file_size=path.stat().st_size, sha256=file_sha256(path))
-        except BackendError as exc:
+            facts.update(weights_facts(path, runtime_weights(path, self.weights)))
+        except SynllmError as exc:
             facts["model_error"] = str(exc)
         try:
             llama_cpp = import_llama_cpp()
@@ -148,18 +154,21 @@ class EmbeddedBackend(BaseBackend):
         """Tokens of ``text`` in the model's vocabulary (no special tokens added)."""
         if not text:
             return 0
-        return len(load_model(self.resolve_model(model)).tokenize(text))
+        return len(self.loaded_model(model).tokenize(text))
 
     def check_grammar(self, grammar: str, model: str | None = None) -> Any:
         """llama.cpp's sampler for a GBNF text with a ``root`` rule; BackendError unless llama.cpp parses it."""
-        return load_model(self.resolve_model(model)).grammar(grammar)
+        return self.loaded_model(model).grammar(grammar)
+
+    def loaded_model(self, model: str | None = None) -> LoadedModel:
+        """The model serving ``model``, loaded with the weights this backend runs (see ``weights``)."""
+        return load_model(runtime_weights(self.resolve_model(model), self.weights))
 
     def generate(self, request: GenerationRequest) -> Generation:
         """Answer one chat request; ``grammar`` constrains the reply, a fixed ``seed`` makes it repeatable."""
         started = time.perf_counter()
         deadline = Deadline.after(request.timeout_s)
-        path = self.resolve_model(request.model)
-        loaded = load_model(path)
+        loaded = self.loaded_model(request.model)
         grammar_text, constraint = request.grammar, "grammar"
         if not grammar_text and request.json_schema:
             grammar_text, constraint = schema_grammar(request.json_schema), "json_schema"

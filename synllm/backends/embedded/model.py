@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from synllm.backends.embedded.runtime import import_llama_cpp
+from synllm.backends.embedded.runtime import import_llama_cpp, quiet_logs
 from synllm.errors import BackendError
 
 _LOAD_LOCK = threading.Lock()
@@ -138,7 +138,7 @@ def load_model(path: Path) -> LoadedModel:
         if key in _MODELS:
             return _MODELS[key]
         llama_cpp = import_llama_cpp()
-        _quiet(llama_cpp)
+        quiet_logs(llama_cpp)
         llama_cpp.llama_backend_init()
         params = llama_cpp.llama_model_default_params()
         model = llama_cpp.llama_model_load_from_file(str(path).encode("utf-8"), params)
@@ -163,12 +163,3 @@ def loaded_models() -> list[LoadedModel]:
     """Every model loaded in this process."""
     with _LOAD_LOCK:
         return list(_MODELS.values())
-
-
-def _quiet(llama_cpp: Any) -> None:
-    """llama.cpp logs only errors (a grammar it rejects says why on stderr)."""
-    try:
-        from llama_cpp._logger import set_verbose  # private module of llama-cpp-python; logging is optional
-    except ImportError:
-        return
-    set_verbose(False)

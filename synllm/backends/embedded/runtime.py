@@ -60,6 +60,15 @@ def import_llama_cpp() -> Any:
     return llama_cpp
 
 
+def quiet_logs(llama_cpp: Any) -> None:
+    """llama.cpp logs only errors (a grammar it rejects says why on stderr)."""
+    try:
+        from llama_cpp._logger import set_verbose  # private module of llama-cpp-python; logging is optional
+    except ImportError:
+        return
+    set_verbose(False)
+
+
 def file_sha256(path: Path) -> str:
     """SHA-256 of a file, computed once per process per (path, size, mtime)."""
     stat = path.stat()
