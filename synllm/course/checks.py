@@ -52,6 +52,25 @@ def expect_between(
     return _verdict(ok, what, f"{number:.3g} — {good}", detail)
 
 
+def expect_close(value: Any, expected: float, *, what: str, good: str = "right.", hint: str = "") -> Markdown:
+    """✅ when ``value`` equals ``expected`` up to rounding; a missing value (NaN) matches a missing one.
+
+    >>> "✔" in expect_close(float("nan"), float("nan"), what="a width").data
+    True
+    """
+    if value is None:
+        return _todo(what)
+    try:
+        number, target = float(value), float(expected)
+    except (TypeError, ValueError):
+        return _verdict(False, what, good, f"expected a number, got {type(value).__name__} {value!r}. {hint}")
+    if math.isnan(target):
+        ok = math.isnan(number)
+    else:
+        ok = not math.isnan(number) and math.isclose(number, target, rel_tol=1e-6, abs_tol=1e-9)
+    return _verdict(ok, what, f"{number:.3g} — {good}", f"got {number:.3g}. {hint}".strip())
+
+
 def expect_in(value: Any, allowed: Collection[Any], *, what: str, good: str = "right.", hint: str = "") -> Markdown:
     """✅ when ``value`` is one of ``allowed``.
 

@@ -93,6 +93,17 @@ def test_checks_say_not_answered_pass_and_fail():
     assert "&lt;script&gt;" in checks.expect_in("<script>", {"a"}, what="x").data
 
 
+def test_expect_close_matches_numbers_and_a_missing_value_only_with_a_missing_one():
+    nan = float("nan")
+    assert checks.TODO_MARK in checks.expect_close(None, 0.2, what="w").data
+    assert build.PASS_MARK in checks.expect_close(0.2 + 1e-12, 0.2, what="w").data
+    assert build.PASS_MARK in checks.expect_close(nan, nan, what="w").data  # no interval, rightly
+    assert build.FAIL_MARK in checks.expect_close(nan, 0.2, what="w").data
+    assert build.FAIL_MARK in checks.expect_close(0.2, nan, what="w").data
+    assert build.FAIL_MARK in checks.expect_close(0.3, 0.2, what="w", hint="high minus low").data
+    assert build.FAIL_MARK in checks.expect_close("abc", 0.2, what="w").data
+
+
 def test_course_build_writes_student_notebooks_and_an_index_without_running(tmp_path):
     outcomes = build.build_course(tmp_path, execute=False, echo=lambda *a, **k: None)
     assert [o.name for o in outcomes] == [p.stem for p in LABS]
