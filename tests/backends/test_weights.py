@@ -69,6 +69,15 @@ def test_the_bundled_model_is_re_encoded_once_and_reused(models_dir):
 
 
 @needs_model
+def test_a_damaged_copy_is_made_again(models_dir):
+    copy = runtime_weights(default_model_path(), "q8_0")
+    good = file_sha256(copy)
+    copy.write_bytes(b"GGUF" + bytes(64))  # a copy cut short on disk
+    assert EmbeddedBackend().count_tokens("Hello there") > 0
+    assert file_sha256(copy) == good
+
+
+@needs_model
 def test_re_encoding_is_byte_for_byte_repeatable(models_dir, tmp_path):
     copy = runtime_weights(default_model_path(), "q8_0")
     again = tmp_path / "again.gguf"

@@ -41,7 +41,13 @@ from synllm.backends.embedded.runtime import (
     usable_cores,
 )
 from synllm.backends.embedded.sampling import MIN_P
-from synllm.backends.embedded.weights import DEFAULT_WEIGHTS, check_weights, runtime_weights, weights_facts
+from synllm.backends.embedded.weights import (
+    DEFAULT_WEIGHTS,
+    check_weights,
+    reencode,
+    runtime_weights,
+    weights_facts,
+)
 from synllm.errors import BackendError, BackendUnavailable, InvalidArgument, ModelNotFound, SynllmError
 
 #: Sequences decoded side by side (measured on 2 cores: see bench/bench_embedded.py --parallel).
@@ -161,8 +167,19 @@ class EmbeddedBackend(BaseBackend):
         return self.loaded_model(model).grammar(grammar)
 
     def loaded_model(self, model: str | None = None) -> LoadedModel:
-        """The model serving ``model``, loaded with the weights this backend runs (see ``weights``)."""
-        return load_model(runtime_weights(self.resolve_model(model), self.weights))
+        """The model serving ``model``, loaded with the weights this backend runs (see ``weights``).
+
+        A copy llama.cpp cannot load (damaged on disk) is made again from the bundled file, once.
+        """
+        source = self.resolve_model(model)
+        path = runtime_weights(source, self.weights)
+        try:
+            return load_model(path)
+        except BackendError:
+            if path == source:
+                raise
+        reencode(source, path)
+        return load_model(path)
 
     def generate(self, request: GenerationRequest) -> Generation:
         """Answer one chat request; ``grammar`` constrains the reply, a fixed ``seed`` makes it repeatable."""
