@@ -4,7 +4,7 @@ llama.cpp's CPU matrix kernels multiply a batch of tokens against Q8_0 (and Q4_0
 weights as one blocked matrix product, but against Q4_1 weights one dot product at a
 time, so decoding many sequences side by side gains little over one. Measured on 2
 cores (``bench/bench_weights.py``): grammar-free decoding of 10 sequences side by side
-ran 1.3-1.6x faster with the Q8_0 copy, while its next-token distributions stay as close to
+ran 1.2-1.6x faster with the Q8_0 copy, while its next-token distributions stay as close to
 the original's as those of an exact float16 copy of the same weights (mean KL divergence
 about 0.003 against 0.002; the kernels' own activation rounding already differs that
 much). Q4_0 would be faster still but loses information (KL 0.15), so it is not offered.
@@ -80,7 +80,8 @@ def reencode(source: Path, target: Path, encoding: str = "Q8_0") -> None:
     ``encoding`` names a ``LLAMA_FTYPE_MOSTLY_*`` type (Q8_0 here; the benchmark also makes F16 and Q4_0).
     """
     folder = target.parent
-    ftype = getattr(import_llama_cpp(), f"LLAMA_FTYPE_MOSTLY_{encoding}", None)
+    llama_cpp = import_llama_cpp()
+    ftype = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{encoding}", None)
     if ftype is None:
         raise InvalidArgument(f"llama.cpp has no weight encoding {encoding!r}")
     fix = f"free {_ROOM // 2**20} MB there, set SYNLLM_MODELS to a folder with room, or use weights='original'"
@@ -95,7 +96,6 @@ def reencode(source: Path, target: Path, encoding: str = "Q8_0") -> None:
             f"{folder}: cannot write the model's {encoding} copy ({exc.strerror or exc}); {fix}"
         ) from None
     try:
-        llama_cpp = import_llama_cpp()
         quiet_logs(llama_cpp)
         params = llama_cpp.llama_model_quantize_default_params()
         params.ftype = ftype
