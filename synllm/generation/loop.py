@@ -33,7 +33,14 @@ from synllm.cards import Card
 from synllm.errors import BackendError, GenerationError, ModelNotFound, SynllmError
 from synllm.generation.constraints import to_gbnf, to_json_gbnf, to_json_schema
 from synllm.generation.diversity import RowDiversity, row_diversity
-from synllm.generation.manifest import RunManifest, Timings, package_versions, shortfall_text
+from synllm.generation.manifest import (
+    RunManifest,
+    Timings,
+    package_versions,
+    read_manifest,
+    shortfall_text,
+    write_manifest,
+)
 from synllm.generation.outputs import answer_totals, assemble_rows, row_flags
 from synllm.generation.parsing import parse_text, validate_rows
 from synllm.generation.records import CUT_NOTE, answer_record, max_tokens_for
@@ -357,9 +364,10 @@ class _Run:
         manifest = self._manifest(
             status, ordered, len(valid), rejected, returned, flags, repairs, reused, error, diversity
         )
-        files.write_csv(self.run_dir / files.SYNTHETIC, synthetic.join(flags.add_prefix("_")), self.card)
+        token = self.card.missing_token
+        files.write_csv(self.run_dir / files.SYNTHETIC, synthetic.join(flags.add_prefix("_")), missing_token=token)
         files.write_csv(self.run_dir / files.REJECTED, rejected)
-        files.write_manifest(self.run_dir, manifest)
+        write_manifest(self.run_dir, manifest)
         if status == "incomplete":
             log.warning(
                 "%s %s %s: stopped at max_requests=%d with %d of %d valid rows: %s (%s); raise max_requests "
@@ -427,7 +435,7 @@ def load_run(run_dir: str | Path, card: Card) -> tuple[pd.DataFrame, RunManifest
     from synllm.dataset.schema import parse_table
 
     run_dir = Path(run_dir)
-    manifest = files.read_manifest(run_dir)
+    manifest = read_manifest(run_dir)
     if manifest.diagnostics.rows_kept == 0:
         return validate_rows([], card).valid, manifest
     raw = files.spreadsheet_restored(read_text_table(run_dir / files.SYNTHETIC))

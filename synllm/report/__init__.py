@@ -15,7 +15,6 @@ The notebooks reach everything here as ``synllm.report``:
 - :mod:`~synllm.report.export`: code-free HTML pages and the index page.
 """
 
-from synllm.files import report_paths, write_summary, write_tables
 from synllm.report import comparison, comparison_plots, detail_plots, details, narrative, plots, tables, verdicts
 from synllm.report.display import (
     figure,
@@ -26,6 +25,7 @@ from synllm.report.display import (
     styled_scorecard,
     table,
 )
+from synllm.report.folders import report_paths, write_summary, write_tables
 
 __all__ = [
     "comparison",

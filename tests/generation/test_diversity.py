@@ -8,9 +8,9 @@ import pytest
 from synllm.backends.base import BaseBackend, Generation, GenerationRequest
 from synllm.dataset import split
 from synllm.dataset.schema import format_row
-from synllm.files import read_manifest
 from synllm.generation.diversity import duplicate_share, row_diversity
 from synllm.generation.loop import GenerationOptions, generate
+from synllm.generation.manifest import read_manifest
 from synllm.report import tables
 
 

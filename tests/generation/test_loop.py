@@ -11,8 +11,9 @@ from synllm.backends.base import Generation
 from synllm.backends.ollama import OllamaBackend
 from synllm.dataset import split
 from synllm.errors import BackendUnavailable, GenerationError
-from synllm.files import read_manifest, read_records
+from synllm.files import read_records
 from synllm.generation.loop import GenerationOptions, generate, load_run
+from synllm.generation.manifest import read_manifest
 from tests.fake_ollama import FakeOllama
 from tests.generation.scripted import OPTS, ScriptedBackend, scripted_run
 

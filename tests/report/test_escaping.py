@@ -14,7 +14,7 @@ from nbformat.v4 import new_code_cell, new_notebook, new_output
 
 from synllm import files
 from synllm.generation.loop import load_run
-from synllm.report import display, export, narrative, tables
+from synllm.report import display, export, folders, narrative, tables
 from tests.generation.scripted import ScriptedBackend, scripted_run
 from tests.generation.scripted import stroke_split as load_stroke_split
 
@@ -113,8 +113,8 @@ def test_narratives_escape_names_from_runs(scored, tmp_path):
 def test_the_index_page_escapes_names_messages_headlines_and_links(tmp_path):
     good = tmp_path / "javascript:alert(0)"
     good.mkdir()
-    (good / files.REPORT_HTML).write_text("<p>report</p>")
-    files.write_summary(good, f"Headline {script('title')}")
+    (good / folders.REPORT_HTML).write_text("<p>report</p>")
+    folders.write_summary(good, f"Headline {script('title')}")
     entries = [
         export.ReportEntry(name=script("model"), folder=good, ok=True, seconds=1.0),
         export.ReportEntry(name="bad", folder=tmp_path / "bad", ok=False, seconds=1.0, message=script("server")),
