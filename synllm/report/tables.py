@@ -133,9 +133,10 @@ def run_diagnostics(manifest: RunManifest) -> dict:
     }
 
 
-def failures_table(failures: Sequence[tuple[str, str, int, str]]) -> pd.DataFrame:
-    """Grid cells that failed, with their message."""
-    return pd.DataFrame(list(failures), columns=["model", "prompt_type", "seed", "error"])
+def failures_table(failures: Sequence[Any]) -> pd.DataFrame:
+    """Grid cells that failed (:class:`~synllm.generation.grid.Failure`), with their message."""
+    columns = ["model", "prompt_type", "seed", "error"]
+    return pd.DataFrame([[getattr(f, c) for c in columns] for f in failures], columns=columns)
 
 
 def _num(value: float) -> str:

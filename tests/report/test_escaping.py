@@ -13,6 +13,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_notebook, new_output
 
 from synllm import files
+from synllm.generation.grid import Failure
 from synllm.generation.loop import load_run
 from synllm.report import display, export, folders, narrative, tables
 from tests.generation.scripted import ScriptedBackend, scripted_run
@@ -71,7 +72,7 @@ def _assert_shown_not_run(page: str, sources) -> None:
 
 def test_card_text_server_errors_and_model_names_are_escaped_in_the_html(study_data, scored, tmp_path):
     data = replace(study_data, card=hostile_card(study_data.card))
-    failures = tables.failures_table([(script("model"), "p1", 0, f"HTTP 500: {script('server')}")])
+    failures = tables.failures_table([Failure(script("model"), "p1", 0, f"HTTP 500: {script('server')}")])
     manifest = replace(
         scored[0].manifest,
         model=script("model"),
