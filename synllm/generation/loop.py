@@ -65,7 +65,7 @@ def generate(
     out_dir: str | Path | None = None,
     progress: bool = True,
 ) -> RunResult:
-    """Generate ``n_rows`` valid synthetic rows with one prompt type and model (a :class:`RunSpec`, run).
+    """Generate ``n_rows`` valid synthetic rows with one prompt type and model: a :class:`RunSpec`, run.
 
     Asks for ``options.batch_size`` rows per request until ``n_rows`` are valid, or
     stops at ``max_requests`` (default: enough for a 25 % valid rate, plus two) with

@@ -1,7 +1,7 @@
 """Tidy tables of a study: the card, the rules on real rows, run diagnostics, scores per run and the scorecard.
 
 Pure functions of in-memory values (see :mod:`synllm.report.inputs`); writing them to disk
-is :mod:`synllm.files`.
+is :mod:`synllm.report.folders`.
 """
 
 from __future__ import annotations
