@@ -83,8 +83,8 @@ _EXPORTS = {
     "relative_scores": "synllm.metrics:relative_scores",
     "summarize_repeats": "synllm.metrics:summarize_repeats",
     # study
-    "ScoredRun": "synllm.report.inputs:ScoredRun",
-    "StudyData": "synllm.report.inputs:StudyData",
+    "ScoredRun": "synllm.report.scored:ScoredRun",
+    "StudyData": "synllm.report.scored:StudyData",
     "load_study_data": "synllm.study.data:load_study_data",
     "preview_prompts": "synllm.study.data:preview_prompts",
     "require_backend": "synllm.study.data:require_backend",
