@@ -137,3 +137,33 @@ def test_every_error_is_a_synllm_error():
         obj = getattr(synllm, name)
         if isinstance(obj, type) and issubclass(obj, Exception):
             assert issubclass(obj, synllm.SynllmError), name
+
+
+def _type_checking_imports() -> dict[str, str]:
+    """Name -> "module:attribute" (or the module) of the imports under ``if TYPE_CHECKING:`` in synllm/__init__.py."""
+    import ast
+
+    tree = ast.parse((config.PACKAGE_DIR / "__init__.py").read_text(encoding="utf-8"))
+    block = next(n for n in tree.body if isinstance(n, ast.If) and getattr(n.test, "id", "") == "TYPE_CHECKING")
+    found = {}
+    for node in block.body:
+        assert isinstance(node, ast.ImportFrom) and node.level == 0, ast.unparse(node)
+        for alias in node.names:
+            name = alias.asname or alias.name
+            is_module = node.module == "synllm"  # `from synllm import course`: the namespace module
+            found[name] = f"synllm.{alias.name}" if is_module else f"{node.module}:{alias.name}"
+    return found
+
+
+def test_ides_see_every_public_name_where_it_is_loaded_from():
+    """The TYPE_CHECKING imports (what IDEs resolve ``synllm.generate`` by) mirror the lazy ``_EXPORTS``."""
+    assert _type_checking_imports() == synllm._EXPORTS
+
+
+def test_doctests_run_with_the_test_suite():
+    import tomllib
+
+    settings = tomllib.loads((config.PROJ_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    pytest_options = settings["tool"]["pytest"]["ini_options"]
+    assert "--doctest-modules" in pytest_options["addopts"].split()
+    assert "synllm" in pytest_options["testpaths"]

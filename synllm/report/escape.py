@@ -10,8 +10,8 @@ escaped by :func:`synllm.report.display.table`; the index page uses :func:`html.
 '&lt;b&gt;bold&lt;/b&gt;'
 >>> md_plain(md_text("a_b <c>"))
 'a_b <c>'
->>> prompt_name("p4"), prompt_name("p_5")
-('P4 (rules)', 'p\\_5')
+>>> print(prompt_name("p4"), prompt_name("p_5"))
+P4 (rules) p\\_5
 """
 
 from __future__ import annotations
