@@ -167,3 +167,30 @@ def test_doctests_run_with_the_test_suite():
     pytest_options = settings["tool"]["pytest"]["ini_options"]
     assert "--doctest-modules" in pytest_options["addopts"].split()
     assert "synllm" in pytest_options["testpaths"]
+
+
+def _imported_modules(path) -> set[str]:
+    """Every module ``path`` imports, at any depth of its code (lazy and TYPE_CHECKING imports included)."""
+    import ast
+
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found |= {node.module, *(f"{node.module}.{alias.name}" for alias in node.names)}
+    return found
+
+
+def test_report_prose_lives_in_one_module_and_metrics_import_nothing_back():
+    package = config.PACKAGE_DIR
+    assert sorted(p.relative_to(package).as_posix() for p in package.rglob("*prose*.py")) == ["report/prose.py"]
+    assert "synllm.metrics.evaluation" not in _imported_modules(package / "metrics" / "evaluation_text.py")
+    for path in (package / "metrics").rglob("*.py"):
+        assert not any(m.startswith("synllm.report") for m in _imported_modules(path)), path
+
+
+def test_module_names_in_report_are_unique_in_the_package():
+    names = [p.stem for p in config.PACKAGE_DIR.rglob("*.py") if not p.stem.startswith("_")]
+    report = [p.stem for p in (config.PACKAGE_DIR / "report").glob("*.py") if not p.stem.startswith("_")]
+    assert [n for n in report if names.count(n) > 1] == []
