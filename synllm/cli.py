@@ -45,7 +45,10 @@ def _name_value(text: str) -> tuple[str, Any]:
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
     name, value = text.split("=", 1)
-    return name.strip(), yaml.safe_load(value)
+    try:
+        return name.strip(), yaml.safe_load(value)
+    except yaml.YAMLError as exc:
+        raise argparse.ArgumentTypeError(f"{name.strip()}: not a YAML value ({' '.join(str(exc).split())})") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -140,7 +143,14 @@ def _add_run(sub) -> None:
         help="override one study parameter (YAML value), e.g. -p n_rows=5",
     )
     run.add_argument("--kernel", default="python3", help="Jupyter kernel name (default python3)")
-    run.add_argument("--timeout", dest="cell_timeout", type=int, default=None, help="seconds allowed per notebook cell")
+    run.add_argument(
+        "--timeout",
+        dest="cell_timeout",
+        type=int,
+        default=None,
+        metavar="SECONDS",
+        help="seconds allowed per notebook cell",
+    )
 
 
 def _add_course(sub) -> None:

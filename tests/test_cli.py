@@ -182,6 +182,13 @@ def test_course_parameters_must_be_name_value(capsys):
     assert "expected NAME=VALUE, got 'backend'" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("command", ["run", "course"])
+def test_a_parameter_that_is_not_yaml_is_a_one_line_error(command, capsys):
+    assert main([command, "-p", "seeds=[0, 1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("synllm: error: argument -p/--parameter: seeds: not a YAML value")
+
+
 def test_make_run_and_make_course_call_the_one_cli():
     from synllm import config
 
