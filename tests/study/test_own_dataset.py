@@ -183,7 +183,7 @@ def own_batch(edited, tmp_path_factory):
         mp.setenv("SYNLLM_HOME", str(home))
         mp.chdir(edited)
         absolute = str(edited / DRAFTS["heart"])
-        code = batch.main(["--datasets", DRAFTS["pima"], absolute, "--output", str(out), *TINY])
+        code = main(["run", "--datasets", DRAFTS["pima"], absolute, "--output", str(out), *TINY])
     return code, out
 
 
