@@ -19,7 +19,6 @@ import yaml
 
 from synllm.cards import load_card
 from synllm.cli import main
-from synllm.study import batch
 from tests.medical_csvs import heart_like_csv, pima_like_csv
 
 PIMA_WORDS = {
