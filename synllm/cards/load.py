@@ -163,17 +163,24 @@ def data_file(text: str, card_file: Path | None, *, where: str = "card", data_di
     roots += [Path(data_dir).expanduser()] if data_dir is not None else []
     roots.append(config.RAW_DIR)
     file = Path(text)
-    candidates = [(root, file if file.is_absolute() else root / file) for root in roots]
-    inside = [(root, c) for root, c in candidates if _within(c, root)]
-    if not inside:
-        folders = " or ".join(str(r) for r in roots)
-        raise CardError(
-            f"{where}: file {shown(text)} lies outside {folders}; a card reads data only from inside its own "
-            "folder: move the CSV there (a subfolder is fine) and write its name, e.g. file: data.csv, or name the "
-            "data folder explicitly (load_card(..., data_dir=...) or the SYNLLM_DATA_DIR environment variable)"
-        )
-    existing = [c for _, c in inside if os.path.lexists(c)]
-    return existing[0] if existing else inside[0][1]
+    first_inside = None
+    for root in roots:
+        candidate = file if file.is_absolute() else root / file
+        inside = _within(candidate, root)
+        if os.path.lexists(candidate) and not inside and not file.is_absolute():
+            break  # it exists here but leads outside (``..``, a link): refuse, do not look further
+        if inside and os.path.lexists(candidate):
+            return candidate
+        first_inside = first_inside or (candidate if inside else None)
+    else:
+        if first_inside is not None:
+            return first_inside
+    folders = " or ".join(str(r) for r in roots)
+    raise CardError(
+        f"{where}: file {shown(text)} lies outside {folders}; a card reads data only from inside its own "
+        "folder: move the CSV there (a subfolder is fine) and write its name, e.g. file: data.csv, or name the "
+        "data folder explicitly (load_card(..., data_dir=...) or the SYNLLM_DATA_DIR environment variable)"
+    )
 
 
 def _within(candidate: Path, root: Path) -> bool:

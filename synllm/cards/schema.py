@@ -50,6 +50,8 @@ def _value(value: Any) -> int | float | str:
         return _name(value)
     if isinstance(value, int) and abs(value) <= MAX_MAGNITUDE:
         return value
+    if not isinstance(value, (int, float)):
+        raise PydanticCustomError("value", "must be a number or text, e.g. 1 or 'F'")
     return _number(value)
 
 
@@ -207,9 +209,9 @@ def describe(error: Mapping[str, Any], raw: Mapping[str, Any]) -> str:
         return f"{path}: {shown(value)} is not one of {error['ctx']['expected']}"
     if kind in ("list_type", "too_short", "too_long"):
         example = _EXAMPLES.get(field, "[...]")
-        size = {"range": "exactly 2 numbers, "}.get(field, "")
-        bound = f" of at most {error['ctx']['max_length']:,} items" if kind == "too_long" else ""
-        return f"{path} must be a list{bound}, {size}e.g. {field}: {example}; got {shown(value)}"
+        size = {"range": "of exactly 2 numbers, ", "linkability": "of exactly 2 lists of columns, "}.get(field, "")
+        bound = f" of at most {error['ctx']['max_length']:,} items," if kind == "too_long" else ""
+        return f"{path} must be a list{bound} {size}e.g. {field}: {example}; got {shown(value)}"
     if kind in ("dict_type", "model_type", "model_attributes_type"):
         return f"{path} must be a mapping of keys (key: value lines); got {shown(value)}"
     if kind == "bool_type":
