@@ -77,9 +77,7 @@ def load_card(name_or_path: str | Path, *, data_dir: str | Path | None = None) -
     return card_from_dict(raw, path=path, data_dir=data_dir)
 
 
-def card_from_dict(
-    raw: Mapping[str, Any], *, path: Path | None = None, data_dir: str | Path | None = None
-) -> Card:
+def card_from_dict(raw: Mapping[str, Any], *, path: Path | None = None, data_dir: str | Path | None = None) -> Card:
     """Build a Card from parsed YAML, checking types and ranges (:mod:`.schema`), then cross-references."""
     where = str(path) if path else "card"
     spec = validated_card(raw, where)

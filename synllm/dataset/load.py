@@ -74,7 +74,8 @@ def read_text_table(file: Path) -> pd.DataFrame:
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise DataError(
-            f"{file}: not UTF-8 (byte {exc.start}, line {line}); re-save the file as UTF-8, e.g. `iconv -f latin1 -t utf-8`"
+            f"{file}: not UTF-8 (byte {exc.start}, line {line}); re-save the file as UTF-8, "
+            "e.g. `iconv -f latin1 -t utf-8`"
         ) from None
     if not text.strip():
         raise DataError(f"{file}: the file is empty; it needs a header line and data rows")

@@ -1,4 +1,4 @@
-"""A card's ``file`` stays inside the card's folder, only regular files are read, nothing of a file is echoed (issue 22)."""
+"""``file`` stays inside the card's folder; only regular files are read; no file content is echoed (issue 22)."""
 
 from __future__ import annotations
 

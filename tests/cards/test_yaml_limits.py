@@ -76,7 +76,8 @@ def test_a_duplicate_key_is_refused_naming_the_key_and_both_lines(tmp_path):
 def test_a_duplicate_key_inside_a_column_is_refused(tmp_path):
     path = tmp_path / "dup.yaml"
     path.write_text(
-        "name: t\nfile: t.csv\nroles: {target: a}\ncolumns:\n  - {name: a, kind: binary, description: x, kind: float}\n",
+        "name: t\nfile: t.csv\nroles: {target: a}\ncolumns:\n"
+        "  - {name: a, kind: binary, description: x, kind: float}\n",
         encoding="utf-8",
     )
     with pytest.raises(CardError, match=r"line 5: the key 'kind' appears twice"):
