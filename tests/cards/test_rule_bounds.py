@@ -35,7 +35,16 @@ def _card(require: str) -> dict:
         ("age > 1e400", "too large"),
         ("age > " + "9" * 5000, "longer than 2,000"),
     ],
-    ids=["330-nots", "990-minuses", "300-minuses", "300-parentheses", "400-digit-int", "400-digit-in-list", "inf-float", "5000-digit"],
+    ids=[
+        "330-nots",
+        "990-minuses",
+        "300-minuses",
+        "300-parentheses",
+        "400-digit-int",
+        "400-digit-in-list",
+        "inf-float",
+        "5000-digit",
+    ],
 )
 def test_deep_or_huge_expressions_are_card_errors(expression, expected):
     with pytest.raises(CardError) as info:
