@@ -145,39 +145,39 @@ def add_rules(card: Card, rules: str | Sequence[Mapping[str, Any]]) -> Card:
 
 
 def data_file(text: str, card_file: Path | None, *, where: str = "card", data_dir: str | Path | None = None) -> Path:
-    """Where a card's ``file`` lives: inside the card's folder, ``data/raw`` or ``data_dir``, never outside.
+    """Where a card's ``file`` lives; it must lie inside the card's folder, ``data_dir`` or ``data/raw``.
 
-    A relative name is looked for in the card's folder, then ``data_dir``, then ``data/raw``
-    (a built-in card, or a card without a file, looks in ``data/raw`` only). A user card
-    whose CSV exists in none of them points beside itself, so a 'file not found' error names
-    the folder the user is working in. A path that leaves its folder (``../x``, an absolute
-    path elsewhere, a link to elsewhere) is refused: a card is data, and must not read the
-    user's other files.
+    A relative name is taken from the card's folder (``data/raw`` for a built-in card or a
+    card without a file), then from ``data_dir``, then from ``data/raw``; the first that
+    exists wins. A user card whose CSV exists in none of them points beside itself, so a
+    'file not found' error names the folder the user is working in. A path that leaves the
+    allowed folders (``../x``, an absolute path elsewhere, a link to elsewhere) is refused:
+    a card is data, and must not make synllm read the user's other files.
     """
     if "\x00" in text:
         raise CardError(f"{where}: file {shown(text)} holds a NUL character; give the CSV's file name")
     own = card_file is not None and card_file.parent != config.CARDS_DIR.resolve()
-    roots = [card_file.parent] if own else []
-    roots += [Path(data_dir).expanduser()] if data_dir is not None else []
-    roots.append(config.RAW_DIR)
+    base = card_file.parent if own else config.RAW_DIR
+    named = [Path(data_dir).expanduser()] if data_dir is not None else []
+    roots = [base, *named, config.RAW_DIR]
     file = Path(text)
-    first_inside = None
-    for root in roots:
-        candidate = file if file.is_absolute() else root / file
-        inside = _within(candidate, root)
-        if os.path.lexists(candidate) and not inside and not file.is_absolute():
-            break  # it exists here but leads outside (``..``, a link): refuse, do not look further
-        if inside and os.path.lexists(candidate):
-            return candidate
-        first_inside = first_inside or (candidate if inside else None)
+    candidates = [file] if file.is_absolute() else [root / file for root in dict.fromkeys(roots)]
+    fallback = None
+    for candidate in candidates:
+        inside = any(_within(candidate, root) for root in roots)
+        if os.path.lexists(candidate):
+            if inside:
+                return candidate
+            break  # it exists but leads outside (``..``, a link): refuse, look no further
+        fallback = fallback or (candidate if inside else None)
     else:
-        if first_inside is not None:
-            return first_inside
-    folders = " or ".join(str(r) for r in roots)
+        if fallback is not None:
+            return fallback
+    folders = ", ".join(str(r) for r in dict.fromkeys(roots))
     raise CardError(
-        f"{where}: file {shown(text)} lies outside {folders}; a card reads data only from inside its own "
-        "folder: move the CSV there (a subfolder is fine) and write its name, e.g. file: data.csv, or name the "
-        "data folder explicitly (load_card(..., data_dir=...) or the SYNLLM_DATA_DIR environment variable)"
+        f"{where}: file {shown(text)} lies outside the folders a card may read ({folders}): move the CSV into "
+        "the card's folder (a subfolder is fine) and write its name, e.g. file: data.csv, or name the data folder "
+        "explicitly (load_card(..., data_dir=...) or the SYNLLM_DATA_DIR environment variable)"
     )
 
 

@@ -55,16 +55,25 @@ def _value(value: Any) -> int | float | str:
     return _number(value)
 
 
+def name_problem(text: str) -> str | None:
+    """Why ``text`` cannot be a column name, category, token or id (None when it can).
+
+    Names reach prompts, CSV headers, YAML and the terminal, so they hold no control,
+    format or line-separator character (a newline, U+2028, an ANSI escape, a bidi override).
+    """
+    if not text or len(text) > MAX_NAME_CHARS:
+        return f"must be 1 to {MAX_NAME_CHARS} characters long"
+    if any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Zl", "Zp") for ch in text):
+        return "holds a control, format or line-separator character; use printable characters only"
+    return None
+
+
 def _name(value: Any) -> str:
     """Short text without control or line-separator characters (a column name, a category, a token, an id)."""
     if not isinstance(value, str):
         raise PydanticCustomError("text", "must be text; put it in quotes")
-    if not value or len(value) > MAX_NAME_CHARS:
-        raise PydanticCustomError("name_size", f"must be 1 to {MAX_NAME_CHARS} characters long")
-    if any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in value):
-        raise PydanticCustomError(
-            "name_control", "holds a control, format or line-separator character; use printable characters only"
-        )
+    if problem := name_problem(value):
+        raise PydanticCustomError("name", problem)
     return value
 
 

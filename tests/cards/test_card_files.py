@@ -113,3 +113,18 @@ def test_a_non_utf8_file_is_named_without_its_bytes(tmp_path):
         load_dataset(_card(tmp_path, "tiny.csv"))
     message = str(info.value)
     assert "not UTF-8" in message and "line 3" in message and "xe9" not in message, message
+
+
+def test_a_draft_written_away_from_its_csv_says_so_and_loads_once_the_folder_is_named(tmp_path, monkeypatch):
+    from synllm.cli import main
+
+    (tmp_path / "cards").mkdir()
+    (tmp_path / "tiny.csv").write_text("pid,age,sick\n" + "".join(f"{i},{20 + i},{i % 2}\n" for i in range(30)))
+    monkeypatch.chdir(tmp_path)
+    assert main(["card", "draft", "tiny.csv", "-o", "cards/tiny.yaml"]) == 0
+    text = (tmp_path / "cards" / "tiny.yaml").read_text(encoding="utf-8")
+    assert 'file: "../tiny.csv"  # CHECK: the CSV is outside this card\'s folder' in text
+    with pytest.raises(CardError, match="SYNLLM_DATA_DIR"):
+        load_card(tmp_path / "cards" / "tiny.yaml")
+    monkeypatch.setenv("SYNLLM_DATA_DIR", str(tmp_path))
+    assert load_card(tmp_path / "cards" / "tiny.yaml").file.resolve() == tmp_path / "tiny.csv"
