@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from synllm.errors import InvalidArgument, SynllmError
+from synllm.text import terminal_text
 
 #: Command-line options checked by the rules of :mod:`synllm.arguments` (option -> rule).
 CHECKED_OPTIONS = {
@@ -104,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_values(vars(args), CHECKED_OPTIONS, name=lambda option: "--" + option.replace("_", "-"))
         return _COMMANDS[args.command](args)
     except SynllmError as exc:
-        print(f"synllm: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        print(f"synllm: error: {terminal_text(' '.join(str(exc).split()))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("synllm: interrupted; answers so far are cached, rerun the same command to resume", file=sys.stderr)
@@ -125,7 +126,7 @@ def _card(args: argparse.Namespace) -> int:
         from synllm.dataset.check import check_card, report_text
 
         result = check_card(args.card)
-        print(report_text(result))
+        print(terminal_text(report_text(result)))
         return 0 if result.ok else 1
     return _card_draft(args)
 
