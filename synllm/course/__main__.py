@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-import yaml
-
+from synllm import yamlsafe
 from synllm.course.build import build_course, lab_paths
 
 
@@ -31,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
         if "=" not in text:
             parser.error(f"expected NAME=VALUE, got {text!r}")
         name, value = text.split("=", 1)
-        parameters[name.strip()] = yaml.safe_load(value)
+        parameters[name.strip()] = yamlsafe.safe_load(value)
     outcomes = build_course(
         args.output, labs=args.labs or lab_paths(), parameters=parameters, execute=not args.no_execute
     )

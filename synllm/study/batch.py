@@ -24,9 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from synllm import config
+from synllm import config, yamlsafe
 from synllm.arguments import check_values
 from synllm.errors import CardError, ProfileError, SynllmError
 from synllm.report.export import ReportEntry, export_html, failed_cells, write_index
@@ -75,7 +73,7 @@ def profile_path(name_or_path: str | Path) -> Path:
 def load_profile(name_or_path: str | Path) -> Profile:
     """Read and check a profile: only known sections; parameters must exist in the notebooks."""
     path = profile_path(name_or_path)
-    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    raw = yamlsafe.safe_load(path.read_text(encoding="utf-8")) or {}
     if unknown := set(raw) - PROFILE_SECTIONS:
         raise ProfileError(f"{path}: unknown section(s) {sorted(unknown)}; allowed: {sorted(PROFILE_SECTIONS)}")
     profile = Profile(
@@ -292,7 +290,7 @@ def _parameter(text: str) -> tuple[str, Any]:
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"expected name=value, got {text!r}")
     name, value = text.split("=", 1)
-    return name.strip(), yaml.safe_load(value)
+    return name.strip(), yamlsafe.safe_load(value)
 
 
 def build_parser() -> argparse.ArgumentParser:
