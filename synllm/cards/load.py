@@ -65,6 +65,8 @@ def load_card(name_or_path: str | Path, *, data_dir: str | Path | None = None) -
     try:
         with path.open("rb") as handle:
             data = handle.read(yamlsafe.MAX_DOCUMENT_CHARS * 4 + 1)
+        if len(data) > yamlsafe.MAX_DOCUMENT_CHARS * 4:
+            raise yamlsafe.YamlLimitError(f"more than {yamlsafe.MAX_DOCUMENT_CHARS:,} characters; shorten it")
         raw = yamlsafe.safe_load(data)
     except OSError as exc:
         raise CardError(f"{path}: cannot be read ({exc.strerror or exc}); check the path and its permissions") from None
