@@ -13,6 +13,7 @@ in :mod:`synllm.cards.load`.
 from __future__ import annotations
 
 import math
+import re
 import unicodedata
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
@@ -80,8 +81,33 @@ def _name(value: Any) -> str:
 Number = Annotated[float, PlainValidator(_number)]
 Value = Annotated[int | float | str, PlainValidator(_value)]
 Name = Annotated[str, PlainValidator(_name)]
-Text = Annotated[str, Field(max_length=MAX_TEXT_CHARS)]
-Expression = Annotated[str, Field(max_length=MAX_EXPRESSION_CHARS)]
+
+
+def _text(limit: int, *, empty: bool = True):
+    """A validator of free text: a string of at most ``limit`` characters with no terminal control character."""
+
+    def check(value: Any) -> str:
+        if not isinstance(value, str):
+            raise PydanticCustomError("text", "must be text (in quotes if it looks like a number or true/false)")
+        if not value and not empty:
+            raise PydanticCustomError("text_empty", "must not be empty")
+        if len(value) > limit:
+            raise PydanticCustomError("text_size", f"is longer than {limit:,} characters; shorten it")
+        if _CONTROLS.search(value):
+            raise PydanticCustomError(
+                "text_control", "holds a control character (a terminal escape, a bidi override, ...); remove it"
+            )
+        return value
+
+    return PlainValidator(check)
+
+
+#: Control characters free text may not hold: C0 but tab and newline, DEL, C1, bidi controls.
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+Text = Annotated[str, _text(MAX_TEXT_CHARS)]
+Short = Annotated[str, _text(MAX_NAME_CHARS)]
+Expression = Annotated[str, _text(MAX_EXPRESSION_CHARS)]
+File = Annotated[str, _text(4096, empty=False)]
 Names = Annotated[list[Name], Field(max_length=MAX_COLUMNS)]
 
 
@@ -95,7 +121,7 @@ class ColumnSpec(_Strict):
     name: Name
     kind: Literal["integer", "float", "binary", "categorical", "identifier"]
     description: Text = ""
-    unit: Annotated[str, Field(max_length=MAX_NAME_CHARS)] | None = None
+    unit: Short | None = None
     range: Annotated[list[Number], Field(min_length=2, max_length=2)] | None = None
     categories: Annotated[list[Value], Field(min_length=1, max_length=MAX_CATEGORIES)] | None = None
     decimals: Annotated[int, Field(ge=0, le=MAX_DECIMALS)] | None = None
@@ -131,7 +157,7 @@ class RuleSpec(_Strict):
 class RolesSpec(_Strict):
     """The ``roles`` mapping."""
 
-    target: Annotated[str, Field(max_length=MAX_NAME_CHARS)] = ""
+    target: Short = ""
     target_positive: Expression | None = None
     outcomes: Names = []
     identifiers: Names = []
@@ -152,11 +178,11 @@ class MissingSpec(_Strict):
 class CardSpec(_Strict):
     """A whole card file."""
 
-    name: str
-    title: Annotated[str, Field(max_length=MAX_NAME_CHARS)] | None = None
+    name: Short
+    title: Short | None = None
     description: Text = ""
-    domain: Annotated[str, Field(max_length=MAX_NAME_CHARS)] | None = None
-    file: Annotated[str, Field(min_length=1, max_length=4096)]
+    domain: Short | None = None
+    file: File
     columns: Annotated[list[ColumnSpec], Field(min_length=1, max_length=MAX_COLUMNS)]
     roles: RolesSpec
     missing: MissingSpec = MissingSpec()

@@ -65,6 +65,11 @@ MALFORMED = [
     (("rules", 0), "adult", ["rules[0]", "mapping"]),
     (("rules",), {"id": "x"}, ["rules", "must be a list"]),
     (("title",), {"a": 1}, ["title", "text"]),
+    (("title",), "Tiny\u202etxt.exe", ["title", "control character"]),
+    (("description",), "Fine.\x1b[2J\x1b]0;pwned\x07", ["description", "control character"]),
+    (("columns", 1, "unit"), "years\x1b[8m", ["columns[1].unit", "control character"]),
+    (("file",), "tiny\x1b[2J.csv", ["file", "control character"]),
+    (("rules", 0, "statement"), "Adults.\r\x1b[1A", ["rules[0].statement", "control character"]),
 ]
 
 
@@ -83,6 +88,12 @@ def test_a_missing_file_key_is_named():
     del raw["file"]
     with pytest.raises(CardError, match="missing required key 'file'"):
         card_from_dict(raw)
+
+
+def test_free_text_keeps_newlines_tabs_and_any_script():
+    raw = copy.deepcopy(GOOD)
+    raw["description"] = "Line one.\n\tLine two: ≥ 18 ans, 日本, ﬁbre."
+    assert card_from_dict(raw).description == raw["description"].strip()
 
 
 def test_real_booleans_numbers_and_lists_still_load():
