@@ -118,7 +118,7 @@ def _only_synllm_errors(call, *args, **kwargs):
             return None
 
 
-@settings(FUZZ, max_examples=2500)
+@settings(FUZZ, max_examples=2000)
 @given(mutated_cards())
 def test_mutated_cards_load_or_raise_a_card_error(raw):
     card = _only_synllm_errors(card_from_dict, raw)
@@ -148,7 +148,7 @@ def damaged_texts(draw):
     return text
 
 
-@settings(FUZZ, max_examples=800)
+@settings(FUZZ, max_examples=700)
 @given(damaged_texts())
 def test_damaged_card_yaml_gives_a_card_or_a_synllm_error(text):
     def load():
@@ -216,7 +216,7 @@ TOKENS = [
 ]
 
 
-@settings(FUZZ, max_examples=2500)
+@settings(FUZZ, max_examples=2000)
 @given(
     st.one_of(
         st.lists(st.sampled_from(TOKENS), max_size=25).map(" ".join),
@@ -255,7 +255,7 @@ def tables(draw):
     return pd.DataFrame(rows, columns=names, dtype=object)
 
 
-@settings(FUZZ, max_examples=150)
+@settings(FUZZ, max_examples=120)
 @given(tables())
 def test_a_draft_is_refused_with_a_synllm_error_or_loads_back(table):
     draft = _only_synllm_errors(draft_card, table, name="fuzz", file="fuzz.csv")
