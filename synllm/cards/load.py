@@ -1,4 +1,8 @@
-"""Read a card from YAML and check it: keys, kinds, ranges, rules and cross-references."""
+"""Read a card from YAML and check it: fields (:mod:`.schema`), rules, cross-references and where its data may be.
+
+The YAML is read with limits (:mod:`synllm.yamlsafe`); a card's ``file`` must lie inside
+the card's folder, ``data/raw`` or a folder the caller names (:func:`data_file`).
+"""
 
 from __future__ import annotations
 
