@@ -69,6 +69,8 @@ class LimitedLoader(yaml.SafeLoader):
         if isinstance(node, yaml.MappingNode):
             seen: dict[Any, int] = {}
             for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":  # '<<' merges; PyYAML flattens it below
+                    continue
                 line = key_node.start_mark.line + 1
                 key = self.construct_object(key_node, deep=True)
                 try:

@@ -113,3 +113,19 @@ def test_safe_load_still_reads_plain_yaml_and_anchors_without_aliases():
     assert yamlsafe.safe_load("a: &x 1\nb: [1, 2]\nc: {d: e}\n") == {"a": 1, "b": [1, 2], "c": {"d": "e"}}
     with pytest.raises(yaml.YAMLError):
         yamlsafe.safe_load("a: [unclosed\n")
+
+
+def test_inline_duplicates_and_merge_keys_are_handled():
+    with pytest.raises(yamlsafe.YamlLimitError, match="'a' appears twice"):
+        yamlsafe.safe_load("{a: 1, a: 2}")
+    assert yamlsafe.safe_load("x: {<<: {a: 1}, b: 2}") == {"x": {"a": 1, "b": 2}}
+
+
+def test_other_user_yaml_uses_the_same_limits(tmp_path):
+    from synllm.backends.endpoints import load_endpoints
+    from synllm.errors import EndpointConfigError
+
+    path = tmp_path / "endpoints.yaml"
+    path.write_text("a: &x [1, 2]\nb: *x\n", encoding="utf-8")
+    with pytest.raises(EndpointConfigError, match="alias"):
+        load_endpoints(path)
