@@ -165,10 +165,11 @@ def _check_header(raw: pd.DataFrame, card: Card, file: Path) -> None:
     expected_set, found_set = set(expected), set(found)
     lacking = [c for c in expected if c not in found_set]
     extra = [c for c in found if c not in expected_set]
-    if lacking and len(lacking) == len(expected):  # nothing in common: maybe not the data at all; echo none of it
+    if 2 * len(lacking) > len(expected):  # mostly unlike the card: maybe not the data at all, so echo none of it
         raise DataError(
-            f"{file}: the header's {len(found):,} field(s) match none of the card's columns "
-            f"({_first(expected)}); is 'file' in card {card.name!r} the right CSV? (its content is not shown)"
+            f"{file}: the header's {len(found):,} field(s) match only {len(expected) - len(lacking)} of the card's "
+            f"{len(expected)} columns ({_first(expected)}); is 'file' in card {card.name!r} the right CSV? "
+            "(the file's content is not shown)"
         )
     if lacking or extra:
         parts = []
