@@ -101,7 +101,8 @@ def test_only_regular_files_are_read_each_with_its_own_message(tmp_path, kind, e
 
 @pytest.mark.parametrize("header", [SECRET, f"pid,{SECRET}"], ids=["no-column-shared", "one-of-three-shared"])
 def test_a_file_mostly_unlike_the_card_is_not_echoed(tmp_path, header):
-    (tmp_path / "tiny.csv").write_text(header + "\n" + ",".join(["x"] * (header.count(",") + 1)) + "\n", encoding="utf-8")
+    row = ",".join(["x"] * (header.count(",") + 1))
+    (tmp_path / "tiny.csv").write_text(f"{header}\n{row}\n", encoding="utf-8")
     with pytest.raises(DataError) as info:
         load_dataset(_card(tmp_path, "tiny.csv"))
     message = str(info.value)
