@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from synllm.errors import InvalidArgument, SynllmError
+from synllm.text import terminal_text
 
 #: Command-line options checked by the rules of :mod:`synllm.arguments` (option -> rule).
 CHECKED_OPTIONS = {
@@ -42,11 +43,13 @@ def _name_value(text: str) -> tuple[str, Any]:
     """``NAME=VALUE`` from the command line as (name, YAML value), e.g. ``-p n_rows=5`` or ``-p 'seeds=[0, 1]'``."""
     import yaml
 
+    from synllm import yamlsafe
+
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
     name, value = text.split("=", 1)
     try:
-        return name.strip(), yaml.safe_load(value)
+        return name.strip(), yamlsafe.safe_load(value)
     except yaml.YAMLError as exc:
         raise argparse.ArgumentTypeError(f"{name.strip()}: not a YAML value ({' '.join(str(exc).split())})") from None
 
@@ -189,7 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_values(vars(args), CHECKED_OPTIONS, name=lambda option: "--" + option.replace("_", "-"))
         return _COMMANDS[args.command](args)
     except SynllmError as exc:
-        print(f"synllm: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        print(f"synllm: error: {terminal_text(' '.join(str(exc).split()))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("synllm: interrupted; answers so far are cached, rerun the same command to resume", file=sys.stderr)
@@ -210,7 +213,7 @@ def _card(args: argparse.Namespace) -> int:
         from synllm.dataset.check import check_card, report_text
 
         result = check_card(args.card)
-        print(report_text(result))
+        print(terminal_text(report_text(result)))
         return 0 if result.ok else 1
     return _card_draft(args)
 

@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from synllm import config
+from synllm import config, yamlsafe
 from synllm.errors import EndpointConfigError
 
 KINDS = ("ollama", "openai")
@@ -134,7 +134,7 @@ def load_endpoints(name_or_path: str | Path) -> EndpointConfig:
             )
         path = bundled
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yamlsafe.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise EndpointConfigError(f"cannot read endpoint configuration {path}: {exc}") from None
     return parse_endpoints(data, source=path)

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from synllm import config
+from synllm import config, yamlsafe
 from synllm.errors import ConfigError, InvalidArgument
 
 _ENTRY_KEYS = {"tag", "display", "family", "params", "backend", "hf_id", "note"}
@@ -48,7 +48,7 @@ def _fail(path: Path, what: str) -> ConfigError:
 @lru_cache(maxsize=8)
 def _catalog(path: Path) -> _Catalog:
     try:
-        data: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data: Any = yamlsafe.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise _fail(path, f"cannot be read ({exc})") from None
     if not isinstance(data, dict) or not {"models", "grids"} <= data.keys():

@@ -25,9 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from synllm import config
+from synllm import config, yamlsafe
 from synllm.arguments import check_values
 from synllm.errors import CardError, ProfileError
 from synllm.report.export import ReportEntry, export_html, failed_cells, write_index
@@ -76,7 +74,7 @@ def profile_path(name_or_path: str | Path) -> Path:
 def load_profile(name_or_path: str | Path) -> Profile:
     """Read and check a profile: only known sections; parameters must exist in the notebooks."""
     path = profile_path(name_or_path)
-    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    raw = yamlsafe.safe_load(path.read_text(encoding="utf-8")) or {}
     if unknown := set(raw) - PROFILE_SECTIONS:
         raise ProfileError(f"{path}: unknown section(s) {sorted(unknown)}; allowed: {sorted(PROFILE_SECTIONS)}")
     profile = Profile(
