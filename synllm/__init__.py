@@ -59,7 +59,7 @@ _EXPORTS = {
     "backend_names": "synllm.backends.registry:backend_names",
     "get_backend": "synllm.backends.registry:get_backend",
     "load_endpoints": "synllm.backends.endpoints:load_endpoints",
-    "model_grid": "synllm.backends.models:model_grid",
+    "model_grid": "synllm.backends.model_catalog:model_grid",
     "register_backend": "synllm.backends.registry:register_backend",
     "resolve_backend": "synllm.backends.registry:resolve_backend",
     # generation

@@ -13,7 +13,7 @@ from dataclasses import replace
 from typing import Any
 
 from synllm.backends.base import Backend, BaseBackend, Generation, GenerationRequest
-from synllm.backends.models import model_grid
+from synllm.backends.model_catalog import model_grid
 from synllm.backends.registry import backend_options, get_backend
 from synllm.errors import BackendUnavailable, InvalidArgument
 

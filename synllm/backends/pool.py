@@ -162,15 +162,6 @@ class EndpointPool(BaseBackend):
         with self._lock:
             self._stopped = None
 
-    def revive(self, name: str | None = None) -> None:
-        """Mark endpoint ``name`` (every endpoint when None) up again, with its failure streak cleared."""
-        with self._lock:
-            for slot in self._slots:
-                if name is None or slot.endpoint.name == name:
-                    slot.down, slot.consecutive = None, 0
-                    slot.missing.clear()
-            self._dispatch()
-
     def close(self) -> None:
         """Stop, and close every endpoint's connections."""
         self.stop()

@@ -54,7 +54,7 @@ def resolve_models(models: Sequence[str], backend: Backend) -> list[str]:
     An empty list means the backend's usual choice: the ``course`` grid of small models for
     ``ollama``, else the backend's default model (the bundled SmolLM2 for ``embedded``).
     """
-    from synllm.backends.models import grid_names, model_grid
+    from synllm.backends.model_catalog import grid_names, model_grid
 
     if not models:
         if backend.name == "ollama":

@@ -8,7 +8,7 @@ import pytest
 
 from synllm.backends.auto import AutoBackend, choose_backend
 from synllm.backends.base import GenerationRequest
-from synllm.backends.models import model_grid
+from synllm.backends.model_catalog import model_grid
 from synllm.backends.ollama import OllamaBackend
 from synllm.backends.registry import get_backend
 from synllm.errors import InvalidArgument

@@ -29,7 +29,7 @@ from synllm.backends.embedded.decoder import (
     decoder_in_use,
     release_decoders,
 )
-from synllm.backends.embedded.model import LoadedModel, load_model, loaded_models
+from synllm.backends.embedded.llama_model import LoadedModel, load_model, loaded_models
 from synllm.backends.embedded.runtime import (
     DEFAULT_MODEL,
     DEFAULT_MODEL_NAMES,
