@@ -101,4 +101,3 @@ def model_entry(tag: str, path: Path | None = None) -> ModelEntry:
         if candidate in entries:
             return entries[candidate]
     raise InvalidArgument(f"model {tag!r} is not in the model list; add it to {path or config.MODELS_FILE}")
-

@@ -1,6 +1,7 @@
 """Run a grid of generations (models × prompt types × seeds) for one dataset, as many at once as the backend takes.
 
-One runner for every backend. It asks the backend for its ``lanes`` (models that share
+One runner for every backend. It asks the backend's scheduler
+(:func:`~synllm.backends.scheduler.schedule`) for its ``lanes`` (models that share
 capacity) and its ``capacity(model)``: a backend that answers one request at a time
 (the embedded model, a single Ollama host) gets one run after another in the calling
 thread, with a progress bar per run; a pool of endpoints gets enough runs at once to
@@ -23,8 +24,9 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from synllm.arguments import check
-from synllm.backends.base import Backend, EndpointStats
+from synllm.backends.base import Backend
 from synllm.backends.registry import resolve_backend
+from synllm.backends.scheduler import EndpointStats, Scheduler, schedule
 from synllm.cards import Card
 from synllm.errors import GenerationError, SynllmError
 from synllm.generation.loop import GenerationOptions, RunResult, generate
@@ -80,7 +82,7 @@ def run_grid(
     seeds = [check("seed", seed, name="seeds") for seed in seeds]
     max_parallel_runs, refresh_s = check("max_parallel_runs", max_parallel_runs), check("refresh_s", refresh_s)
     owned = isinstance(backend, str) or bool(endpoints)
-    backend = resolve_backend(backend, endpoints=endpoints)
+    backend = schedule(resolve_backend(backend, endpoints=endpoints))
     options = options or GenerationOptions()
     default = backend.default_model
     # The same cell twice would have two writers on one cache: each cell runs once.
@@ -111,7 +113,7 @@ def run_grid(
 
 
 def _plan(
-    backend: Backend, cells: list[Cell], n_rows: int, options: GenerationOptions, max_parallel_runs: int | None
+    backend: Scheduler, cells: list[Cell], n_rows: int, options: GenerationOptions, max_parallel_runs: int | None
 ) -> list[tuple[list[Cell], int]]:
     """Per lane: its cells and how many of them run at once."""
     plan = []
@@ -187,7 +189,7 @@ def _run_threads(card, train, backend, plan, n_rows, options, max_requests, out_
     return results, failures
 
 
-def _collect(futures: dict[Future, Cell], bar: tqdm, backend: Backend, refresh_s: float) -> tuple[dict, dict]:
+def _collect(futures: dict[Future, Cell], bar: tqdm, backend: Scheduler, refresh_s: float) -> tuple[dict, dict]:
     results, failures = {}, {}
     pending = set(futures)
     while pending:

@@ -29,6 +29,7 @@ from synllm import config, files
 from synllm.arguments import check
 from synllm.backends.base import Backend, GenerationRequest
 from synllm.backends.registry import resolve_backend
+from synllm.backends.scheduler import schedule
 from synllm.cards import Card
 from synllm.errors import BackendError, GenerationError, ModelNotFound, SynllmError
 from synllm.generation.constraints import to_gbnf, to_json_gbnf, to_json_schema
@@ -135,7 +136,7 @@ def generate(
     n_rows, seed = check("n_rows", n_rows), check("seed", seed)
     max_requests, concurrency = check("max_requests", max_requests), check("concurrency", concurrency)
     options = options or GenerationOptions()
-    backend = resolve_backend(backend)
+    backend = schedule(resolve_backend(backend))
     model = model or backend.default_model
     if not model:
         raise GenerationError(f"backend {backend.name!r} needs a model name")
@@ -391,7 +392,7 @@ class _Run:
             card=str(self.card.path) if self.card.path else None,
             backend=self.backend.name,
             backend_details=described,
-            chosen_because=self.backend.chosen_because,
+            chosen_because=(described.get("auto") or {}).get("because"),
             model=self.model,
             prompt_type=self.prompt.prompt_type,
             prompt_sha256=self.prompt.sha256,

@@ -11,6 +11,7 @@ from synllm.backends.base import GenerationRequest
 from synllm.backends.model_catalog import model_grid
 from synllm.backends.ollama import OllamaBackend
 from synllm.backends.registry import get_backend
+from synllm.backends.scheduler import schedule
 from synllm.errors import InvalidArgument
 from tests.fake_ollama import FAKE_MODEL, FakeOllama, closed_port_url
 
@@ -95,7 +96,7 @@ def test_get_backend_auto_goes_through_choose_backend():
     with FakeOllama(models=[FAKE_MODEL]) as fake:
         chosen = get_backend("auto", model=FAKE_MODEL, url=fake.url, **FAST)
     assert isinstance(chosen, AutoBackend) and chosen.chosen == "ollama"
-    assert chosen.max_concurrency == chosen.inner.max_concurrency
+    assert schedule(chosen).capacity() == chosen.inner.max_concurrency
 
 
 def test_unknown_options_are_refused():

@@ -24,6 +24,7 @@ from synllm.backends.endpoints import (
 from synllm.backends.ollama import OllamaBackend
 from synllm.backends.openai import OpenAIBackend
 from synllm.backends.pool import EndpointPool
+from synllm.backends.scheduler import Scheduler, schedule
 from synllm.dataset import split
 from synllm.errors import BackendError, BackendUnavailable, ModelNotFound
 from synllm.generation.constraints import to_json_schema
@@ -142,7 +143,8 @@ def test_expand_vars_uses_defaults_only_when_unset():
 # -- the pool as a backend -----------------------------------------------------------------
 def test_pool_is_a_backend_summing_limits(fakes):
     pool = EndpointPool([openai_endpoint(f, f"e{i}", limit=i + 1) for i, f in enumerate(fakes)])
-    assert isinstance(pool, Backend) and pool.name == "pool" and pool.output_format == "json"
+    assert isinstance(pool, Backend) and isinstance(pool, Scheduler) and schedule(pool) is pool
+    assert pool.name == "pool" and pool.output_format == "json"
     assert pool.max_concurrency == 6 and pool.capacity("logical") == 6 and pool.capacity("other") == 0
     assert pool.default_model == "logical" and pool.available("logical")
 
