@@ -62,6 +62,8 @@ _EXPORTS = {
     "model_grid": "synllm.backends.model_catalog:model_grid",
     "register_backend": "synllm.backends.registry:register_backend",
     "resolve_backend": "synllm.backends.registry:resolve_backend",
+    "Scheduler": "synllm.backends.scheduler:Scheduler",
+    "schedule": "synllm.backends.scheduler:schedule",
     # generation
     "GenerationOptions": "synllm.generation.loop:GenerationOptions",
     "GridResult": "synllm.generation.grid:GridResult",

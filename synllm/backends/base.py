@@ -2,9 +2,10 @@
 
 A backend turns a :class:`GenerationRequest` into a :class:`Generation` holding only
 the newly generated text (never the prompt) and token counts. :class:`Backend` is the
-whole protocol (``name``, ``available``, ``generate``, ``describe``, plus ``close``);
-:class:`BaseBackend` supplies the defaults, so an implementation writes only what differs. Backends do no work in
-``__init__``: they connect or load a model on first use.
+whole protocol: ``name``, ``available``, ``generate`` and ``describe``, plus ``close``.
+:class:`BaseBackend` supplies the defaults, so an implementation writes only what differs.
+Backends do no work in ``__init__``: they connect or load a model on first use. How many
+requests run at once is the scheduler's business (:mod:`synllm.backends.scheduler`).
 """
 
 from __future__ import annotations
