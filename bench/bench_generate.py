@@ -7,12 +7,20 @@
    `generate()`, against llama.cpp's raw generation speed for the same tokens
    (target: pipeline/raw >= 0.85).
 
-Run: .venv/bin/python bench/bench_generate.py [--skip-embedded]
+3. ``--against DIR``: the Ollama path of this tree and of another checkout (e.g. main, unpacked with
+   ``git archive main | tar -x -C DIR``), each in a fresh process, alternated ``--rounds`` times so
+   machine load hits both alike; prints the median requests/s of each and their ratio (target >= 0.95).
+
+Run: .venv/bin/python bench/bench_generate.py [--skip-embedded] [--against DIR [--rounds 5]]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import re
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -87,10 +95,37 @@ def bench_embedded(rows: int = 20, batch: int = 10) -> None:
     )
 
 
+def ollama_rate(root: Path) -> float:
+    """Requests/s of the Ollama path of the tree at ``root``, measured in a fresh process."""
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    command = [sys.executable, str(root / "bench" / "bench_generate.py"), "--skip-embedded"]
+    done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=600, check=True)
+    return float(re.search(r"-> (\d+) requests/s", done.stdout).group(1))
+
+
+def bench_against(other: Path, rounds: int) -> None:
+    """This tree's Ollama path against ``other``'s, alternated; the ratio of the medians."""
+    here = Path(__file__).resolve().parents[1]
+    rates: dict[str, list[float]] = {"this": [], "other": []}
+    for _ in range(rounds):
+        rates["other"].append(ollama_rate(other))
+        rates["this"].append(ollama_rate(here))
+    this, that = statistics.median(rates["this"]), statistics.median(rates["other"])
+    print(f"ollama path, {rounds} alternated rounds, load {os.getloadavg()[0]:.1f}:")
+    print(f"  this tree  {here}: median {this:.0f} requests/s {rates['this']}")
+    print(f"  other tree {other}: median {that:.0f} requests/s {rates['other']}")
+    print(f"  ratio this/other: {this / that:.3f} (target >= 0.95)")
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--skip-embedded", action="store_true")
+    parser.add_argument("--against", type=Path, help="another checkout to compare the Ollama path with")
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
+    if args.against:
+        bench_against(args.against.resolve(), args.rounds)
+        sys.exit(0)
     bench_ollama()
     if not args.skip_embedded:
         bench_embedded()
