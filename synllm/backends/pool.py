@@ -149,7 +149,7 @@ class EndpointPool(BaseBackend):
             self._stopped = None
 
     def close(self) -> None:
-        """Stop, and close every endpoint's connections."""
+        """Stop, and close every endpoint's connections; :meth:`resume` makes the pool take requests again."""
         self.stop()
         for slot in self._slots:
             closer = getattr(slot.backend, "close", None)
