@@ -199,8 +199,8 @@ def _generate(args: argparse.Namespace) -> int:
     for run in result.runs:
         m = run.manifest
         print(f"{m.status:<10} {len(run.synthetic):>5} rows  valid rate {m.diagnostics.valid_rate}  {run.run_dir}")
-    for model, ptype, seed, message in result.failures:
-        print(f"failed     {model} {ptype} seed {seed}: {message}", file=sys.stderr)
+    for failed in result.failures:
+        print(f"failed     {failed.model} {failed.prompt_type} seed {failed.seed}: {failed.error}", file=sys.stderr)
     return 0 if result.ok else 1
 
 

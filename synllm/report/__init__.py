@@ -12,10 +12,10 @@ The notebooks reach everything here as ``synllm.report``:
 - :mod:`~synllm.report.narrative`: Markdown prose generated from the numbers;
 - :mod:`~synllm.report.comparison`: leaderboards and rankings across datasets;
 - :mod:`~synllm.report.display`: figures, styled tables and prompts inside a notebook;
-- :mod:`~synllm.report.export`: code-free HTML pages and the index page.
+- :mod:`~synllm.report.export`: code-free HTML pages and the index page;
+- :mod:`~synllm.report.folders`: report folders, ``summary.json``, score tables and figures on disk.
 """
 
-from synllm.files import report_paths, write_summary, write_tables
 from synllm.report import comparison, comparison_plots, detail_plots, details, narrative, plots, tables, verdicts
 from synllm.report.display import (
     figure,
@@ -26,6 +26,7 @@ from synllm.report.display import (
     styled_scorecard,
     table,
 )
+from synllm.report.folders import report_paths, write_summary, write_tables
 
 __all__ = [
     "comparison",

@@ -1,7 +1,7 @@
 """Tidy tables of a study: the card, the rules on real rows, run diagnostics, scores per run and the scorecard.
 
 Pure functions of in-memory values (see :mod:`synllm.report.inputs`); writing them to disk
-is :mod:`synllm.files`.
+is :mod:`synllm.report.folders`.
 """
 
 from __future__ import annotations
@@ -133,9 +133,10 @@ def run_diagnostics(manifest: RunManifest) -> dict:
     }
 
 
-def failures_table(failures: Sequence[tuple[str, str, int, str]]) -> pd.DataFrame:
-    """Grid cells that failed, with their message."""
-    return pd.DataFrame(list(failures), columns=["model", "prompt_type", "seed", "error"])
+def failures_table(failures: Sequence[Any]) -> pd.DataFrame:
+    """Grid cells that failed (:class:`~synllm.generation.grid.Failure`), with their message."""
+    columns = ["model", "prompt_type", "seed", "error"]
+    return pd.DataFrame([[getattr(f, c) for c in columns] for f in failures], columns=columns)
 
 
 def _num(value: float) -> str:

@@ -121,7 +121,8 @@ def require_runs(runs: Sequence, failures: Sequence = ()) -> None:
         )
     if failures:
         why.append(
-            f"{len(failures)} failed, e.g. " + "; ".join(f"{m} {p} seed {s}: {e}" for m, p, s, e in failures[:3])
+            f"{len(failures)} failed, e.g. "
+            + "; ".join(f"{f.model} {f.prompt_type} seed {f.seed}: {f.error}" for f in failures[:3])
         )
     raise GenerationError(
         "no synthetic rows to score (" + ("; ".join(why) or "no run was made") + "); "

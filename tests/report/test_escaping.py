@@ -13,8 +13,9 @@ import pytest
 from nbformat.v4 import new_code_cell, new_notebook, new_output
 
 from synllm import files
+from synllm.generation.grid import Failure
 from synllm.generation.loop import load_run
-from synllm.report import display, export, narrative, tables
+from synllm.report import display, export, folders, narrative, tables
 from tests.generation.scripted import ScriptedBackend, scripted_run
 from tests.generation.scripted import stroke_split as load_stroke_split
 
@@ -71,7 +72,7 @@ def _assert_shown_not_run(page: str, sources) -> None:
 
 def test_card_text_server_errors_and_model_names_are_escaped_in_the_html(study_data, scored, tmp_path):
     data = replace(study_data, card=hostile_card(study_data.card))
-    failures = tables.failures_table([(script("model"), "p1", 0, f"HTTP 500: {script('server')}")])
+    failures = tables.failures_table([Failure(script("model"), "p1", 0, f"HTTP 500: {script('server')}")])
     manifest = replace(
         scored[0].manifest,
         model=script("model"),
@@ -113,8 +114,8 @@ def test_narratives_escape_names_from_runs(scored, tmp_path):
 def test_the_index_page_escapes_names_messages_headlines_and_links(tmp_path):
     good = tmp_path / "javascript:alert(0)"
     good.mkdir()
-    (good / files.REPORT_HTML).write_text("<p>report</p>")
-    files.write_summary(good, f"Headline {script('title')}")
+    (good / folders.REPORT_HTML).write_text("<p>report</p>")
+    folders.write_summary(good, f"Headline {script('title')}")
     entries = [
         export.ReportEntry(name=script("model"), folder=good, ok=True, seconds=1.0),
         export.ReportEntry(name="bad", folder=tmp_path / "bad", ok=False, seconds=1.0, message=script("server")),
