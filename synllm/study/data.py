@@ -12,7 +12,7 @@ from synllm.backends.scheduler import schedule
 from synllm.errors import BackendUnavailable, GenerationError, InvalidArgument
 from synllm.generation.loop import GenerationOptions
 from synllm.prompts import Prompt, render_prompt
-from synllm.report.inputs import StudyData
+from synllm.report.scored import StudyData
 
 #: Real example rows each P1-P3 prompt shows.
 K_EXAMPLES = GenerationOptions().k_examples
