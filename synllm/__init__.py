@@ -137,9 +137,11 @@ if TYPE_CHECKING:  # what IDEs and type checkers see; at run time each name is i
     )
     from synllm.generation.baselines import baseline_names, get_baseline
     from synllm.generation.constraints import to_gbnf, to_json_schema
-    from synllm.generation.grid import GridResult, run_grid
-    from synllm.generation.loop import GenerationOptions, RunResult, generate, load_run
+    from synllm.generation.grid import Failure, GridResult, run_grid
+    from synllm.generation.loop import generate, generate_run
     from synllm.generation.manifest import RunManifest
+    from synllm.generation.outputs import RunResult, load_run
+    from synllm.generation.spec import GenerationOptions, RunSpec
     from synllm.metrics import (
         Evaluation,
         MetricResult,

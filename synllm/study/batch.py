@@ -289,12 +289,7 @@ def summary(outcomes: Sequence[ReportEntry], output: Path) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m synllm.study.batch ...``: an alias of ``synllm run ...`` (same arguments, same exit codes)."""
-    from synllm.cli import main as cli_main
+if __name__ == "__main__":  # pragma: no cover - ``python -m synllm.study.batch``: an alias of ``synllm run``
+    from synllm.cli import main
 
-    return cli_main(["run", *(sys.argv[1:] if argv is None else argv)])
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    sys.exit(main(["run", *sys.argv[1:]]))

@@ -16,7 +16,7 @@ import nbformat
 import pandas as pd
 import pytest
 
-from synllm import config, report
+from synllm import cli, config, report
 from synllm.study import batch
 
 NOTEBOOKS = sorted(config.NOTEBOOKS_DIR.glob("[0-9]*.ipynb"))
@@ -148,7 +148,7 @@ def tiny_batch(tmp_path_factory):
     out = home / "reports"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SYNLLM_HOME", str(home))
-        code = batch.main(tiny_batch_args(["stroke", "nosuch"], out, baselines="[independent]"))
+        code = cli.main(["run", *tiny_batch_args(["stroke", "nosuch"], out, baselines="[independent]")])
     return code, out, home
 
 
@@ -207,7 +207,7 @@ def test_rerun_reuses_cached_generations(tiny_batch, tmp_path):
     assert len(manifests) == 2
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SYNLLM_HOME", str(home))
-        code = batch.main(tiny_batch_args(["stroke"], tmp_path, baselines="[]"))
+        code = cli.main(["run", *tiny_batch_args(["stroke"], tmp_path, baselines="[]")])
     assert code == 0
     reused = [json.loads(m.read_text())["timings"]["answers_reused_from_cache"] for m in manifests]
     assert all(n >= 1 for n in reused)
