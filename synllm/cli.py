@@ -258,7 +258,7 @@ def _prompt(args: argparse.Namespace) -> int:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from synllm.backends.models import grid_names, model_grid
+    from synllm.backends.model_catalog import grid_names, model_grid
     from synllm.dataset import load_dataset, split
     from synllm.generation.grid import run_grid
     from synllm.generation.loop import GenerationOptions

@@ -26,13 +26,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import yaml
 
 from synllm import config, yamlsafe
+from synllm.backends.base import Backend
+from synllm.backends.factory import build
 from synllm.errors import EndpointConfigError
+
+if TYPE_CHECKING:
+    from synllm.backends.http import HttpBackend
 
 KINDS = ("ollama", "openai")
 DEFAULT_MAX_FAILURES = 3
@@ -79,11 +84,10 @@ class Endpoint:
             raise EndpointConfigError(f"endpoint {self.name!r} does not serve {model!r}; it serves {list(self.models)}")
         return self.models[model]
 
-    def build_backend(self) -> Any:
+    def build_backend(self) -> Backend:
         """A new backend talking to this endpoint (no network yet)."""
-        from synllm.backends.registry import get_backend
-
-        return get_backend(self.kind, url=self.url, max_concurrency=self.max_concurrency, **self.options)
+        options = {"url": self.url, "max_concurrency": self.max_concurrency, **self.options}
+        return build(self.kind, backend_class(self.kind), options)
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,11 +209,20 @@ def _endpoint(item: Any, index: int, where: str, env: Mapping[str, str]) -> Endp
     )
 
 
+def backend_class(kind: str) -> type[HttpBackend]:
+    """The backend class serving endpoints of ``kind`` (imported on first use)."""
+    if kind == "ollama":
+        from synllm.backends.ollama import OllamaBackend
+
+        return OllamaBackend
+    from synllm.backends.openai import OpenAIBackend
+
+    return OpenAIBackend
+
+
 def _backend_options(kind: str) -> set[str]:
     """Keyword options the backend of ``kind`` takes, but the ones the endpoint itself sets."""
-    from synllm.backends.registry import backend_options
-
-    return backend_options(kind) - {"url", "max_concurrency", "model", "transport"}
+    return backend_class(kind).options() - {"url", "max_concurrency", "model", "transport"}
 
 
 def _default_name(url: str) -> str:

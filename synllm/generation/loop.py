@@ -25,6 +25,7 @@ from synllm import files
 from synllm.arguments import check
 from synllm.backends.base import Backend, GenerationRequest
 from synllm.backends.registry import resolve_backend
+from synllm.backends.scheduler import Scheduler, schedule
 from synllm.cards import Card
 from synllm.errors import BackendError, GenerationError, ModelNotFound, SynllmError
 from synllm.generation.constraints import to_gbnf, to_json_gbnf, to_json_schema
@@ -74,7 +75,7 @@ def generate(
     """
     n_rows, seed = check("n_rows", n_rows), check("seed", seed)
     max_requests, concurrency = check("max_requests", max_requests), check("concurrency", concurrency)
-    backend = resolve_backend(backend)
+    backend = schedule(resolve_backend(backend))
     model = model or backend.default_model
     if not model:
         raise GenerationError(f"backend {backend.name!r} needs a model name")
@@ -101,6 +102,7 @@ def generate_run(
     progress: bool = True,
 ) -> RunResult:
     """Run ``spec`` with ``backend`` (``train`` gives the prompt's examples); see :func:`generate`."""
+    backend = schedule(backend)
     prompt = spec.prompt(train, backend.output_format)
     run_dir = spec.run_dir(spec.key(backend.name, prompt.sha256), Path(out_dir) if out_dir else None)
     real = train.reindex(columns=spec.card.synth_names)  # the reference for the run's row diversity
@@ -111,7 +113,7 @@ def generate_run(
 class _Run:
     """State of one run while it executes (internal)."""
 
-    def __init__(self, spec: RunSpec, backend: Backend, prompt: Prompt, run_dir: Path, real: pd.DataFrame) -> None:
+    def __init__(self, spec: RunSpec, backend: Scheduler, prompt: Prompt, run_dir: Path, real: pd.DataFrame) -> None:
         self.spec, self.backend, self.prompt, self.run_dir = spec, backend, prompt, run_dir
         self.card, self.model, self.seed, self.options = spec.card, spec.model, spec.seed, spec.options
         self.n_rows, self.max_requests, self.fmt = spec.n_rows, spec.request_budget, backend.output_format
@@ -365,7 +367,7 @@ class _Run:
             card=str(self.card.path) if self.card.path else None,
             backend=self.backend.name,
             backend_details=described,
-            chosen_because=self.backend.chosen_because,
+            chosen_because=(described.get("auto") or {}).get("because"),
             model=self.model,
             prompt_type=self.prompt.prompt_type,
             prompt_sha256=self.prompt.sha256,

@@ -38,7 +38,6 @@ class ModelEntry:
 class _Catalog:
     entries: dict[str, ModelEntry]
     grids: dict[str, tuple[str, ...]]
-    omitted: tuple[dict[str, str], ...]
 
 
 def _fail(path: Path, what: str) -> ConfigError:
@@ -74,8 +73,7 @@ def _catalog(path: Path) -> _Catalog:
         if unknown := [t for t in tags if t not in entries]:
             raise _fail(path, f"grid {name!r} names models not in 'models': {unknown}")
         grids[str(name)] = tags
-    omitted = tuple({str(k): str(v) for k, v in item.items()} for item in data.get("omitted") or [])
-    return _Catalog(entries=entries, grids=grids, omitted=omitted)
+    return _Catalog(entries=entries, grids=grids)
 
 
 def grid_names(path: Path | None = None) -> list[str]:
@@ -103,16 +101,3 @@ def model_entry(tag: str, path: Path | None = None) -> ModelEntry:
         if candidate in entries:
             return entries[candidate]
     raise InvalidArgument(f"model {tag!r} is not in the model list; add it to {path or config.MODELS_FILE}")
-
-
-def model_families(path: Path | None = None) -> dict[str, list[str]]:
-    """Family name -> tags of every listed model, in file order."""
-    families: dict[str, list[str]] = {}
-    for entry in _catalog(path or config.MODELS_FILE).entries.values():
-        families.setdefault(entry.family, []).append(entry.tag)
-    return families
-
-
-def omitted_models(path: Path | None = None) -> list[dict[str, str]]:
-    """The study's models with no counterpart here, each with ``display`` and ``reason``."""
-    return [dict(item) for item in _catalog(path or config.MODELS_FILE).omitted]
