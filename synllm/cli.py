@@ -7,6 +7,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from synllm.arguments import ArgumentParser
 from synllm.errors import InvalidArgument, SynllmError
 
 #: Command-line options checked by the rules of :mod:`synllm.arguments` (option -> rule).
@@ -24,11 +25,8 @@ CHECKED_OPTIONS = {
 }
 
 
-class _Parser(argparse.ArgumentParser):
-    """An argument parser whose usage errors are one line (raised, so ``main`` returns 2)."""
-
-    def error(self, message: str):  # type: ignore[override]
-        raise InvalidArgument(f"{message} (see `{self.prog} --help`)")
+#: An argument parser whose usage errors are one line (raised, so ``main`` returns 2).
+_Parser = ArgumentParser
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -66,7 +66,7 @@ def ollama_run(tmp_home, monkeypatch):
         (["--top-p", "nan"], "--top-p must be a number > 0 and <= 1"),
         (["--temperature", "3"], "--temperature must be a number >= 0 and <= 2"),
         (["--batch-size", "0"], "--batch-size must be a whole number >= 1"),
-        (["--seeds", "0", "-1"], "--seeds must be a whole number >= 0, got -1"),
+        (["--seeds", "0", "-1"], "--seeds must be a whole number >= 0 and <= 4294967295, got -1"),
         (["--max-requests", "0"], "--max-requests must be a whole number >= 1"),
         (["--timeout", "0"], "--timeout must be a number > 0"),
         (["--holdout", "1.5"], "--holdout must be a number > 0 and < 1"),

@@ -27,7 +27,7 @@ from typing import Any
 import yaml
 
 from synllm import config
-from synllm.arguments import check_values
+from synllm.arguments import ArgumentParser, check, check_values
 from synllm.errors import CardError, ProfileError, SynllmError
 from synllm.report.export import ReportEntry, export_html, failed_cells, write_index
 
@@ -292,12 +292,15 @@ def _parameter(text: str) -> tuple[str, Any]:
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"expected name=value, got {text!r}")
     name, value = text.split("=", 1)
-    return name.strip(), yaml.safe_load(value)
+    try:
+        return name.strip(), yaml.safe_load(value)
+    except yaml.YAMLError as exc:
+        raise argparse.ArgumentTypeError(f"{name.strip()}: {value!r} is not a YAML value ({exc.problem})") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser."""
-    parser = argparse.ArgumentParser(prog="python -m synllm.study.batch", description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog="python -m synllm.study.batch", description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", default="quick", help="profile name (synllm/profiles/*.yaml) or a .yaml path")
     parser.add_argument(
         "--backend", default=None, help="override the profile's backend (embedded, auto, ollama, openai)"
@@ -327,9 +330,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: 0 when every notebook ran, 1 when one failed, 2 for a usage or profile error."""
-    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
+        args = build_parser().parse_args(argv)
+        check("cell_timeout_s", args.timeout, name="--timeout")
         profile = load_profile(args.profile)
         batch = plan(
             profile,
@@ -341,7 +345,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             overrides=dict(args.overrides),
         )
     except SynllmError as exc:
-        print(f"synllm.study.batch: error: {exc}", file=sys.stderr)
+        print(f"synllm.study.batch: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     print(f"profile {profile.name}: {profile.description}".rstrip(": "), flush=True)
     outcomes = run_batch(batch, kernel=args.kernel, timeout=args.timeout)
