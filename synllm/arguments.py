@@ -61,25 +61,41 @@ def _limit(value: float) -> str:
 
 #: The largest seed: numpy's and scikit-learn's random states are 32-bit (0 to 2**32 - 1).
 MAX_SEED = 2**32 - 1
+#: The largest count of rows, requests or parallel work: far above any real run, below what overflows.
+MAX_COUNT = 10_000_000
+#: The largest token count: llama.cpp and servers keep token counts in 32-bit integers.
+MAX_TOKENS = 2**31 - 1
+#: The longest wait in seconds (one day): longer ones overflow the clock of ``threading``.
+MAX_SECONDS = 86_400
 
 RULES: Mapping[str, Bound] = {
-    "n_rows": Bound(whole=True, low=1, hint="ask for at least one valid row"),
-    "batch_size": Bound(whole=True, low=1, hint="ask for at least one row per request"),
+    "n_rows": Bound(whole=True, low=1, high=MAX_COUNT, hint="ask for at least one valid row"),
+    "batch_size": Bound(whole=True, low=1, high=10_000, hint="ask for at least one row per request"),
     "seed": Bound(
         whole=True, low=0, high=MAX_SEED, hint="seeds and random states are whole numbers from 0 to 2**32 - 1 (numpy's)"
     ),
-    "max_requests": Bound(whole=True, low=1, optional=True, hint="leave it unset for the default"),
-    "concurrency": Bound(whole=True, low=1, optional=True, hint="leave it unset for the backend's capacity"),
-    "max_parallel_runs": Bound(whole=True, low=1, optional=True, hint="leave it unset to fill the backend"),
+    "max_requests": Bound(whole=True, low=1, high=MAX_COUNT, optional=True, hint="leave it unset for the default"),
+    "concurrency": Bound(
+        whole=True, low=1, high=10_000, optional=True, hint="leave it unset for the backend's capacity"
+    ),
+    "max_parallel_runs": Bound(
+        whole=True, low=1, high=10_000, optional=True, hint="leave it unset to fill the backend"
+    ),
     "temperature": Bound(whole=False, low=0, high=2, hint="0 is greedy, 0.7 the usual"),
     "top_p": Bound(whole=False, low=0, high=1, low_open=True, hint="1 keeps every token, 0.9 the usual"),
-    "k_examples": Bound(whole=True, low=0, hint="the number of real rows a prompt shows"),
-    "max_tokens": Bound(whole=True, low=1, optional=True, hint="leave it unset for a budget from the card"),
-    "num_ctx": Bound(whole=True, low=1, optional=True, hint="leave it unset for the model's default"),
-    "timeout_s": Bound(whole=False, low=0, low_open=True, optional=True, hint="seconds one model request may take"),
+    "k_examples": Bound(whole=True, low=0, high=10_000, hint="the number of real rows a prompt shows"),
+    "max_tokens": Bound(
+        whole=True, low=1, high=MAX_TOKENS, optional=True, hint="leave it unset for a budget from the card"
+    ),
+    "num_ctx": Bound(whole=True, low=1, high=MAX_TOKENS, optional=True, hint="leave it unset for the model's default"),
+    "timeout_s": Bound(
+        whole=False, low=0, high=MAX_SECONDS, low_open=True, optional=True, hint="seconds one model request may take"
+    ),
     "holdout": Bound(whole=False, low=0, high=1, low_open=True, high_open=True, hint="the share of rows held out"),
-    "cell_timeout_s": Bound(whole=True, low=1, optional=True, hint="seconds one notebook cell may take"),
-    "refresh_s": Bound(whole=False, low=0, low_open=True, hint="seconds between progress updates"),
+    "cell_timeout_s": Bound(
+        whole=True, low=1, high=MAX_SECONDS, optional=True, hint="seconds one notebook cell may take"
+    ),
+    "refresh_s": Bound(whole=False, low=0, high=MAX_SECONDS, low_open=True, hint="seconds between progress updates"),
 }
 
 

@@ -57,6 +57,11 @@ CLI_CASES = {
     "timeout -1": ([*GENERATE, "--timeout", "-1"], "--timeout"),
     "timeout nan": ([*GENERATE, "--timeout", "nan"], "--timeout"),
     "max requests 0": ([*GENERATE, "--max-requests", "0"], "--max-requests"),
+    "huge rows": ([*GENERATE, "--rows", str(10**30)], "--rows"),
+    "huge prompt rows": (["prompt", "stroke", "p1", "--rows", str(10**12)], "--rows"),
+    "huge batch size": ([*GENERATE, "--batch-size", str(10**20)], "--batch-size"),
+    "huge max requests": ([*GENERATE, "--max-requests", str(10**30)], "--max-requests"),
+    "timeout past threading's clock": ([*GENERATE, "--timeout", "1e308"], "--timeout"),
     "unknown prompt type": ([*GENERATE[:-3], "--prompt-types", "p9"], "invalid choice"),
 }
 
@@ -104,6 +109,7 @@ BATCH_CASES = {
     "value that is not YAML": (["-p", "n_rows=[1"], "is not a YAML value"),
     "no name=value": (["-p", "n_rows"], "expected name=value"),
     "negative cell timeout": (["--timeout", "-5"], "--timeout"),
+    "cell timeout past threading's clock": (["--timeout", str(10**12)], "--timeout"),
     "text cell timeout": (["--timeout", "soon"], "invalid int value"),
     "unknown option": (["--rows", "5"], "unrecognized arguments"),
 }
