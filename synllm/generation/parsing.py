@@ -70,6 +70,8 @@ def _parse_json(body: str, card: Card, repairs: list[str], cut: bool = False) ->
     decoder = json.JSONDecoder()
     try:
         data, end = decoder.raw_decode(body[start:])
+    except RecursionError:  # nested deeper than Python's stack: not rows
+        return None
     except json.JSONDecodeError:
         return _parse_cut_json(body, start, card, repairs) if cut else None
     if start > 0 and body[:start].strip():
@@ -113,7 +115,7 @@ def _parse_cut_json(body: str, start: int, card: Card, repairs: list[str]) -> Pa
         at = _after_space(body, at)
         try:
             item, at = decoder.raw_decode(body, at)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             break
         items.append(item)
         at = _after_space(body, at)
@@ -155,8 +157,10 @@ def _parse_csv(body: str, card: Card, repairs: list[str], open_end: bool = False
         stripped = _NUMBERING.sub("", line)
         if stripped != line:
             repairs.append("removed line numbering")
-        cells = next(csv.reader(io.StringIO(stripped), skipinitialspace=True), [])
-        cells = [c.strip() for c in cells]
+        try:
+            cells = [c.strip() for c in next(csv.reader(io.StringIO(stripped), skipinitialspace=True), [])]
+        except csv.Error:  # a field longer than the csv module's limit: not a row
+            cells = [stripped.strip()[:80]]
         if number == last:
             rows.append(CutRow(cells or [stripped.strip()]))
             repairs.append(KEPT_BEFORE_CUT)
