@@ -124,6 +124,18 @@ def test_a_bad_batch_argument_is_one_line_and_exit_2(capsys, tmp_path, argv, nee
     assert not (tmp_path / "out").exists()  # no notebook ran
 
 
+@pytest.mark.parametrize(
+    "text", [b"study: [1\n", b"study: 5\n", b"datasets: 7\n", b"- a\n- b\n", b"\xff\xfe bad", b"study: {n_rows: -1}\n"]
+)
+def test_a_bad_profile_file_is_one_line_and_exit_2(capsys, tmp_path, text):
+    profile = tmp_path / "bad.yaml"
+    profile.write_bytes(text)
+    code, err = _outcome(batch_main, ["--profile", str(profile), "--output", str(tmp_path / "out")], capsys)
+    assert "Traceback" not in err, err
+    assert code == 2 and err.startswith("synllm.study.batch: error: ") and err.count("\n") == 1, err
+    assert not (tmp_path / "out").exists()
+
+
 # -- the rules themselves ------------------------------------------------------------------------------
 
 
