@@ -302,7 +302,8 @@ def _parameter(text: str) -> tuple[str, Any]:
     try:
         return name.strip(), yaml.safe_load(value)
     except yaml.YAMLError as exc:
-        raise argparse.ArgumentTypeError(f"{name.strip()}: {value!r} is not a YAML value ({exc.problem})") from None
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+        raise argparse.ArgumentTypeError(f"{name.strip()}: {value!r} is not a YAML value ({problem})") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
