@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from synllm.arguments import ArgumentParser
 from synllm.errors import InvalidArgument, SynllmError
 from synllm.text import terminal_text
 
@@ -29,14 +30,8 @@ CHECKED_OPTIONS = {
     "seed": "seed",
     "seeds": "seed",
     "split_seed": "seed",
+    "cell_timeout": "cell_timeout_s",
 }
-
-
-class _Parser(argparse.ArgumentParser):
-    """An argument parser whose usage errors are one line (raised, so ``main`` returns 2)."""
-
-    def error(self, message: str):  # type: ignore[override]
-        raise InvalidArgument(f"{message} (see `{self.prog} --help`)")
 
 
 def _name_value(text: str) -> tuple[str, Any]:
@@ -58,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser with one sub-command per task."""
     from synllm.prompts import PROMPT_TYPES
 
-    parser = _Parser(prog="synllm", description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog="synllm", description=__doc__.split("\n\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     sub = parser.add_subparsers(dest="command", required=True)
 

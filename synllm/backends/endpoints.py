@@ -32,9 +32,10 @@ from urllib.parse import urlsplit
 import yaml
 
 from synllm import config, yamlsafe
+from synllm.arguments import check_url
 from synllm.backends.base import Backend
 from synllm.backends.factory import build
-from synllm.errors import EndpointConfigError
+from synllm.errors import EndpointConfigError, InvalidArgument
 
 if TYPE_CHECKING:
     from synllm.backends.http import HttpBackend
@@ -188,7 +189,10 @@ def _endpoint(item: Any, index: int, where: str, env: Mapping[str, str]) -> Endp
         raise EndpointConfigError(f"{label}: 'kind' must be one of {list(KINDS)}, got {kind!r}")
     if not item.get("url"):
         raise EndpointConfigError(f"{label}: give the server's 'url'")
-    url = expand_vars(str(item["url"]), env)
+    try:  # the shared argument rules (synllm.arguments), reported as this file's error
+        url = check_url(expand_vars(str(item["url"]), env), name=f"{label}: url")
+    except InvalidArgument as exc:
+        raise EndpointConfigError(str(exc)) from None
     options = {k: v for k, v in item.items() if k not in _ENDPOINT_KEYS}
     allowed = _backend_options(kind)
     unknown = set(options) - allowed

@@ -41,7 +41,7 @@ from synllm.generation.manifest import (
 )
 from synllm.generation.outputs import RunResult, answer_totals, assemble_rows, load_run, row_flags
 from synllm.generation.parsing import parse_text, validate_rows
-from synllm.generation.records import CUT_NOTE, answer_record, max_tokens_for
+from synllm.generation.records import CUT_NOTE, answer_record, max_tokens_for, missing_requests, was_cut
 from synllm.generation.runlock import run_lock
 from synllm.generation.spec import GenerationOptions, RunSpec
 from synllm.prompts import Prompt
@@ -188,7 +188,7 @@ class _Run:
         )
 
     def _queue_for_validation(self, record: dict[str, Any]) -> None:
-        parsed = parse_text(record["text"], self.card)
+        parsed = parse_text(record["text"], self.card, cut=was_cut(record))
         notes = [CUT_NOTE] if record.get("cut_from_chars") else []
         for repair in notes + parsed.repairs + (["ignored non-data lines"] if parsed.junk else []):
             self.repairs[repair] = self.repairs.get(repair, 0) + 1
@@ -223,6 +223,7 @@ class _Run:
         schema = to_json_schema(self.card, n) if json_answer else None
         plain_schema = to_json_schema(self.card, n, patterns=False) if json_answer else None
         todo = (i for i in range(self.max_requests) if i not in self.records)  # gaps first, then new ones
+        gaps = set(missing_requests(self.records))  # asked again even when the cache holds enough rows
         next_index = next(todo, None)
         pending: dict[Future, int] = {}
         with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="synllm-gen") as pool:
@@ -244,10 +245,12 @@ class _Run:
                         optimistic = self.valid_count
                     wanted = self.n_rows - optimistic
                     while (
-                        wanted > 0
-                        and next_index is not None
+                        next_index is not None
                         and len(pending) < concurrency
-                        and len(pending) * self._expected_valid_per_request() < wanted * 2
+                        and (
+                            next_index in gaps
+                            or (wanted > 0 and len(pending) * self._expected_valid_per_request() < wanted * 2)
+                        )
                     ):
                         request = self._request(next_index, grammar, schema, plain_schema)
                         pending[pool.submit(self._ask, next_index, request)] = next_index
