@@ -51,6 +51,8 @@ def test_every_privacy_metric_is_registered():
         "membership_inference",
         "attribute_inference",
         "k_anonymity",
+        "singling_out",
+        "linkability",
     }
     assert expected <= set(PRIVACY)
 
