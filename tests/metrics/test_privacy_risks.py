@@ -125,7 +125,6 @@ def test_the_risk_is_the_papers_formula_on_wilson_rates():
 def test_predicates_single_out_rare_values_and_extremes(stroke_data):
     _, card = stroke_data
     columns = ["age", "gender"]
-    import pandas as pd
 
     synthetic = pd.DataFrame(
         {"age": [1.0, 5.0, 5.0, 9.0, np.nan], "gender": ["Male", "Male", "Female", "Male", "Male"]}
