@@ -20,7 +20,7 @@ wide to tell a leak from chance, so the metric is NaN with that reason.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -195,6 +195,31 @@ def risk_sentences(evaluation: Evaluation) -> list[str]:
     return lines
 
 
+def flags_sentence(runs: pd.DataFrame, escape: Callable[[str], str] = str) -> str:
+    """' Risks beyond real patients: singles out patients (p1, baseline · independent); ...' for a report's
+    privacy section, from a runs table with ``label`` and ``privacy_flags`` ("; "-joined); '' without them.
+    ``escape`` makes a run's label safe for the report's markup (labels come from model names)."""
+    if "privacy_flags" not in runs or "label" not in runs:
+        return ""
+    carried: dict[str, list[str]] = {}
+    for label, flags in zip(runs["label"], runs["privacy_flags"].fillna("")):
+        for flag in filter(None, str(flags).split("; ")):
+            carried.setdefault(flag, [])
+            if str(label) not in carried[flag]:
+                carried[flag].append(str(label))
+    if not carried:
+        return " No run carries a singling-out, linkability or inference risk beyond real patients."
+    text = " Risks beyond real patients (lower end of the 95 % interval above the real sample's risk): " + "; ".join(
+        f"{flag} ({', '.join(escape(label) for label in labels)})" for flag, labels in carried.items()
+    )
+    if any("baseline" in label for label in carried.get(RISK_FLAGS["singling_out"], [])):
+        text += (
+            ". Baselines that draw their values from the train rows replay rare values and extremes, each of which "
+            "points at one patient; the smoothed copula does not"
+        )
+    return text + "."
+
+
 __all__ = [
     "MAX_RISK_ROWS",
     "MIN_CONTROL_ROWS",
@@ -202,6 +227,7 @@ __all__ = [
     "AttackRisk",
     "attack_risk",
     "control_reason",
+    "flags_sentence",
     "privacy_flags",
     "residual_risk",
     "risk_breakdown",

@@ -159,3 +159,19 @@ def test_linkability_columns_default_and_from_the_card(stroke_data, cirrhosis_da
     assert linkability_columns(Named()) == (("age", "gender"), ("bmi",))
     Named.linkability_columns = (("age",), ("age",))
     assert linkability_columns(Named()) is None  # not disjoint: nothing to link
+
+
+def test_the_flags_sentence_names_the_risks_and_explains_the_baselines_leak():
+    from synllm.metrics.risks import flags_sentence
+
+    runs = pd.DataFrame(
+        {
+            "label": ["p1", "baseline · independent", "p4"],
+            "privacy_flags": ["singles out patients; links patients' records", "singles out patients", ""],
+        }
+    )
+    text = flags_sentence(runs, escape=lambda s: s.upper())
+    assert "singles out patients (P1, BASELINE · INDEPENDENT)" in text and "links patients' records (P1)" in text
+    assert "replay rare values and extremes" in text
+    assert "No run carries" in flags_sentence(runs.assign(privacy_flags=""))
+    assert flags_sentence(runs.drop(columns="privacy_flags")) == ""
