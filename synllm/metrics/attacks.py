@@ -28,6 +28,7 @@ from synllm.metrics.columns import MISSING
 from synllm.metrics.distance import nearest, sample_rows
 from synllm.metrics.privacy import SDMETRICS_DISTANCE, shared_encoder, tables_reason
 from synllm.metrics.risks import (
+    NO_EXPOSURE,
     attack_risk,
     control_reason,
     residual_risk,  # noqa: F401  (re-exported: it lives with the three risks)
@@ -43,8 +44,6 @@ LOW_FPR = (0.01, 0.001)
 NUMERIC_TOLERANCE = 0.05
 #: Quantile bins per numeric quasi-identifier, and the group size below which a group is at risk.
 K_BINS, K_MIN = 5, 5
-
-NO_EXPOSURE = "the generator was shown no real record (e.g. prompt P4), so no record can be attacked"
 
 
 def attack_targets(train: pd.DataFrame, ctx: EvalContext) -> tuple[pd.DataFrame | None, str]:

@@ -48,6 +48,10 @@ RISK_FLAGS = {
 RISK_NAMES = {"singling_out": "singling out", "linkability": "linkability", "attribute_inference": "inference"}
 
 
+#: Why an attack cannot run when the generator saw no real record.
+NO_EXPOSURE = "the generator was shown no real record (e.g. prompt P4), so no record can be attacked"
+
+
 def wilson_rate(n_success: float, n_total: int, confidence: float = 0.95) -> tuple[float, float]:
     """Wilson-score success rate and its error bound (centre and half-width of the Wilson interval).
 
@@ -135,8 +139,6 @@ def target_population(train: pd.DataFrame, ctx: EvalContext, size: int) -> tuple
     the control); a random ``size`` of them when they are more. Unknown exposure: a random
     ``size`` of train (the train set cut to the control's size). None when nothing was exposed.
     """
-    from synllm.metrics.attacks import NO_EXPOSURE
-
     if ctx.exposed is None:
         return sample_rows(train, size, ctx.random_state), f"{min(size, len(train))} random train row(s)"
     if len(ctx.exposed) == 0:
