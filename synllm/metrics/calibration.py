@@ -82,12 +82,24 @@ def metric_status(result: MetricResult, reference: MetricResult | None) -> tuple
     if not reference.applicable:
         return NOT_APPLICABLE, math.nan, reference.skipped or ""
     if not reference.ok:
-        return NOT_ENOUGH, math.nan, reference.skipped or ""
+        return NOT_ENOUGH, math.nan, reference_reason(reference.skipped or "")
     if not result.ok and result.rows_failed:
         return FAILED, 0.0, result.skipped or ""
     if not result.ok:
         return NOT_ENOUGH, math.nan, f"the run's rows could not be scored at this size ({result.skipped})"
     return SCORED, relative_score(result.score, reference.score), ""
+
+
+def reference_reason(skipped: str) -> str:
+    """Why the real reference sample could not be scored, worded as the reference's (the metric calls the table
+    it scores 'synthetic', and the reference is shared by every run of the same size, so its counts are not the run's).
+
+    >>> reference_reason("the synthetic target 'y' has a single class")
+    "the real reference sample of the same size cannot be scored either: its target 'y' has a single class"
+    """
+    text = re.sub(r"\bthe synthetic (target|rows|table)\b", r"its \1", skipped)
+    text = re.sub(r"\bsynthetic\b", "reference", text)
+    return f"the real reference sample of the same size cannot be scored either: {text}"
 
 
 def status_frame(results: Sequence[MetricResult], reference: Sequence[MetricResult] | None) -> pd.DataFrame:
