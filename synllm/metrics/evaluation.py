@@ -37,6 +37,7 @@ from synllm.metrics.calibration import (
     headline_scores,
     status_frame,
 )
+from synllm.metrics.flags import Flag, flags_frame, run_flags
 from synllm.metrics.inputs import check_inputs
 
 FRAME_COLUMNS = [
@@ -84,6 +85,7 @@ class Evaluation:
     seconds: dict[str, float] = field(default_factory=dict)
     replicates: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False, compare=False)
     input_flags: tuple[str, ...] = ()  # values scored although the card does not allow them (see metrics.inputs)
+    flags: tuple[Flag, ...] = ()  # red flags of the scored rows, worst first (see metrics.flags)
 
     @property
     def names(self) -> list[str]:
@@ -97,6 +99,10 @@ class Evaluation:
             if r.name == name:
                 return r
         raise MetricError(f"metric {name!r} was not evaluated; evaluated: {self.names}")
+
+    def flags_frame(self) -> pd.DataFrame:
+        """The run's red flags (kind, severity, evidence), worst first; empty when none was raised."""
+        return flags_frame(self.flags)
 
     def statuses(self) -> pd.DataFrame:
         """Per metric: family, status (scored, not enough data, ...), relative score and reason."""
@@ -199,6 +205,7 @@ class Evaluation:
             "exposure": self.exposure,
             "seconds": dict(self.seconds),
             "input_flags": list(self.input_flags),
+            "flags": [asdict(f) for f in self.flags],
             "headline": self.headline(),
             "headline_reasons": self.headline_reasons(),
             "intervals": {m: self.interval(m) for m in HEADLINE},
@@ -294,7 +301,7 @@ def evaluate(
     :class:`MetricError` naming it. ``n_boot`` bootstrap replicates give the family and headline
     scores an interval (:meth:`Evaluation.interval`); they are skipped when H cannot be judged.
     """
-    flags = check_inputs({"synthetic": synthetic, "train": train, "holdout": holdout}, card)
+    unexpected = check_inputs({"synthetic": synthetic, "train": train, "holdout": holdout}, card)
     check_inputs(
         {
             what: table
@@ -338,7 +345,8 @@ def evaluate(
         exposure=_exposure_text(exposed),
         seconds=seconds,
         replicates=replicates,
-        input_flags=flags,
+        input_flags=unexpected,
+        flags=run_flags(scored, train=train, card=card, results=results, reference=ref_results),
     )
 
 

@@ -247,6 +247,8 @@ def findings(runs: pd.DataFrame) -> str:
             f"**⚠ Smoke test.** {_sentence('; '.join(smoke))}. These numbers check that the pipeline runs end to "
             "end; they cannot support or refute the study's claim."
         )
+    if "flags" in runs and runs["flags"].fillna("").ne("").any():
+        parts.append(red_flags(runs))
     generators = generator_frame(runs)
     judged = generators.dropna(subset=["harmonic"])
     dataset = md_text(runs["dataset"].iloc[0])
@@ -277,6 +279,18 @@ def findings(runs: pd.DataFrame) -> str:
             + "."
         )
     return "\n\n".join(parts)
+
+
+def red_flags(runs: pd.DataFrame) -> str:
+    """The runs' red flags per generator, worst first, each with its worst run's evidence (Markdown list)."""
+    from synllm.metrics.flags import generator_flags
+
+    lines = [
+        f"- **{md_text(r.generator)}**: {md_text(r.kind.replace('_', ' '))} ({r.severity}) in {r.runs_flagged} of "
+        f"{r.runs} run{'s' if r.runs != 1 else ''}; worst, {md_text(r.worst_run)}: {md_text(r.evidence)}."
+        for r in generator_flags(runs).itertuples()
+    ]
+    return "**Red flags** (per generator, worst first; a mean score below never hides them):\n\n" + "\n".join(lines)
 
 
 def _sentence(text: str) -> str:

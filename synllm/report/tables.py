@@ -17,6 +17,7 @@ from synllm.cards.rules import EFFECT_NAMES, hard_rule_violations, soft_rule_eff
 from synllm.generation.manifest import RunManifest
 from synllm.metrics.base import FAMILIES
 from synllm.metrics.evaluation import FRAME_COLUMNS, HEADLINE
+from synllm.metrics.flags import flags_text
 from synllm.report.inputs import ScoredRun
 
 
@@ -170,7 +171,7 @@ RUN_COLUMNS = [
     *["dataset", "kind", "model", "prompt_type", "seed", "label", "n_rows", "n_scored"],
     *FAMILY_COLUMNS,
     *["quality", "harmonic", "quality_low", "quality_high", "privacy_low", "privacy_high"],
-    *["harmonic_low", "harmonic_high", "judged", "not_judged_because", "exposure"],
+    *["harmonic_low", "harmonic_high", "judged", "not_judged_because", "exposure", "flags"],
     *RAW_COLUMNS.values(),
     *COST_COLUMNS,
 ]
@@ -223,6 +224,7 @@ def runs_frame(scored: Sequence[ScoredRun], dataset: str) -> pd.DataFrame:
             "judged": not math.isnan(head["harmonic"]),
             "not_judged_because": "; ".join(reasons),
             "exposure": ev.exposure,
+            "flags": flags_text(ev.flags),
         }
         for measure in ("quality", "privacy", "harmonic"):
             row[f"{measure}_low"], row[f"{measure}_high"] = ev.interval(measure)

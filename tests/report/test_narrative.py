@@ -250,3 +250,19 @@ def test_ten_scored_rows_name_no_winner_end_to_end(study_data):
     assert "not enough rows" in narrative.findings(runs)
     card = verdicts.scorecard(runs)
     assert card["harmonic"].isna().all()
+
+
+def test_red_flags_come_first_in_findings_and_name_the_worst_run():
+    """Issue 20: a generator's mean hides nothing; its worst run's flag tops Findings, with the evidence."""
+    from synllm.metrics.flags import Flag, flags_text
+
+    runs = _runs({"p1": [0.80, 0.82, 0.81], "p4": [0.5, 0.52, 0.51]})
+    copied = Flag(kind="copying", severity="high", evidence="one row appears 11 times in 30 rows")
+    runs["flags"] = ""
+    runs.loc[(runs["prompt_type"] == "p1") & (runs["seed"] == 1), "flags"] = flags_text([copied])
+    text = narrative.findings(runs)
+    assert text.startswith("**Red flags**")
+    assert "- **m · p1**: copying (high) in 1 of 3 runs; worst, seed 1: one row appears 11 times in 30 rows." in text
+    assert text.index("Red flags") < text.index("Findings on stroke")
+    runs["flags"] = ""
+    assert "Red flags" not in narrative.findings(runs)

@@ -125,3 +125,18 @@ def test_diagnostics_table_reads_manifests():
         14,
         10,
     ]
+
+
+def test_runs_csv_has_the_red_flags_of_each_run(study_data):
+    """Issue 20: stroke P1 seed 0 wrote one real example row 11 times in 30; runs.csv says so per run."""
+    from synllm.metrics import evaluate
+    from synllm.report.inputs import ScoredRun
+
+    card, train = study_data.card, study_data.eval_train
+    example = train[card.synth_names].iloc[[0]]
+    rows = pd.concat([study_data.eval_holdout[card.synth_names].iloc[:19], *[example] * 11], ignore_index=True)
+    ev = evaluate(rows, train=train, holdout=study_data.eval_holdout, card=card, examples=example, metrics=METRICS)
+    run = ScoredRun(kind="llm", model="m", prompt_type="p1", seed=0, synthetic=rows, evaluation=ev)
+    cell = tables.runs_frame([run], "stroke").at[0, "flags"]
+    assert cell.startswith("copying (high): ")
+    assert "one row appears 11 times in 30 rows" in cell
