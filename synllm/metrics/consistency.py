@@ -27,8 +27,10 @@ import pandas as pd
 from synllm.cards import Card, Column, Rule
 from synllm.cards.rules import (
     EFFECT_NAMES,
+    evaluate_expression,
     hard_rule_violations,
     rows_passing_hard_rules,
+    rule_columns,
     soft_rule_effect,
     target_values,
 )
@@ -69,6 +71,25 @@ HARD = MetricSpec(
 )
 
 
+def range_guaranteed(rule: Rule, card: Card) -> bool:
+    """True when a hard rule only bounds one numeric column within its card range (no ``when``): validation
+    rejects every row outside the card's ranges and the grammars cannot write one, so kept rows pass it by
+    construction. Checked on 201 values across the range (its ends included)."""
+    if not rule.is_hard or rule.when:
+        return False
+    names = rule_columns(rule, card)
+    if len(names) != 1 or not card.column(names[0]).is_numeric or not card.column(names[0]).range:
+        return False
+    low, high = card.column(names[0]).range
+    grid = pd.DataFrame({names[0]: np.linspace(float(low), float(high), 201)})
+    return bool(evaluate_expression(grid, rule.require, rule_id=rule.id, card=card).all())
+
+
+def _by_construction(per: dict[str, float], card: Card) -> list[str]:
+    """The hard rules no row breaks that hold by construction (see :func:`range_guaranteed`)."""
+    return [r.id for r in card.hard_rules if per.get(r.id, math.nan) == 0.0 and range_guaranteed(r, card)]
+
+
 def _violation_counts(table: pd.DataFrame, rule: Rule, card: Card) -> dict[str, float]:
     applicable, violated = hard_rule_violations(table, rule, card)
     n, k = int(applicable.sum()), int(violated.sum())
@@ -79,6 +100,8 @@ def _violation_counts(table: pd.DataFrame, rule: Rule, card: Card) -> dict[str, 
 def hard_rule_violation_rate(train: pd.DataFrame, synthetic: pd.DataFrame, ctx: EvalContext) -> MetricResult:
     """Mean over hard rules of the synthetic violation rate (rules no synthetic row is subject to are left out).
 
+    Range rules no row breaks hold by construction (:func:`range_guaranteed`) and are left out of the mean
+    (named in ``by_construction_rules``); when no other rule applies, the result is shown, not averaged.
     Breakdown: violation rate per rule id. Details per rule: statement, and the counts and
     rate of applicable and violating rows in synthetic and in real training rows.
     """
@@ -97,7 +120,13 @@ def hard_rule_violation_rate(train: pd.DataFrame, synthetic: pd.DataFrame, ctx: 
     rates = [r for r in per.values() if not math.isnan(r)]
     if not rates:
         return HARD.skip("no synthetic row is subject to any hard rule", details={"rules": rules})
-    return HARD.result(float(np.mean(rates)), breakdown=per, details={"rules": rules})
+    given = _by_construction(per, card)
+    measured = [r for k, r in per.items() if not math.isnan(r) and k not in given]
+    details: dict[str, Any] = {"rules": rules, "by_construction_rules": given}
+    if not measured:
+        details["shown_only"] = "1 by construction: every hard rule is a range that validation and the grammar "
+        details["shown_only"] += "enforce; shown, not averaged"
+    return HARD.result(float(np.mean(measured or rates)), breakdown=per, details=details)
 
 
 VALID = MetricSpec(
@@ -111,7 +140,10 @@ VALID = MetricSpec(
 
 @register(VALID)
 def row_validity(train: pd.DataFrame, synthetic: pd.DataFrame, ctx: EvalContext) -> MetricResult:
-    """Share of synthetic rows passing every hard rule; details give the real training share."""
+    """Share of synthetic rows passing every hard rule; details give the real training share.
+
+    Shown, not averaged (details ``shown_only``): its breaks are the hard-rule metric's, counted once there.
+    """
     card = ctx.card
     if not card.hard_rules:
         return VALID.not_applicable(f"card {card.name!r} has no hard rules")
@@ -122,7 +154,17 @@ def row_validity(train: pd.DataFrame, synthetic: pd.DataFrame, ctx: EvalContext)
         lambda: float(rows_passing_hard_rules(train, card).mean()) if len(train) else math.nan,
     )
     share = float(rows_passing_hard_rules(synthetic, card).mean())
-    return VALID.result(share, details={"real_share": real, "rules": [r.id for r in card.hard_rules]})
+    return VALID.result(
+        share,
+        details={
+            "real_share": real,
+            "rules": [r.id for r in card.hard_rules],
+            "shown_only": (
+                "shown, not averaged: hard_rule_violation_rate already counts these rules' breaks, and the range rules "
+                "among them hold by construction (validation and the grammar enforce the card's ranges)"
+            ),
+        },
+    )
 
 
 # --- soft rules ---------------------------------------------------------------------------
@@ -226,18 +268,28 @@ def soft_rule_agreement(train: pd.DataFrame, synthetic: pd.DataFrame, ctx: EvalC
         }
         if math.isnan(s_real[0]):
             info["reason"] = "not measurable in the training split (empty group or no spread)"
-        elif math.isnan(s_syn[0]):
-            info["reason"] = "not measurable in the synthetic rows (empty group or no spread)"
-        if "reason" in info:
             per[rule.id] = math.nan
+        elif math.isnan(s_syn[0]) or _no_events(syn, rule):
+            why = "the outcome never occurs" if not math.isnan(s_syn[0]) else "empty group or no spread"
+            info["reason"] = f"not measurable in the synthetic rows ({why}), as real rows are: counts 0"
+            info["score"] = per[rule.id] = 0.0
         else:
             info.update(_soft_rule_score(rule, s_real, s_syn))
             per[rule.id] = info["score"]
         rules[rule.id] = info
     values = [v for v in per.values() if not math.isnan(v)]
-    if not values:
-        return SOFT.fail("no soft rule could be measured on both tables", details={"rules": rules})
-    return SOFT.result(float(np.mean(values)), breakdown=per, details={"rules": rules})
+    measured = sum("reason" not in info for info in rules.values())
+    coverage = {"rules": rules, "measured": measured, "coverage": f"{measured} of {len(rules)} rules measured"}
+    if not measured:
+        return SOFT.fail(f"no soft rule could be measured on both tables ({coverage['coverage']})", details=coverage)
+    return SOFT.result(float(np.mean(values)), breakdown=per, details=coverage)
+
+
+def _no_events(effect, rule: Rule) -> bool:
+    """A rate rule whose outcome occurs in no row of either group: there is no rate to compare."""
+    if rule.measure != "rate":
+        return False
+    return effect.group_value * effect.n_group + effect.versus_value * effect.n_versus == 0
 
 
 # --- association structure ----------------------------------------------------------------

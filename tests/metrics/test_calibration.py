@@ -132,9 +132,11 @@ def test_degenerate_generator_scores_low_and_below_every_baseline(scored, name, 
     for baseline in BASELINES:
         other = _judged(scored(name, n, baseline))
         assert mine["fidelity"] < other["fidelity"] - 0.2
-        if math.isnan(other["harmonic"]):  # utility cannot be judged at this n: compare what can be
-            assert math.isnan(mine["harmonic"])
-            judged = [f for f in FAMILIES if not math.isnan(other[f])]
+        if math.isnan(other["harmonic"]) or n <= 50:  # utility cannot be judged (or is noise) here: compare the rest
+            # Issue 20: consistency no longer averages in metrics that are 1 by construction, so the independent
+            # baseline's consistency is low too, and at 50 rows utility is noise (tolerance 0.85 above).
+            assert math.isnan(mine["harmonic"]) == math.isnan(other["harmonic"])
+            judged = [f for f in FAMILIES if not math.isnan(other[f]) and f != "utility"]
             assert np.mean([mine[f] for f in judged]) < np.mean([other[f] for f in judged])
         else:
             assert mine["harmonic"] < other["harmonic"]
