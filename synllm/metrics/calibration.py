@@ -50,6 +50,20 @@ SCORED, FAILED, NOT_ENOUGH, NOT_APPLICABLE, SHOWN_ONLY, NO_REFERENCE = (
     "no reference",
 )
 COUNTED = (SCORED, FAILED)
+#: Privacy of a generator that was shown no real record: it holds by design, and is no score to average.
+BY_DESIGN = "by design: no record shown"
+
+
+def privacy_by_design(families: pd.DataFrame) -> pd.DataFrame:
+    """``families`` with privacy set to NaN, status :data:`BY_DESIGN`: the generator saw no real record, so a
+    privacy score of 1 would only lift H; its quality is compared alone."""
+    out = families.copy()
+    out.loc["privacy", ["score", "status"]] = [math.nan, BY_DESIGN]
+    out.loc["privacy", "reason"] = (
+        "by design: no record shown (the generator saw no real record, so privacy does not apply; "
+        "compare its quality alone)"
+    )
+    return out
 
 
 def harmonic_score(privacy: float, quality: float) -> float:
@@ -89,6 +103,8 @@ def metric_status(result: MetricResult, reference: MetricResult | None) -> tuple
         return NOT_APPLICABLE, math.nan, reference.skipped or ""
     if not reference.ok:
         return NOT_ENOUGH, math.nan, reference_reason(reference.skipped or "")
+    if not result.ok and result.rows_failed:
+        return FAILED, 0.0, result.skipped or ""
     if reference.details.get("beats_chance") is False:
         low, high = reference.details.get("auc_interval", (math.nan, math.nan))
         return (
@@ -99,8 +115,6 @@ def metric_status(result: MetricResult, reference: MetricResult | None) -> tuple
                 f"95 % {low:.2f} to {high:.2f}), so nothing can be judged against it"
             ),
         )
-    if not result.ok and result.rows_failed:
-        return FAILED, 0.0, result.skipped or ""
     if not result.ok:
         return NOT_ENOUGH, math.nan, f"the run's rows could not be scored at this size ({result.skipped})"
     return SCORED, relative_score(result.score, reference.score), ""
@@ -230,7 +244,8 @@ def headline_reasons(families: pd.DataFrame) -> list[str]:
     return [
         f"{family}: {row.reason}"
         for family, row in families.iterrows()
-        if row.status not in ("ok", "not evaluated") or (family == "privacy" and row.status == "not evaluated")
+        if row.status not in ("ok", "not evaluated", BY_DESIGN)
+        or (family == "privacy" and row.status == "not evaluated")
     ]
 
 

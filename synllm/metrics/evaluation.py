@@ -35,6 +35,7 @@ from synllm.metrics.calibration import (
     harmonic_score,
     headline_reasons,
     headline_scores,
+    privacy_by_design,
     status_frame,
 )
 from synllm.metrics.flags import Flag, flags_frame, run_flags
@@ -145,9 +146,18 @@ class Evaluation:
         ]
         return pd.DataFrame(rows, columns=["metric", "key", "value", "reference_value"])
 
+    @property
+    def privacy_applies(self) -> bool:
+        """False when the generator was shown no real record (e.g. P4): its privacy holds by design."""
+        return not self.exposure.startswith("none")
+
     def family_scores(self) -> pd.DataFrame:
-        """Per family: relative score, metrics counted and applicable, skipped names, status and reason."""
-        return family_frame(self.statuses(), self.n_scored)
+        """Per family: relative score, metrics counted and applicable, skipped names, status and reason.
+
+        Privacy is NaN "by design: no record shown" when the generator saw no real record.
+        """
+        families = family_frame(self.statuses(), self.n_scored)
+        return families if self.privacy_applies else privacy_by_design(families)
 
     def headline(self, *, reference: bool = False) -> dict[str, float]:
         """Quality Q, privacy P and H = 2PQ/(P+Q), relative to the real reference sample.

@@ -97,10 +97,10 @@ def mean_table(runs: pd.DataFrame, by: str) -> pd.DataFrame:
     return table.sort_values("all datasets", ascending=False)
 
 
-def _blocks(runs: pd.DataFrame) -> pd.DataFrame:
-    """Blocks x prompt types table of H (judged LLM runs)."""
-    llm = runs[runs["kind"] == "llm"].dropna(subset=["harmonic"])
-    return llm.pivot_table(index=BLOCK, columns="prompt_type", values="harmonic", aggfunc="mean")
+def _blocks(runs: pd.DataFrame, measure: str = "harmonic") -> pd.DataFrame:
+    """Blocks x prompt types table of H, or of another ``measure`` (judged LLM runs)."""
+    llm = runs[runs["kind"] == "llm"].dropna(subset=[measure])
+    return llm.pivot_table(index=BLOCK, columns="prompt_type", values=measure, aggfunc="mean")
 
 
 def prompt_ranking(runs: pd.DataFrame, *, n_boot: int = 2000, random_state: int = 0) -> pd.DataFrame:
@@ -134,12 +134,13 @@ def prompt_ranking(runs: pd.DataFrame, *, n_boot: int = 2000, random_state: int 
 
 
 def paired_differences(
-    runs: pd.DataFrame, target: str = "p4", *, n_boot: int = 2000, random_state: int = 0
+    runs: pd.DataFrame, target: str = "p4", *, n_boot: int = 2000, random_state: int = 0, measure: str = "harmonic"
 ) -> pd.DataFrame:
-    """Mean of H(target) - H(other) over blocks holding both, per other type, with a 95 % bootstrap
-    interval when at least :data:`MIN_BLOCKS` pairs exist (columns other, mean, low, high, n, interval)."""
+    """Mean of H(target) - H(other) (or of another ``measure``, e.g. quality) over blocks holding both, per other
+    type, with a 95 % bootstrap interval when at least :data:`MIN_BLOCKS` pairs exist (columns other, mean, low,
+    high, n, interval)."""
     columns = ["other", "mean", "low", "high", "n", "interval"]
-    table = _blocks(runs)
+    table = _blocks(runs, measure)
     rows = []
     if target not in table.columns:
         return pd.DataFrame(columns=columns)

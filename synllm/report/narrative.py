@@ -20,7 +20,15 @@ from synllm.cards.rules import target_values
 from synllm.metrics.calibration import minimum_rows
 from synllm.report.escape import md_code, md_text
 from synllm.report.inputs import StudyData
-from synllm.report.verdicts import Comparison, compare, generator_frame, interval_text, smoke_test_reasons
+from synllm.report.verdicts import (
+    BY_DESIGN_WORDS,
+    Comparison,
+    compare,
+    generator_frame,
+    interval_text,
+    privacy_by_design,
+    smoke_test_reasons,
+)
 
 PROMPT_NAMES = {"p1": "P1 (examples)", "p2": "P2 (definitions)", "p3": "P3 (statistics)", "p4": "P4 (rules)"}
 FAMILY_WORDS = {
@@ -162,8 +170,8 @@ def family_summary(runs: pd.DataFrame, family: str, metrics: pd.DataFrame | None
             f"{_f(v)} ({md_text(k.replace('_', ' '))})" for k, v in base.items()
         )
     return (
-        text + " (each a share of what real patients of the same number get, 1 = as good; the scorecard "
-        f"below says which differences are beyond noise).{unscored}"
+        text + " (each a share of what real patients of the same number get, 1 = as good; family scores carry no "
+        f"interval, so no difference between them is called beyond noise: only Q, P and H have one).{unscored}"
     )
 
 
@@ -251,8 +259,9 @@ def findings(runs: pd.DataFrame) -> str:
         parts.append(red_flags(runs))
     generators = generator_frame(runs)
     judged = generators.dropna(subset=["harmonic"])
+    design = generators[generators["interval"].fillna("").str.startswith(BY_DESIGN_WORDS) & (generators["judged"] > 0)]
     dataset = md_text(runs["dataset"].iloc[0])
-    if judged.empty:
+    if judged.empty and design.empty:
         reason = md_text(next((r for r in runs["not_judged_because"].fillna("") if r), ""))
         parts.append(
             f"**No generator can be judged on {dataset}.** {_sentence(reason)}. "
@@ -265,10 +274,12 @@ def findings(runs: pd.DataFrame) -> str:
         "of the same number get; brackets: 95 % interval).",
         _comparison_words(compare(generators[generators["kind"] == "llm"]), "LLM prompts"),
         _llm_against_baselines(generators),
+        _quality_alone(generators, design),
     ]
     parts.append(" ".join(v for v in verdict if v))
-    parts.append(f"All judged generators: {lines}.")
-    unjudged = generators[generators["harmonic"].isna()]
+    if lines:
+        parts.append(f"All judged generators: {lines}.")
+    unjudged = generators[generators["harmonic"].isna() & (generators["judged"] == 0)]
     if len(unjudged):
         parts.append(
             "Not judged: "
@@ -279,6 +290,29 @@ def findings(runs: pd.DataFrame) -> str:
             + "."
         )
     return "\n\n".join(parts)
+
+
+def _quality_alone(generators: pd.DataFrame, design: pd.DataFrame) -> str:
+    """For generators shown no real record: privacy holds by design, so no H lead; their quality compared alone."""
+    if design.empty:
+        return ""
+    names = ", ".join(md_text(g) for g in design["generator"])
+    result = compare(generators[generators["kind"] == "llm"], measure="quality")
+    text = (
+        f"{names} showed the model no real record: its privacy holds by design (no record shown) and is no score, "
+        "so H, which would credit privacy that does not apply, is not computed for it and it leads nothing on H. "
+        "Compared on quality alone, "
+    )
+    if result.best is None or result.runner_up is None:
+        return text + "there is nothing to compare it with."
+    best = f"{md_text(result.best)} (Q = {interval_text(result.best_value, result.best_interval)})"
+    second = f"{md_text(result.runner_up)} (Q = {interval_text(result.runner_up_value, result.runner_up_interval)})"
+    verdict = "clearly ahead" if result.separated else f"but {md_text(result.why)}, so they cannot be told apart"
+    own = "; ".join(
+        f"{md_text(r.generator)}: Q = {interval_text(r.quality, (r.quality_low, r.quality_high))}"
+        for r in design.itertuples()
+    )
+    return text + f"{best} has the highest mean quality, {second} comes next, {verdict} ({own})."
 
 
 def red_flags(runs: pd.DataFrame) -> str:
@@ -382,6 +416,9 @@ def study_verdict(differences: pd.DataFrame, ranking: pd.DataFrame, runs: pd.Dat
         else ""
     )
     baselines = _baseline_sentence(llm_against_baselines(runs))
+    p4 = runs[(runs["kind"] == "llm") & (runs["prompt_type"] == "p4")]
+    if len(p4) and privacy_by_design(p4) and p4["quality"].notna().any():
+        return caveat + _p4_by_design_verdict(runs, MIN_BLOCKS) + f" {baselines}"
     if llm.empty and (runs["kind"] == "llm").any():
         reason = next((r for r in runs["not_judged_because"].fillna("") if r), "")
         return (
@@ -406,6 +443,37 @@ def study_verdict(differences: pd.DataFrame, ranking: pd.DataFrame, runs: pd.Dat
         f"Mean paired difference H(P4) − H(other), with a 95 % block-bootstrap interval where there are at least "
         f"{MIN_BLOCKS} pairs: {rows}. {baselines} Based on {scope}."
     )
+
+
+def _p4_by_design_verdict(runs: pd.DataFrame, min_pairs: int) -> str:
+    """The verdict when P4 was shown no real record: its privacy holds by design, so only quality is compared."""
+    from synllm.report.comparison import paired_differences
+
+    differences = paired_differences(runs, "p4", measure="quality")
+    rows = "; ".join(
+        f"vs {_name(r.other)}: {r.mean:+.3f} "
+        + (f"[{_f(r.low, 3)}, {_f(r.high, 3)}]" if not math.isnan(r.low) else "(no interval)")
+        + f", {int(r.n)} pair{'s' if r.n != 1 else ''}"
+        for r in differences.itertuples()
+    )
+    text = (
+        '**Verdict on "rule-based prompts give the best privacy-quality balance": cannot be judged on H.** '
+        "P4 shows the model no real record, so its privacy holds by design (no record shown): it is no score, "
+        "and an H that counted it as 1 would give P4 a lead from privacy that does not apply; the study's own "
+        "headline that P4 balances best may be exactly this effect. Compared on quality alone"
+    )
+    if not rows:
+        return text + ", no P4 run pairs with another prompt type."
+    fewest = int(differences["n"].min())
+    if fewest < min_pairs:
+        judged = f"these rest on {fewest} matched pair(s) at fewest, too few for an interval"
+    elif (differences["low"] > 0).all():
+        judged = "P4's quality is higher than every other prompt type's, every interval excluding zero"
+    elif (differences["high"] < 0).any():
+        judged = "P4's quality is lower than that of at least one prompt type, with an interval excluding zero"
+    else:
+        judged = "at least one interval includes zero, so the runs cannot separate them"
+    return text + f", mean paired difference Q(P4) − Q(other): {rows}; {judged}."
 
 
 def _baseline_sentence(table: pd.DataFrame) -> str:

@@ -221,7 +221,8 @@ def runs_frame(scored: Sequence[ScoredRun], dataset: str) -> pd.DataFrame:
             **{f: float(families.at[f, "score"]) for f in FAMILY_COLUMNS},
             "quality": head["quality"],
             "harmonic": head["harmonic"],
-            "judged": not math.isnan(head["harmonic"]),
+            # A generator shown no real record (privacy by design) is judged on its quality alone.
+            "judged": not math.isnan(head["harmonic"]) or (not ev.privacy_applies and not math.isnan(head["quality"])),
             "not_judged_because": "; ".join(reasons),
             "exposure": ev.exposure,
             "flags": flags_text(ev.flags),

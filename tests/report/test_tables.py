@@ -59,7 +59,9 @@ def test_scorecard_rows_means_and_intervals(scored):
     assert p1["harmonic"].notna().all(), p1["not_judged_because"].tolist()
     mean, low, high, _ = mean_interval(p1["harmonic"].tolist())
     assert (row["harmonic"], row["harmonic_low"], row["harmonic_high"]) == pytest.approx((mean, low, high))
-    assert row["interval"] == "95 % t-interval over 2 seeds"
+    assert row["interval"].startswith("95 % t-interval over 2 seeds")
+    # issue 20: an interval clipped to the whole [0, 1] range says it is uninformative
+    assert row["interval"].endswith("uninformative: it spans the whole 0-1 range") == (low <= 0 and high >= 1)
     base = card[card["kind"] == "baseline"].iloc[0]  # one seed: the interval of its bootstrap
     assert base["interval"].startswith("≈95 % bootstrap") and base["harmonic_low"] <= base["harmonic"]
     ref = card[card["kind"] == "reference"].iloc[0]

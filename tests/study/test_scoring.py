@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from types import SimpleNamespace
 
 import pandas as pd
@@ -104,3 +105,19 @@ def test_not_judged_because_names_each_runs_own_problem_not_the_reference_sample
     assert "real reference sample of the same size cannot be scored either" in p4
     utility = score_runs(runs[1:], study_data, n_boot=0)[0].evaluation.result("tstr")
     assert "29" in utility.skipped  # the run's own reason keeps its own counts
+
+
+def test_a_run_shown_no_record_has_privacy_by_design_and_is_judged_on_quality(study_data):
+    """Issue 20: P4's privacy was 1 by design and lifted its H; now it is no score, and H is not computed."""
+    from synllm.report.tables import runs_frame
+
+    runs = [_run(study_data, "p1", 0, rows=200), _run(study_data, "p4", 0, rows=200)]
+    scored = score_runs(runs, study_data, n_boot=0)
+    p4 = scored[1].evaluation
+    assert not p4.privacy_applies and scored[0].evaluation.privacy_applies
+    family = p4.family_scores().loc["privacy"]
+    assert family["status"] == "by design: no record shown" and math.isnan(family["score"])
+    assert math.isnan(p4.harmonic) and not math.isnan(p4.quality)
+    frame = runs_frame(scored, "stroke").set_index("prompt_type")
+    assert bool(frame.at["p4", "judged"]) and frame.at["p4", "not_judged_because"] == ""
+    assert math.isnan(frame.at["p4", "privacy"]) and not math.isnan(frame.at["p1", "privacy"])
