@@ -353,13 +353,23 @@ def headline(runs: pd.DataFrame) -> str:
         return "No LLM run could be scored."
     dataset = md_text(runs["dataset"].iloc[0])
     smoke = " (smoke test)" if smoke_test_reasons(runs) else ""
-    result = compare(generator_frame(runs)[lambda g: g["kind"] == "llm"])
+    generators = generator_frame(runs)
+    result = compare(generators[generators["kind"] == "llm"])
+    flagged = generators[generators["flags"].fillna("") != ""]
+    flags = (
+        "⚠ Red flags: " + "; ".join(f"{md_text(r.generator)}: {md_text(r.flags)}" for r in flagged.itertuples()) + ". "
+        if len(flagged)
+        else ""
+    )  # the index shows a generator's worst flag before any mean
     if result.best is None:
-        return f"On {dataset}{smoke}, no prompt type can be judged: not enough rows per run."
+        return f"{flags}On {dataset}{smoke}, no prompt type can be judged: not enough rows per run."
     best = f"{md_text(result.best)}, H = {interval_text(result.best_value, result.best_interval)}"
     if result.separated:
-        return f"On {dataset}{smoke}, {best} gave the best privacy-quality balance, clearly ahead of the rest."
-    return f"On {dataset}{smoke}, the prompt types cannot be told apart (highest mean: {best}; {md_text(result.why)})."
+        return f"{flags}On {dataset}{smoke}, {best} gave the best privacy-quality balance, clearly ahead of the rest."
+    return (
+        f"{flags}On {dataset}{smoke}, the prompt types cannot be told apart (highest mean: {best}; "
+        f"{md_text(result.why)})."
+    )
 
 
 def dataset_conclusion(runs: pd.DataFrame) -> str:

@@ -16,6 +16,7 @@ from synllm.cards import Card
 from synllm.cards.rules import EFFECT_NAMES, hard_rule_violations, soft_rule_effect
 from synllm.generation.manifest import RunManifest
 from synllm.metrics.base import FAMILIES
+from synllm.metrics.calibration import BY_DESIGN
 from synllm.metrics.evaluation import FRAME_COLUMNS, HEADLINE
 from synllm.metrics.flags import flags_text
 from synllm.report.inputs import ScoredRun
@@ -208,7 +209,7 @@ def runs_frame(scored: Sequence[ScoredRun], dataset: str) -> pd.DataFrame:
         ev = s.evaluation
         families = ev.family_scores()
         head = ev.headline()
-        reasons = ev.headline_reasons()
+        reasons = [r for r in ev.headline_reasons() if not r.startswith(f"privacy: {BY_DESIGN}")]  # judged on Q
         row: dict[str, Any] = {
             "dataset": dataset,
             "kind": s.kind,

@@ -28,7 +28,7 @@ EMBEDDED_MODELS = ("smollm2-135m-instruct",)
 SCORECARD_COLUMNS = [
     *["generator", "kind", "model", "prompt_type", "runs", "judged", "valid_rate", *FAMILY_COLUMNS],
     *["quality", "quality_low", "quality_high", "privacy_low", "privacy_high"],
-    *["harmonic", "harmonic_low", "harmonic_high", "interval", "not_judged_because"],
+    *["harmonic", "harmonic_low", "harmonic_high", "interval", "not_judged_because", "flags"],
 ]
 
 
@@ -100,6 +100,16 @@ def _interval_words(how: str, low: float, high: float, *, by_design: bool) -> st
 BY_DESIGN_WORDS = "privacy by design: no record shown"
 
 
+def _flag_words(group: pd.DataFrame) -> str:
+    """'copying (high, 1 of 2 runs, worst seed 0); ...' for one generator's runs ('' without flags)."""
+    from synllm.metrics.flags import generator_flags
+
+    return "; ".join(
+        f"{r.kind.replace('_', ' ')} ({r.severity}, {r.runs_flagged} of {r.runs} runs, worst {r.worst_run})"
+        for r in generator_flags(group).itertuples()
+    )
+
+
 def generator_frame(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per generator (LLM model x prompt type, then baselines): means, intervals and why not judged."""
     rows = []
@@ -124,6 +134,7 @@ def generator_frame(runs: pd.DataFrame) -> pd.DataFrame:
                     row["interval"] = _interval_words(how, low, high, by_design=privacy_by_design(g))
             reasons = [r for r in g["not_judged_because"].fillna("") if r]
             row["not_judged_because"] = short_reason(reasons[0]) if reasons else ""
+            row["flags"] = _flag_words(g)  # a generator's row never hides its worst run's flag
             rows.append(row)
     return pd.DataFrame(rows, columns=SCORECARD_COLUMNS)
 
@@ -143,6 +154,7 @@ def scorecard(runs: pd.DataFrame) -> pd.DataFrame:
             judged=judged,
             interval="every score is relative to it: 1 by construction",
             not_judged_because="" if judged else "no run could be judged",
+            flags="",
             **dict.fromkeys([*FAMILY_COLUMNS, *MEASURES], 1.0 if judged else math.nan),
         )
         card = pd.concat([card, pd.DataFrame([reference])], ignore_index=True)

@@ -264,6 +264,12 @@ def test_red_flags_come_first_in_findings_and_name_the_worst_run():
     assert text.startswith("**Red flags**")
     assert "- **m · p1**: copying (high) in 1 of 3 runs; worst, seed 1: one row appears 11 times in 30 rows." in text
     assert text.index("Red flags") < text.index("Findings on stroke")
+    card = verdicts.generator_frame(runs).set_index("generator")
+    assert card.at["m · p1", "flags"] == "copying (high, 1 of 3 runs, worst seed 1)"  # its mean 0.81 hides nothing
+    assert card.at["m · p4", "flags"] == ""
+    assert narrative.headline(runs).startswith(
+        r"⚠ Red flags: m · p1: copying \(high, 1 of 3 runs, worst seed 1\). On stroke"
+    )
     runs["flags"] = ""
     assert "Red flags" not in narrative.findings(runs)
 
