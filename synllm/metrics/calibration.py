@@ -117,7 +117,7 @@ def metric_status(result: MetricResult, reference: MetricResult | None) -> tuple
         )
     if not result.ok:
         return NOT_ENOUGH, math.nan, f"the run's rows could not be scored at this size ({result.skipped})"
-    return SCORED, relative_score(result.score, reference.score), ""
+    return SCORED, relative_score(result.score, reference.score), str(result.details.get("coverage", ""))
 
 
 def reference_reason(skipped: str) -> str:
@@ -187,10 +187,15 @@ def family_frame(statuses: pd.DataFrame, n_rows: int) -> pd.DataFrame:
         else:
             score = float(counted["relative"].mean())
             failed = counted[counted["status"] == FAILED]
+            notes = counted[(counted["status"] == SCORED) & (counted["reason"].fillna("") != "")]
+            parts = [f"{n}: {r}" for n, r in zip(notes["name"], notes["reason"])]  # e.g. '1 of 5 rules measured'
             if len(failed):
-                reason = "scored 0 where real patients score: " + "; ".join(
-                    f"{n} ({r})" for n, r in zip(failed["name"], failed["reason"])
+                parts.insert(
+                    0,
+                    "scored 0 where real patients score: "
+                    + "; ".join(f"{n} ({r})" for n, r in zip(failed["name"], failed["reason"])),
                 )
+            reason = "; ".join(parts)
         rows.append(
             {
                 "family": family,

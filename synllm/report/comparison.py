@@ -191,6 +191,17 @@ def llm_against_baselines(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
+def flags_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per dataset and generator, each red flag its runs raised, worst first, with the worst run's evidence
+    (see :func:`synllm.metrics.flags.generator_flags`; empty when no run was flagged)."""
+    from synllm.metrics.flags import generator_flags
+
+    parts = [generator_flags(part).assign(dataset=dataset) for dataset, part in runs.groupby("dataset", sort=True)]
+    columns = ["dataset", "generator", "kind", "severity", "runs_flagged", "runs", "worst_run", "evidence"]
+    parts = [p for p in parts if len(p)]
+    return pd.concat(parts, ignore_index=True)[columns] if parts else pd.DataFrame(columns=columns)
+
+
 def cost_frame(runs: pd.DataFrame) -> pd.DataFrame:
     """Mean seconds and completion tokens per valid row, per model x prompt type (LLM runs)."""
     llm = runs[runs["kind"] == "llm"]

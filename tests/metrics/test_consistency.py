@@ -251,6 +251,7 @@ def test_zero_strokes_lower_the_consistency_family_judged_against_real_rows(stro
     )
     family = ev.family_scores().loc["consistency"]
     assert family["score"] < 0.7  # was 1.00: soft rules dropped, row validity and range checks averaged in
+    assert "soft_rule_agreement: 1 of 5 rules measured" in family["reason"]
     assert ev.statuses().set_index("name").at["row_validity", "status"] == "shown, not averaged"
 
 
@@ -271,3 +272,19 @@ def test_range_rules_hold_by_construction_and_are_shown_not_averaged(stroke):
     from synllm.metrics.calibration import metric_status
 
     assert metric_status(shown, shown)[0] == "shown, not averaged"
+
+
+def test_consistency_family_reports_soft_rule_coverage():
+    from synllm.metrics.calibration import family_frame
+
+    statuses = pd.DataFrame(
+        {
+            "name": ["soft_rule_agreement", "hard_rule_violation_rate"],
+            "family": ["consistency", "consistency"],
+            "status": ["scored", "scored"],
+            "relative": [0.2, 1.0],
+            "reason": ["1 of 5 rules measured", ""],
+        }
+    )
+    row = family_frame(statuses, 30).loc["consistency"]
+    assert row["score"] == pytest.approx(0.6) and row["reason"] == "soft_rule_agreement: 1 of 5 rules measured"

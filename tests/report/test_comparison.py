@@ -123,3 +123,26 @@ def test_mean_table_says_why_when_no_run_was_judged():
     )
     table = comparison.mean_table(runs, "prompt_type")
     assert len(table) == 1 and "not enough rows" in table.iloc[0, 0]
+
+
+def test_flags_table_lists_each_datasets_flagged_generators_worst_first():
+    """Issue 20: the comparison shows the red flags each dataset's runs raised, with the worst run's evidence."""
+    from synllm.metrics.flags import Flag, flags_text
+
+    copy = flags_text([Flag(kind="copying", severity="high", evidence="one row appears 11 times in 30 rows")])
+    miss = flags_text([Flag(kind="missing", severity="warning", evidence="Stage missing in 21 of 30 rows")])
+    runs = pd.DataFrame(
+        {
+            "dataset": ["stroke", "stroke", "cirrhosis", "cirrhosis"],
+            "label": ["m · p1", "m · p1", "m · p4", "m · p3"],
+            "seed": [0, 1, 0, 0],
+            "flags": [copy, "", miss, ""],
+        }
+    )
+    table = comparison.flags_table(runs)
+    assert table[["dataset", "generator", "kind"]].values.tolist() == [
+        ["cirrhosis", "m · p4", "missing"],
+        ["stroke", "m · p1", "copying"],
+    ]
+    assert table.iloc[1]["evidence"] == "one row appears 11 times in 30 rows" and table.iloc[1]["runs"] == 2
+    assert comparison.flags_table(runs.assign(flags="")).empty
