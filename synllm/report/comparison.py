@@ -191,6 +191,42 @@ def llm_against_baselines(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
+DOMINANCE_MEASURES = ("fidelity", "consistency", "privacy", "utility", "quality", "harmonic")
+
+
+def dominance(runs: pd.DataFrame, measures: Sequence[str] = DOMINANCE_MEASURES) -> list[str]:
+    """Statements that need no interval: on a measure where, on every dataset, every LLM run scores below (or
+    above) every baseline run, say so ('every one of the 24 LLM runs has lower fidelity than every one of the
+    12 baseline runs, on every dataset (...)'). Runs without a value are left out; a dataset lacking either
+    side breaks the statement."""
+    out = []
+    datasets = sorted(runs["dataset"].unique()) if len(runs) else []
+    for measure in measures:
+        if measure not in runs:
+            continue
+        sides = [
+            (
+                runs[(runs["dataset"] == d) & (runs["kind"] == "llm")][measure].dropna(),
+                runs[(runs["dataset"] == d) & (runs["kind"] == BASELINE)][measure].dropna(),
+            )
+            for d in datasets
+        ]
+        if not sides or any(llm.empty or base.empty for llm, base in sides):
+            continue
+        n_llm, n_base = sum(len(a) for a, _ in sides), sum(len(b) for _, b in sides)
+        where = f"on every dataset ({', '.join(datasets)})" if len(datasets) > 1 else f"on {datasets[0]}"
+        for word, holds in (
+            ("lower", all(a.max() < b.min() for a, b in sides)),
+            ("higher", all(a.min() > b.max() for a, b in sides)),
+        ):
+            if holds:
+                out.append(
+                    f"every one of the {n_llm} LLM runs has {word} {measure} than every one of the {n_base} "
+                    f"baseline runs, {where}"
+                )
+    return out
+
+
 def flags_table(runs: pd.DataFrame) -> pd.DataFrame:
     """Per dataset and generator, each red flag its runs raised, worst first, with the worst run's evidence
     (see :func:`synllm.metrics.flags.generator_flags`; empty when no run was flagged)."""

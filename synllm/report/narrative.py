@@ -425,7 +425,7 @@ def study_verdict(differences: pd.DataFrame, ranking: pd.DataFrame, runs: pd.Dat
         if smoke
         else ""
     )
-    baselines = _baseline_sentence(llm_against_baselines(runs))
+    baselines = " ".join(t for t in (_baseline_sentence(llm_against_baselines(runs)), _dominance_sentence(runs)) if t)
     p4 = runs[(runs["kind"] == "llm") & (runs["prompt_type"] == "p4")]
     if len(p4) and privacy_by_design(p4) and p4["quality"].notna().any():
         return caveat + _p4_by_design_verdict(runs, MIN_BLOCKS) + f" {baselines}"
@@ -484,6 +484,14 @@ def _p4_by_design_verdict(runs: pd.DataFrame, min_pairs: int) -> str:
     else:
         judged = "at least one interval includes zero, so the runs cannot separate them"
     return text + f", mean paired difference Q(P4) − Q(other): {rows}; {judged}."
+
+
+def _dominance_sentence(runs: pd.DataFrame) -> str:
+    """Dominance statements that hold without an interval (every LLM run below every baseline run, ...)."""
+    from synllm.report.comparison import dominance
+
+    found = dominance(runs)
+    return ("Without any interval: " + "; ".join(md_text(f) for f in found) + ".") if found else ""
 
 
 def _baseline_sentence(table: pd.DataFrame) -> str:

@@ -146,3 +146,21 @@ def test_flags_table_lists_each_datasets_flagged_generators_worst_first():
     ]
     assert table.iloc[1]["evidence"] == "one row appears 11 times in 30 rows" and table.iloc[1]["runs"] == 2
     assert comparison.flags_table(runs.assign(flags="")).empty
+
+
+def test_dominance_is_said_where_every_llm_run_is_below_every_baseline_run():
+    """Issue 20: the one robust result (all LLM runs below all baseline runs on fidelity) needs no interval."""
+    rows = []
+    for dataset in ("cirrhosis", "stroke"):
+        for seed, value in enumerate([0.6, 0.7, 0.65]):
+            rows.append({"dataset": dataset, "kind": "llm", "fidelity": value, "privacy": 0.9 - seed * 0.3})
+        for value in (0.8, 0.9):
+            rows.append({"dataset": dataset, "kind": "baseline", "fidelity": value, "privacy": 0.5})
+    runs = pd.DataFrame(rows)
+    found = comparison.dominance(runs, ["fidelity", "privacy"])
+    assert found == [
+        "every one of the 6 LLM runs has lower fidelity than every one of the 4 baseline runs, "
+        "on every dataset (cirrhosis, stroke)"
+    ]  # privacy overlaps (0.9, 0.6, 0.3 against 0.5): nothing said
+    runs.loc[0, "fidelity"] = 0.85  # one LLM run above one baseline run breaks it
+    assert comparison.dominance(runs, ["fidelity"]) == []

@@ -322,3 +322,13 @@ def test_family_summary_calls_nothing_beyond_noise_without_intervals():
     text = narrative.family_summary(_runs({"p1": [0.5, 0.6], "p4": [0.7, 0.8]}), "fidelity")
     assert "says which differences are beyond noise" not in text
     assert "no difference between them is called beyond noise" in text
+
+
+def test_study_verdict_states_dominance_without_an_interval():
+    llm = _runs({"p1": [0.50, 0.52, 0.51], "p4": [0.60, 0.62, 0.61]})
+    base = _runs({"gaussian_copula": [0.9, 0.91, 0.92]}, kind="baseline", model="gaussian_copula")
+    runs = pd.concat([llm, base], ignore_index=True)
+    verdict = narrative.study_verdict(
+        comparison.paired_differences(runs, "p4"), comparison.prompt_ranking(runs, n_boot=10), runs
+    )
+    assert "Without any interval: every one of the 6 LLM runs has lower fidelity than every one of the 3" in verdict
