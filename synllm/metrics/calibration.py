@@ -7,6 +7,8 @@ the family's headline metrics that could be measured; the reference decides what
 measured at this size:
 
 * the metric ran on both sides: its relative score counts;
+* it ran on the reference, but the reference itself does not beat chance beyond its interval (utility:
+  ``beats_chance`` False): *not enough data*, as below;
 * it ran on the reference but the run's rows lack what real rows have (a single target
   class, no value in a column the metric needs, an empty group a rule compares; the metric
   says so with ``rows_failed``): the rows failed where real patients succeed, so it counts 0,
@@ -17,7 +19,9 @@ measured at this size:
   is *not enough data*, and does not count;
 * it does not apply (no example rows to echo, no exposed record to attack, no rule in the
   card): it is left out altogether;
-* a metric whose spec says ``headline=False`` (k-anonymity) is shown, never averaged.
+* a metric whose spec says ``headline=False`` (k-anonymity) is shown, never averaged; so is a result whose
+  details give a ``shown_only`` reason (row validity, whose breaks the hard-rule metric already counts, and
+  hard rules that hold by construction: ranges that validation and the grammar enforce).
 
 When no more than half of a family's applicable metrics can be measured, the family score
 is NaN and says why; quality Q (mean of fidelity, consistency and utility), privacy P and
@@ -46,6 +50,20 @@ SCORED, FAILED, NOT_ENOUGH, NOT_APPLICABLE, SHOWN_ONLY, NO_REFERENCE = (
     "no reference",
 )
 COUNTED = (SCORED, FAILED)
+#: Privacy of a generator that was shown no real record: it holds by design, and is no score to average.
+BY_DESIGN = "by design: no record shown"
+
+
+def privacy_by_design(families: pd.DataFrame) -> pd.DataFrame:
+    """``families`` with privacy set to NaN, status :data:`BY_DESIGN`: the generator saw no real record, so a
+    privacy score of 1 would only lift H; its quality is compared alone."""
+    out = families.copy()
+    out.loc["privacy", ["score", "status"]] = [math.nan, BY_DESIGN]
+    out.loc["privacy", "reason"] = (
+        "by design: no record shown (the generator saw no real record, so privacy does not apply; "
+        "compare its quality alone)"
+    )
+    return out
 
 
 def harmonic_score(privacy: float, quality: float) -> float:
@@ -75,6 +93,8 @@ def metric_status(result: MetricResult, reference: MetricResult | None) -> tuple
     spec, _ = get_metric(result.name)
     if not spec.headline:
         return SHOWN_ONLY, math.nan, "rates the synthetic table alone; shown, not averaged"
+    if result.ok and isinstance(result.details.get("shown_only"), str):
+        return SHOWN_ONLY, math.nan, result.details["shown_only"]
     if not result.applicable:
         return NOT_APPLICABLE, math.nan, result.skipped or ""
     if reference is None:
@@ -82,12 +102,34 @@ def metric_status(result: MetricResult, reference: MetricResult | None) -> tuple
     if not reference.applicable:
         return NOT_APPLICABLE, math.nan, reference.skipped or ""
     if not reference.ok:
-        return NOT_ENOUGH, math.nan, reference.skipped or ""
+        return NOT_ENOUGH, math.nan, reference_reason(reference.skipped or "")
     if not result.ok and result.rows_failed:
         return FAILED, 0.0, result.skipped or ""
+    if reference.details.get("beats_chance") is False:
+        low, high = reference.details.get("auc_interval", (math.nan, math.nan))
+        return (
+            NOT_ENOUGH,
+            math.nan,
+            (
+                f"a real sample of the same size does not beat chance beyond its interval (AUC {reference.raw:.2f}, "
+                f"95 % {low:.2f} to {high:.2f}), so nothing can be judged against it"
+            ),
+        )
     if not result.ok:
         return NOT_ENOUGH, math.nan, f"the run's rows could not be scored at this size ({result.skipped})"
-    return SCORED, relative_score(result.score, reference.score), ""
+    return SCORED, relative_score(result.score, reference.score), str(result.details.get("coverage", ""))
+
+
+def reference_reason(skipped: str) -> str:
+    """Why the real reference sample could not be scored, worded as the reference's (the metric calls the table
+    it scores 'synthetic', and the reference is shared by every run of the same size, so its counts are not the run's).
+
+    >>> reference_reason("the synthetic target 'y' has a single class")
+    "the real reference sample of the same size cannot be scored either: its target 'y' has a single class"
+    """
+    text = re.sub(r"\bthe synthetic (target|rows|table)\b", r"its \1", skipped)
+    text = re.sub(r"\bsynthetic\b", "reference", text)
+    return f"the real reference sample of the same size cannot be scored either: {text}"
 
 
 def status_frame(results: Sequence[MetricResult], reference: Sequence[MetricResult] | None) -> pd.DataFrame:
@@ -95,42 +137,65 @@ def status_frame(results: Sequence[MetricResult], reference: Sequence[MetricResu
     ref = {r.name: r for r in reference} if reference is not None else {}
     rows = []
     for r in results:
-        status, relative, reason = metric_status(r, ref.get(r.name) if reference is not None else None)
-        rows.append({"name": r.name, "family": r.family, "status": status, "relative": relative, "reason": reason})
-    return pd.DataFrame(rows, columns=["name", "family", "status", "relative", "reason"])
+        theirs = ref.get(r.name) if reference is not None else None
+        status, relative, reason = metric_status(r, theirs)
+        # Measured on both sides but true by construction: not averaged, yet it was checked (the family's quorum).
+        checked = status == SHOWN_ONLY and "shown_only" in r.details and theirs is not None and theirs.ok
+        rows.append(
+            {
+                "name": r.name,
+                "family": r.family,
+                "status": status,
+                "relative": relative,
+                "reason": reason,
+                "checked": checked,
+            }
+        )
+    return pd.DataFrame(rows, columns=["name", "family", "status", "relative", "reason", "checked"])
 
 
 def family_frame(statuses: pd.DataFrame, n_rows: int) -> pd.DataFrame:
     """Per family: score (mean relative score), n_scored, n_metrics, skipped names, status and reason.
 
     ``n_metrics`` counts the applicable headline metrics; a family with no more than half of
-    them measurable is NaN with the reason ("not enough data ... at n rows").
+    them measurable is NaN with the reason ("not enough data ... at n rows"). A metric measured on both
+    sides but true by construction (``checked``) counts as measured for that quorum, never in the mean.
     """
     rows = []
     for family in FAMILIES:
         part = statuses[statuses["family"] == family]
-        members = part[part["status"].isin([SCORED, FAILED, NOT_ENOUGH, NO_REFERENCE])]
+        checked = part["checked"].fillna(False).astype(bool) if "checked" in part else pd.Series(False, part.index)
+        members = part[part["status"].isin([SCORED, FAILED, NOT_ENOUGH, NO_REFERENCE]) | checked]
         counted = part[part["status"].isin(COUNTED)]
+        n_checked = int(checked.sum())
         skipped = tuple(part.loc[~part["status"].isin([SCORED, SHOWN_ONLY]), "name"])
         score, status, reason = math.nan, "ok", ""
         if members.empty:
             status, reason = "not evaluated", "no applicable metric of this family was evaluated"
         elif (members["status"] == NO_REFERENCE).all():
             status, reason = NO_REFERENCE, "scores are relative to a real reference sample, and none was drawn"
-        elif 2 * len(counted) <= len(members):  # a majority of its metrics, or no family score
+        elif 2 * (len(counted) + n_checked) <= len(members):  # a majority of its metrics, or no family score
             lacking = members[members["status"] == NOT_ENOUGH]
             status = NOT_ENOUGH
             reason = (
-                f"not enough rows: only {len(counted)} of {len(members)} {family} metrics can be computed "
+                f"not enough rows: only {len(counted) + n_checked} of {len(members)} {family} metrics can be computed "
                 f"at {n_rows} rows ({_grouped_reasons(lacking)})"
             )
+        elif counted.empty:
+            status = NOT_ENOUGH
+            reason = f"not enough rows: the {family} metrics measured at {n_rows} rows hold by construction"
         else:
             score = float(counted["relative"].mean())
             failed = counted[counted["status"] == FAILED]
+            notes = counted[(counted["status"] == SCORED) & (counted["reason"].fillna("") != "")]
+            parts = [f"{n}: {r}" for n, r in zip(notes["name"], notes["reason"])]  # e.g. '1 of 5 rules measured'
             if len(failed):
-                reason = "scored 0 where real patients score: " + "; ".join(
-                    f"{n} ({r})" for n, r in zip(failed["name"], failed["reason"])
+                parts.insert(
+                    0,
+                    "scored 0 where real patients score: "
+                    + "; ".join(f"{n} ({r})" for n, r in zip(failed["name"], failed["reason"])),
                 )
+            reason = "; ".join(parts)
         rows.append(
             {
                 "family": family,

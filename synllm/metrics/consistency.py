@@ -1,8 +1,8 @@
 """Clinical consistency: do the synthetic rows respect the card's clinical knowledge?
 
-- ``hard_rule_violation_rate``: per hard rule, the share of applicable synthetic rows
-  that break it, next to the same share in the real training rows.
-- ``row_validity``: share of synthetic rows that break no hard rule.
+- ``hard_rule_violation_rate`` and ``row_validity`` (in :mod:`synllm.metrics.hard_rules`, re-exported
+  here): hard rules checked row by row; range rules that hold by construction, and row validity, are
+  shown, not averaged.
 - ``soft_rule_agreement``: per soft rule, whether the synthetic rows show the relationship
   in the direction the card expects and with a strength the training split's allows, given
   the sampling noise of both tables.
@@ -27,8 +27,6 @@ import pandas as pd
 from synllm.cards import Card, Column, Rule
 from synllm.cards.rules import (
     EFFECT_NAMES,
-    hard_rule_violations,
-    rows_passing_hard_rules,
     soft_rule_effect,
     target_values,
 )
@@ -41,6 +39,7 @@ from synllm.metrics.columns import (
     numeric_values,
     table_digest,
 )
+from synllm.metrics.hard_rules import hard_rule_violation_rate, range_guaranteed, row_validity  # noqa: F401
 
 #: Standard errors within which two estimates agree (two-sided 95 %).
 Z = 1.96
@@ -56,73 +55,6 @@ def compatibility(difference: float, standard_error: float) -> float:
     """
     excess = abs(difference) - Z * standard_error
     return 1.0 if excess <= 0 else math.exp(-excess)
-
-
-# --- hard rules ---------------------------------------------------------------------------
-
-HARD = MetricSpec(
-    name="hard_rule_violation_rate",
-    family="consistency",
-    goal=Goal.MINIMIZE,
-    description="share of synthetic rows breaking a hard clinical rule, among rows the rule applies to",
-    sdmetrics="SDMetrics has no clinical rules (its constraints live in SDV's synthesizers).",
-)
-
-
-def _violation_counts(table: pd.DataFrame, rule: Rule, card: Card) -> dict[str, float]:
-    applicable, violated = hard_rule_violations(table, rule, card)
-    n, k = int(applicable.sum()), int(violated.sum())
-    return {"applicable": n, "violations": k, "rate": k / n if n else math.nan}
-
-
-@register(HARD)
-def hard_rule_violation_rate(train: pd.DataFrame, synthetic: pd.DataFrame, ctx: EvalContext) -> MetricResult:
-    """Mean over hard rules of the synthetic violation rate (rules no synthetic row is subject to are left out).
-
-    Breakdown: violation rate per rule id. Details per rule: statement, and the counts and
-    rate of applicable and violating rows in synthetic and in real training rows.
-    """
-    card = ctx.card
-    if not card.hard_rules:
-        return HARD.not_applicable(f"card {card.name!r} has no hard rules")
-    if len(synthetic) == 0:
-        return HARD.skip("the synthetic table has no rows")
-    per, rules = {}, {}
-    key = table_digest(train)
-    for rule in card.hard_rules:
-        syn = _violation_counts(synthetic, rule, card)
-        real = memoised(("hard_rule", rule, card, key), lambda r=rule: _violation_counts(train, r, card))
-        per[rule.id] = syn["rate"]
-        rules[rule.id] = {"statement": rule.statement, "synthetic": syn, "real": real}
-    rates = [r for r in per.values() if not math.isnan(r)]
-    if not rates:
-        return HARD.skip("no synthetic row is subject to any hard rule", details={"rules": rules})
-    return HARD.result(float(np.mean(rates)), breakdown=per, details={"rules": rules})
-
-
-VALID = MetricSpec(
-    name="row_validity",
-    family="consistency",
-    goal=Goal.MAXIMIZE,
-    description="share of synthetic rows that break no hard clinical rule",
-    sdmetrics="SDMetrics has no clinical rules.",
-)
-
-
-@register(VALID)
-def row_validity(train: pd.DataFrame, synthetic: pd.DataFrame, ctx: EvalContext) -> MetricResult:
-    """Share of synthetic rows passing every hard rule; details give the real training share."""
-    card = ctx.card
-    if not card.hard_rules:
-        return VALID.not_applicable(f"card {card.name!r} has no hard rules")
-    if len(synthetic) == 0:
-        return VALID.skip("the synthetic table has no rows")
-    real = memoised(
-        ("row_validity", card, table_digest(train)),
-        lambda: float(rows_passing_hard_rules(train, card).mean()) if len(train) else math.nan,
-    )
-    share = float(rows_passing_hard_rules(synthetic, card).mean())
-    return VALID.result(share, details={"real_share": real, "rules": [r.id for r in card.hard_rules]})
 
 
 # --- soft rules ---------------------------------------------------------------------------
@@ -226,18 +158,28 @@ def soft_rule_agreement(train: pd.DataFrame, synthetic: pd.DataFrame, ctx: EvalC
         }
         if math.isnan(s_real[0]):
             info["reason"] = "not measurable in the training split (empty group or no spread)"
-        elif math.isnan(s_syn[0]):
-            info["reason"] = "not measurable in the synthetic rows (empty group or no spread)"
-        if "reason" in info:
             per[rule.id] = math.nan
+        elif math.isnan(s_syn[0]) or _no_events(syn, rule):
+            why = "the outcome never occurs" if not math.isnan(s_syn[0]) else "empty group or no spread"
+            info["reason"] = f"not measurable in the synthetic rows ({why}), as real rows are: counts 0"
+            info["score"] = per[rule.id] = 0.0
         else:
             info.update(_soft_rule_score(rule, s_real, s_syn))
             per[rule.id] = info["score"]
         rules[rule.id] = info
     values = [v for v in per.values() if not math.isnan(v)]
-    if not values:
-        return SOFT.fail("no soft rule could be measured on both tables", details={"rules": rules})
-    return SOFT.result(float(np.mean(values)), breakdown=per, details={"rules": rules})
+    measured = sum("reason" not in info for info in rules.values())
+    coverage = {"rules": rules, "measured": measured, "coverage": f"{measured} of {len(rules)} rules measured"}
+    if not measured:
+        return SOFT.fail(f"no soft rule could be measured on both tables ({coverage['coverage']})", details=coverage)
+    return SOFT.result(float(np.mean(values)), breakdown=per, details=coverage)
+
+
+def _no_events(effect, rule: Rule) -> bool:
+    """A rate rule whose outcome occurs in no row of either group: there is no rate to compare."""
+    if rule.measure != "rate":
+        return False
+    return effect.group_value * effect.n_group + effect.versus_value * effect.n_versus == 0
 
 
 # --- association structure ----------------------------------------------------------------

@@ -35,9 +35,11 @@ from synllm.metrics.calibration import (
     harmonic_score,
     headline_reasons,
     headline_scores,
+    privacy_by_design,
     status_frame,
 )
 from synllm.metrics.evaluation_text import evaluation_summary
+from synllm.metrics.flags import Flag, flags_frame, run_flags
 from synllm.metrics.inputs import check_inputs
 
 FRAME_COLUMNS = [
@@ -85,6 +87,7 @@ class Evaluation:
     seconds: dict[str, float] = field(default_factory=dict)
     replicates: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False, compare=False)
     input_flags: tuple[str, ...] = ()  # values scored although the card does not allow them (see metrics.inputs)
+    flags: tuple[Flag, ...] = ()  # red flags of the scored rows, worst first (see metrics.flags)
 
     @property
     def names(self) -> list[str]:
@@ -98,6 +101,10 @@ class Evaluation:
             if r.name == name:
                 return r
         raise MetricError(f"metric {name!r} was not evaluated; evaluated: {self.names}")
+
+    def flags_frame(self) -> pd.DataFrame:
+        """The run's red flags (kind, severity, evidence), worst first; empty when none was raised."""
+        return flags_frame(self.flags)
 
     def statuses(self) -> pd.DataFrame:
         """Per metric: family, status (scored, not enough data, ...), relative score and reason."""
@@ -140,9 +147,18 @@ class Evaluation:
         ]
         return pd.DataFrame(rows, columns=["metric", "key", "value", "reference_value"])
 
+    @property
+    def privacy_applies(self) -> bool:
+        """False when the generator was shown no real record (e.g. P4): its privacy holds by design."""
+        return not self.exposure.startswith("none")
+
     def family_scores(self) -> pd.DataFrame:
-        """Per family: relative score, metrics counted and applicable, skipped names, status and reason."""
-        return family_frame(self.statuses(), self.n_scored)
+        """Per family: relative score, metrics counted and applicable, skipped names, status and reason.
+
+        Privacy is NaN "by design: no record shown" when the generator saw no real record.
+        """
+        families = family_frame(self.statuses(), self.n_scored)
+        return families if self.privacy_applies else privacy_by_design(families)
 
     def headline(self, *, reference: bool = False) -> dict[str, float]:
         """Quality Q, privacy P and H = 2PQ/(P+Q), relative to the real reference sample.
@@ -200,6 +216,7 @@ class Evaluation:
             "exposure": self.exposure,
             "seconds": dict(self.seconds),
             "input_flags": list(self.input_flags),
+            "flags": [asdict(f) for f in self.flags],
             "headline": self.headline(),
             "headline_reasons": self.headline_reasons(),
             "intervals": {m: self.interval(m) for m in HEADLINE},
@@ -293,7 +310,7 @@ def evaluate(
     :class:`MetricError` naming it. ``n_boot`` bootstrap replicates give the family and headline
     scores an interval (:meth:`Evaluation.interval`); they are skipped when H cannot be judged.
     """
-    flags = check_inputs({"synthetic": synthetic, "train": train, "holdout": holdout}, card)
+    unexpected = check_inputs({"synthetic": synthetic, "train": train, "holdout": holdout}, card)
     check_inputs(
         {
             what: table
@@ -337,7 +354,8 @@ def evaluate(
         exposure=_exposure_text(exposed),
         seconds=seconds,
         replicates=replicates,
-        input_flags=flags,
+        input_flags=unexpected,
+        flags=run_flags(scored, train=train, card=card, results=results, reference=ref_results),
     )
 
 

@@ -11,8 +11,11 @@ dropped. Both models weight classes by inverse frequency, so balanced accuracy m
 something on rare targets (stroke: 5 %). AUC is macro one-vs-rest beyond two classes
 (cirrhosis Stage 1-4). The score per model is
 ``clip((AUC_tstr − 0.5) / (AUC_trtr − 0.5), 0, 1)``; the metric's score is their mean
-and its raw value the mean TSTR AUC. Details hold AUC, balanced accuracy and accuracy
-of both sides per model, beside the majority-class baseline.
+and its raw value the mean TSTR AUC. Details hold AUC (with its Hanley-McNeil standard error),
+balanced accuracy and accuracy of both sides per model, beside the majority-class baseline, and
+``auc_interval`` / ``beats_chance``: whether the mean TSTR AUC beats 0.5 beyond its 95 % interval.
+Utility is judged only where the real reference sample of the same size beats chance so
+(:func:`synllm.metrics.calibration.metric_status`).
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ MAX_SYNTHETIC_ROWS = 20000
 MODELS = ("logistic_regression", "random_forest")
 #: Fewest synthetic rows in each of two target classes for a model to be trained (fewer: TSTR is noise).
 MIN_CLASS_ROWS = 5
+#: z of a two-sided 95 % normal interval.
+Z95 = 1.959964
 
 
 def feature_names(card: Card) -> list[str]:
@@ -105,7 +110,31 @@ def _scores(model, x: pd.DataFrame, y: np.ndarray, classes: list[int]) -> dict[s
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         balanced = balanced_accuracy_score(y, predicted)
-    return {"auc": float(auc), "balanced_accuracy": float(balanced), "accuracy": float(accuracy_score(y, predicted))}
+    return {
+        "auc": float(auc),
+        "auc_se": auc_standard_error(float(auc), y, classes),
+        "balanced_accuracy": float(balanced),
+        "accuracy": float(accuracy_score(y, predicted)),
+    }
+
+
+def auc_standard_error(auc: float, y: np.ndarray, classes: list) -> float:
+    """Hanley & McNeil (1982) standard error of a ROC AUC on a test set with labels ``y``; beyond two
+    classes, that of the macro one-vs-rest mean (each class against the rest, taken as independent).
+
+    >>> round(auc_standard_error(0.5, np.array([0] * 50 + [1] * 50), [0, 1]), 4)
+    0.0579
+    """
+    positives = list(classes[1:]) if len(classes) == 2 else list(classes)
+    variances = []
+    for c in positives:
+        n1 = int(np.sum(y == c))
+        n2 = len(y) - n1
+        if n1 == 0 or n2 == 0:
+            return math.nan
+        q1, q2 = auc / (2 - auc), 2 * auc * auc / (1 + auc)
+        variances.append((auc * (1 - auc) + (n1 - 1) * (q1 - auc**2) + (n2 - 1) * (q2 - auc**2)) / (n1 * n2))
+    return math.sqrt(max(sum(variances), 0.0)) / len(variances)
 
 
 TSTR = MetricSpec(
@@ -190,8 +219,12 @@ def tstr(train: pd.DataFrame, synthetic: pd.DataFrame, ctx: EvalContext) -> Metr
             breakdown[kind] = min(max((fitted["tstr"]["auc"] - 0.5) / gain, 0.0), 1.0)
     if not breakdown:
         return TSTR.skip("models trained on real rows do no better than chance (TRTR AUC ≤ 0.5)", details=details)
+    raw = float(np.mean(tstr_aucs))
+    half = Z95 * float(np.mean([details[kind]["tstr"]["auc_se"] for kind in MODELS]))
+    details["auc_interval"] = (raw - half, raw + half)
+    details["beats_chance"] = bool(raw - half > 0.5)  # calibration reads this on the real reference sample
     score = float(np.mean(list(breakdown.values())))
-    return TSTR.result(float(np.mean(tstr_aucs)), score=score, breakdown=breakdown, details=details)
+    return TSTR.result(raw, score=score, breakdown=breakdown, details=details)
 
 
 def _fit_and_score(kind: str, card: Card, features: list[str], random_state: int, fit_on, test_on, classes):

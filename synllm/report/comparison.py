@@ -98,10 +98,10 @@ def mean_table(runs: pd.DataFrame, by: str) -> pd.DataFrame:
     return table.sort_values("all datasets", ascending=False)
 
 
-def _blocks(runs: pd.DataFrame) -> pd.DataFrame:
-    """Blocks x prompt types table of H (judged LLM runs)."""
-    llm = runs[runs["kind"] == "llm"].dropna(subset=["harmonic"])
-    return llm.pivot_table(index=BLOCK, columns="prompt_type", values="harmonic", aggfunc="mean")
+def _blocks(runs: pd.DataFrame, measure: str = "harmonic") -> pd.DataFrame:
+    """Blocks x prompt types table of H, or of another ``measure`` (judged LLM runs)."""
+    llm = runs[runs["kind"] == "llm"].dropna(subset=[measure])
+    return llm.pivot_table(index=BLOCK, columns="prompt_type", values=measure, aggfunc="mean")
 
 
 def prompt_ranking(runs: pd.DataFrame, *, n_boot: int = 2000, random_state: int = 0) -> pd.DataFrame:
@@ -135,12 +135,13 @@ def prompt_ranking(runs: pd.DataFrame, *, n_boot: int = 2000, random_state: int 
 
 
 def paired_differences(
-    runs: pd.DataFrame, target: str = "p4", *, n_boot: int = 2000, random_state: int = 0
+    runs: pd.DataFrame, target: str = "p4", *, n_boot: int = 2000, random_state: int = 0, measure: str = "harmonic"
 ) -> pd.DataFrame:
-    """Mean of H(target) - H(other) over blocks holding both, per other type, with a 95 % bootstrap
-    interval when at least :data:`MIN_BLOCKS` pairs exist (columns other, mean, low, high, n, interval)."""
+    """Mean of H(target) - H(other) (or of another ``measure``, e.g. quality) over blocks holding both, per other
+    type, with a 95 % bootstrap interval when at least :data:`MIN_BLOCKS` pairs exist (columns other, mean, low,
+    high, n, interval)."""
     columns = ["other", "mean", "low", "high", "n", "interval"]
-    table = _blocks(runs)
+    table = _blocks(runs, measure)
     rows = []
     if target not in table.columns:
         return pd.DataFrame(columns=columns)
@@ -208,6 +209,53 @@ def claim_verdict(differences: pd.DataFrame, min_pairs: int = MIN_BLOCKS) -> tup
         verb = "beats" if len(beaten_by) == 1 else "beat"
         return "contradicted", f"{' and '.join(beaten_by)} {verb} P4 with an interval that excludes zero."
     return "not settled", "At least one interval of the P4 difference includes zero, so the runs cannot separate them."
+
+
+DOMINANCE_MEASURES = ("fidelity", "consistency", "privacy", "utility", "quality", "harmonic")
+
+
+def dominance(runs: pd.DataFrame, measures: Sequence[str] = DOMINANCE_MEASURES) -> list[str]:
+    """Statements that need no interval: on a measure where, on every dataset, every LLM run scores below (or
+    above) every baseline run, say so ('every one of the 24 LLM runs has lower fidelity than every one of the
+    12 baseline runs, on every dataset (...)'). Runs without a value are left out; a dataset lacking either
+    side breaks the statement."""
+    out = []
+    datasets = sorted(runs["dataset"].unique()) if len(runs) else []
+    for measure in measures:
+        if measure not in runs:
+            continue
+        sides = [
+            (
+                runs[(runs["dataset"] == d) & (runs["kind"] == "llm")][measure].dropna(),
+                runs[(runs["dataset"] == d) & (runs["kind"] == BASELINE)][measure].dropna(),
+            )
+            for d in datasets
+        ]
+        if not sides or any(llm.empty or base.empty for llm, base in sides):
+            continue
+        n_llm, n_base = sum(len(a) for a, _ in sides), sum(len(b) for _, b in sides)
+        where = f"on every dataset ({', '.join(datasets)})" if len(datasets) > 1 else f"on {datasets[0]}"
+        for word, holds in (
+            ("lower", all(a.max() < b.min() for a, b in sides)),
+            ("higher", all(a.min() > b.max() for a, b in sides)),
+        ):
+            if holds:
+                out.append(
+                    f"every one of the {n_llm} LLM runs has {word} {measure} than every one of the {n_base} "
+                    f"baseline runs, {where}"
+                )
+    return out
+
+
+def flags_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per dataset and generator, each red flag its runs raised, worst first, with the worst run's evidence
+    (see :func:`synllm.metrics.flags.generator_flags`; empty when no run was flagged)."""
+    from synllm.metrics.flags import generator_flags
+
+    parts = [generator_flags(part).assign(dataset=dataset) for dataset, part in runs.groupby("dataset", sort=True)]
+    columns = ["dataset", "generator", "kind", "severity", "runs_flagged", "runs", "worst_run", "evidence"]
+    parts = [p for p in parts if len(p)]
+    return pd.concat(parts, ignore_index=True)[columns] if parts else pd.DataFrame(columns=columns)
 
 
 def cost_frame(runs: pd.DataFrame) -> pd.DataFrame:

@@ -16,7 +16,9 @@ from synllm.cards import Card
 from synllm.cards.rules import EFFECT_NAMES, hard_rule_violations, soft_rule_effect
 from synllm.generation.manifest import RunManifest
 from synllm.metrics.base import FAMILIES
+from synllm.metrics.calibration import BY_DESIGN
 from synllm.metrics.evaluation import FRAME_COLUMNS, HEADLINE
+from synllm.metrics.flags import flags_text
 from synllm.metrics.risks import privacy_flags
 from synllm.report.scored import ScoredRun
 
@@ -189,7 +191,7 @@ RUN_COLUMNS = [
     *["dataset", "kind", "model", "prompt_type", "seed", "label", "n_rows", "n_scored"],
     *FAMILY_COLUMNS,
     *["quality", "harmonic", "quality_low", "quality_high", "privacy_low", "privacy_high"],
-    *["harmonic_low", "harmonic_high", "judged", "not_judged_because", "exposure", "privacy_flags"],
+    *["harmonic_low", "harmonic_high", "judged", "not_judged_because", "exposure", "flags", "privacy_flags"],
     *RAW_COLUMNS.values(),
     *COST_COLUMNS,
 ]
@@ -226,7 +228,7 @@ def runs_frame(scored: Sequence[ScoredRun], dataset: str) -> pd.DataFrame:
         ev = s.evaluation
         families = ev.family_scores()
         head = ev.headline()
-        reasons = ev.headline_reasons()
+        reasons = [r for r in ev.headline_reasons() if not r.startswith(f"privacy: {BY_DESIGN}")]  # judged on Q
         row: dict[str, Any] = {
             "dataset": dataset,
             "kind": s.kind,
@@ -239,9 +241,11 @@ def runs_frame(scored: Sequence[ScoredRun], dataset: str) -> pd.DataFrame:
             **{f: float(families.at[f, "score"]) for f in FAMILY_COLUMNS},
             "quality": head["quality"],
             "harmonic": head["harmonic"],
-            "judged": not math.isnan(head["harmonic"]),
+            # A generator shown no real record (privacy by design) is judged on its quality alone.
+            "judged": not math.isnan(head["harmonic"]) or (not ev.privacy_applies and not math.isnan(head["quality"])),
             "not_judged_because": "; ".join(reasons),
             "exposure": ev.exposure,
+            "flags": flags_text(ev.flags),
             "privacy_flags": "; ".join(privacy_flags(ev)),  # the three risks the run carries beyond real patients
         }
         for measure in ("quality", "privacy", "harmonic"):

@@ -28,7 +28,7 @@ EMBEDDED_MODELS = ("smollm2-135m-instruct",)
 SCORECARD_COLUMNS = [
     *["generator", "kind", "model", "prompt_type", "runs", "judged", "valid_rate", *FAMILY_COLUMNS],
     *["quality", "quality_low", "quality_high", "privacy_low", "privacy_high"],
-    *["harmonic", "harmonic_low", "harmonic_high", "interval", "not_judged_because"],
+    *["harmonic", "harmonic_low", "harmonic_high", "interval", "not_judged_because", "flags"],
 ]
 
 
@@ -68,29 +68,73 @@ def _interval(group: pd.DataFrame, measure: str) -> tuple[float, float, float, s
     return math.nan, math.nan, math.nan, "none: no run could be judged"
 
 
+def privacy_by_design(runs: pd.DataFrame) -> bool:
+    """True when every one of ``runs`` was shown no real record (e.g. P4): privacy holds by design, not by score."""
+    exposure = runs["exposure"] if "exposure" in runs else pd.Series(dtype=str)
+    return bool(len(exposure)) and exposure.fillna("").astype(str).str.startswith("none").all()
+
+
+def _judged_runs(group: pd.DataFrame) -> pd.DataFrame:
+    """The runs of a generator that were judged (H, or quality alone where privacy holds by design)."""
+    if "judged" in group:
+        return group[group["judged"].astype(str).str.lower().isin(["true", "1", "1.0"])]
+    return group[group["harmonic"].notna()]
+
+
+def uninformative(low: float, high: float) -> bool:
+    """True for an interval clipped to the whole [0, 1] range: it says nothing.
+
+    >>> uninformative(0.0, 1.0), uninformative(0.2, 1.0)
+    (True, False)
+    """
+    return not (math.isnan(low) or math.isnan(high)) and low <= 0.0 and high >= 1.0
+
+
+def _interval_words(how: str, low: float, high: float, *, by_design: bool) -> str:
+    if by_design:
+        return f"{BY_DESIGN_WORDS}; H not computed, compare quality alone"
+    return f"{how}; uninformative: it spans the whole 0-1 range" if uninformative(low, high) else how
+
+
+#: How a generator shown no real record is described where its privacy would be.
+BY_DESIGN_WORDS = "privacy by design: no record shown"
+
+
+def _flag_words(group: pd.DataFrame) -> str:
+    """'copying (high, 1 of 2 runs, worst seed 0); ...' for one generator's runs ('' without flags)."""
+    from synllm.metrics.flags import generator_flags
+
+    return "; ".join(
+        f"{r.kind.replace('_', ' ')} ({r.severity}, {r.runs_flagged} of {r.runs} runs, worst {r.worst_run})"
+        for r in generator_flags(group).itertuples()
+    )
+
+
 def generator_frame(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per generator (LLM model x prompt type, then baselines): means, intervals and why not judged."""
     rows = []
     for kind in ("llm", "baseline"):
         part = runs[runs["kind"] == kind]
         for (model, ptype), g in part.groupby(["model", "prompt_type"], sort=True):
+            judged = _judged_runs(g)
             row = {
                 "generator": g["label"].iloc[0],
                 "kind": kind,
                 "model": model,
                 "prompt_type": ptype,
                 "runs": len(g),
-                "judged": int(g["harmonic"].notna().sum()),
+                "judged": len(judged),
                 "valid_rate": g["valid_rate"].mean(),
-                **{f: g[f].mean() for f in FAMILY_COLUMNS},
+                **{f: judged[f].mean() for f in FAMILY_COLUMNS},  # "not judged" rows carry no means
             }
             for measure in MEASURES:
-                mean, low, high, how = _interval(g, measure)
+                mean, low, high, how = _interval(judged, measure)
                 row.update({measure: mean, f"{measure}_low": low, f"{measure}_high": high})
                 if measure == "harmonic":
-                    row["interval"] = how
+                    row["interval"] = _interval_words(how, low, high, by_design=privacy_by_design(g))
             reasons = [r for r in g["not_judged_because"].fillna("") if r]
             row["not_judged_because"] = short_reason(reasons[0]) if reasons else ""
+            row["flags"] = _flag_words(g)  # a generator's row never hides its worst run's flag
             rows.append(row)
     return pd.DataFrame(rows, columns=SCORECARD_COLUMNS)
 
@@ -110,6 +154,7 @@ def scorecard(runs: pd.DataFrame) -> pd.DataFrame:
             judged=judged,
             interval="every score is relative to it: 1 by construction",
             not_judged_because="" if judged else "no run could be judged",
+            flags="",
             **dict.fromkeys([*FAMILY_COLUMNS, *MEASURES], 1.0 if judged else math.nan),
         )
         card = pd.concat([card, pd.DataFrame([reference])], ignore_index=True)
@@ -207,12 +252,15 @@ def smoke_test_reasons(runs: pd.DataFrame) -> list[str]:
 
 
 def interval_text(value: float, interval: Sequence[float], digits: int = 2) -> str:
-    """'0.81 [0.74, 0.88]', or '0.81 (no interval)', or 'n/a'."""
+    """'0.81 [0.74, 0.88]', or '0.81 (no interval)', or 'n/a'; an interval spanning all of [0, 1] says
+    'uninformative'."""
     if value is None or math.isnan(value):
         return "n/a"
     low, high = interval
     if math.isnan(low) or math.isnan(high):
         return f"{value:.{digits}f} (no interval)"
+    if uninformative(low, high):
+        return f"{value:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}: uninformative]"
     return f"{value:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
 
 

@@ -38,6 +38,7 @@ from synllm.study.data import load_study_data
 CASES = [("cirrhosis", 50), ("stroke", 50), ("stroke", 200), ("diabetes", 50), ("diabetes", 200), ("diabetes", 1000)]
 DATASETS = ["cirrhosis", "stroke", "diabetes"]
 FAMILIES = ["fidelity", "consistency", "privacy", "utility"]
+QUALITY = ["fidelity", "consistency", "utility"]
 TOLERANCE = {
     50: {"fidelity": 0.08, "consistency": 0.05, "privacy": 0.1, "utility": 0.85, "harmonic": 0.25},
     200: {"fidelity": 0.05, "consistency": 0.05, "privacy": 0.05, "utility": 0.4, "harmonic": 0.08},
@@ -92,10 +93,11 @@ def _judged(ev) -> dict[str, float]:
     """Family scores and H of an evaluation; a family that cannot be judged must say it is not enough data."""
     families = ev.family_scores()
     for family, row in families.iterrows():
-        assert row["status"] in ("ok", "not enough data"), (family, row["reason"])
+        by_design = family == "privacy" and not ev.privacy_applies  # shown no real record (issue 20)
+        assert row["status"] in ("ok", "not enough data") or by_design, (family, row["reason"])
         if row["status"] == "not enough data":
             assert row["reason"].startswith("not enough rows")
-    return {**families["score"].to_dict(), "harmonic": ev.harmonic}
+    return {**families["score"].to_dict(), "quality": ev.quality, "harmonic": ev.harmonic}
 
 
 @pytest.mark.parametrize(("name", "n"), CASES, ids=[f"{d}-{n}" for d, n in CASES])
@@ -129,15 +131,18 @@ SMALL = [c for c in CASES if c[1] <= 200]
 def test_degenerate_generator_scores_low_and_below_every_baseline(scored, name, n, degenerate):
     mine = _judged(scored(name, n, degenerate))
     assert mine["fidelity"] <= 0.7
+    # Issue 20: the degenerates were shown no real record, so their privacy holds by design (no score, no H): their
+    # quality is compared alone. Consistency no longer averages in metrics that are 1 by construction, so the
+    # independent baseline's consistency is low too, and at 50 rows utility is noise (tolerance 0.85 above).
+    assert math.isnan(mine["privacy"]) and math.isnan(mine["harmonic"])
     for baseline in BASELINES:
         other = _judged(scored(name, n, baseline))
         assert mine["fidelity"] < other["fidelity"] - 0.2
-        if math.isnan(other["harmonic"]):  # utility cannot be judged at this n: compare what can be
-            assert math.isnan(mine["harmonic"])
-            judged = [f for f in FAMILIES if not math.isnan(other[f])]
+        if math.isnan(other["quality"]) or n <= 50:  # utility cannot be judged (or is noise) here: compare the rest
+            judged = [f for f in QUALITY if not math.isnan(other[f]) and f != "utility"]
             assert np.mean([mine[f] for f in judged]) < np.mean([other[f] for f in judged])
         else:
-            assert mine["harmonic"] < other["harmonic"]
+            assert mine["quality"] < other["quality"]
 
 
 PRIVACY = metric_names("privacy")

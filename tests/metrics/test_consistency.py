@@ -141,12 +141,14 @@ def test_soft_rule_strength_agreement_allows_for_both_samples_noise(stroke):
     assert all(v == pytest.approx(1.0) for v in result.breakdown.values() if not math.isnan(v))
 
 
-def test_soft_rule_with_empty_group_is_nan_with_reason(stroke):
+def test_soft_rule_with_empty_group_counts_0_with_reason(stroke):
+    """Issue 20 (as #9's principle says): a rule real rows measure but the run cannot counts 0, not dropped."""
     train, card, valid = stroke
     young = valid[valid["age"] <= 60]
     result = run("soft_rule_agreement", train, young, card)
-    assert math.isnan(result.breakdown["stroke_with_age"])
-    assert "synthetic" in result.details["rules"]["stroke_with_age"]["reason"]
+    assert result.breakdown["stroke_with_age"] == 0.0
+    assert "not measurable in the synthetic rows" in result.details["rules"]["stroke_with_age"]["reason"]
+    assert "counts 0" in result.details["rules"]["stroke_with_age"]["reason"]
     assert result.ok
 
 
@@ -223,3 +225,66 @@ def test_cirrhosis_association_runs_on_a_small_sample(cirrhosis_data):
     assert result.ok, result.skipped
     assert set(result.details["not_estimated"]) == {"Edema=S", "Edema=Y"}
     assert math.isnan(result.breakdown["Edema=Y"]) and not math.isnan(result.breakdown["Albumin"])
+
+
+def test_zero_strokes_in_30_rows_no_longer_scores_high(stroke):
+    """Stroke P3 wrote zero strokes, was scored on 1 of 5 soft rules and got 0.97 (issue 20).
+    On the constructed frame the soft-rule score was 1.00 (4 rules 'measured' on zero events or dropped)."""
+    train, card, valid = stroke
+    no_stroke = valid[valid["stroke"] == 0].sample(30, random_state=3).reset_index(drop=True)
+    result = run("soft_rule_agreement", train, no_stroke, card)
+    assert result.details["coverage"] == "1 of 5 rules measured"
+    assert result.score == pytest.approx(0.2)  # 4 rules count 0; hypertension_with_age agrees
+    assert "the outcome never occurs" in result.details["rules"]["stroke_with_age"]["reason"]
+
+
+def test_zero_strokes_lower_the_consistency_family_judged_against_real_rows(stroke, stroke_data):
+    from synllm.metrics import evaluate
+
+    train, card, valid = stroke
+    table, _ = stroke_data
+    _, held = split(table, card, holdout=0.2, random_state=0)
+    no_stroke = valid[valid["stroke"] == 0].sample(30, random_state=3).reset_index(drop=True)
+    metrics = ["soft_rule_agreement", "hard_rule_violation_rate", "row_validity", "association_structure"]
+    ev = evaluate(
+        no_stroke, train=train.sample(1000, random_state=0), holdout=held.iloc[:400], card=card, metrics=metrics
+    )
+    family = ev.family_scores().loc["consistency"]
+    assert family["score"] < 0.7  # was 1.00: soft rules dropped, row validity and range checks averaged in
+    assert "soft_rule_agreement: 1 of 5 rules measured" in family["reason"]
+    assert ev.statuses().set_index("name").at["row_validity", "status"] == "shown, not averaged"
+
+
+def test_range_rules_hold_by_construction_and_are_shown_not_averaged(stroke):
+    from synllm.metrics.consistency import range_guaranteed
+
+    train, card, valid = stroke
+    assert [r.id for r in card.hard_rules if range_guaranteed(r, card)] == ["bmi_plausible"]
+    broken = valid.copy()
+    broken.loc[:19, ["work_type", "age", "ever_married"]] = ["children", 8.0, "Yes"]  # 20 of 200 married children
+    result = run("hard_rule_violation_rate", train, broken, card)
+    assert result.details["by_construction_rules"] == ["bmi_plausible"]
+    counted = [v for k, v in result.breakdown.items() if k != "bmi_plausible" and not math.isnan(v)]
+    assert result.raw == pytest.approx(np.mean(counted))  # bmi's 0 no longer dilutes the breaks
+    only_ranges = replace(card, rules=tuple(r for r in card.rules if not r.is_hard or range_guaranteed(r, card)))
+    shown = run("hard_rule_violation_rate", train, valid, only_ranges)
+    assert shown.score == 1.0 and shown.details["shown_only"].startswith("1 by construction")
+    from synllm.metrics.calibration import metric_status
+
+    assert metric_status(shown, shown)[0] == "shown, not averaged"
+
+
+def test_consistency_family_reports_soft_rule_coverage():
+    from synllm.metrics.calibration import family_frame
+
+    statuses = pd.DataFrame(
+        {
+            "name": ["soft_rule_agreement", "hard_rule_violation_rate"],
+            "family": ["consistency", "consistency"],
+            "status": ["scored", "scored"],
+            "relative": [0.2, 1.0],
+            "reason": ["1 of 5 rules measured", ""],
+        }
+    )
+    row = family_frame(statuses, 30).loc["consistency"]
+    assert row["score"] == pytest.approx(0.6) and row["reason"] == "soft_rule_agreement: 1 of 5 rules measured"

@@ -31,16 +31,24 @@ FAST = ["ks_complement", "tv_complement", "hard_rule_violation_rate", "row_valid
 
 
 @pytest.fixture(scope="module")
-def full(stroke):
-    """Every registered metric, with the holdout reference."""
-    train, holdout, synthetic, card = stroke
+def full(stroke, stroke_data):
+    """Every registered metric, with the holdout reference.
+
+    The holdout is every other held-out row (872): utility is judged only where a real sample of the same size beats
+    chance beyond its interval (issue 20), and on 200 test rows with 10 strokes it does not.
+    """
+    train, _, synthetic, card = stroke
+    table, _ = stroke_data
+    _, held = split(table, card, holdout=0.2, random_state=0)
+    shown = held.sample(550, random_state=0).index[400:]  # the conftest's synthetic rows
+    holdout = held.drop(index=shown)
     return evaluate(synthetic, train=train, holdout=holdout, card=card, examples=drop_identifiers(train.head(4), card))
 
 
 def test_runs_every_registered_metric_with_a_reference(full, stroke):
     assert full.names == sorted(REGISTRY)
     assert [r.name for r in full.reference] == full.names
-    assert (full.n_train, full.n_synthetic, full.n_holdout) == (1000, 150, 400)
+    assert (full.n_train, full.n_synthetic, full.n_holdout) == (1000, 150, 872)
     assert full.n_reference == full.n_scored == 150  # min(len(synthetic), len(holdout) // 2)
     assert set(full.seconds) == set(full.names) and all(s >= 0 for s in full.seconds.values())
 
@@ -101,7 +109,7 @@ def test_family_scores_average_the_relative_scores(full):
     families = full.family_scores()
     frame = full.to_frame()
     for family in ("fidelity", "consistency", "privacy", "utility"):
-        rows = frame[(frame["family"] == family) & (frame["name"] != "k_anonymity")]
+        rows = frame[(frame["family"] == family) & (frame["status"] != "shown, not averaged")]
         both = rows[rows["skipped"].isna() & rows["reference_score"].notna()]
         relative = [1.0 if r <= 0 else min(1.0, s / r) for s, r in zip(both["score"], both["reference_score"])]
         assert families.loc[family, "score"] == pytest.approx(np.mean(relative))

@@ -107,3 +107,35 @@ def test_utility_is_deterministic_and_leaves_inputs_unchanged(stroke):
     assert a.score == b.score and np.isclose(a.raw, b.raw)
     for original, now in zip(before, (train, fresh, holdout)):
         pd.testing.assert_frame_equal(original, now)
+
+
+def test_auc_standard_error_is_hanley_mcneil():
+    from synllm.metrics.utility import auc_standard_error
+
+    y = np.array([0] * 50 + [1] * 50)
+    assert auc_standard_error(0.5, y, [0, 1]) == pytest.approx(0.05802, abs=1e-5)
+    assert auc_standard_error(0.9, y, [0, 1]) < auc_standard_error(0.7, y, [0, 1])
+
+
+def test_utility_says_whether_it_beats_chance_beyond_its_interval(stroke, stroke_real_result):
+    train, _, fresh, ctx = stroke
+    low, high = stroke_real_result.details["auc_interval"]
+    assert low < stroke_real_result.raw < high
+    assert stroke_real_result.details["beats_chance"] is True  # real rows predict stroke
+    shuffled = fresh.assign(stroke=fresh["stroke"].sample(frac=1, random_state=0).to_numpy())
+    assert tstr(train, shuffled, ctx).details["beats_chance"] is False
+
+
+def test_utility_is_not_judged_where_the_reference_itself_is_near_chance():
+    """Cirrhosis utility was judged where the reference itself had AUC 0.55 (issue 20): not enough data now."""
+    from synllm.metrics import get_metric
+    from synllm.metrics.calibration import NOT_ENOUGH, SCORED, metric_status
+
+    spec = get_metric("tstr")[0]
+    run = spec.result(0.53, score=0.2, details={"beats_chance": False, "auc_interval": (0.41, 0.65)})
+    near_chance = spec.result(0.55, score=1.0, details={"beats_chance": False, "auc_interval": (0.44, 0.66)})
+    status, relative, reason = metric_status(run, near_chance)
+    assert status == NOT_ENOUGH and math.isnan(relative)
+    assert "does not beat chance beyond its interval (AUC 0.55, 95 % 0.44 to 0.66)" in reason
+    clear = spec.result(0.80, score=1.0, details={"beats_chance": True, "auc_interval": (0.72, 0.88)})
+    assert metric_status(run, clear)[:2] == (SCORED, 0.2)

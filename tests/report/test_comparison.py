@@ -123,3 +123,44 @@ def test_mean_table_says_why_when_no_run_was_judged():
     )
     table = comparison.mean_table(runs, "prompt_type")
     assert len(table) == 1 and "not enough rows" in table.iloc[0, 0]
+
+
+def test_flags_table_lists_each_datasets_flagged_generators_worst_first():
+    """Issue 20: the comparison shows the red flags each dataset's runs raised, with the worst run's evidence."""
+    from synllm.metrics.flags import Flag, flags_text
+
+    copy = flags_text([Flag(kind="copying", severity="high", evidence="one row appears 11 times in 30 rows")])
+    miss = flags_text([Flag(kind="missing", severity="warning", evidence="Stage missing in 21 of 30 rows")])
+    runs = pd.DataFrame(
+        {
+            "dataset": ["stroke", "stroke", "cirrhosis", "cirrhosis"],
+            "label": ["m · p1", "m · p1", "m · p4", "m · p3"],
+            "seed": [0, 1, 0, 0],
+            "flags": [copy, "", miss, ""],
+        }
+    )
+    table = comparison.flags_table(runs)
+    assert table[["dataset", "generator", "kind"]].values.tolist() == [
+        ["cirrhosis", "m · p4", "missing"],
+        ["stroke", "m · p1", "copying"],
+    ]
+    assert table.iloc[1]["evidence"] == "one row appears 11 times in 30 rows" and table.iloc[1]["runs"] == 2
+    assert comparison.flags_table(runs.assign(flags="")).empty
+
+
+def test_dominance_is_said_where_every_llm_run_is_below_every_baseline_run():
+    """Issue 20: the one robust result (all LLM runs below all baseline runs on fidelity) needs no interval."""
+    rows = []
+    for dataset in ("cirrhosis", "stroke"):
+        for seed, value in enumerate([0.6, 0.7, 0.65]):
+            rows.append({"dataset": dataset, "kind": "llm", "fidelity": value, "privacy": 0.9 - seed * 0.3})
+        for value in (0.8, 0.9):
+            rows.append({"dataset": dataset, "kind": "baseline", "fidelity": value, "privacy": 0.5})
+    runs = pd.DataFrame(rows)
+    found = comparison.dominance(runs, ["fidelity", "privacy"])
+    assert found == [
+        "every one of the 6 LLM runs has lower fidelity than every one of the 4 baseline runs, "
+        "on every dataset (cirrhosis, stroke)"
+    ]  # privacy overlaps (0.9, 0.6, 0.3 against 0.5): nothing said
+    runs.loc[0, "fidelity"] = 0.85  # one LLM run above one baseline run breaks it
+    assert comparison.dominance(runs, ["fidelity"]) == []

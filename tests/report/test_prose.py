@@ -250,3 +250,85 @@ def test_ten_scored_rows_name_no_winner_end_to_end(study_data):
     assert "not enough rows" in prose.findings(runs)
     card = verdicts.scorecard(runs)
     assert card["harmonic"].isna().all()
+
+
+def test_red_flags_come_first_in_findings_and_name_the_worst_run():
+    """Issue 20: a generator's mean hides nothing; its worst run's flag tops Findings, with the evidence."""
+    from synllm.metrics.flags import Flag, flags_text
+
+    runs = _runs({"p1": [0.80, 0.82, 0.81], "p4": [0.5, 0.52, 0.51]})
+    copied = Flag(kind="copying", severity="high", evidence="one row appears 11 times in 30 rows")
+    runs["flags"] = ""
+    runs.loc[(runs["prompt_type"] == "p1") & (runs["seed"] == 1), "flags"] = flags_text([copied])
+    text = prose.findings(runs)
+    assert text.startswith("**Red flags**")
+    assert "- **m · p1**: copying (high) in 1 of 3 runs; worst, seed 1: one row appears 11 times in 30 rows." in text
+    assert text.index("Red flags") < text.index("Findings on stroke")
+    card = verdicts.generator_frame(runs).set_index("generator")
+    assert card.at["m · p1", "flags"] == "copying (high, 1 of 3 runs, worst seed 1)"  # its mean 0.81 hides nothing
+    assert card.at["m · p4", "flags"] == ""
+    assert prose.headline(runs).startswith(
+        r"⚠ Red flags: m · p1: copying \(high, 1 of 3 runs, worst seed 1\). On stroke"
+    )
+    runs["flags"] = ""
+    assert "Red flags" not in prose.findings(runs)
+
+
+def _cirrhosis_p4_like() -> pd.DataFrame:
+    """Cirrhosis (issue 20): P4 has the lowest quality (0.58) and, with privacy 1 by design, had the highest H."""
+    runs = _runs({"p1": [0.66, 0.64, 0.65], "p2": [0.63, 0.65, 0.64], "p3": [0.62, 0.64, 0.66]}, dataset="cirrhosis")
+    runs["exposure"] = "5 real record(s) the generator was shown or fitted on"
+    runs["judged"] = True
+    p4 = _runs({"p4": [0.58, 0.57, 0.59]}, dataset="cirrhosis")
+    p4["privacy"] = p4["harmonic"] = p4["privacy_low"] = p4["privacy_high"] = math.nan
+    p4["harmonic_low"] = p4["harmonic_high"] = math.nan
+    p4["exposure"] = "none: the generator was shown no real record"
+    p4["judged"] = True
+    p4["quality_low"], p4["quality_high"] = math.nan, math.nan
+    return pd.concat([runs, p4], ignore_index=True)
+
+
+def test_p4_with_privacy_by_design_leads_nothing_and_is_compared_on_quality_alone():
+    runs = _cirrhosis_p4_like()
+    text = prose.findings(runs)
+    assert "p4 leads" not in text.lower() and "m · p4 (H" not in text
+    assert "m · p4 showed the model no real record: its privacy holds by design (no record shown)" in text
+    assert "Compared on quality alone, m · p1 (Q = 0.65 [" in text
+    assert "m · p4: Q = 0.58" in text
+    assert "Not judged: m · p4" not in text  # judged, on quality
+    card = verdicts.generator_frame(runs).set_index("generator")
+    assert card.at["m · p4", "interval"].startswith("privacy by design: no record shown")
+    assert math.isnan(card.at["m · p4", "harmonic"]) and card.at["m · p4", "quality"] == 0.58
+    blocks = runs.assign(dataset="cirrhosis")
+    verdict = prose.study_verdict(
+        comparison.paired_differences(blocks, "p4"), comparison.prompt_ranking(blocks, n_boot=10), blocks
+    )
+    assert "cannot be judged on H" in verdict and "supported" not in verdict
+    assert "a lead from privacy that does not apply" in verdict
+    assert "Q(P4) − Q(other): vs P1 (examples): -0.070" in verdict
+
+
+def test_not_judged_rows_carry_no_means_and_whole_range_intervals_say_uninformative():
+    runs = _runs({"p1": [math.nan, math.nan], "p2": [0.5]}, intervals={"p2": (0.0, 1.0)})
+    runs.loc[runs["prompt_type"] == "p1", ["fidelity", "consistency"]] = 0.9  # families of runs not judged on H
+    card = verdicts.generator_frame(runs).set_index("generator")
+    assert card.at["m · p1", "judged"] == 0
+    assert math.isnan(card.at["m · p1", "fidelity"]) and math.isnan(card.at["m · p1", "consistency"])
+    assert card.at["m · p2", "interval"].endswith("uninformative: it spans the whole 0-1 range")
+    assert verdicts.interval_text(0.5, (0.0, 1.0)) == "0.50 [0.00, 1.00: uninformative]"
+
+
+def test_family_summary_calls_nothing_beyond_noise_without_intervals():
+    text = prose.family_summary(_runs({"p1": [0.5, 0.6], "p4": [0.7, 0.8]}), "fidelity")
+    assert "says which differences are beyond noise" not in text
+    assert "no difference between them is called beyond noise" in text
+
+
+def test_study_verdict_states_dominance_without_an_interval():
+    llm = _runs({"p1": [0.50, 0.52, 0.51], "p4": [0.60, 0.62, 0.61]})
+    base = _runs({"gaussian_copula": [0.9, 0.91, 0.92]}, kind="baseline", model="gaussian_copula")
+    runs = pd.concat([llm, base], ignore_index=True)
+    verdict = prose.study_verdict(
+        comparison.paired_differences(runs, "p4"), comparison.prompt_ranking(runs, n_boot=10), runs
+    )
+    assert "Without any interval: every one of the 6 LLM runs has lower fidelity than every one of the 3" in verdict

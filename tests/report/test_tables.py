@@ -59,7 +59,9 @@ def test_scorecard_rows_means_and_intervals(scored):
     assert p1["harmonic"].notna().all(), p1["not_judged_because"].tolist()
     mean, low, high, _ = mean_interval(p1["harmonic"].tolist())
     assert (row["harmonic"], row["harmonic_low"], row["harmonic_high"]) == pytest.approx((mean, low, high))
-    assert row["interval"] == "95 % t-interval over 2 seeds"
+    assert row["interval"].startswith("95 % t-interval over 2 seeds")
+    # issue 20: an interval clipped to the whole [0, 1] range says it is uninformative
+    assert row["interval"].endswith("uninformative: it spans the whole 0-1 range") == (low <= 0 and high >= 1)
     base = card[card["kind"] == "baseline"].iloc[0]  # one seed: the interval of its bootstrap
     assert base["interval"].startswith("≈95 % bootstrap") and base["harmonic_low"] <= base["harmonic"]
     ref = card[card["kind"] == "reference"].iloc[0]
@@ -125,3 +127,18 @@ def test_diagnostics_table_reads_manifests():
         14,
         10,
     ]
+
+
+def test_runs_csv_has_the_red_flags_of_each_run(study_data):
+    """Issue 20: stroke P1 seed 0 wrote one real example row 11 times in 30; runs.csv says so per run."""
+    from synllm.metrics import evaluate
+    from synllm.report.scored import ScoredRun
+
+    card, train = study_data.card, study_data.eval_train
+    example = train[card.synth_names].iloc[[0]]
+    rows = pd.concat([study_data.eval_holdout[card.synth_names].iloc[:19], *[example] * 11], ignore_index=True)
+    ev = evaluate(rows, train=train, holdout=study_data.eval_holdout, card=card, examples=example, metrics=METRICS)
+    run = ScoredRun(kind="llm", model="m", prompt_type="p1", seed=0, synthetic=rows, evaluation=ev)
+    cell = tables.runs_frame([run], "stroke").at[0, "flags"]
+    assert cell.startswith("copying (high): ")
+    assert "one row appears 11 times in 30 rows" in cell

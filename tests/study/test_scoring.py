@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from types import SimpleNamespace
 
 import pandas as pd
@@ -72,3 +73,51 @@ def test_validated_sample_rejects_what_the_validator_rejects(study_data):
     assert len(rows) == 30 and passed == pytest.approx(0.5)
     assert (rows["age"] <= card.column("age").range[1]).all()
     assert isinstance(rows["gender"].dtype, pd.CategoricalDtype)  # typed like a loaded table
+
+
+def _outcome_run(data, prompt_type: str, negatives: int, positives: int):
+    """A 30-row run with the given stroke counts (real training rows, drawn with replacement)."""
+    card, train = data.card, data.eval_train
+    target = card.target
+    rows = pd.concat(
+        [
+            train[train[target] == 0].sample(negatives, replace=True, random_state=0),
+            train[train[target] == 1].sample(positives, replace=True, random_state=0),
+        ]
+    )[card.synth_names].reset_index(drop=True)
+    return SimpleNamespace(
+        synthetic=rows,
+        prompt=SimpleNamespace(examples=rows.iloc[0:0]),
+        manifest=fake_manifest(prompt_type, 0, len(rows), 10.0, 500),
+    )
+
+
+def test_not_judged_because_names_each_runs_own_problem_not_the_reference_sample(study_data):
+    """runs.csv bug (issue 20): every run's reason quoted the same class counts, those of the shared reference
+    sample, as if they were the run's own; a run with 29 positives read '(0: 28, 1: 2)'."""
+    from synllm.report.tables import runs_frame
+
+    runs = [_outcome_run(study_data, "p1", 28, 2), _outcome_run(study_data, "p4", 1, 29)]
+    frame = runs_frame(score_runs(runs, study_data, n_boot=0), "stroke").set_index("prompt_type")
+    p4 = frame.at["p4", "not_judged_because"]
+    assert "tstr" in p4
+    assert "synthetic target" not in p4  # the counts quoted are the real reference sample's, and it says so
+    assert "real reference sample of the same size cannot be scored either" in p4
+    utility = score_runs(runs[1:], study_data, n_boot=0)[0].evaluation.result("tstr")
+    assert "29" in utility.skipped  # the run's own reason keeps its own counts
+
+
+def test_a_run_shown_no_record_has_privacy_by_design_and_is_judged_on_quality(study_data):
+    """Issue 20: P4's privacy was 1 by design and lifted its H; now it is no score, and H is not computed."""
+    from synllm.report.tables import runs_frame
+
+    runs = [_run(study_data, "p1", 0, rows=200), _run(study_data, "p4", 0, rows=200)]
+    scored = score_runs(runs, study_data, n_boot=0)
+    p4 = scored[1].evaluation
+    assert not p4.privacy_applies and scored[0].evaluation.privacy_applies
+    family = p4.family_scores().loc["privacy"]
+    assert family["status"] == "by design: no record shown" and math.isnan(family["score"])
+    assert math.isnan(p4.harmonic) and not math.isnan(p4.quality)
+    frame = runs_frame(scored, "stroke").set_index("prompt_type")
+    assert bool(frame.at["p4", "judged"]) and frame.at["p4", "not_judged_because"] == ""
+    assert math.isnan(frame.at["p4", "privacy"]) and not math.isnan(frame.at["p1", "privacy"])

@@ -1,7 +1,6 @@
-"""Prose generated from the numbers, so the text of a report always matches its tables.
+"""The sentences of one dataset's report: intro, generation, families, findings, red flags, conclusion.
 
-Every sentence of the reports is written here, for one dataset and across datasets
-(an evaluation's own one-paragraph summary is :mod:`synllm.metrics.evaluation_text`).
+(An evaluation's own one-paragraph summary is :mod:`synllm.metrics.evaluation_text`).
 Every function takes tidy frames (see :mod:`synllm.report.tables`) and returns Markdown.
 Nothing here is a live LLM: the words are fixed, the numbers and their order come from the data.
 Every score is relative to real patients of the same number (1 = as good as real unseen
@@ -20,11 +19,18 @@ import pandas as pd
 from synllm.cards.rules import target_values
 from synllm.metrics.calibration import minimum_rows
 from synllm.metrics.risks import flags_sentence
-from synllm.report.comparison import MIN_BLOCKS, claim_verdict, llm_against_baselines
 from synllm.report.escape import md_code, md_text, prompt_name
 from synllm.report.scored import StudyData
 from synllm.report.tables import reject_counts
-from synllm.report.verdicts import Comparison, best_of_each, compare, generator_frame, interval_text, smoke_test_reasons
+from synllm.report.verdicts import (
+    BY_DESIGN_WORDS,
+    Comparison,
+    best_of_each,
+    compare,
+    generator_frame,
+    interval_text,
+    smoke_test_reasons,
+)
 
 FAMILY_WORDS = {
     "fidelity": "fidelity (do columns and pairs of columns look like the real data?)",
@@ -151,8 +157,8 @@ def family_summary(runs: pd.DataFrame, family: str, metrics: pd.DataFrame | None
         )
     risks = flags_sentence(runs, md_text) if family == "privacy" else ""  # singling out, linkability, inference
     return (
-        text + " (each a share of what real patients of the same number get, 1 = as good; the scorecard "
-        f"below says which differences are beyond noise).{risks}{unscored}"
+        text + " (each a share of what real patients of the same number get, 1 = as good; family scores carry no "
+        f"interval, so no difference between them is called beyond noise: only Q, P and H have one).{risks}{unscored}"
     )
 
 
@@ -233,10 +239,13 @@ def findings(runs: pd.DataFrame) -> str:
             f"**⚠ Smoke test.** {_sentence('; '.join(smoke))}. These numbers check that the pipeline runs end to "
             "end; they cannot support or refute the study's claim."
         )
+    if "flags" in runs and runs["flags"].fillna("").ne("").any():
+        parts.append(red_flags(runs))
     generators = generator_frame(runs)
     judged = generators.dropna(subset=["harmonic"])
+    design = generators[generators["interval"].fillna("").str.startswith(BY_DESIGN_WORDS) & (generators["judged"] > 0)]
     dataset = md_text(runs["dataset"].iloc[0])
-    if judged.empty:
+    if judged.empty and design.empty:
         reason = md_text(next((r for r in runs["not_judged_because"].fillna("") if r), ""))
         parts.append(
             f"**No generator can be judged on {dataset}.** {_sentence(reason)}. "
@@ -249,10 +258,12 @@ def findings(runs: pd.DataFrame) -> str:
         "of the same number get; brackets: 95 % interval).",
         _comparison_words(compare(generators[generators["kind"] == "llm"]), "LLM prompts"),
         _llm_against_baselines(generators),
+        _quality_alone(generators, design),
     ]
     parts.append(" ".join(v for v in verdict if v))
-    parts.append(f"All judged generators: {lines}.")
-    unjudged = generators[generators["harmonic"].isna()]
+    if lines:
+        parts.append(f"All judged generators: {lines}.")
+    unjudged = generators[generators["harmonic"].isna() & (generators["judged"] == 0)]
     if len(unjudged):
         parts.append(
             "Not judged: "
@@ -263,6 +274,41 @@ def findings(runs: pd.DataFrame) -> str:
             + "."
         )
     return "\n\n".join(parts)
+
+
+def _quality_alone(generators: pd.DataFrame, design: pd.DataFrame) -> str:
+    """For generators shown no real record: privacy holds by design, so no H lead; their quality compared alone."""
+    if design.empty:
+        return ""
+    names = ", ".join(md_text(g) for g in design["generator"])
+    result = compare(generators[generators["kind"] == "llm"], measure="quality")
+    text = (
+        f"{names} showed the model no real record: its privacy holds by design (no record shown) and is no score, "
+        "so H, which would credit privacy that does not apply, is not computed for it and it leads nothing on H. "
+        "Compared on quality alone, "
+    )
+    if result.best is None or result.runner_up is None:
+        return text + "there is nothing to compare it with."
+    best = f"{md_text(result.best)} (Q = {interval_text(result.best_value, result.best_interval)})"
+    second = f"{md_text(result.runner_up)} (Q = {interval_text(result.runner_up_value, result.runner_up_interval)})"
+    verdict = "clearly ahead" if result.separated else f"but {md_text(result.why)}, so they cannot be told apart"
+    own = "; ".join(
+        f"{md_text(r.generator)}: Q = {interval_text(r.quality, (r.quality_low, r.quality_high))}"
+        for r in design.itertuples()
+    )
+    return text + f"{best} has the highest mean quality, {second} comes next, {verdict} ({own})."
+
+
+def red_flags(runs: pd.DataFrame) -> str:
+    """The runs' red flags per generator, worst first, each with its worst run's evidence (Markdown list)."""
+    from synllm.metrics.flags import generator_flags
+
+    lines = [
+        f"- **{md_text(r.generator)}**: {md_text(r.kind.replace('_', ' '))} ({r.severity}) in {r.runs_flagged} of "
+        f"{r.runs} run{'s' if r.runs != 1 else ''}; worst, {md_text(r.worst_run)}: {md_text(r.evidence)}."
+        for r in generator_flags(runs).itertuples()
+    ]
+    return "**Red flags** (per generator, worst first; a mean score below never hides them):\n\n" + "\n".join(lines)
 
 
 def _sentence(text: str) -> str:
@@ -291,13 +337,23 @@ def headline(runs: pd.DataFrame) -> str:
         return "No LLM run could be scored."
     dataset = md_text(runs["dataset"].iloc[0])
     smoke = " (smoke test)" if smoke_test_reasons(runs) else ""
-    result = compare(generator_frame(runs)[lambda g: g["kind"] == "llm"])
+    generators = generator_frame(runs)
+    result = compare(generators[generators["kind"] == "llm"])
+    flagged = generators[generators["flags"].fillna("") != ""]
+    flags = (
+        "⚠ Red flags: " + "; ".join(f"{md_text(r.generator)}: {md_text(r.flags)}" for r in flagged.itertuples()) + ". "
+        if len(flagged)
+        else ""
+    )  # the index shows a generator's worst flag before any mean
     if result.best is None:
-        return f"On {dataset}{smoke}, no prompt type can be judged: not enough rows per run."
+        return f"{flags}On {dataset}{smoke}, no prompt type can be judged: not enough rows per run."
     best = f"{md_text(result.best)}, H = {interval_text(result.best_value, result.best_interval)}"
     if result.separated:
-        return f"On {dataset}{smoke}, {best} gave the best privacy-quality balance, clearly ahead of the rest."
-    return f"On {dataset}{smoke}, the prompt types cannot be told apart (highest mean: {best}; {md_text(result.why)})."
+        return f"{flags}On {dataset}{smoke}, {best} gave the best privacy-quality balance, clearly ahead of the rest."
+    return (
+        f"{flags}On {dataset}{smoke}, the prompt types cannot be told apart (highest mean: {best}; "
+        f"{md_text(result.why)})."
+    )
 
 
 def dataset_conclusion(runs: pd.DataFrame) -> str:
@@ -326,68 +382,3 @@ def _meaning(prompt_type: str | None) -> str:
         f"on this dataset {claim} is not borne out; check whether the win comes with more copied rows "
         "(privacy section)."
     )
-
-
-def study_verdict(differences: pd.DataFrame, ranking: pd.DataFrame, runs: pd.DataFrame) -> str:
-    """Verdict on 'rule-based prompts give the best privacy-quality balance' from paired differences.
-
-    ``differences``: per other prompt type, the mean paired difference H(P4) - H(other) over
-    matched (dataset, model, seed) blocks with a bootstrap interval when there are enough
-    pairs (columns other, mean, low, high, n). Also says whether the LLM prompts beat the
-    simple generators, dataset by dataset, and warns when the runs are a smoke test.
-    """
-    llm = runs[runs["kind"] == "llm"].dropna(subset=["harmonic"])
-    datasets, models = sorted(llm["dataset"].unique()), sorted(llm["model"].unique())
-    scope = (
-        f"{len(llm)} judged run(s) on {len(datasets)} dataset(s) ({', '.join(map(md_text, datasets))}) "
-        f"with {len(models)} model(s)"
-    )
-    smoke = smoke_test_reasons(runs)
-    caveat = (
-        (
-            "**⚠ Smoke test:** " + "; ".join(smoke) + ". The verdict below tests the pipeline, not the claim; "
-            "rerun with `make run PROFILE=paper` on Ollama to test it.\n\n"
-        )
-        if smoke
-        else ""
-    )
-    baselines = _baseline_sentence(llm_against_baselines(runs))
-    if llm.empty and (runs["kind"] == "llm").any():
-        reason = next((r for r in runs["not_judged_because"].fillna("") if r), "")
-        return (
-            f"{caveat}**Verdict: cannot be judged: not enough rows.** No LLM run could be judged"
-            + (f" ({md_text(reason)})" if reason else "")
-            + f". {_too_few_rows(int(runs['n_rows'].median()))} {baselines}"
-        )
-    if "p4" not in set(llm["prompt_type"]) or differences.empty:
-        return (
-            f"{caveat}**Verdict: cannot be judged.** The judged runs ({scope}) do not pair P4 with another "
-            f"prompt type. {baselines}"
-        )
-    verdict, why = claim_verdict(differences)
-    rows = "; ".join(
-        f"vs {prompt_name(r.other)}: {r.mean:+.3f} "
-        + (f"[{_f(r.low, 3)}, {_f(r.high, 3)}]" if not math.isnan(r.low) else "(no interval)")
-        + f", {int(r.n)} pairs"
-        for r in differences.itertuples()
-    )
-    return (
-        f'{caveat}**Verdict on "rule-based prompts give the best privacy-quality balance": {verdict}.** {why} '
-        f"Mean paired difference H(P4) − H(other), with a 95 % block-bootstrap interval where there are at least "
-        f"{MIN_BLOCKS} pairs: {rows}. {baselines} Based on {scope}."
-    )
-
-
-def _baseline_sentence(table: pd.DataFrame) -> str:
-    if table.empty:
-        return ""
-    parts = [f"{md_text(r.dataset)}: {r.verdict}" for r in table.itertuples()]
-    return "Do the LLM prompts beat the simple generators (best of each, intervals compared)? " + "; ".join(parts) + "."
-
-
-def verdict_headline(differences: pd.DataFrame, ranking: pd.DataFrame) -> str:
-    """One sentence: the verdict on the study's claim (for the index page)."""
-    if differences.empty:
-        return "The claim that rule-based prompts balance privacy and quality best could not be judged."
-    verdict, _ = claim_verdict(differences)
-    return f"The claim that rule-based prompts (P4) balance privacy and quality best is {verdict} by these runs."
