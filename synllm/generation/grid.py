@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from synllm.arguments import check
 from synllm.backends.base import Backend, EndpointStats
+from synllm.backends.deadlines import interrupt_requests, resume_requests
 from synllm.backends.registry import resolve_backend
 from synllm.cards import Card
 from synllm.errors import GenerationError, SynllmError
@@ -82,12 +83,13 @@ def run_grid(
     owned = isinstance(backend, str) or bool(endpoints)
     backend = resolve_backend(backend, endpoints=endpoints)
     options = options or GenerationOptions()
-    default = backend.default_model
+    default = backend.default_model if not all(models) else None  # asking a server for it costs a request
     # The same cell twice would have two writers on one cache: each cell runs once.
     cells: list[Cell] = list(dict.fromkeys((m or default, p, s) for m in models for p in prompt_types for s in seeds))
     if any(m is None for m, _, _ in cells):
         raise GenerationError(f"backend {backend.name!r} serves several models or any: name the model(s) to run")
     backend.resume()  # a backend stopped by an earlier interrupted grid takes requests again
+    resume_requests()  # and requests cut by an earlier Ctrl-C may run again
     started = time.perf_counter()
     try:
         plan = _plan(backend, cells, n_rows, options, max_parallel_runs)
@@ -175,7 +177,9 @@ def _run_threads(card, train, backend, plan, n_rows, options, max_requests, out_
                 future = executor.submit(run, cell, progress=False, concurrency=backend.capacity(cell[0]))
                 futures[future] = cell
         results, failures = _collect(futures, bar, backend, refresh_s)
-    except BaseException:
+    except BaseException as exc:
+        if isinstance(exc, KeyboardInterrupt):
+            interrupt_requests()  # Ctrl-C: cut every request in progress, so the cells end in moments
         backend.stop("the grid was interrupted")
         for executor in executors:
             executor.shutdown(wait=False, cancel_futures=True)

@@ -15,6 +15,7 @@ import json
 import logging
 import math
 import re
+import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, fields, replace
@@ -28,6 +29,7 @@ from tqdm.auto import tqdm
 from synllm import config, files
 from synllm.arguments import check
 from synllm.backends.base import Backend, GenerationRequest
+from synllm.backends.deadlines import interrupt_requests, resume_requests
 from synllm.backends.registry import resolve_backend
 from synllm.cards import Card
 from synllm.errors import BackendError, GenerationError, ModelNotFound, SynllmError
@@ -266,6 +268,8 @@ class _Run:
         todo = (i for i in range(self.max_requests) if i not in self.records)  # gaps first, then new ones
         next_index = next(todo, None)
         pending: dict[Future, int] = {}
+        if threading.current_thread() is threading.main_thread():
+            resume_requests()  # requests cut by an earlier Ctrl-C (in a notebook, say) may run again
         with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="synllm-gen") as pool:
             try:
                 while True:
@@ -303,6 +307,9 @@ class _Run:
                         record = future.result()
                         self.records[index] = record
                         self._queue_for_validation(record)
+            except KeyboardInterrupt:
+                interrupt_requests()  # Ctrl-C: cut every request in progress, so the workers end in moments
+                raise
             finally:
                 for other in pending:
                     other.cancel()
