@@ -14,7 +14,7 @@ import ipaddress
 import logging
 import os
 import threading
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 from synllm.errors import InvalidArgument
 
@@ -76,6 +76,18 @@ def public_url(url: str) -> str:
         scheme, rest = "", str(url)
     end = next((i for i, char in enumerate(rest) if char in "/?#"), len(rest))
     return f"{scheme}{sep}{rest[:end].rpartition('@')[2]}{rest[end:]}"
+
+
+def url_credentials(url: str) -> tuple[str, str] | None:
+    """The (user, password) written into ``url``, percent-decoded; None when it holds none.
+
+    >>> url_credentials("http://me:p%40ss@h/v1"), url_credentials("http://h/v1")
+    (('me', 'p@ss'), None)
+    """
+    split = urlsplit(str(url))
+    if split.username is None and split.password is None:
+        return None
+    return unquote(split.username or ""), unquote(split.password or "")
 
 
 def is_loopback(host: str | None) -> bool:

@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 from synllm.backends.base import BaseBackend
 from synllm.backends.bodies import ACCEPTED_ENCODINGS, TooLarge, UnknownEncoding, read_bounded
 from synllm.backends.deadlines import bounded_network, pause, request_deadline, requests_interrupted
-from synllm.backends.hosts import is_loopback, public_url, warn_once_if_remote
+from synllm.backends.hosts import is_loopback, public_url, url_credentials, warn_once_if_remote
 from synllm.errors import BackendError, BackendUnavailable, InvalidArgument
 
 _log = logging.getLogger(__name__)
@@ -234,7 +234,8 @@ class HttpBackend(BaseBackend):
 
                 connections = max(8, 2 * self.max_concurrency)
                 self._http = httpx.Client(
-                    base_url=self._connect_url,
+                    base_url=self.url,  # credentials go as basic auth, so httpx's own log never shows them
+                    auth=url_credentials(self._connect_url),
                     headers={"Accept-Encoding": ACCEPTED_ENCODINGS, **self.headers()},
                     transport=self._transport,
                     limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
@@ -269,7 +270,10 @@ class HttpBackend(BaseBackend):
             try:
                 with self._client().stream(method, path, json=payload, timeout=timeouts) as response:
                     deadline.watch_closer(response.close)
-                    body = read_bounded(response.iter_raw(), response.headers.get("content-encoding"), limit)
+                    if response.is_stream_consumed:  # a test transport's reply, already read and decoded
+                        body = read_bounded([response.content], None, limit)
+                    else:
+                        body = read_bounded(response.iter_raw(), response.headers.get("content-encoding"), limit)
                     status = response.status_code
             except TooLarge:
                 raise BackendError(
