@@ -1,15 +1,12 @@
 """One HTTP layer for the server backends (Ollama, OpenAI-compatible): settings, retries, bounded replies.
 
-:class:`HttpBackend` owns the connection pool, the retry loop, the translation of
-transport failures into :class:`~synllm.errors.BackendError` subclasses, and two
-bounds on every reply: at most ``max_reply_bytes`` bytes after decompression
-(:mod:`synllm.backends.bodies`), and the whole exchange (connecting, headers and body)
-within ``timeout`` seconds (:mod:`synllm.backends.deadlines`: a server that trickles
-bytes cannot stretch it). A dead server costs at most attempts × timeout + backoff;
-a quick server check right after a request found it silent fails at once, and Ctrl-C
-(:func:`~synllm.backends.deadlines.interrupt_requests`) ends every request in moments.
-The address is shown and recorded without credentials (``url``); only the connection
-uses them. Subclasses say what to send and how to read the answer.
+:class:`HttpBackend` owns the connection pool, the retry loop, the translation of transport
+failures into :class:`~synllm.errors.BackendError` subclasses, and two bounds on every reply:
+``max_reply_bytes`` bytes after decompression (:mod:`~synllm.backends.bodies`), and ``timeout``
+seconds for the whole exchange, connecting, headers and body (:mod:`~synllm.backends.deadlines`).
+A dead server costs at most attempts × timeout + backoff (a quick check right after a request
+found it silent fails at once); Ctrl-C ends every request in moments. The address is shown and
+recorded without credentials (``url``). Subclasses say what to send and how to read the answer.
 """
 
 from __future__ import annotations
@@ -29,6 +26,7 @@ from synllm.backends.base import BaseBackend
 from synllm.backends.bodies import ACCEPTED_ENCODINGS, TooLarge, UnknownEncoding, read_bounded
 from synllm.backends.deadlines import bounded_network, pause, request_deadline, requests_interrupted
 from synllm.backends.hosts import is_loopback, public_url, url_credentials, warn_once_if_remote
+from synllm.backends.replies import error_message  # noqa: F401 - re-exported for the backends
 from synllm.errors import BackendError, BackendUnavailable, InvalidArgument
 
 _log = logging.getLogger(__name__)
@@ -391,18 +389,6 @@ def plain(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [plain(v) for v in value]
     return value
-
-
-def error_message(body: Any, text: str = "") -> str:
-    """The human message in an error body: OpenAI's ``{"error": {"message"}}``, Ollama's ``{"error"}``, or text."""
-    if isinstance(body, Mapping):
-        error = body.get("error")
-        if isinstance(error, Mapping) and error.get("message"):
-            return str(error["message"])
-        for key in ("error", "message", "detail"):
-            if body.get(key):
-                return str(body[key])
-    return (text or str(body))[:500]
 
 
 def installed_version(package: str) -> str | None:

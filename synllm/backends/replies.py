@@ -130,3 +130,15 @@ def ollama_tags(data: Any) -> list[dict[str, Any]]:
             if isinstance(tag, str) and tag:
                 named.append({**entry, "model": tag})
     return named
+
+
+def error_message(body: Any, text: str = "") -> str:
+    """The human message in an error body: OpenAI's ``{"error": {"message"}}``, Ollama's ``{"error"}``, or text."""
+    if isinstance(body, Mapping):
+        error = body.get("error")
+        if isinstance(error, Mapping) and error.get("message"):
+            return str(error["message"])
+        for key in ("error", "message", "detail"):
+            if body.get(key):
+                return str(body[key])
+    return (text or str(body))[:500]

@@ -62,7 +62,7 @@ class RawServer:
                 sock.close()
 
 
-def _read_request(conn: socket.socket) -> bytes:
+def read_request(conn: socket.socket) -> bytes:
     """The request head (and whatever body arrived with it)."""
     data = b""
     while b"\r\n\r\n" not in data:
@@ -75,7 +75,7 @@ def _read_request(conn: socket.socket) -> bytes:
 
 def silent(conn: socket.socket, stopping: threading.Event) -> None:
     """Accept, read the request, never answer (hold the connection until the server stops)."""
-    _read_request(conn)
+    read_request(conn)
     stopping.wait()
 
 
@@ -83,7 +83,7 @@ def trickled_headers(pause_s: float = 0.5) -> Behaviour:
     """Send the status line, then one header byte every ``pause_s`` seconds, for ever."""
 
     def behaviour(conn: socket.socket, stopping: threading.Event) -> None:
-        _read_request(conn)
+        read_request(conn)
         conn.sendall(b"HTTP/1.1 200 OK\r\n")
         while not stopping.wait(pause_s):
             conn.sendall(b"X")
@@ -95,7 +95,7 @@ def encoded_reply(body: bytes, encoding: str = "gzip") -> Behaviour:
     """Answer every request with HTTP 200, ``Content-Encoding: encoding`` and ``body`` as it is."""
 
     def behaviour(conn: socket.socket, stopping: threading.Event) -> None:
-        while not stopping.is_set() and _read_request(conn):
+        while not stopping.is_set() and read_request(conn):
             head = (
                 f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: {encoding}\r\n"
                 f"Content-Length: {len(body)}\r\n\r\n"
