@@ -267,7 +267,9 @@ def bench_generate(backends: dict[str, Any], rounds: int = 2) -> None:
     for _ in range(rounds):
         for path, backend in backends.items():
             with tempfile.TemporaryDirectory() as out:
-                runs[path] = generate(card, train, "p4", backend, DEFAULT_MODEL, 20, 0, out_dir=out, progress=False)
+                runs[path] = generate(
+                    card, train, "p4", backend, DEFAULT_MODEL, n_rows=20, seed=0, out_dir=out, progress=False
+                )
             free_decode_tok_s(WEIGHTS_OF[path], request, 64, 1)  # warm-up, as in the figure
             m = runs[path].manifest
             totals[path]["rows"] += len(runs[path].synthetic)

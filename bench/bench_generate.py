@@ -32,8 +32,15 @@ def bench_ollama(n_requests: int = 600, batch: int = 5, threads: int = 8) -> Non
     with FakeOllama(models=["bench:1b"]) as fake, tempfile.TemporaryDirectory() as out:
         backend = OllamaBackend(fake.url, max_concurrency=threads, retries=0)
         options = GenerationOptions(batch_size=batch)
-        args = (card, train, "p3", backend, "bench:1b", n_requests * batch, 0)
-        kwargs = {"options": options, "out_dir": out, "progress": False, "max_requests": n_requests}
+        args = (card, train, "p3", backend, "bench:1b")
+        kwargs = {
+            "n_rows": n_requests * batch,
+            "seed": 0,
+            "options": options,
+            "out_dir": out,
+            "progress": False,
+            "max_requests": n_requests,
+        }
         start = time.perf_counter()
         run = generate(*args, **kwargs)
         wall = time.perf_counter() - start
@@ -68,8 +75,8 @@ def bench_embedded(rows: int = 20, batch: int = 10) -> None:
                 "p2",
                 backend,
                 None,
-                rows,
-                0,
+                n_rows=rows,
+                seed=0,
                 options=GenerationOptions(batch_size=batch),
                 out_dir=out,
                 progress=False,

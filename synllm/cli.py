@@ -1,4 +1,10 @@
-"""Command line: ``synllm generate ...`` or ``python -m synllm ...`` for papermill-free batch use."""
+"""Command line, one tree of sub-commands: ``synllm <command> ...`` or ``python -m synllm <command> ...``.
+
+``synllm run`` is the batch behind ``make run`` (the notebooks over every dataset, then the comparison),
+``synllm course`` builds the course labs (``make course``), ``synllm generate`` runs a grid without
+notebooks, ``synllm card draft|check`` brings your own dataset. ``python -m synllm.study.batch`` and
+``python -m synllm.course`` are aliases of ``synllm run`` and ``synllm course``.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from synllm.errors import InvalidArgument, SynllmError
 
@@ -31,9 +38,24 @@ class _Parser(argparse.ArgumentParser):
         raise InvalidArgument(f"{message} (see `{self.prog} --help`)")
 
 
+def _name_value(text: str) -> tuple[str, Any]:
+    """``NAME=VALUE`` from the command line as (name, YAML value), e.g. ``-p n_rows=5`` or ``-p 'seeds=[0, 1]'``."""
+    import yaml
+
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    name, value = text.split("=", 1)
+    try:
+        return name.strip(), yaml.safe_load(value)
+    except yaml.YAMLError as exc:
+        raise argparse.ArgumentTypeError(f"{name.strip()}: not a YAML value ({' '.join(str(exc).split())})") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with one sub-command per task."""
-    parser = _Parser(prog="synllm", description=__doc__)
+    from synllm.prompts import PROMPT_TYPES
+
+    parser = _Parser(prog="synllm", description=__doc__.split("\n\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -53,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     prompt = sub.add_parser("prompt", help="print a rendered prompt")
     prompt.add_argument("dataset", help="card name or path to a card YAML")
-    prompt.add_argument("prompt_type", choices=["p1", "p2", "p3", "p4"])
+    prompt.add_argument("prompt_type", choices=PROMPT_TYPES)
     prompt.add_argument("--seed", type=int, default=0, help="seed for the example rows and the split")
     prompt.add_argument("--rows", type=int, default=20, help="rows asked for per request")
     prompt.add_argument("--output", choices=["csv", "json"], default="csv", help="answer format asked for")
@@ -62,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--dataset", required=True, help="card name or path to a card YAML")
     gen.add_argument("--backend", default="embedded", help="embedded, ollama, auto, ... (default: embedded)")
     gen.add_argument("--models", nargs="+", default=[None], help="model names or a grid name from models.yaml")
-    gen.add_argument("--prompt-types", nargs="+", default=["p1", "p2", "p3", "p4"], choices=["p1", "p2", "p3", "p4"])
+    gen.add_argument("--prompt-types", nargs="+", default=list(PROMPT_TYPES), choices=PROMPT_TYPES)
     gen.add_argument("--seeds", nargs="+", type=int, default=[0], help="run seeds")
     gen.add_argument("--rows", type=int, default=20, help="valid rows wanted per run")
     gen.add_argument("--batch-size", type=int, default=20, help="rows asked for per request")
@@ -86,7 +108,70 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
     sub.add_parser("backends", help="show which backends are available here")
+    _add_run(sub)
+    _add_course(sub)
     return parser
+
+
+def _add_run(sub) -> None:
+    run = sub.add_parser(
+        "run",
+        help="what `make run` runs: the study notebook per dataset, then the comparison, as HTML reports",
+        description="Run the study notebook for each dataset of a profile, then the comparison notebook; write "
+        "<output>/<dataset>/report.html and <output>/index.html. Reruns resume from the generation cache.",
+    )
+    run.add_argument(
+        "--profile", default="quick", help="profile name (synllm/study/profiles/<name>.yaml) or a .yaml path"
+    )
+    run.add_argument("--backend", default=None, help="override the profile's backend (embedded, auto, ollama, openai)")
+    run.add_argument(
+        "--endpoints", default=None, help="endpoint configuration (name or YAML path): send the runs to those servers"
+    )
+    run.add_argument("--models", nargs="+", default=None, help="model tags or grid names from models.yaml")
+    run.add_argument(
+        "--datasets", nargs="+", default=None, help="override the profile's datasets: card names or card file paths"
+    )
+    run.add_argument("--output", default=None, help="reports folder (default: reports/ or $SYNLLM_HOME/reports)")
+    run.add_argument(
+        "-p",
+        "--parameter",
+        dest="overrides",
+        action="append",
+        type=_name_value,
+        default=[],
+        metavar="NAME=VALUE",
+        help="override one study parameter (YAML value), e.g. -p n_rows=5",
+    )
+    run.add_argument("--kernel", default="python3", help="Jupyter kernel name (default python3)")
+    run.add_argument(
+        "--timeout",
+        dest="cell_timeout",
+        type=int,
+        default=None,
+        metavar="SECONDS",
+        help="seconds allowed per notebook cell",
+    )
+
+
+def _add_course(sub) -> None:
+    course = sub.add_parser(
+        "course",
+        help="what `make course` runs: build the course labs (student notebooks, executed instructor pages)",
+        description="Build the course: 0 when every lab ran with its solutions and every self-check passed.",
+    )
+    course.add_argument("--output", default=None, help="folder (default: reports/course)")
+    course.add_argument("--labs", nargs="+", default=None, help="lab notebooks to build (default: all)")
+    course.add_argument("--no-execute", action="store_true", help="only write the student notebooks")
+    course.add_argument(
+        "-p",
+        "--parameter",
+        dest="overrides",
+        action="append",
+        type=_name_value,
+        default=[],
+        metavar="NAME=VALUE",
+        help="a lab parameter (YAML value), e.g. -p backend=ollama -p 'models=[llama3.2:1b]'",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -199,8 +284,8 @@ def _generate(args: argparse.Namespace) -> int:
     for run in result.runs:
         m = run.manifest
         print(f"{m.status:<10} {len(run.synthetic):>5} rows  valid rate {m.diagnostics.valid_rate}  {run.run_dir}")
-    for model, ptype, seed, message in result.failures:
-        print(f"failed     {model} {ptype} seed {seed}: {message}", file=sys.stderr)
+    for failed in result.failures:
+        print(f"failed     {failed.model} {failed.prompt_type} seed {failed.seed}: {failed.error}", file=sys.stderr)
     return 0 if result.ok else 1
 
 
@@ -215,4 +300,46 @@ def _backends(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"cards": _cards, "card": _card, "prompt": _prompt, "generate": _generate, "backends": _backends}
+def _run(args: argparse.Namespace) -> int:
+    from synllm.study.batch import load_profile, plan, run_batch, summary
+
+    profile = load_profile(args.profile)
+    batch = plan(
+        profile,
+        backend=args.backend,
+        endpoints=args.endpoints,
+        models=args.models,
+        datasets=args.datasets,
+        output=args.output,
+        overrides=dict(args.overrides),
+    )
+    print(f"profile {profile.name}: {profile.description}".rstrip(": "), flush=True)
+    outcomes = run_batch(batch, kernel=args.kernel, timeout=args.cell_timeout)
+    print(summary(outcomes, batch.output), flush=True)
+    return 0 if all(o.ok for o in outcomes) else 1
+
+
+def _course(args: argparse.Namespace) -> int:
+    from synllm.course.build import build_course, lab_paths
+
+    outcomes = build_course(
+        args.output, labs=args.labs or lab_paths(), parameters=dict(args.overrides), execute=not args.no_execute
+    )
+    for o in outcomes:
+        print(
+            f"{o.name:<28} {'ok' if o.ok else 'FAILED':<7} {o.seconds:>6.0f} s  checks {o.checks_passed} passed"
+            + (f", {o.checks_failed} failed" if o.checks_failed else "")
+            + (f"  {o.message}" if o.message else "")
+        )
+    return 0 if all(o.ok for o in outcomes) else 1
+
+
+_COMMANDS = {
+    "backends": _backends,
+    "card": _card,
+    "cards": _cards,
+    "course": _course,
+    "generate": _generate,
+    "prompt": _prompt,
+    "run": _run,
+}

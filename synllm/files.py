@@ -1,20 +1,19 @@
-"""Every file synllm writes or reads back: run folders and report folders.
+"""The storage primitives every writer uses: atomic files, the answer cache, strict JSON and safe CSV.
 
-A run folder holds ``raw.jsonl`` (one line per answered request, appended and
-fsynced), ``synthetic.csv``, ``rejected.csv``, ``prompt.txt`` and ``manifest.json``
-(each replaced atomically), and ``.lock``, the OS lock its writer holds
-(:mod:`synllm.generation.runlock`). A report
-folder holds ``report.ipynb``/``report.html``, ``figures/*.png``, the score tables
-(``runs.csv``, ``metrics.csv``, ``scorecard.csv``, ``leaderboard.csv``) and
-``summary.json``.
+Nothing here knows a card, a manifest or a report: those live with their owners
+(:mod:`synllm.generation.manifest` reads and writes ``manifest.json``,
+:mod:`synllm.report.folders` lays out report folders). A run folder holds ``raw.jsonl``
+(one line per answered request, appended and fsynced), ``synthetic.csv``, ``rejected.csv``,
+``prompt.txt`` and ``manifest.json`` (each replaced atomically), and ``.lock``, the OS lock
+its writer holds (:mod:`synllm.generation.runlock`).
 
 What every write guarantees: all its bytes reach the file (short writes are continued)
 or it raises :class:`~synllm.errors.StorageError` naming the file and the fix (a full
 disk, a folder that is not writable); new files get the mode the umask gives. A
 ``raw.jsonl`` record counts only when its whole line, newline included, was written:
 a failed append is cut back off, a torn last line is dropped, and a damaged or repeated
-line is skipped with a warning (its request is asked again). CSV text cells that a
-spreadsheet would run as a formula are written with a leading apostrophe
+line is skipped with a warning (its request is asked again). CSV text cells and column
+names that a spreadsheet would run as a formula are written with a leading apostrophe
 (:func:`spreadsheet_safe`).
 """
 
@@ -30,17 +29,13 @@ import re
 import tempfile
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from synllm import config
-from synllm.cards import Card
-from synllm.errors import GenerationError, StorageError
-from synllm.generation.manifest import RunManifest
+from synllm.errors import StorageError
 
 log = logging.getLogger(__name__)
 
@@ -51,14 +46,6 @@ REJECTED = "rejected.csv"
 MANIFEST = "manifest.json"
 PROMPT = "prompt.txt"
 LOCK = ".lock"  # see synllm.generation.runlock
-# -- report folder -------------------------------------------------------------------------------
-REPORT_NOTEBOOK = "report.ipynb"
-REPORT_HTML = "report.html"
-SUMMARY = "summary.json"
-FIGURES = "figures"
-INDEX = "index.html"
-#: Score tables a report folder may hold, in the order the index page links them.
-TABLES = ("scorecard.csv", "leaderboard.csv", "runs.csv", "metrics.csv")
 
 
 def storage_error(path: Path, exc: OSError, doing: str) -> StorageError:
@@ -132,11 +119,6 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def write_json(path: Path, data: Any) -> None:
-    """Atomically write strict JSON (NaN and infinities become null; see :func:`jsonable`)."""
-    atomic_write_text(path, json.dumps(jsonable(data), indent=2, allow_nan=False) + "\n")
-
-
 def jsonable(value: Any) -> Any:
     """``value`` with NaN/inf as None, numpy scalars as Python ones and DataFrames as records."""
     if isinstance(value, pd.DataFrame):
@@ -176,36 +158,37 @@ def _restored_cell(value: Any) -> Any:
     return value[1:] if isinstance(value, str) and _NEUTRALISED.match(value) else value
 
 
-def _map_text_columns(frame: pd.DataFrame, cell) -> pd.DataFrame:
+def _map_text(frame: pd.DataFrame, cell) -> pd.DataFrame:
+    """A copy of ``frame`` with ``cell`` applied to its column names and to the cells of its text columns."""
     out = frame.copy()
     for i in range(frame.shape[1]):
         values = frame.iloc[:, i]
         if not (pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values)):
             out.isetitem(i, values.astype(object).map(cell))
+    out.columns = [cell(name) for name in frame.columns]
     return out
 
 
 def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
-    """A copy of ``frame`` whose text cells a spreadsheet would run as a formula are made inert.
+    """A copy of ``frame`` whose text cells and column names a spreadsheet would run as a formula are made inert.
 
-    The OWASP CSV-injection rule: a text cell that starts with ``=``, ``+``, ``-``, ``@``, a tab
-    or a carriage return gets a leading apostrophe (one that already starts with apostrophes
-    before such a character gets one more, so :func:`spreadsheet_restored` is exact). Numbers
-    are data, not formulas: numeric and boolean columns are never changed, and a text cell
-    that is a plain number (``-5``, ``+3.5``, ``-1e3``) is left as it is.
+    The OWASP CSV-injection rule: a text cell (or column name) that starts with ``=``, ``+``,
+    ``-``, ``@``, a tab or a carriage return gets a leading apostrophe (one that already starts
+    with apostrophes before such a character gets one more, so :func:`spreadsheet_restored` is
+    exact). Numbers are data, not formulas: numeric and boolean columns are never changed,
+    and a text cell that is a plain number (``-5``, ``+3.5``, ``-1e3``) is left as it is.
     """
-    return _map_text_columns(frame, _safe_cell)
+    return _map_text(frame, _safe_cell)
 
 
 def spreadsheet_restored(frame: pd.DataFrame) -> pd.DataFrame:
-    """The inverse of :func:`spreadsheet_safe` on a table read back as text."""
-    return _map_text_columns(frame, _restored_cell)
+    """The inverse of :func:`spreadsheet_safe` on a table read back as text (cells and column names)."""
+    return _map_text(frame, _restored_cell)
 
 
-def write_csv(path: Path, table: pd.DataFrame, card: Card | None = None) -> None:
-    """Atomically write a table as spreadsheet-safe CSV, missing cells as the card's missing token."""
-    token = card.missing_token if card else ""
-    atomic_write_text(path, spreadsheet_safe(table).to_csv(index=False, na_rep=token))
+def write_csv(path: Path, table: pd.DataFrame, *, missing_token: str = "") -> None:
+    """Atomically write a table as spreadsheet-safe CSV, missing cells as ``missing_token``."""
+    atomic_write_text(path, spreadsheet_safe(table).to_csv(index=False, na_rep=missing_token))
 
 
 # -- the answer cache (raw.jsonl) ----------------------------------------------------------------
@@ -338,79 +321,3 @@ def check_run_writable(run_dir: Path) -> None:
         os.close(os.open(run_dir / RAW, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o666))
     except OSError as exc:
         raise storage_error(run_dir / RAW, exc, "open the answer cache for appending") from None
-
-
-def read_manifest(run_dir: Path) -> RunManifest:
-    """The manifest of a run directory."""
-    path = Path(run_dir) / MANIFEST
-    if not path.exists():
-        raise GenerationError(f"{run_dir}: no {MANIFEST}; is this a synllm run folder?")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise StorageError(f"{path}: cannot be read ({exc}); fix its permissions, or delete it and rerun") from None
-    return RunManifest.from_json(text, source=str(path))
-
-
-def write_manifest(run_dir: Path, manifest: RunManifest) -> None:
-    """Atomically write a run's ``manifest.json``."""
-    atomic_write_text(Path(run_dir) / MANIFEST, manifest.to_json())
-
-
-# -- report folders ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ReportPaths:
-    """Where one report writes: ``folder`` (tables, JSON) and ``figures`` (PNG charts)."""
-
-    root: Path
-    folder: Path
-    figures: Path
-
-
-def report_paths(output_folder: str | Path | None, name: str) -> ReportPaths:
-    """Folders of report ``name`` (a dataset, or 'comparison') under ``output_folder`` or the reports dir."""
-    root = Path(output_folder) if output_folder else config.reports_dir()
-    folder = root / name
-    figures = folder / FIGURES
-    try:
-        figures.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise storage_error(figures, exc, "create the report folder") from None
-    return ReportPaths(root=root, folder=folder, figures=figures)
-
-
-def write_summary(folder: str | Path, headline: str, **extra: Any) -> Path:
-    """Write ``<folder>/summary.json`` with a one-sentence ``headline`` (shown on the index page) and ``extra``."""
-    path = Path(folder) / SUMMARY
-    atomic_write_text(path, json.dumps(jsonable({"headline": headline, **extra}), indent=1, allow_nan=False) + "\n")
-    return path
-
-
-def read_summary(folder: str | Path) -> dict[str, Any]:
-    """A report's ``summary.json`` (empty when it has none or it cannot be read)."""
-    path = Path(folder) / SUMMARY
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def write_tables(folder: str | Path, tables: dict[str, pd.DataFrame]) -> dict[str, str]:
-    """Write each ``name -> frame`` as ``<folder>/<name>.csv`` (atomic, spreadsheet-safe); return the paths."""
-    folder = Path(folder)
-    paths = {}
-    for name, frame in tables.items():
-        path = folder / f"{name}.csv"
-        atomic_write_text(path, spreadsheet_safe(frame).to_csv(index=False))
-        paths[name] = str(path)
-    return paths
-
-
-def write_figure(folder: str | Path, name: str, png: bytes) -> Path:
-    """Write ``<folder>/<name>.png`` (atomically)."""
-    path = Path(folder) / f"{name}.png"
-    atomic_write_bytes(path, png)
-    return path

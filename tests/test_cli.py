@@ -123,3 +123,75 @@ def test_a_bad_synllm_timeout_is_a_one_line_error(tmp_home, monkeypatch, capsys)
     code = main(["generate", "--dataset", "stroke", "--backend", "ollama", "--models", "x", "--rows", "1"])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "SYNLLM_TIMEOUT='soon'" in err
+
+
+def _subcommands(parser) -> dict:
+    return next(a for a in parser._actions if a.dest == "command").choices
+
+
+def test_one_parser_holds_every_command_including_run_and_course():
+    from synllm.cli import _COMMANDS, build_parser
+
+    assert set(_subcommands(build_parser())) == set(_COMMANDS) >= {"run", "course", "card", "generate", "prompt"}
+
+
+def test_prompt_type_choices_come_from_the_prompts_module():
+    from synllm.cli import build_parser
+    from synllm.prompts import PROMPT_TYPES
+
+    commands = _subcommands(build_parser())
+    choices = [a.choices for name in ("prompt", "generate") for a in commands[name]._actions if "prompt" in a.dest]
+    assert choices == [PROMPT_TYPES, PROMPT_TYPES]
+    defaults = [a.default for a in commands["generate"]._actions if a.dest == "prompt_types"]
+    assert defaults == [list(PROMPT_TYPES)]
+
+
+def test_the_profile_help_names_the_folder_the_profiles_are_in():
+    import re
+
+    from synllm import config
+    from synllm.cli import build_parser
+
+    run = _subcommands(build_parser())["run"]
+    text = next(a.help for a in run._actions if a.dest == "profile")
+    folder = re.search(r"(synllm/[\w/]+)/", text)[1]
+    assert (config.PACKAGE_DIR.parent / folder).resolve() == config.PROFILES_DIR.resolve()
+
+
+@pytest.mark.parametrize("alias", ["synllm.study.batch", "synllm.course"])
+def test_old_entry_points_are_aliases_of_the_one_cli(alias, capsys):
+    import importlib
+
+    command = {"synllm.study.batch": "run", "synllm.course": "course"}[alias]
+    module = importlib.import_module(alias if alias.endswith("batch") else f"{alias}.__main__")
+    assert module.main(["--no-such-option"]) == 2
+    via_alias = capsys.readouterr().err
+    assert main([command, "--no-such-option"]) == 2
+    assert capsys.readouterr().err == via_alias
+    assert via_alias.startswith("synllm: error: unrecognized arguments: --no-such-option")
+
+
+def test_run_with_an_unknown_profile_is_a_one_line_error(capsys):
+    assert main(["run", "--profile", "nosuch"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("synllm: error: no batch profile 'nosuch'")
+
+
+def test_course_parameters_must_be_name_value(capsys):
+    assert main(["course", "-p", "backend"]) == 2
+    assert "expected NAME=VALUE, got 'backend'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["run", "course"])
+def test_a_parameter_that_is_not_yaml_is_a_one_line_error(command, capsys):
+    assert main([command, "-p", "seeds=[0, 1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("synllm: error: argument -p/--parameter: seeds: not a YAML value")
+
+
+def test_make_run_and_make_course_call_the_one_cli():
+    from synllm import config
+
+    makefile = (config.PROJ_ROOT / "Makefile").read_text(encoding="utf-8")
+    assert "$(PY) -m synllm run --profile" in makefile and "$(PY) -m synllm course" in makefile
+    assert "synllm.study.batch" not in makefile and "-m synllm.course" not in makefile

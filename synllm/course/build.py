@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from synllm import config, files
+from synllm.report.folders import INDEX
 
 COURSE_DIR = config.NOTEBOOKS_DIR / "course"
 SOLUTION_TAG = "solution"
@@ -246,6 +247,6 @@ same lab executed with the solutions. Run times are those measured when this pag
 {"".join(rows)}
 </table></body></html>
 """
-    path = root / files.INDEX
+    path = root / INDEX
     files.atomic_write_text(path, page)
     return path

@@ -27,6 +27,10 @@ class RowDiversity:
     real_distinct_rate: float | None
     real_duplicate_rate: float | None
 
+    def manifest_fields(self) -> dict[str, int | float | None]:
+        """The fields a run manifest's diagnostics keep (all but ``rows``)."""
+        return {name: getattr(self, name) for name in self.__dataclass_fields__ if name != "rows"}
+
 
 def duplicate_share(rows: pd.DataFrame) -> float | None:
     """Share of rows that repeat an earlier row exactly (missing values equal); None for no rows.

@@ -17,6 +17,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -28,7 +29,8 @@ from synllm.backends.deadlines import interrupt_requests, resume_requests
 from synllm.backends.registry import resolve_backend
 from synllm.cards import Card
 from synllm.errors import GenerationError, SynllmError
-from synllm.generation.loop import GenerationOptions, RunResult, generate
+from synllm.generation.loop import RunResult, generate_run
+from synllm.generation.spec import GenerationOptions, RunSpec
 from synllm.prompts import PROMPT_TYPES
 
 log = logging.getLogger(__name__)
@@ -37,11 +39,21 @@ Cell = tuple[str, str, int]  # (model, prompt type, seed)
 
 
 @dataclass(frozen=True, slots=True)
+class Failure:
+    """A grid cell that failed: its model, prompt type and seed, and the error message."""
+
+    model: str
+    prompt_type: str
+    seed: int
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
 class GridResult:
-    """Finished runs, the cells that failed with their error message, per-endpoint counters and the wall time."""
+    """Finished runs, the cells that failed, per-endpoint counters and the wall time."""
 
     runs: tuple[RunResult, ...]
-    failures: tuple[tuple[str, str, int, str], ...]  # (model, prompt type, seed, message)
+    failures: tuple[Failure, ...]
     endpoints: tuple[EndpointStats, ...] = ()
     wall_seconds: float = 0.0
 
@@ -68,7 +80,7 @@ def run_grid(
     max_parallel_runs: int | None = None,
     refresh_s: float = 0.5,
 ) -> GridResult:
-    """Generate every model × prompt type × seed cell; complete cells come from the cache.
+    """Generate every model × prompt type × seed cell (one :class:`RunSpec` each); complete cells come from the cache.
 
     ``backend`` is a name or a backend; ``endpoints`` (a configuration name or YAML path)
     sends the grid to a pool of servers instead. Models served by disjoint endpoints run
@@ -88,120 +100,134 @@ def run_grid(
     cells: list[Cell] = list(dict.fromkeys((m or default, p, s) for m in models for p in prompt_types for s in seeds))
     if any(m is None for m, _, _ in cells):
         raise GenerationError(f"backend {backend.name!r} serves several models or any: name the model(s) to run")
+    cell_spec = partial(RunSpec, card=card, n_rows=n_rows, options=options, max_requests=max_requests)
+    specs = [cell_spec(model=m, prompt_type=p, seed=s) for m, p, s in cells]
+    grid = _Grid(train, backend, out_dir=out_dir, progress=progress, label=f"{card.name} grid")
     backend.resume()  # a backend stopped by an earlier interrupted grid takes requests again
     resume_requests()  # and requests cut by an earlier Ctrl-C may run again
     started = time.perf_counter()
     try:
-        plan = _plan(backend, cells, n_rows, options, max_parallel_runs)
+        plan = _plan(backend, specs, max_parallel_runs)
         if len(plan) == 1 and plan[0][1] == 1:
-            results, failures = _run_inline(
-                card, train, backend, cells, n_rows, options, max_requests, out_dir, progress
-            )
+            results, failures = grid.inline(specs)
         else:
-            results, failures = _run_threads(
-                card, train, backend, plan, n_rows, options, max_requests, out_dir, progress, refresh_s
-            )
+            results, failures = grid.threads(plan, specs, refresh_s)
         stats = backend.endpoint_stats()
     finally:
         if owned:
             backend.close()
     if stats:
         (tqdm.write if progress else log.info)(endpoint_table(stats))
-    runs = tuple(results[c] for c in cells if c in results)
-    failed = tuple((str(m), p, s, failures[(m, p, s)]) for m, p, s in cells if (m, p, s) in failures)
+    runs = tuple(results[i] for i in range(len(specs)) if i in results)
+    failed = tuple(failures[i] for i in range(len(specs)) if i in failures)
     return GridResult(runs, failed, stats, round(time.perf_counter() - started, 3))
 
 
-def _plan(
-    backend: Backend, cells: list[Cell], n_rows: int, options: GenerationOptions, max_parallel_runs: int | None
-) -> list[tuple[list[Cell], int]]:
-    """Per lane: its cells and how many of them run at once."""
+def _plan(backend: Backend, specs: list[RunSpec], max_parallel_runs: int | None) -> list[tuple[list[int], int]]:
+    """Per lane: the indices of its specs and how many of them run at once."""
     plan = []
-    for lane in backend.lanes([m for m, _, _ in cells]):
-        lane_cells = [c for c in cells if c[0] in lane]
+    for lane in backend.lanes([spec.model for spec in specs]):
+        lane_cells = [i for i, spec in enumerate(specs) if spec.model in lane]
         capacity = max(backend.capacity(m) for m in lane)
-        per_run = max(1, min(capacity, math.ceil(2 * n_rows / options.batch_size)))
+        per_run = max(1, min(capacity, math.ceil(2 * specs[0].n_rows / specs[0].options.batch_size)))
         workers = 1 if capacity == 1 else math.ceil(2 * capacity / per_run) + 1
         plan.append((lane_cells, max(1, min(max_parallel_runs or workers, len(lane_cells)))))
     return plan
 
 
-def _cell_runner(card, train, backend, n_rows, options, max_requests, out_dir):
-    """A function running :func:`generate` for one (model, prompt type, seed) cell, the rest fixed."""
+@dataclass(frozen=True, slots=True)
+class _Grid:
+    """What every cell of one grid shares: the training rows, the backend and where and how runs report."""
 
-    def run(cell: Cell, **extra):
-        model, prompt_type, seed = cell
-        return generate(
-            card, train, prompt_type, backend, model, n_rows, seed,
-            options=options, max_requests=max_requests, out_dir=out_dir, **extra,
-        )  # fmt: skip
+    train: pd.DataFrame
+    backend: Backend
+    out_dir: str | Path | None
+    progress: bool
+    label: str
 
-    return run
+    def inline(self, specs: list[RunSpec]) -> tuple[dict[int, RunResult], dict[int, Failure]]:
+        """One run after another in this thread (a backend that answers one request at a time)."""
+        results, failures = {}, {}
+        bar = tqdm(list(enumerate(specs)), desc=self.label, unit="run", disable=not self.progress)
+        for i, spec in bar:
+            bar.set_postfix(model=spec.model, prompt=spec.prompt_type, seed=spec.seed)
+            try:
+                results[i] = generate_run(spec, self.train, self.backend, out_dir=self.out_dir, progress=self.progress)
+            except Exception as exc:  # a failing cell is recorded; the grid goes on
+                failures[i] = _failure(spec, exc)
+        return results, failures
 
-
-def _run_inline(card, train, backend, cells, n_rows, options, max_requests, out_dir, progress):
-    """One run after another in this thread (a backend that answers one request at a time)."""
-    results, failures = {}, {}
-    run = _cell_runner(card, train, backend, n_rows, options, max_requests, out_dir)
-    bar = tqdm(cells, desc=f"{card.name} grid", unit="run", disable=not progress)
-    for cell in bar:
-        model, prompt_type, seed = cell
-        bar.set_postfix(model=model, prompt=prompt_type, seed=seed)
+    def threads(
+        self, plan: list[tuple[list[int], int]], specs: list[RunSpec], refresh_s: float
+    ) -> tuple[dict[int, RunResult], dict[int, Failure]]:
+        """Several runs at once per lane, in threads; one bar over the runs with the endpoints' throughput."""
+        backend = self.backend
+        total = sum(len(lane_cells) for lane_cells, _ in plan)
+        bar = tqdm(total=total, desc=self.label, unit="run", disable=not self.progress)
+        executors, futures = [], {}
         try:
-            results[cell] = run(cell, progress=progress)
-        except Exception as exc:  # a failing cell is recorded; the grid goes on
-            failures[cell] = _failure(cell, exc)
-    return results, failures
+            for lane_cells, workers in plan:
+                executor = ThreadPoolExecutor(workers, thread_name_prefix="synllm-cell")
+                executors.append(executor)
+                for i in lane_cells:
+                    spec, concurrency = specs[i], backend.capacity(specs[i].model)
+                    run = executor.submit(
+                        generate_run,
+                        spec,
+                        self.train,
+                        backend,
+                        out_dir=self.out_dir,
+                        progress=False,
+                        concurrency=concurrency,
+                    )
+                    futures[run] = (i, spec)
+            results, failures = _collect(futures, bar, backend, refresh_s)
+        except BaseException as exc:
+            if isinstance(exc, KeyboardInterrupt):
+                interrupt_requests()  # Ctrl-C: cut every request in progress, so the cells end in moments
+            backend.stop("the grid was interrupted")
+            for executor in executors:
+                executor.shutdown(wait=False, cancel_futures=True)
+            raise
+        finally:
+            bar.close()
+        for executor in executors:
+            executor.shutdown(wait=True)
+        return results, failures
 
 
-def _failure(cell: Cell, exc: Exception) -> str:
-    """Log a failed cell and return its message (a bug's message names its type; its traceback goes to the log)."""
+def _failure(spec: RunSpec, exc: Exception) -> Failure:
+    """Log a failed cell and return it (a bug's message names its type; its traceback goes to the log)."""
     if isinstance(exc, SynllmError):
         log.error("%s", exc)
-        return str(exc)
-    log.error("%s %s seed %s failed: %s: %s", *cell, type(exc).__name__, exc, exc_info=exc)
-    return f"{type(exc).__name__}: {exc}"
+        message = str(exc)
+    else:
+        log.error(
+            "%s %s seed %s failed: %s: %s",
+            spec.model,
+            spec.prompt_type,
+            spec.seed,
+            type(exc).__name__,
+            exc,
+            exc_info=exc,
+        )
+        message = f"{type(exc).__name__}: {exc}"
+    return Failure(str(spec.model), spec.prompt_type, spec.seed, message)
 
 
-def _run_threads(card, train, backend, plan, n_rows, options, max_requests, out_dir, progress, refresh_s):
-    """Several runs at once per lane, in threads; one bar over the runs with the endpoints' throughput."""
-    total = sum(len(lane_cells) for lane_cells, _ in plan)
-    run = _cell_runner(card, train, backend, n_rows, options, max_requests, out_dir)
-    bar = tqdm(total=total, desc=f"{card.name} grid", unit="run", disable=not progress)
-    executors, futures = [], {}
-    try:
-        for lane_cells, workers in plan:
-            executor = ThreadPoolExecutor(workers, thread_name_prefix="synllm-cell")
-            executors.append(executor)
-            for cell in lane_cells:
-                future = executor.submit(run, cell, progress=False, concurrency=backend.capacity(cell[0]))
-                futures[future] = cell
-        results, failures = _collect(futures, bar, backend, refresh_s)
-    except BaseException as exc:
-        if isinstance(exc, KeyboardInterrupt):
-            interrupt_requests()  # Ctrl-C: cut every request in progress, so the cells end in moments
-        backend.stop("the grid was interrupted")
-        for executor in executors:
-            executor.shutdown(wait=False, cancel_futures=True)
-        raise
-    finally:
-        bar.close()
-    for executor in executors:
-        executor.shutdown(wait=True)
-    return results, failures
-
-
-def _collect(futures: dict[Future, Cell], bar: tqdm, backend: Backend, refresh_s: float) -> tuple[dict, dict]:
+def _collect(
+    futures: dict[Future, tuple[int, RunSpec]], bar: tqdm, backend: Backend, refresh_s: float
+) -> tuple[dict[int, RunResult], dict[int, Failure]]:
     results, failures = {}, {}
     pending = set(futures)
     while pending:
         done, pending = wait(pending, timeout=refresh_s, return_when=FIRST_COMPLETED)
         for future in done:
-            cell = futures[future]
+            i, spec = futures[future]
             try:
-                results[cell] = future.result()
+                results[i] = future.result()
             except Exception as exc:  # a failing cell is recorded; the grid goes on
-                failures[cell] = _failure(cell, exc)
+                failures[i] = _failure(spec, exc)
             bar.update(1)
         if stats := backend.endpoint_stats():
             bar.set_postfix_str(throughput_postfix(stats), refresh=False)

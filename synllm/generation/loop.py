@@ -10,15 +10,11 @@ run folder must be writable before the model is asked anything.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import math
-import re
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,7 +22,7 @@ from typing import Any
 import pandas as pd
 from tqdm.auto import tqdm
 
-from synllm import config, files
+from synllm import files
 from synllm.arguments import check
 from synllm.backends.base import Backend, GenerationRequest
 from synllm.backends.deadlines import interrupt_requests, resume_requests
@@ -35,81 +31,25 @@ from synllm.cards import Card
 from synllm.errors import BackendError, GenerationError, ModelNotFound, SynllmError
 from synllm.generation.constraints import to_gbnf, to_json_gbnf, to_json_schema
 from synllm.generation.diversity import RowDiversity, row_diversity
-from synllm.generation.manifest import RunManifest, Timings, package_versions, shortfall_text
-from synllm.generation.outputs import answer_totals, assemble_rows, row_flags
+from synllm.generation.manifest import (
+    Diagnostics,
+    RunManifest,
+    Timings,
+    Tokens,
+    package_versions,
+    shortfall_text,
+    write_manifest,
+)
+from synllm.generation.outputs import RunResult, answer_totals, assemble_rows, load_run, row_flags
 from synllm.generation.parsing import parse_text, validate_rows
 from synllm.generation.records import CUT_NOTE, answer_record, max_tokens_for
 from synllm.generation.runlock import run_lock
-from synllm.prompts import Prompt, render_prompt
+from synllm.generation.spec import GenerationOptions, RunSpec
+from synllm.prompts import Prompt
 
 log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class GenerationOptions:
-    """Sampling and batching options, checked by the rules of :mod:`synllm.arguments`.
-
-    All but ``timeout_s`` are part of a run's cache key. ``timeout_s`` bounds each model
-    request in seconds (None: the backend's own, for servers ``$SYNLLM_TIMEOUT`` or 120 s).
-    """
-
-    batch_size: int = 20
-    temperature: float = 0.7
-    top_p: float = 0.9
-    k_examples: int = 5
-    max_tokens: int | None = None
-    num_ctx: int | None = None
-    timeout_s: float | None = None
-
-    def __post_init__(self) -> None:
-        for option in fields(self):
-            object.__setattr__(self, option.name, check(option.name, getattr(self, option.name)))
-
-
-#: Options that do not change what a model writes, so they stay out of the cache key.
-NOT_IN_KEY = frozenset({"timeout_s"})
-
-
-@dataclass(frozen=True, slots=True)
-class RunResult:
-    """A finished (or stopped) run: its folder, rows and manifest."""
-
-    run_dir: Path
-    synthetic: pd.DataFrame
-    rejected: pd.DataFrame
-    flags: pd.DataFrame
-    prompt: Prompt
-    manifest: RunManifest = field(repr=False)
-
-    @property
-    def complete(self) -> bool:
-        """True when the run reached the number of valid rows asked for."""
-        return self.manifest.complete
-
-
-def request_seed(seed: int, index: int) -> int:
-    """The LLM seed of request ``index`` of a run with ``seed``: distinct and reproducible."""
-    return (seed * 1_000_003 + index * 7919 + 1) % 2**31
-
-
-def run_key(card: Card, backend_name: str, model: str, prompt: Prompt, seed: int, options: GenerationOptions) -> str:
-    """Cache key: dataset, backend, model, prompt type and hash, seed and options."""
-    payload = {
-        "dataset": card.name,
-        "backend": backend_name,
-        "model": model,
-        "prompt_type": prompt.prompt_type,
-        "prompt_sha256": prompt.sha256,
-        "seed": seed,
-        "options": {k: v for k, v in _options_dict(options).items() if k not in NOT_IN_KEY},
-    }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
-
-
-def run_dir_for(card: Card, model: str, prompt_type: str, seed: int, key: str, root: Path | None = None) -> Path:
-    """Where a run lives: ``<root>/<dataset>/<model>/<prompt type>/seed<seed>-<key>``."""
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", model).strip("_") or "model"
-    return Path(root or config.runs_dir()) / card.name / slug / prompt_type / f"seed{seed}-{key[:10]}"
+__all__ = ["GenerationOptions", "RunResult", "RunSpec", "generate", "generate_run", "load_run"]
 
 
 def generate(
@@ -118,16 +58,16 @@ def generate(
     prompt_type: str,
     backend: str | Backend = "embedded",
     model: str | None = None,
+    *,
     n_rows: int = 20,
     seed: int = 0,
-    *,
     options: GenerationOptions | None = None,
     max_requests: int | None = None,
     concurrency: int | None = None,
     out_dir: str | Path | None = None,
     progress: bool = True,
 ) -> RunResult:
-    """Generate ``n_rows`` valid synthetic rows with one prompt type and model.
+    """Generate ``n_rows`` valid synthetic rows with one prompt type and model: a :class:`RunSpec`, run.
 
     Asks for ``options.batch_size`` rows per request until ``n_rows`` are valid, or
     stops at ``max_requests`` (default: enough for a 25 % valid rate, plus two) with
@@ -136,30 +76,47 @@ def generate(
     """
     n_rows, seed = check("n_rows", n_rows), check("seed", seed)
     max_requests, concurrency = check("max_requests", max_requests), check("concurrency", concurrency)
-    options = options or GenerationOptions()
     backend = resolve_backend(backend)
     model = model or backend.default_model
     if not model:
         raise GenerationError(f"backend {backend.name!r} needs a model name")
-    fmt = backend.output_format
-    prompt = render_prompt(
-        card, train, prompt_type, n_rows=options.batch_size, k_examples=options.k_examples, seed=seed, output=fmt
+    options = options or GenerationOptions()
+    spec = RunSpec(
+        card=card,
+        prompt_type=prompt_type,
+        model=model,
+        seed=seed,
+        n_rows=n_rows,
+        options=options,
+        max_requests=max_requests,
     )
-    key = run_key(card, backend.name, model, prompt, seed, options)
-    run_dir = run_dir_for(card, model, prompt_type, seed, key, Path(out_dir) if out_dir else None)
-    max_requests = max_requests or 4 * math.ceil(n_rows / options.batch_size) + 2
-    real = train.reindex(columns=card.synth_names)  # the reference for the run's row diversity
-    run = _Run(card, backend, model, prompt, seed, options, run_dir, n_rows, max_requests, fmt, real)
-    return run.execute(concurrency or backend.capacity(model), progress)
+    return generate_run(spec, train, backend, concurrency=concurrency, out_dir=out_dir, progress=progress)
+
+
+def generate_run(
+    spec: RunSpec,
+    train: pd.DataFrame,
+    backend: Backend,
+    *,
+    concurrency: int | None = None,
+    out_dir: str | Path | None = None,
+    progress: bool = True,
+) -> RunResult:
+    """Run ``spec`` with ``backend`` (``train`` gives the prompt's examples); see :func:`generate`."""
+    prompt = spec.prompt(train, backend.output_format)
+    run_dir = spec.run_dir(spec.key(backend.name, prompt.sha256), Path(out_dir) if out_dir else None)
+    real = train.reindex(columns=spec.card.synth_names)  # the reference for the run's row diversity
+    run = _Run(spec, backend, prompt, run_dir, real)
+    return run.execute(concurrency or backend.capacity(spec.model), progress)
 
 
 class _Run:
     """State of one run while it executes (internal)."""
 
-    def __init__(self, card, backend, model, prompt, seed, options, run_dir, n_rows, max_requests, fmt, real):
-        self.card, self.backend, self.model, self.prompt = card, backend, model, prompt
-        self.seed, self.options, self.run_dir = seed, options, run_dir
-        self.n_rows, self.max_requests, self.fmt = n_rows, max_requests, fmt
+    def __init__(self, spec: RunSpec, backend: Backend, prompt: Prompt, run_dir: Path, real: pd.DataFrame) -> None:
+        self.spec, self.backend, self.prompt, self.run_dir = spec, backend, prompt, run_dir
+        self.card, self.model, self.seed, self.options = spec.card, spec.model, spec.seed, spec.options
+        self.n_rows, self.max_requests, self.fmt = spec.n_rows, spec.request_budget, backend.output_format
         self.raw_path = run_dir / files.RAW
         self.records: dict[int, dict[str, Any]] = {}
         self.queued_rows: list[list[str]] = []
@@ -322,7 +279,7 @@ class _Run:
             grammar=grammar,
             json_schema=schema,
             plain_schema=plain_schema,
-            seed=request_seed(self.seed, index),
+            seed=self.spec.request_seed(index),
             temperature=self.options.temperature,
             top_p=self.options.top_p,
             max_tokens=self.options.max_tokens or max_tokens_for(self.card, self.options.batch_size, self.fmt),
@@ -361,12 +318,14 @@ class _Run:
         synthetic = synthetic[columns]
         diversity = row_diversity(synthetic, real=self.real, random_state=self.seed)
         status = "complete" if len(synthetic) >= self.n_rows else ("failed" if error else "incomplete")
-        manifest = self._manifest(
-            status, ordered, len(valid), rejected, returned, flags, repairs, reused, error, diversity
+        totals = answer_totals(
+            ordered, rows_valid=len(valid), rows_returned=returned, rejected=rejected, flags=flags, repairs=repairs
         )
-        files.write_csv(self.run_dir / files.SYNTHETIC, synthetic.join(flags.add_prefix("_")), self.card)
+        manifest = self._manifest(status, ordered, totals, reused=reused, error=error, diversity=diversity)
+        token = self.card.missing_token
+        files.write_csv(self.run_dir / files.SYNTHETIC, synthetic.join(flags.add_prefix("_")), missing_token=token)
         files.write_csv(self.run_dir / files.REJECTED, rejected)
-        files.write_manifest(self.run_dir, manifest)
+        write_manifest(self.run_dir, manifest)
         if status == "incomplete":
             log.warning(
                 "%s %s %s: stopped at max_requests=%d with %d of %d valid rows: %s (%s); raise max_requests "
@@ -380,13 +339,28 @@ class _Run:
                 shortfall_text([manifest.diagnostics]),
                 self.run_dir,
             )
-        return RunResult(self.run_dir, synthetic, rejected, flags, self.prompt, manifest)
-
-    def _manifest(self, status, ordered, n_valid_all, rejected, returned, flags, repairs, reused, error, diversity):
-        tokens, diagnostics, model_seconds = answer_totals(
-            ordered, rows_valid=n_valid_all, rows_returned=returned, rejected=rejected, flags=flags, repairs=repairs
+        return RunResult(
+            run_dir=self.run_dir,
+            synthetic=synthetic,
+            rejected=rejected,
+            flags=flags,
+            prompt=self.prompt,
+            manifest=manifest,
         )
-        diagnostics = replace(diagnostics, **_diversity_fields(diversity))
+
+    def _manifest(
+        self,
+        status: str,
+        ordered: list[dict[str, Any]],
+        totals: tuple[Tokens, Diagnostics, float],
+        *,
+        reused: int,
+        error: BaseException | None,
+        diversity: RowDiversity,
+    ) -> RunManifest:
+        """The run's manifest from its spec, its answers (in request order) and their totals."""
+        tokens, diagnostics, model_seconds = totals
+        diagnostics = replace(diagnostics, **diversity.manifest_fields())
         try:
             described = dict(self.backend.describe(self.model))
         except Exception as exc:  # describing must never lose a run
@@ -408,7 +382,7 @@ class _Run:
             request_seeds=tuple(r["seed"] for r in ordered),
             n_rows_requested=self.n_rows,
             max_requests=self.max_requests,
-            options=_options_dict(self.options),
+            options=self.options.as_dict(),
             examples_shown=len(self.prompt.examples),
             versions=package_versions(),
             timings=Timings(
@@ -420,27 +394,3 @@ class _Run:
             diagnostics=diagnostics,
             updated_at=datetime.now(UTC).isoformat(timespec="seconds"),
         )
-
-
-def _diversity_fields(diversity: RowDiversity) -> dict[str, Any]:
-    """The manifest's diversity diagnostics."""
-    names = ("distinct_rows", "distinct_rate", "duplicate_rate", "real_distinct_rate", "real_duplicate_rate")
-    return {name: getattr(diversity, name) for name in names}
-
-
-def load_run(run_dir: str | Path, card: Card) -> tuple[pd.DataFrame, RunManifest]:
-    """Read a run's typed synthetic rows (flags dropped) and its manifest."""
-    from synllm.dataset import read_text_table
-    from synllm.dataset.schema import parse_table
-
-    run_dir = Path(run_dir)
-    manifest = files.read_manifest(run_dir)
-    if manifest.diagnostics.rows_kept == 0:
-        return validate_rows([], card).valid, manifest
-    raw = files.spreadsheet_restored(read_text_table(run_dir / files.SYNTHETIC))
-    table, _ = parse_table(raw[card.synth_names], card)
-    return table.reset_index(drop=True), manifest
-
-
-def _options_dict(options: GenerationOptions) -> dict[str, Any]:
-    return {name: getattr(options, name) for name in options.__dataclass_fields__}

@@ -1,25 +1,37 @@
 """The run manifest: what one generation run asked for, what it used and what it got, as a typed value.
 
-Every run writes ``manifest.json`` beside its rows (see :mod:`synllm.files`).
-:class:`RunManifest` reads and writes it; readers use attributes
+Every run writes ``manifest.json`` beside its rows (:func:`write_manifest`, atomically).
+:func:`read_manifest` checks it whole before anyone uses it: a missing, unknown or mistyped
+field, or nesting deeper than :data:`MAX_DEPTH`, is a :class:`~synllm.errors.StorageError`
+naming the field (never a run read as 0 rows). Readers use attributes
 (``manifest.diagnostics.valid_rate``), never string keys.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 import platform
+import types
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from functools import lru_cache
 from importlib import metadata
-from typing import Any
+from pathlib import Path
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from synllm.backends.structured import RANGE_EXACT
-from synllm.errors import StorageError
+from synllm.errors import GenerationError, StorageError
+from synllm.files import MANIFEST, atomic_write_text, jsonable
 
 #: Version of the manifest layout; a reader refuses a newer one.
 MANIFEST_VERSION = 1
+#: Deepest nesting of objects and lists a manifest may hold (its free-form parts, e.g. ``backend_details``).
+MAX_DEPTH = 32
+#: Largest ``manifest.json`` read, in bytes.
+MAX_BYTES = 16 << 20
+#: The states a run can end in.
+STATUSES = ("complete", "incomplete", "failed")
 
 _PACKAGES = (
     "synllm",
@@ -209,38 +221,124 @@ class RunManifest:
         return data
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], *, source: str = "manifest") -> RunManifest:
-        """Read a manifest's data; keys this version does not know are ignored."""
+    def from_dict(cls, data: Any, *, source: str = "manifest") -> RunManifest:
+        """Read a manifest's data, checked whole: every field present, known and of its type.
+
+        Raises StorageError naming the first field that is missing, unknown (with the likely
+        intended name) or of the wrong type, or a part nested deeper than :data:`MAX_DEPTH`.
+        """
         if not isinstance(data, Mapping):
-            raise StorageError(f"{source}: not a JSON object; delete the file and rerun to rewrite it")
+            raise StorageError(f"{source}: not a JSON object; {_REWRITE}")
         version = data.get("synllm_run", MANIFEST_VERSION)
-        if not isinstance(version, int) or version > MANIFEST_VERSION:
+        if type(version) is not int or version > MANIFEST_VERSION:
             raise StorageError(f"{source}: written by a newer synllm (layout {version}); upgrade synllm to read it")
-        known = {f.name for f in fields(cls)}
-        values = {k: v for k, v in data.items() if k in known}
-        try:
-            for name, part in _PARTS.items():
-                if isinstance(values.get(name), Mapping):
-                    own = {f.name for f in fields(part)}
-                    values[name] = part(**{k: v for k, v in values[name].items() if k in own})
-            values["request_seeds"] = tuple(values.get("request_seeds") or ())
-            return cls(**values)
-        except TypeError as exc:
-            raise StorageError(
-                f"{source}: not a synllm run manifest ({exc}); delete the run folder to start it over"
-            ) from None
+        manifest = cls(**_checked_fields(cls, data, source, ""))
+        if manifest.status not in STATUSES:
+            raise StorageError(f"{source}: field 'status' is {manifest.status!r}, not one of {STATUSES}; {_REWRITE}")
+        return manifest
 
     def to_json(self) -> str:
         """Strict JSON text (NaN as null), indented."""
-        from synllm.files import jsonable
-
         return json.dumps(jsonable(self.to_dict()), indent=2, allow_nan=False) + "\n"
 
     @classmethod
     def from_json(cls, text: str, *, source: str = "manifest") -> RunManifest:
-        """Parse :meth:`to_json` output."""
+        """Parse :meth:`to_json` output (checked as :meth:`from_dict` does)."""
         try:
             data = json.loads(text)
         except ValueError as exc:
-            raise StorageError(f"{source}: not valid JSON ({exc}); delete it and rerun to rewrite it") from None
+            raise StorageError(f"{source}: not valid JSON ({exc}); {_REWRITE}") from None
+        except RecursionError:
+            raise StorageError(f"{source}: nested too deeply to be a run manifest; {_REWRITE}") from None
         return cls.from_dict(data, source=source)
+
+
+_REWRITE = "rerun the same command to rewrite it from the cached answers, or delete the run folder to start over"
+
+
+def _checked_fields(cls: type, data: Mapping[str, Any], source: str, prefix: str) -> dict[str, Any]:
+    """The fields of dataclass ``cls`` from ``data``, each checked against its annotation."""
+    hints = get_type_hints(cls)
+    names = [f.name for f in fields(cls)]
+    for key in data:
+        if key not in hints:
+            close = difflib.get_close_matches(str(key), names, n=1)
+            likely = f" (did you mean {close[0]!r}?)" if close else ""
+            raise StorageError(f"{source}: unknown field {prefix + str(key)!r}{likely}; {_REWRITE}")
+    values = {}
+    for name in names:
+        if name not in data:
+            raise StorageError(f"{source}: missing field {prefix + name!r}; {_REWRITE}")
+        values[name] = _checked(hints[name], data[name], source, prefix + name)
+    return values
+
+
+def _checked(hint: Any, value: Any, source: str, where: str) -> Any:
+    """``value`` as the type ``hint`` describes (nested parts built), or StorageError naming ``where``."""
+    origin, args = get_origin(hint), get_args(hint)
+    if is_dataclass(hint):
+        if isinstance(value, Mapping):
+            return hint(**_checked_fields(hint, value, source, where + "."))
+    elif origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        return _checked(next(a for a in args if a is not type(None)), value, source, where)
+    elif hint is Any:
+        if _depth(value) <= MAX_DEPTH:
+            return value
+        raise StorageError(f"{source}: field {where!r} is nested more than {MAX_DEPTH} levels deep; {_REWRITE}")
+    elif origin is Mapping:
+        if isinstance(value, Mapping):
+            return {str(k): _checked(args[1], v, source, f"{where}.{k}") for k, v in value.items()}
+    elif origin is tuple:
+        if isinstance(value, list):
+            return tuple(_checked(args[0], v, source, where) for v in value)
+    elif hint is float:
+        if type(value) in (int, float):
+            return value
+    elif type(value) is hint:
+        return value
+    expected = "list" if origin is tuple else "object" if origin is Mapping or is_dataclass(hint) else hint.__name__
+    raise StorageError(f"{source}: field {where!r} is {_kind(value)}, not {_a(expected)}; {_REWRITE}")
+
+
+def _depth(value: Any, level: int = 0) -> int:
+    """How deeply ``value`` nests objects and lists (stops counting past :data:`MAX_DEPTH`)."""
+    if level > MAX_DEPTH or not isinstance(value, (Mapping, list)):
+        return level
+    items = value.values() if isinstance(value, Mapping) else value
+    return max((_depth(v, level + 1) for v in items), default=level + 1)
+
+
+def _kind(value: Any) -> str:
+    """What a JSON value is, for an error message: ``a str ("zero")``."""
+    if value is None:
+        return "null"
+    if isinstance(value, (dict, list)):
+        return "an object" if isinstance(value, dict) else "a list"
+    return f"{_a('boolean' if isinstance(value, bool) else type(value).__name__)} ({json.dumps(value)[:40]})"
+
+
+def _a(noun: str) -> str:
+    return ("an " if noun[:1] in "aeiou" else "a ") + noun
+
+
+def read_manifest(run_dir: str | Path) -> RunManifest:
+    """The manifest of a run folder, checked whole (see :meth:`RunManifest.from_dict`)."""
+    path = Path(run_dir) / MANIFEST
+    if not path.exists():
+        raise GenerationError(f"{run_dir}: no {MANIFEST}; is this a synllm run folder?")
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_BYTES + 1)
+        if len(data) > MAX_BYTES:
+            raise StorageError(f"{path}: larger than {MAX_BYTES >> 20} MiB, too large for a run manifest; {_REWRITE}")
+        text = data.decode("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise StorageError(f"{path}: cannot be read ({exc}); fix its permissions, or delete it and rerun") from None
+    return RunManifest.from_json(text, source=str(path))
+
+
+def write_manifest(run_dir: str | Path, manifest: RunManifest) -> None:
+    """Atomically write a run's ``manifest.json``."""
+    atomic_write_text(Path(run_dir) / MANIFEST, manifest.to_json())

@@ -1,19 +1,43 @@
 """What a finished run is made of: its rows in a stable order, their flags, and the totals for its manifest.
 
-Pure functions of the cached answers and validated rows; the loop writes the results.
+Pure functions of the cached answers and validated rows; the loop writes the results and
+returns them as a :class:`RunResult`; :func:`load_run` reads a finished run's rows back.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from synllm import files
 from synllm.cards import Card
-from synllm.dataset.schema import format_row
-from synllm.generation.manifest import Diagnostics, Tokens, constraint_counts
+from synllm.dataset import read_text_table
+from synllm.dataset.schema import format_row, parse_table
+from synllm.generation.manifest import Diagnostics, RunManifest, Tokens, constraint_counts, read_manifest
+from synllm.generation.parsing import validate_rows
+from synllm.prompts import Prompt
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunResult:
+    """A finished (or stopped) run: its folder, rows and manifest."""
+
+    run_dir: Path
+    synthetic: pd.DataFrame
+    rejected: pd.DataFrame
+    flags: pd.DataFrame
+    prompt: Prompt
+    manifest: RunManifest = field(repr=False)
+
+    @property
+    def complete(self) -> bool:
+        """True when the run reached the number of valid rows asked for."""
+        return self.manifest.complete
 
 
 def assemble_rows(parts, empty: pd.DataFrame) -> pd.DataFrame:
@@ -77,3 +101,14 @@ def answer_totals(
         constraints=constraint_counts(records),
     )
     return Tokens(prompt=prompt_tokens, completion=completion_tokens), diagnostics, model_seconds
+
+
+def load_run(run_dir: str | Path, card: Card) -> tuple[pd.DataFrame, RunManifest]:
+    """Read a run's typed synthetic rows (flags dropped) and its manifest."""
+    run_dir = Path(run_dir)
+    manifest = read_manifest(run_dir)
+    if manifest.diagnostics.rows_kept == 0:
+        return validate_rows([], card).valid, manifest
+    raw = files.spreadsheet_restored(read_text_table(run_dir / files.SYNTHETIC))
+    table, _ = parse_table(raw[card.synth_names], card)
+    return table.reset_index(drop=True), manifest

@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from synllm import files
+from synllm.report import folders
 
 #: Pixel density of saved PNGs (2 = sharp on high-density screens; shown at natural size).
 PNG_SCALE = 2
@@ -63,7 +63,7 @@ def figure(chart: Any, name: str, folder: str | Path, *, scale: int = PNG_SCALE)
     The image's alt text is the chart's title (or ``name``).
     """
     data = chart_png(chart, scale)
-    files.write_figure(folder, name, data)
+    folders.write_figure(folder, name, data)
     return _png_image(data, scale, _chart_title(chart) or name.replace("_", " "))
 
 
@@ -178,6 +178,3 @@ def styled_scorecard(card: pd.DataFrame):
         if column in card:
             shown[column] = card[column].fillna("").to_numpy()
     return table(shown).map(score_color, subset=[c.replace("_", " ") for c in scores])
-
-
-# --- index page ----------------------------------------------------------------------------------

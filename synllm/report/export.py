@@ -20,6 +20,7 @@ from urllib.parse import quote
 from nbconvert.preprocessors import CoalesceStreamsPreprocessor, Preprocessor, TagRemovePreprocessor
 
 from synllm import files
+from synllm.report import folders
 from synllm.report.escape import md_plain
 
 REMOVE_INPUT_TAGS = ("remove-input", "hide-input")
@@ -157,12 +158,12 @@ def write_index(root: str | Path, entries: Sequence[ReportEntry], *, title: str 
     rows = []
     for e in entries:
         rel = e.folder.relative_to(root) if e.folder.is_relative_to(root) else e.folder
-        names = (files.REPORT_HTML, files.REPORT_NOTEBOOK, *files.TABLES)
+        names = (folders.REPORT_HTML, folders.REPORT_NOTEBOOK, *folders.TABLES)
         links = [f"<a href='{_href(rel, f)}'>{f}</a>" for f in names if (e.folder / f).exists()]
-        figures = sorted((e.folder / files.FIGURES).glob("*.png"))
-        figs = ", ".join(f"<a href='{_href(rel, files.FIGURES, p.name)}'>{html.escape(p.stem)}</a>" for p in figures)
+        figures = sorted((e.folder / folders.FIGURES).glob("*.png"))
+        figs = ", ".join(f"<a href='{_href(rel, folders.FIGURES, p.name)}'>{html.escape(p.stem)}</a>" for p in figures)
         status = "<span class='ok'>ok</span>" if e.ok else "<span class='bad'>failed</span>"
-        said = md_plain(str(files.read_summary(e.folder).get("headline", ""))) if e.ok else e.message
+        said = md_plain(str(folders.read_summary(e.folder).get("headline", ""))) if e.ok else e.message
         rows.append(
             f"<tr><td><b>{html.escape(e.name)}</b></td><td>{status}</td><td class='num'>{e.seconds:.0f}&nbsp;s</td>"
             f"<td>{' · '.join(links)}</td><td class='figs'>{figs or '–'}</td><td>{html.escape(said)}</td></tr>"
@@ -182,6 +183,6 @@ then the comparison across datasets. Every page works offline.</p>
 {"".join(rows)}
 </table></body></html>
 """
-    path = root / files.INDEX
+    path = root / folders.INDEX
     files.atomic_write_text(path, page)
     return path

@@ -1,7 +1,7 @@
 """Tidy tables of a study: the card, the rules on real rows, run diagnostics, scores per run and the scorecard.
 
-Pure functions of in-memory values (see :mod:`synllm.report.inputs`); writing them to disk
-is :mod:`synllm.files`.
+Pure functions of in-memory values (see :mod:`synllm.report.scored`); writing them to disk
+is :mod:`synllm.report.folders`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from synllm.cards.rules import EFFECT_NAMES, hard_rule_violations, soft_rule_eff
 from synllm.generation.manifest import RunManifest
 from synllm.metrics.base import FAMILIES
 from synllm.metrics.evaluation import FRAME_COLUMNS, HEADLINE
-from synllm.report.inputs import ScoredRun
+from synllm.report.scored import ScoredRun
 
 
 def card_table(card: Card, table: pd.DataFrame) -> pd.DataFrame:
@@ -133,9 +133,25 @@ def run_diagnostics(manifest: RunManifest) -> dict:
     }
 
 
-def failures_table(failures: Sequence[tuple[str, str, int, str]]) -> pd.DataFrame:
-    """Grid cells that failed, with their message."""
-    return pd.DataFrame(list(failures), columns=["model", "prompt_type", "seed", "error"])
+def reject_counts(texts: Sequence[str]) -> dict[str, int]:
+    """Reject reasons summed over cells of :func:`diagnostics_table`'s ``rejects_by_reason`` ("reason: n, ...").
+
+    >>> reject_counts(["out_of_range: 3, wrong_field_count: 1", "out_of_range: 2", "none"])
+    {'out_of_range': 5, 'wrong_field_count': 1}
+    """
+    reasons: dict[str, int] = {}
+    for text in texts:
+        for part in str(text).split(", "):
+            if ": " in part:
+                k, v = part.rsplit(": ", 1)
+                reasons[k] = reasons.get(k, 0) + int(v)
+    return reasons
+
+
+def failures_table(failures: Sequence[Any]) -> pd.DataFrame:
+    """Grid cells that failed (:class:`~synllm.generation.grid.Failure`), with their message."""
+    columns = ["model", "prompt_type", "seed", "error"]
+    return pd.DataFrame([[getattr(f, c) for c in columns] for f in failures], columns=columns)
 
 
 def _num(value: float) -> str:

@@ -11,7 +11,7 @@ from synllm.backends.base import Backend
 from synllm.errors import BackendUnavailable, GenerationError, InvalidArgument
 from synllm.generation.loop import GenerationOptions
 from synllm.prompts import Prompt, render_prompt
-from synllm.report.inputs import StudyData
+from synllm.report.scored import StudyData
 
 #: Real example rows each P1-P3 prompt shows.
 K_EXAMPLES = GenerationOptions().k_examples
@@ -119,7 +119,8 @@ def require_runs(runs: Sequence, failures: Sequence = ()) -> None:
         )
     if failures:
         why.append(
-            f"{len(failures)} failed, e.g. " + "; ".join(f"{m} {p} seed {s}: {e}" for m, p, s, e in failures[:3])
+            f"{len(failures)} failed, e.g. "
+            + "; ".join(f"{f.model} {f.prompt_type} seed {f.seed}: {f.error}" for f in failures[:3])
         )
     raise GenerationError(
         "no synthetic rows to score (" + ("; ".join(why) or "no run was made") + "); "

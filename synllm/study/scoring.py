@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from synllm.report.inputs import ScoredRun, StudyData
+from synllm.report.scored import ScoredRun, StudyData
 
 #: Bootstrap replicates over the rows of a generator that has a single seed (its headline interval).
 BOOTSTRAP_REPLICATES = 20
@@ -111,14 +111,14 @@ def write_study_outputs(
     folder: str | Path, scored: Sequence[ScoredRun], dataset: str, settings: dict, *, headline: str = ""
 ) -> dict[str, str]:
     """Write runs.csv, metrics.csv, scorecard.csv and summary.json into ``folder``; return their paths."""
-    from synllm import files
+    from synllm.report import folders
     from synllm.report.tables import metrics_frame, runs_frame
     from synllm.report.verdicts import prompt_type_summary, scorecard
 
     runs = runs_frame(scored, dataset)
     card = scorecard(runs)
-    paths = files.write_tables(folder, {"runs": runs, "metrics": metrics_frame(scored), "scorecard": card})
-    summary = files.write_summary(
+    paths = folders.write_tables(folder, {"runs": runs, "metrics": metrics_frame(scored), "scorecard": card})
+    summary = folders.write_summary(
         folder, headline, dataset=dataset, settings=settings, scorecard=card, prompt_types=prompt_type_summary(runs)
     )
     return {**paths, "summary": str(summary)}

@@ -202,7 +202,9 @@ def test_a_million_row_answer_let_through_is_cut_before_the_cache(kind, cls, tmp
     with HostileServer(kind, million_rows) as server:
         backend = cls(server.url, retries=0, timeout=60, max_reply_bytes=128 * MiB)
         options = GenerationOptions(batch_size=4)
-        result = generate(card, train, "p4", backend, "m", 4, 0, options=options, out_dir=tmp_path, progress=False)
+        result = generate(
+            card, train, "p4", backend, "m", n_rows=4, seed=0, options=options, out_dir=tmp_path, progress=False
+        )
     lines = next(tmp_path.rglob(files.RAW)).read_bytes().splitlines()
     assert lines and result.complete
     for line in lines:  # one per request answered

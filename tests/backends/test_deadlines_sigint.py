@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from synllm import files
+from synllm.generation.manifest import read_manifest
 from tests.backends.raw_servers import RawServer
 from tests.fake_openai import FakeOpenAI, ok, slow
 
@@ -101,7 +102,7 @@ def test_sigint_ends_a_run_within_2_s_and_the_cache_stays_whole(answers, prompt_
     run_dirs = [path.parent for path in tmp_path.rglob(files.MANIFEST)]
     assert len(run_dirs) == len(prompt_types)
     for run_dir in run_dirs:
-        manifest = files.read_manifest(run_dir)
+        manifest = read_manifest(run_dir)
         records = files.read_records(run_dir / files.RAW) if (run_dir / files.RAW).exists() else []
         assert len(records) == answers and len({r["index"] for r in records}) == answers
         assert manifest.status in ("failed", "incomplete") and len(manifest.request_seeds) == answers

@@ -424,7 +424,7 @@ def test_generate_p4_rows_are_diverse_and_the_manifest_says_so(tmp_path, stroke_
 
     table, card = stroke_data
     train, _ = split(table, card)
-    result = generate(card, train, "p4", EmbeddedBackend(), None, 20, 0, out_dir=tmp_path, progress=False)
+    result = generate(card, train, "p4", EmbeddedBackend(), None, n_rows=20, seed=0, out_dir=tmp_path, progress=False)
     assert result.complete and len(result.synthetic) == 20
     distinct = len(result.synthetic.drop_duplicates())
     assert distinct >= 15

@@ -412,7 +412,8 @@ def test_real_server_tiny_run_is_grammar_constrained_recorded_and_reproducible(l
     from synllm import files
     from synllm.dataset import split
     from synllm.generation.constraints import to_json_gbnf
-    from synllm.generation.loop import GenerationOptions, request_seed
+    from synllm.generation.loop import GenerationOptions
+    from synllm.generation.spec import request_seed
 
     backend = OpenAIBackend(llama_server, timeout=240, retries=1)
     assert backend.available(REAL_MODEL) and backend.default_model == REAL_MODEL

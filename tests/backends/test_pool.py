@@ -400,7 +400,7 @@ def test_grid_with_every_endpoint_dead_records_failures_then_resumes(fakes, stro
         prompt_types=["p1"],
         seeds=[0],
     )
-    assert not first.ok and first.failures and "rerun" in first.failures[0][3]
+    assert not first.ok and first.failures and "rerun" in first.failures[0].error
     cached = len(files.read_records(next(tmp_path.rglob(files.RAW))))
     assert cached == 1
     second = grid(

@@ -65,7 +65,7 @@ def test_credentials_in_a_base_url_reach_no_record(tmp_path, caplog):
         assert backend.url == fake.base_url and SECRET not in repr(backend)
         assert SECRET not in str(backend.describe(fake.models[0]))
         options = GenerationOptions(batch_size=4)
-        result = generate(card, train, "p4", backend, fake.models[0], 4, 0, options=options, out_dir=tmp_path)
+        result = generate(card, train, "p4", backend, fake.models[0], n_rows=4, options=options, out_dir=tmp_path)
         assert result.complete  # the connection itself still works
     written = {p.name: p.read_text() for p in result.run_dir.iterdir() if p.is_file()}
     assert files.MANIFEST in written and files.RAW in written

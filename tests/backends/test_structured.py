@@ -201,6 +201,7 @@ def test_ollama_sends_patterns_only_to_a_server_that_enforces_them(patterns, lev
 def test_run_records_the_constraint_in_each_answer_and_the_manifest(stroke_data, tmp_path):
     from synllm import files
     from synllm.dataset import split
+    from synllm.generation.manifest import read_manifest
 
     train, _ = split(*stroke_data)
     with FakeOpenAI(grammar_fields=("structured_outputs",)) as fake:
@@ -211,5 +212,5 @@ def test_run_records_the_constraint_in_each_answer_and_the_manifest(stroke_data,
     assert {(r["constraint"], r["constraint_via"]) for r in records} == {("grammar", "structured_outputs")}
     assert result.manifest.diagnostics.constraints == {"grammar via structured_outputs": len(records)}
     assert result.manifest.backend_details["constraint_probes"]["grammar"] == "honoured via structured_outputs"
-    reread = files.read_manifest(result.run_dir)
+    reread = read_manifest(result.run_dir)
     assert reread.diagnostics.constraints == result.manifest.diagnostics.constraints

@@ -87,5 +87,5 @@ def scripted_run(
     """A p2 run of ``n_rows`` stroke rows with ``backend`` under ``out_dir`` (options: :data:`OPTS`)."""
     train, _, card = split_data
     return generate(
-        card, train, "p2", backend, model, n_rows, seed, options=OPTS, out_dir=out_dir, progress=False, **kw
+        card, train, "p2", backend, model, n_rows=n_rows, seed=seed, options=OPTS, out_dir=out_dir, progress=False, **kw
     )

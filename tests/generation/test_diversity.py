@@ -8,9 +8,9 @@ import pytest
 from synllm.backends.base import BaseBackend, Generation, GenerationRequest
 from synllm.dataset import split
 from synllm.dataset.schema import format_row
-from synllm.files import read_manifest
 from synllm.generation.diversity import duplicate_share, row_diversity
 from synllm.generation.loop import GenerationOptions, generate
+from synllm.generation.manifest import read_manifest
 from synllm.report import tables
 
 
@@ -63,8 +63,8 @@ def test_run_manifest_and_diagnostics_table_show_diversity_beside_real_rows(stro
         "p4",
         RepeatingBackend(holdout, card),
         "m",
-        8,
-        1,
+        n_rows=8,
+        seed=1,
         options=GenerationOptions(batch_size=4),
         out_dir=tmp_path,
         progress=False,

@@ -11,8 +11,9 @@ from synllm.backends.base import Generation
 from synllm.backends.ollama import OllamaBackend
 from synllm.dataset import split
 from synllm.errors import BackendUnavailable, GenerationError
-from synllm.files import read_manifest, read_records
+from synllm.files import read_records
 from synllm.generation.loop import GenerationOptions, generate, load_run
+from synllm.generation.manifest import read_manifest
 from tests.fake_ollama import FakeOllama
 from tests.generation.scripted import OPTS, ScriptedBackend, scripted_run
 
@@ -150,7 +151,9 @@ def test_ollama_pipeline_and_server_killed_mid_run(stroke_split, tmp_path):
     train, holdout, card = stroke_split
     with FakeOllama(models=["fake:1b"]) as fake:
         backend = OllamaBackend(fake.url, retries=1, backoff_s=0.01, timeout=5)
-        result = generate(card, train, "p4", backend, "fake:1b", 8, 0, options=OPTS, out_dir=tmp_path, progress=False)
+        result = generate(
+            card, train, "p4", backend, "fake:1b", n_rows=8, seed=0, options=OPTS, out_dir=tmp_path, progress=False
+        )
         assert result.complete
         sent = fake.chat_requests[0]
         assert sent["format"]["properties"]["rows"]["minItems"] == 4
@@ -172,13 +175,17 @@ def test_ollama_pipeline_and_server_killed_mid_run(stroke_split, tmp_path):
 
         fake.always(die_after_two)
         with pytest.raises(GenerationError, match="rerun the same command to resume"):
-            generate(card, train, "p4", backend, "fake:1b", 40, 0, options=OPTS, out_dir=tmp_path, progress=False)
+            generate(
+                card, train, "p4", backend, "fake:1b", n_rows=40, seed=0, options=OPTS, out_dir=tmp_path, progress=False
+            )
     run_dir = result.run_dir
     kept = read_records(run_dir / "raw.jsonl")
     assert len(kept) == 4 and sorted(r["index"] for r in kept) == [0, 1, 2, 3]
     with FakeOllama(models=["fake:1b"]) as again:
         backend = OllamaBackend(again.url, retries=0, timeout=5)
-        done = generate(card, train, "p4", backend, "fake:1b", 40, 0, options=OPTS, out_dir=tmp_path, progress=False)
+        done = generate(
+            card, train, "p4", backend, "fake:1b", n_rows=40, seed=0, options=OPTS, out_dir=tmp_path, progress=False
+        )
         assert done.complete and again.count() == 6
     indices = [r["index"] for r in read_records(run_dir / "raw.jsonl")]
     assert sorted(indices) == list(range(10)) and len(indices) == len(set(indices))
@@ -201,8 +208,8 @@ def test_embedded_model_generates_valid_rows_for_each_dataset(dataset, tmp_path,
         "p1",
         backend,
         None,
-        3,
-        11,
+        n_rows=3,
+        seed=11,
         options=GenerationOptions(batch_size=3),
         out_dir=tmp_path,
         progress=False,

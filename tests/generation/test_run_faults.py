@@ -142,8 +142,8 @@ def test_a_grid_goes_on_after_a_failing_cell(stroke_split, tmp_path):
         progress=False,
     )
     assert [(r.manifest.model, r.manifest.prompt_type) for r in result.runs] == [("good", "p1"), ("good", "p4")]
-    assert [(m, p) for m, p, _, _ in result.failures] == [("bad", "p1"), ("bad", "p4")]
-    assert all("RuntimeError: a bug in a backend" in message for *_, message in result.failures)
+    assert [(f.model, f.prompt_type) for f in result.failures] == [("bad", "p1"), ("bad", "p4")]
+    assert all("RuntimeError: a bug in a backend" in f.error for f in result.failures)
 
 
 def test_an_unknown_model_does_not_say_rerun_to_resume(stroke_split, tmp_path):
@@ -152,7 +152,18 @@ def test_an_unknown_model_does_not_say_rerun_to_resume(stroke_split, tmp_path):
         fake.always(model_missing())
         backend = OllamaBackend(fake.url, retries=0, timeout=5)
         with pytest.raises(GenerationError) as failure:
-            generate(card, train, "p4", backend, "nosuch:1b", 4, 0, options=OPTS, out_dir=tmp_path, progress=False)
+            generate(
+                card,
+                train,
+                "p4",
+                backend,
+                "nosuch:1b",
+                n_rows=4,
+                seed=0,
+                options=OPTS,
+                out_dir=tmp_path,
+                progress=False,
+            )
     message = str(failure.value)
     assert "nosuch:1b" in message and "resume" not in message
 
@@ -161,10 +172,12 @@ def test_the_timeout_option_reaches_every_request(stroke_split, tmp_path):
     train, holdout, card = stroke_split
     backend = ScriptedBackend(holdout, card)
     options = GenerationOptions(batch_size=4, timeout_s=7.5)
-    generate(card, train, "p2", backend, "m", 8, 0, options=options, out_dir=tmp_path, progress=False)
+    generate(card, train, "p2", backend, "m", n_rows=8, seed=0, options=options, out_dir=tmp_path, progress=False)
     assert backend.requests and {r.timeout_s for r in backend.requests} == {7.5}
     plain = ScriptedBackend(holdout, card)
-    again = generate(card, train, "p2", plain, "m", 12, 0, options=options, out_dir=tmp_path, progress=False)
+    again = generate(
+        card, train, "p2", plain, "m", n_rows=12, seed=0, options=options, out_dir=tmp_path, progress=False
+    )
     assert again.manifest.options["timeout_s"] == 7.5
     assert plain.requests and again.run_dir == next(tmp_path.rglob(files.RAW)).parent  # the timeout is not in the key
 
@@ -178,7 +191,18 @@ def test_a_timeout_through_ollama_ends_a_dead_server_request_in_time(stroke_spli
         backend = OllamaBackend(fake.url, retries=0)
         options = GenerationOptions(batch_size=4, timeout_s=0.5)
         with pytest.raises(GenerationError, match=r"no answer within 0\.5 s"):
-            generate(card, train, "p4", backend, "fake:1b", 4, 0, options=options, out_dir=tmp_path, progress=False)
+            generate(
+                card,
+                train,
+                "p4",
+                backend,
+                "fake:1b",
+                n_rows=4,
+                seed=0,
+                options=options,
+                out_dir=tmp_path,
+                progress=False,
+            )
 
 
 @pytest.mark.parametrize(

@@ -7,8 +7,7 @@ import nbformat
 import pandas as pd
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from synllm import files
-from synllm.report import display, export
+from synllm.report import display, export, folders
 
 
 def _notebook(tmp_path, *, fail: bool):
@@ -74,7 +73,7 @@ def test_index_links_reports_and_marks_failures(tmp_path):
     for name in ("report.html", "report.ipynb", "scorecard.csv"):
         (ok / name).write_text("x")
     (ok / "figures" / "dcr.png").write_bytes(b"png")
-    files.write_summary(ok, "On stroke, P4 won.")
+    folders.write_summary(ok, "On stroke, P4 won.")
     entries = [
         export.ReportEntry(name="stroke", folder=ok, ok=True, seconds=12.0),
         export.ReportEntry(

@@ -7,6 +7,7 @@ import pytest
 
 from synllm.backends.registry import get_backend
 from synllm.errors import GenerationError, InvalidArgument
+from synllm.generation.grid import Failure
 from synllm.prompts import sample_examples
 from synllm.study import data as study
 from tests.report.conftest import SEEDS
@@ -51,7 +52,7 @@ def test_require_runs_fails_clearly_without_rows():
         synthetic = pd.DataFrame()
 
     with pytest.raises(GenerationError, match="no synthetic rows to score.*m p1 seed 0: boom") as failure:
-        study.require_runs([], [("m", "p1", 0, "boom")])
+        study.require_runs([], [Failure("m", "p1", 0, "boom")])
     assert "1 failed" in str(failure.value) and "model names" not in str(failure.value)
     Empty.manifest = RunManifest(
         model="m",

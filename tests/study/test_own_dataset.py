@@ -19,7 +19,6 @@ import yaml
 
 from synllm.cards import load_card
 from synllm.cli import main
-from synllm.study import batch
 from tests.medical_csvs import heart_like_csv, pima_like_csv
 
 PIMA_WORDS = {
@@ -183,7 +182,7 @@ def own_batch(edited, tmp_path_factory):
         mp.setenv("SYNLLM_HOME", str(home))
         mp.chdir(edited)
         absolute = str(edited / DRAFTS["heart"])
-        code = batch.main(["--datasets", DRAFTS["pima"], absolute, "--output", str(out), *TINY])
+        code = main(["run", "--datasets", DRAFTS["pima"], absolute, "--output", str(out), *TINY])
     return code, out
 
 
