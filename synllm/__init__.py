@@ -60,9 +60,11 @@ _EXPORTS = {
     "backend_names": "synllm.backends.registry:backend_names",
     "get_backend": "synllm.backends.registry:get_backend",
     "load_endpoints": "synllm.backends.endpoints:load_endpoints",
-    "model_grid": "synllm.backends.models:model_grid",
+    "model_grid": "synllm.backends.model_catalog:model_grid",
     "register_backend": "synllm.backends.registry:register_backend",
     "resolve_backend": "synllm.backends.registry:resolve_backend",
+    "Scheduler": "synllm.backends.scheduler:Scheduler",
+    "schedule": "synllm.backends.scheduler:schedule",
     # generation
     "Failure": "synllm.generation.grid:Failure",
     "GenerationOptions": "synllm.generation.spec:GenerationOptions",
@@ -109,9 +111,10 @@ if TYPE_CHECKING:  # what IDEs and type checkers see; at run time each name is i
     from synllm import course, report
     from synllm.backends.base import Backend, BaseBackend, Generation, GenerationRequest
     from synllm.backends.endpoints import load_endpoints
-    from synllm.backends.models import model_grid
+    from synllm.backends.model_catalog import model_grid
     from synllm.backends.pool import EndpointPool
     from synllm.backends.registry import backend_names, get_backend, register_backend, resolve_backend
+    from synllm.backends.scheduler import Scheduler, schedule
     from synllm.cards import Card, Column, Kind, Rule, add_rules, available_cards, load_card
     from synllm.dataset import Dataset, load_dataset, split
     from synllm.dataset.check import check_card

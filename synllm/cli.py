@@ -14,7 +14,9 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from synllm.arguments import ArgumentParser
 from synllm.errors import InvalidArgument, SynllmError
+from synllm.text import terminal_text
 
 #: Command-line options checked by the rules of :mod:`synllm.arguments` (option -> rule).
 CHECKED_OPTIONS = {
@@ -28,25 +30,21 @@ CHECKED_OPTIONS = {
     "seed": "seed",
     "seeds": "seed",
     "split_seed": "seed",
+    "cell_timeout": "cell_timeout_s",
 }
-
-
-class _Parser(argparse.ArgumentParser):
-    """An argument parser whose usage errors are one line (raised, so ``main`` returns 2)."""
-
-    def error(self, message: str):  # type: ignore[override]
-        raise InvalidArgument(f"{message} (see `{self.prog} --help`)")
 
 
 def _name_value(text: str) -> tuple[str, Any]:
     """``NAME=VALUE`` from the command line as (name, YAML value), e.g. ``-p n_rows=5`` or ``-p 'seeds=[0, 1]'``."""
     import yaml
 
+    from synllm import yamlsafe
+
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
     name, value = text.split("=", 1)
     try:
-        return name.strip(), yaml.safe_load(value)
+        return name.strip(), yamlsafe.safe_load(value)
     except yaml.YAMLError as exc:
         raise argparse.ArgumentTypeError(f"{name.strip()}: not a YAML value ({' '.join(str(exc).split())})") from None
 
@@ -55,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser with one sub-command per task."""
     from synllm.prompts import PROMPT_TYPES
 
-    parser = _Parser(prog="synllm", description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog="synllm", description=__doc__.split("\n\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -189,7 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_values(vars(args), CHECKED_OPTIONS, name=lambda option: "--" + option.replace("_", "-"))
         return _COMMANDS[args.command](args)
     except SynllmError as exc:
-        print(f"synllm: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        print(f"synllm: error: {terminal_text(' '.join(str(exc).split()))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("synllm: interrupted; answers so far are cached, rerun the same command to resume", file=sys.stderr)
@@ -210,7 +208,7 @@ def _card(args: argparse.Namespace) -> int:
         from synllm.dataset.check import check_card, report_text
 
         result = check_card(args.card)
-        print(report_text(result))
+        print(terminal_text(report_text(result)))
         return 0 if result.ok else 1
     return _card_draft(args)
 
@@ -255,7 +253,7 @@ def _prompt(args: argparse.Namespace) -> int:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from synllm.backends.models import grid_names, model_grid
+    from synllm.backends.model_catalog import grid_names, model_grid
     from synllm.dataset import load_dataset, split
     from synllm.generation.grid import run_grid
     from synllm.generation.loop import GenerationOptions

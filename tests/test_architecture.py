@@ -20,7 +20,7 @@ ROOT = Path(synllm.__file__).parent
 #: Layers from the bottom up: a module may import its own layer and the ones below, never one above.
 #: Within a layer, the graph must still be free of circles.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("synllm.errors", "synllm.config", "synllm.arguments", "synllm.files"),
+    ("synllm.errors", "synllm.config", "synllm.arguments", "synllm.files", "synllm.text", "synllm.yamlsafe"),
     ("synllm.cards",),
     ("synllm.dataset",),
     ("synllm.prompts",),

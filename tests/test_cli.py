@@ -60,13 +60,13 @@ def ollama_run(tmp_home, monkeypatch):
 @pytest.mark.parametrize(
     ("extra", "needle"),
     [
-        (["--rows", "0"], "--rows must be a whole number >= 1, got 0"),
-        (["--rows", "-5"], "--rows must be a whole number >= 1, got -5"),
+        (["--rows", "0"], "--rows must be a whole number >= 1 and <= 10000000, got 0"),
+        (["--rows", "-5"], "--rows must be a whole number >= 1 and <= 10000000, got -5"),
         (["--top-p", "-3"], "--top-p must be a number > 0 and <= 1, got -3"),
         (["--top-p", "nan"], "--top-p must be a number > 0 and <= 1"),
         (["--temperature", "3"], "--temperature must be a number >= 0 and <= 2"),
         (["--batch-size", "0"], "--batch-size must be a whole number >= 1"),
-        (["--seeds", "0", "-1"], "--seeds must be a whole number >= 0, got -1"),
+        (["--seeds", "0", "-1"], "--seeds must be a whole number >= 0 and <= 4294967295, got -1"),
         (["--max-requests", "0"], "--max-requests must be a whole number >= 1"),
         (["--timeout", "0"], "--timeout must be a number > 0"),
         (["--holdout", "1.5"], "--holdout must be a number > 0 and < 1"),
@@ -88,7 +88,7 @@ def test_bad_arguments_are_one_line_errors_that_leave_a_finished_run_alone(ollam
 
 def test_prompt_refuses_zero_rows(capsys):
     assert main(["prompt", "stroke", "p1", "--rows", "0"]) == 2
-    assert "--rows must be a whole number >= 1, got 0" in capsys.readouterr().err
+    assert "--rows must be a whole number >= 1 and <= 10000000, got 0" in capsys.readouterr().err
 
 
 def test_timeout_bounds_a_dead_server(tmp_home, monkeypatch, capsys):
@@ -159,12 +159,15 @@ def test_the_profile_help_names_the_folder_the_profiles_are_in():
 
 
 @pytest.mark.parametrize("alias", ["synllm.study.batch", "synllm.course"])
-def test_old_entry_points_are_aliases_of_the_one_cli(alias, capsys):
-    import importlib
+def test_old_entry_points_are_aliases_of_the_one_cli(alias, capsys, monkeypatch):
+    import runpy
+    import sys
 
     command = {"synllm.study.batch": "run", "synllm.course": "course"}[alias]
-    module = importlib.import_module(alias if alias.endswith("batch") else f"{alias}.__main__")
-    assert module.main(["--no-such-option"]) == 2
+    monkeypatch.setattr(sys, "argv", [alias, "--no-such-option"])
+    with pytest.raises(SystemExit) as exited:
+        runpy.run_module(alias, run_name="__main__", alter_sys=False)
+    assert exited.value.code == 2
     via_alias = capsys.readouterr().err
     assert main([command, "--no-such-option"]) == 2
     assert capsys.readouterr().err == via_alias

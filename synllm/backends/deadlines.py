@@ -109,9 +109,14 @@ def interrupt_requests() -> None:
         deadline.cut()
 
 
-def resume_requests() -> None:
-    """Let requests run again after :func:`interrupt_requests`."""
-    _interrupted.clear()
+def resume_requests(*, main_thread_only: bool = False) -> None:
+    """Let requests run again after :func:`interrupt_requests`.
+
+    ``main_thread_only``: only when called from the main thread (the one Ctrl-C interrupts),
+    so a run starting in a worker thread while the others wind down does not undo the interrupt.
+    """
+    if not main_thread_only or threading.current_thread() is threading.main_thread():
+        _interrupted.clear()
 
 
 def requests_interrupted() -> bool:

@@ -11,7 +11,6 @@ run folder must be writable before the model is asked anything.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import replace
@@ -27,6 +26,7 @@ from synllm.arguments import check
 from synllm.backends.base import Backend, GenerationRequest
 from synllm.backends.deadlines import interrupt_requests, resume_requests
 from synllm.backends.registry import resolve_backend
+from synllm.backends.scheduler import Scheduler, schedule
 from synllm.cards import Card
 from synllm.errors import BackendError, GenerationError, ModelNotFound, SynllmError
 from synllm.generation.constraints import to_gbnf, to_json_gbnf, to_json_schema
@@ -42,7 +42,7 @@ from synllm.generation.manifest import (
 )
 from synllm.generation.outputs import RunResult, answer_totals, assemble_rows, load_run, row_flags
 from synllm.generation.parsing import parse_text, validate_rows
-from synllm.generation.records import CUT_NOTE, answer_record, max_tokens_for
+from synllm.generation.records import CUT_NOTE, answer_record, max_tokens_for, missing_requests, was_cut
 from synllm.generation.runlock import run_lock
 from synllm.generation.spec import GenerationOptions, RunSpec
 from synllm.prompts import Prompt
@@ -76,7 +76,7 @@ def generate(
     """
     n_rows, seed = check("n_rows", n_rows), check("seed", seed)
     max_requests, concurrency = check("max_requests", max_requests), check("concurrency", concurrency)
-    backend = resolve_backend(backend)
+    backend = schedule(resolve_backend(backend))
     model = model or backend.default_model
     if not model:
         raise GenerationError(f"backend {backend.name!r} needs a model name")
@@ -103,6 +103,7 @@ def generate_run(
     progress: bool = True,
 ) -> RunResult:
     """Run ``spec`` with ``backend`` (``train`` gives the prompt's examples); see :func:`generate`."""
+    backend = schedule(backend)
     prompt = spec.prompt(train, backend.output_format)
     run_dir = spec.run_dir(spec.key(backend.name, prompt.sha256), Path(out_dir) if out_dir else None)
     real = train.reindex(columns=spec.card.synth_names)  # the reference for the run's row diversity
@@ -113,7 +114,7 @@ def generate_run(
 class _Run:
     """State of one run while it executes (internal)."""
 
-    def __init__(self, spec: RunSpec, backend: Backend, prompt: Prompt, run_dir: Path, real: pd.DataFrame) -> None:
+    def __init__(self, spec: RunSpec, backend: Scheduler, prompt: Prompt, run_dir: Path, real: pd.DataFrame) -> None:
         self.spec, self.backend, self.prompt, self.run_dir = spec, backend, prompt, run_dir
         self.card, self.model, self.seed, self.options = spec.card, spec.model, spec.seed, spec.options
         self.n_rows, self.max_requests, self.fmt = spec.n_rows, spec.request_budget, backend.output_format
@@ -188,7 +189,7 @@ class _Run:
         )
 
     def _queue_for_validation(self, record: dict[str, Any]) -> None:
-        parsed = parse_text(record["text"], self.card)
+        parsed = parse_text(record["text"], self.card, cut=was_cut(record))
         notes = [CUT_NOTE] if record.get("cut_from_chars") else []
         for repair in notes + parsed.repairs + (["ignored non-data lines"] if parsed.junk else []):
             self.repairs[repair] = self.repairs.get(repair, 0) + 1
@@ -223,10 +224,10 @@ class _Run:
         schema = to_json_schema(self.card, n) if json_answer else None
         plain_schema = to_json_schema(self.card, n, patterns=False) if json_answer else None
         todo = (i for i in range(self.max_requests) if i not in self.records)  # gaps first, then new ones
+        gaps = set(missing_requests(self.records))  # asked again even when the cache holds enough rows
         next_index = next(todo, None)
         pending: dict[Future, int] = {}
-        if threading.current_thread() is threading.main_thread():
-            resume_requests()  # requests cut by an earlier Ctrl-C (in a notebook, say) may run again
+        resume_requests(main_thread_only=True)  # requests cut by an earlier Ctrl-C (in a notebook) may run again
         with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="synllm-gen") as pool:
             try:
                 while True:
@@ -246,10 +247,12 @@ class _Run:
                         optimistic = self.valid_count
                     wanted = self.n_rows - optimistic
                     while (
-                        wanted > 0
-                        and next_index is not None
+                        next_index is not None
                         and len(pending) < concurrency
-                        and len(pending) * self._expected_valid_per_request() < wanted * 2
+                        and (
+                            next_index in gaps
+                            or (wanted > 0 and len(pending) * self._expected_valid_per_request() < wanted * 2)
+                        )
                     ):
                         request = self._request(next_index, grammar, schema, plain_schema)
                         pending[pool.submit(self._ask, next_index, request)] = next_index
@@ -372,7 +375,7 @@ class _Run:
             card=str(self.card.path) if self.card.path else None,
             backend=self.backend.name,
             backend_details=described,
-            chosen_because=self.backend.chosen_because,
+            chosen_because=(described.get("auto") or {}).get("because"),
             model=self.model,
             prompt_type=self.prompt.prompt_type,
             prompt_sha256=self.prompt.sha256,

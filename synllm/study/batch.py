@@ -27,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from synllm import config
+from synllm import config, yamlsafe
 from synllm.arguments import check_values
 from synllm.errors import CardError, ProfileError
 from synllm.report.export import ReportEntry, export_html, failed_cells, write_index
@@ -76,7 +76,14 @@ def profile_path(name_or_path: str | Path) -> Path:
 def load_profile(name_or_path: str | Path) -> Profile:
     """Read and check a profile: only known sections; parameters must exist in the notebooks."""
     path = profile_path(name_or_path)
-    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    try:
+        raw = yamlsafe.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        problem = getattr(exc, "problem", None) or getattr(exc, "reason", None) or type(exc).__name__
+        raise ProfileError(f"{path}: not a readable UTF-8 YAML profile ({problem}); fix it or give another") from None
+    kinds = {"study": dict, "comparison": dict, "datasets": list}
+    if not isinstance(raw, dict) or any(raw.get(k) is not None and not isinstance(raw[k], t) for k, t in kinds.items()):
+        raise ProfileError(f"{path}: a profile is a mapping whose study and comparison are mappings, datasets a list")
     if unknown := set(raw) - PROFILE_SECTIONS:
         raise ProfileError(f"{path}: unknown section(s) {sorted(unknown)}; allowed: {sorted(PROFILE_SECTIONS)}")
     profile = Profile(

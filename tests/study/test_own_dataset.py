@@ -81,7 +81,9 @@ def user(tmp_path_factory):
         assert main(["card", "draft", "pima/pima.csv"]) == 0
         assert main(["card", "draft", "heart.csv", "-o", "cards/heart.yaml", "--name", "heart_disease"]) == 0
     drafts = {name: (folder / path).read_text(encoding="utf-8") for name, path in DRAFTS.items()}
-    return folder, drafts
+    with pytest.MonkeyPatch.context() as mp:  # cards/heart.yaml reads ../heart.csv: the user names the data folder
+        mp.setenv("SYNLLM_DATA_DIR", str(folder))
+        yield folder, drafts
 
 
 DRAFTS = {"pima": "pima/pima.yaml", "heart": "cards/heart.yaml"}
