@@ -183,7 +183,7 @@ class HttpBackend(BaseBackend):
         self._transport = transport
         self._lock = threading.Lock()
         self._http: Any = None
-        self._silent: tuple[float, str] | None = None  # when every attempt of a request timed out, and why
+        self._silent: tuple[float, str, bool] | None = None  # when the server last gave no answer, why, in a check
         warn_once_if_remote(self.url, self.server_label, logger=_log)
 
     @classmethod
@@ -275,15 +275,11 @@ class HttpBackend(BaseBackend):
                     status = response.status_code
             except TooLarge:
                 raise BackendError(
-                    f"the {self.server_label} at {self.url} sent more than {limit:,} bytes for one reply "
-                    f"(max_reply_bytes={limit}, counted after decompression); the server misbehaves, "
-                    "or raise max_reply_bytes"
+                    f"the {self.server_label} at {self.url} sent more than {limit:,} bytes for one reply (counted "
+                    f"decompressed, max_reply_bytes={limit}); the server misbehaves, or raise max_reply_bytes"
                 ) from None
             except UnknownEncoding as exc:
-                raise BackendError(
-                    f"the {self.server_label} at {self.url} sent a reply in {exc}; the server or a proxy "
-                    "in between misbehaves"
-                ) from None
+                raise BackendError(f"the {self.server_label} at {self.url} sent a reply in {exc}") from None
             except zlib.error as exc:
                 raise Retryable(f"a reply whose compressed body is damaged ({exc})") from None
             except httpx.ConnectError:
@@ -317,10 +313,13 @@ class HttpBackend(BaseBackend):
     def with_retries(self, attempt: Callable[[], T], model: str) -> tuple[T, int]:
         """Run ``attempt`` until it succeeds or the retries run out; (result, attempts).
 
-        The backoff between attempts ends early on an interrupt (Ctrl-C), which ends the request.
+        A quick check that got no answer within ``timeout`` seconds before counts as the first
+        attempt (so a dead server costs attempts × timeout + backoff, checks included). The
+        backoff between attempts ends early on an interrupt (Ctrl-C), which ends the request.
         """
         policy = self.settings.retry
-        attempts = 0
+        silent = self._silent
+        attempts = 1 if silent and silent[2] and time.monotonic() - silent[0] < self.timeout else 0
         while True:
             attempts += 1
             try:
@@ -329,7 +328,7 @@ class HttpBackend(BaseBackend):
                 if attempts > policy.retries:
                     error = self.final_error(model, attempts, failure)
                     if failure.silent:
-                        self._silent = (time.monotonic(), str(error))
+                        self._silent = (time.monotonic(), str(error), False)
                     raise error from None
                 if pause(policy.delay(attempts)):
                     raise self.interrupted_error() from None
@@ -350,13 +349,13 @@ class HttpBackend(BaseBackend):
     def check(self, method: str, path: str, payload: Any = None) -> Any:
         """A quick call (``check_timeout``) whose JSON body is returned; BackendUnavailable on any failure.
 
-        Within ``timeout`` seconds of a request that got no answer in any attempt, it fails at
-        once without asking (a dead server costs at most attempts × timeout + backoff).
+        Within ``timeout`` seconds of a request or check that got no answer, it fails at once
+        without asking (a dead server costs at most attempts × timeout + backoff).
         """
         silent = self._silent
         if silent is not None and time.monotonic() - silent[0] < self.timeout:
             raise BackendUnavailable(
-                f"the {self.server_label} at {self.url} was not asked {path}: it did not answer a request "
+                f"the {self.server_label} at {self.url} was not asked {path}: it did not answer "
                 f"a moment ago ({silent[1]}); {self.start_hint}"
             )
         try:
@@ -364,6 +363,8 @@ class HttpBackend(BaseBackend):
             if reply.status >= 400 or reply.data is None:
                 raise Retryable(f"HTTP {reply.status}: {reply.text[:200]}")
         except (Retryable, BackendError) as exc:
+            if isinstance(exc, Retryable) and exc.silent:
+                self._silent = (time.monotonic(), f"{path}: {exc.reason}", True)
             raise BackendUnavailable(
                 f"the {self.server_label} at {self.url} does not answer {path} ({exc}); {self.start_hint}"
             ) from None
