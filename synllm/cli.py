@@ -32,6 +32,8 @@ CHECKED_OPTIONS = {
     "split_seed": "seed",
     "cell_timeout": "cell_timeout_s",
 }
+#: Options whose flag is not their name with dashes (``synllm run --timeout`` is the cell timeout).
+FLAGS = {"cell_timeout": "--timeout"}
 
 
 def _name_value(text: str) -> tuple[str, Any]:
@@ -46,7 +48,8 @@ def _name_value(text: str) -> tuple[str, Any]:
     try:
         return name.strip(), yamlsafe.safe_load(value)
     except yaml.YAMLError as exc:
-        raise argparse.ArgumentTypeError(f"{name.strip()}: not a YAML value ({' '.join(str(exc).split())})") from None
+        problem = getattr(exc, "problem", None) or " ".join(str(exc).split())
+        raise argparse.ArgumentTypeError(f"{name.strip()}: {value!r} is not a YAML value ({problem})") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -184,7 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         from synllm.arguments import check_values
 
-        check_values(vars(args), CHECKED_OPTIONS, name=lambda option: "--" + option.replace("_", "-"))
+        check_values(vars(args), CHECKED_OPTIONS, name=lambda o: FLAGS.get(o, "--" + o.replace("_", "-")))
         return _COMMANDS[args.command](args)
     except SynllmError as exc:
         print(f"synllm: error: {terminal_text(' '.join(str(exc).split()))}", file=sys.stderr)

@@ -18,7 +18,6 @@ from synllm.arguments import MAX_SEED, check, check_holdout, check_url, holdout_
 from synllm.cli import main as cli_main
 from synllm.dataset import load_dataset, split
 from synllm.errors import InvalidArgument
-from synllm.study.batch import main as batch_main
 
 HUGE = str(2**70)
 
@@ -107,7 +106,7 @@ BATCH_CASES = {
     "NaN rows": (["-p", "n_rows=.nan"], "n_rows"),
     "infinite temperature": (["-p", "temperature=.inf"], "temperature"),
     "value that is not YAML": (["-p", "n_rows=[1"], "is not a YAML value"),
-    "no name=value": (["-p", "n_rows"], "expected name=value"),
+    "no name=value": (["-p", "n_rows"], "expected NAME=VALUE"),
     "negative cell timeout": (["--timeout", "-5"], "--timeout"),
     "cell timeout past threading's clock": (["--timeout", str(10**12)], "--timeout"),
     "text cell timeout": (["--timeout", "soon"], "invalid int value"),
@@ -117,9 +116,9 @@ BATCH_CASES = {
 
 @pytest.mark.parametrize(("argv", "needle"), BATCH_CASES.values(), ids=BATCH_CASES.keys())
 def test_a_bad_batch_argument_is_one_line_and_exit_2(capsys, tmp_path, argv, needle):
-    code, err = _outcome(batch_main, ["--profile", "quick", "--output", str(tmp_path / "out"), *argv], capsys)
+    code, err = _outcome(cli_main, ["run", "--profile", "quick", "--output", str(tmp_path / "out"), *argv], capsys)
     assert "Traceback" not in err, err
-    assert code == 2 and err.startswith("synllm.study.batch: error: ") and err.count("\n") == 1, err
+    assert code == 2 and err.startswith("synllm: error: ") and err.count("\n") == 1, err
     assert needle in err
     assert not (tmp_path / "out").exists()  # no notebook ran
 
@@ -130,9 +129,9 @@ def test_a_bad_batch_argument_is_one_line_and_exit_2(capsys, tmp_path, argv, nee
 def test_a_bad_profile_file_is_one_line_and_exit_2(capsys, tmp_path, text):
     profile = tmp_path / "bad.yaml"
     profile.write_bytes(text)
-    code, err = _outcome(batch_main, ["--profile", str(profile), "--output", str(tmp_path / "out")], capsys)
+    code, err = _outcome(cli_main, ["run", "--profile", str(profile), "--output", str(tmp_path / "out")], capsys)
     assert "Traceback" not in err, err
-    assert code == 2 and err.startswith("synllm.study.batch: error: ") and err.count("\n") == 1, err
+    assert code == 2 and err.startswith("synllm: error: ") and err.count("\n") == 1, err
     assert not (tmp_path / "out").exists()
 
 

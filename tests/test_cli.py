@@ -189,7 +189,8 @@ def test_course_parameters_must_be_name_value(capsys):
 def test_a_parameter_that_is_not_yaml_is_a_one_line_error(command, capsys):
     assert main([command, "-p", "seeds=[0, 1"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("synllm: error: argument -p/--parameter: seeds: not a YAML value")
+    assert err.count("\n") == 1
+    assert err.startswith("synllm: error: argument -p/--parameter: seeds: '[0, 1' is not a YAML value")
 
 
 def test_make_run_and_make_course_call_the_one_cli():
