@@ -169,3 +169,29 @@ def test_synllm_generate_against_a_silent_server_stays_within_the_documented_bou
     assert len(first_seen) == 4  # one probe's four attempts: no server check, no probe per waiting request
     assert asking < bound + 0.5  # was 100 s for the OpenAI backend at timeout 5 (bound 23.5 s)
     assert took < bound + 5  # writing the run's files and ending the process come on top
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_an_interrupt_cuts_a_waiting_request_and_refuses_new_ones_until_resumed(kind):
+    from synllm.backends.deadlines import interrupt_requests, requests_interrupted, resume_requests
+
+    cls, path = KINDS[kind]
+    with RawServer(silent, path=path) as server:
+        backend = cls(server.url, retries=3, timeout=30)
+        threading.Timer(0.5, interrupt_requests).start()
+        try:
+            seconds, error, _ = _timed(lambda: backend.generate(_request()), 10)
+            assert isinstance(error, BackendError) and "interrupted" in str(error), error
+            assert 0.4 < seconds < 1.5  # not 4 × 30 s
+            _, again, _ = _timed(lambda: backend.generate(_request()), 5)
+            assert "interrupted" in str(again)  # refused at once while interrupted
+            worker = threading.Thread(target=resume_requests, kwargs={"main_thread_only": True})
+            worker.start()
+            worker.join()
+            assert requests_interrupted()  # a worker thread's run does not undo the interrupt
+        finally:
+            resume_requests()
+        assert not requests_interrupted()
+        backend = cls(server.url, retries=0, timeout=0.5)
+        _, error, _ = _timed(lambda: backend.generate(_request()), 10)
+        assert "no answer within 0.5 s" in str(error)  # asked again after resume
