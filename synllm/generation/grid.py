@@ -106,7 +106,7 @@ def run_grid(
     specs = [cell_spec(model=m, prompt_type=p, seed=s) for m, p, s in cells]
     grid = _Grid(train, backend, out_dir=out_dir, progress=progress, label=f"{card.name} grid")
     backend.resume()  # a backend stopped by an earlier interrupted grid takes requests again
-    resume_requests()  # and requests cut by an earlier Ctrl-C may run again
+    resume_requests(main_thread_only=True)  # and requests cut by an earlier Ctrl-C may run again
     started = time.perf_counter()
     try:
         plan = _plan(backend, specs, max_parallel_runs)
