@@ -16,7 +16,7 @@ import os
 import threading
 from urllib.parse import SplitResult, unquote, urlsplit
 
-from synllm.errors import InvalidArgument
+from synllm.arguments import check_url
 
 DEFAULT_HOST = "http://127.0.0.1:11434"
 
@@ -39,6 +39,8 @@ def host_url(host: str | None = None) -> str:
     scheme, has_scheme, rest = raw.partition("://")
     if not has_scheme:
         scheme, rest = "http", raw
+    if rest.startswith(":"):  # ":11434" is a port on this machine, as the ollama client reads it
+        rest = f"127.0.0.1{rest}"
     split = split_url(f"{scheme}://{rest}", "the Ollama host (url or $OLLAMA_HOST)")
     hostname = split.hostname or "127.0.0.1"
     default_port = {"http": 80, "https": 443}.get(scheme, 11434) if has_scheme else 11434
@@ -50,17 +52,8 @@ def host_url(host: str | None = None) -> str:
 
 
 def split_url(url: str, what: str) -> SplitResult:
-    """``urlsplit(url)`` with its port checked; InvalidArgument naming ``what`` when it does not parse."""
-    try:
-        split = urlsplit(url)
-        split.port  # noqa: B018 - raises ValueError for a port that is not a number from 0 to 65535
-    except ValueError as exc:
-        raise InvalidArgument(
-            f"{what} {public_url(url)!r} is not a valid address ({exc}); write it like http://127.0.0.1:11434"
-        ) from None
-    if split.scheme not in ("http", "https"):
-        raise InvalidArgument(f"{what} {public_url(url)!r} must start with http:// or https://")
-    return split
+    """``urlsplit(url)`` once the shared rules pass it (:func:`synllm.arguments.check_url`), else InvalidArgument."""
+    return urlsplit(check_url(url, name=what))
 
 
 def public_url(url: str) -> str:

@@ -28,7 +28,9 @@ from tests.generation.scripted import stroke_split
 SECRET = "s3cret-Pa55"
 
 
-@pytest.mark.parametrize("host", ["http://[::1", "[::1", "http://127.0.0.1:99999", "localhost:port", "ftp://h:1"])
+@pytest.mark.parametrize(
+    "host", ["http://[::1", "[::1", "http://127.0.0.1:99999", "localhost:port", "ftp://h:1", "http://h:0"]
+)
 def test_an_ollama_host_that_does_not_parse_is_an_invalid_argument(host):
     with pytest.raises(InvalidArgument, match="Ollama host"):
         host_url(host)
@@ -47,7 +49,7 @@ def test_a_broken_ollama_host_is_a_one_line_cli_error(tmp_home, monkeypatch, cap
     code = main(["generate", "--dataset", "stroke", "--backend", "ollama", "--models", "m", "--rows", "1"])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1, err  # was a ValueError traceback
-    assert "'http://[::1' is not a valid address" in err and "OLLAMA_HOST" in err
+    assert "'http://[::1' is not a URL" in err and "OLLAMA_HOST" in err
 
 
 def test_public_url_drops_only_the_credentials():
