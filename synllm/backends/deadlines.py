@@ -1,7 +1,17 @@
-"""Request deadlines: one daemon thread cuts the connection of any request still running at its deadline.
+"""Request deadlines: one deadline per request covers connecting, the headers and the body.
 
-A timer thread per request cost more than a loopback request itself; here every deadline
-sits in one heap served by one thread, so arming and cancelling cost a lock and a heap push.
+:func:`request_deadline` opens a deadline for the request made in this thread. Two things
+hold it. Every network read, write and connect of the HTTP layer goes through
+:func:`bounded_network`, which gives each call at most the time left (so a server that
+trickles header bytes cannot stretch a request), and registers the socket in use. And one
+daemon thread, the watchdog, shuts that socket down when the deadline passes, so a read
+blocked anywhere fails at once. A timer thread per request cost more than a loopback
+request itself; here every deadline sits in one heap served by one thread, so arming and
+cancelling cost a lock and a heap push.
+
+:func:`interrupt_requests` (Ctrl-C) cuts every request in progress and refuses new
+attempts until :func:`resume_requests`, so worker threads end within moments whatever
+the servers do.
 """
 
 from __future__ import annotations
@@ -12,27 +22,197 @@ import itertools
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
+_local = threading.local()
+_active: set[Deadline] = set()
+_active_lock = threading.Lock()
+_interrupted = threading.Event()
 
-def deadline_watchdog(response: Any, remaining: float, expired: threading.Event) -> _Alarm:
-    """An alarm that cuts the connection when the deadline passes (a blocked read then fails at once)."""
-    stream = response.extensions.get("network_stream")
-    sock = stream.get_extra_info("socket") if stream is not None else None
 
-    def cut() -> None:
-        expired.set()
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-        else:  # a transport without a socket (tests): closing is the best that can be done
+class Deadline:
+    """One request's deadline: when it ends, whether it passed, and the socket to cut when it does."""
+
+    __slots__ = ("_alarm", "_closer", "_socket", "ends", "expired")
+
+    def __init__(self, seconds: float) -> None:
+        self.ends = time.monotonic() + max(seconds, 0.0)
+        self.expired = threading.Event()
+        self._socket: socket.socket | None = None
+        self._closer: Callable[[], None] | None = None
+        self._alarm = _DEADLINES.arm(seconds, self.cut)
+
+    def remaining(self) -> float:
+        """Seconds left (0 or less once it passed or was cut)."""
+        return 0.0 if self.expired.is_set() else self.ends - time.monotonic()
+
+    def watch(self, sock: socket.socket | None) -> None:
+        """The request now uses ``sock``: the watchdog cuts it at the deadline (at once if that passed)."""
+        if sock is not None and sock is not self._socket:
+            self._socket = sock
+            if self.expired.is_set():
+                _shutdown(sock)
+
+    def watch_closer(self, close: Callable[[], None]) -> None:
+        """Also call ``close`` at the deadline (a transport without sockets, as in tests)."""
+        self._closer = close
+
+    def cut(self) -> None:
+        """End the request now: mark it expired and shut its socket down (a blocked read fails at once)."""
+        self.expired.set()
+        if self._socket is not None:
+            _shutdown(self._socket)
+        if self._closer is not None:
             with contextlib.suppress(Exception):
-                response.close()
+                self._closer()
 
-    return _DEADLINES.arm(remaining, cut)
+    def cancel(self) -> None:
+        self._alarm.cancel()
 
 
+def _shutdown(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+@contextlib.contextmanager
+def request_deadline(seconds: float) -> Iterator[Deadline]:
+    """A deadline ``seconds`` from now for the request this thread makes inside the block."""
+    deadline = Deadline(seconds)
+    previous = getattr(_local, "deadline", None)
+    _local.deadline = deadline
+    with _active_lock:
+        _active.add(deadline)
+    try:
+        if _interrupted.is_set():
+            deadline.cut()
+        yield deadline
+    finally:
+        deadline.cancel()
+        _local.deadline = previous
+        with _active_lock:
+            _active.discard(deadline)
+
+
+def current_deadline() -> Deadline | None:
+    """The deadline of the request this thread is making, if any."""
+    return getattr(_local, "deadline", None)
+
+
+def interrupt_requests() -> None:
+    """Cut every request in progress and refuse new attempts (Ctrl-C), until :func:`resume_requests`."""
+    _interrupted.set()
+    with _active_lock:
+        deadlines = list(_active)
+    for deadline in deadlines:
+        deadline.cut()
+
+
+def resume_requests(*, main_thread_only: bool = False) -> None:
+    """Let requests run again after :func:`interrupt_requests`.
+
+    ``main_thread_only``: only when called from the main thread (the one Ctrl-C interrupts),
+    so a run starting in a worker thread while the others wind down does not undo the interrupt.
+    """
+    if not main_thread_only or threading.current_thread() is threading.main_thread():
+        _interrupted.clear()
+
+
+def requests_interrupted() -> bool:
+    """True between :func:`interrupt_requests` and :func:`resume_requests`."""
+    return _interrupted.is_set()
+
+
+def pause(seconds: float) -> bool:
+    """Sleep ``seconds`` (a retry's backoff) unless requests are interrupted; True when interrupted."""
+    return _interrupted.wait(seconds)
+
+
+# -- the network layer under httpx: every call gets at most the time left --------------------------------
+def _bounded(timeout: float | None, kind: str) -> float | None:
+    """``timeout`` cut to the current deadline's time left; a timeout error of ``kind`` once none is left."""
+    deadline = current_deadline()
+    if deadline is None:
+        return timeout
+    left = deadline.remaining()
+    if left <= 0:
+        import httpcore
+
+        raise getattr(httpcore, f"{kind}Timeout")("the request's deadline passed")
+    return left if timeout is None else min(timeout, left)
+
+
+class _BoundedStream:
+    """An httpcore network stream whose reads and writes end by the request's deadline."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self._socket = inner.get_extra_info("socket")
+
+    def _watch(self) -> None:
+        deadline = current_deadline()
+        if deadline is not None:
+            deadline.watch(self._socket)
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        self._watch()
+        return self._inner.read(max_bytes, _bounded(timeout, "Read"))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._watch()
+        self._inner.write(buffer, _bounded(timeout, "Write"))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None) -> Any:
+        self._watch()
+        return _BoundedStream(self._inner.start_tls(ssl_context, server_hostname, _bounded(timeout, "Connect")))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class _BoundedNetwork:
+    """An httpcore network backend whose connections and streams keep the request's deadline."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None, **options: Any) -> _BoundedStream:
+        stream = _BoundedStream(self._inner.connect_tcp(host, port, _bounded(timeout, "Connect"), **options))
+        stream._watch()
+        return stream
+
+    def connect_unix_socket(self, path: str, timeout: float | None = None, **options: Any) -> _BoundedStream:
+        stream = _BoundedStream(self._inner.connect_unix_socket(path, _bounded(timeout, "Connect"), **options))
+        stream._watch()
+        return stream
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+def bounded_network(client: Any) -> int:
+    """Put every connection pool of an ``httpx.Client`` on the deadline-keeping network layer; how many.
+
+    httpx offers no public hook for this, so the pools' ``_network_backend`` is wrapped
+    (checked by the tests); a transport without such a pool (a test's mock) keeps only the
+    watchdog.
+    """
+    transports = [getattr(client, "_transport", None), *getattr(client, "_mounts", {}).values()]
+    wrapped = 0
+    for transport in transports:
+        pool = getattr(transport, "_pool", None)
+        inner = getattr(pool, "_network_backend", None)
+        if inner is not None and not isinstance(inner, _BoundedNetwork):
+            pool._network_backend = _BoundedNetwork(inner)
+            wrapped += 1
+    return wrapped
+
+
+# -- the watchdog ---------------------------------------------------------------------------------------
 class _Alarm:
     """One armed deadline; ``cancel()`` before it fires and it never will."""
 

@@ -35,6 +35,7 @@ from synllm import config, yamlsafe
 from synllm.arguments import check_url
 from synllm.backends.base import Backend
 from synllm.backends.factory import build
+from synllm.backends.hosts import public_url
 from synllm.errors import EndpointConfigError, InvalidArgument
 
 if TYPE_CHECKING:
@@ -57,8 +58,13 @@ class Endpoint:
     max_concurrency: int = 1
     models: Mapping[str, str] | None = None  # logical name -> served id (a list: same names); None: any name
     options: Mapping[str, Any] = field(default_factory=dict)
+    #: ``url`` as given when it holds credentials (only the connection uses it); ``url`` is then without them.
+    connect_url: str | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        if public_url(self.url) != self.url:
+            object.__setattr__(self, "connect_url", self.url)
+            object.__setattr__(self, "url", public_url(self.url))
         if self.kind not in KINDS:
             raise EndpointConfigError(f"endpoint {self.name!r}: kind must be one of {list(KINDS)}, got {self.kind!r}")
         if int(self.max_concurrency) < 1:
@@ -87,7 +93,7 @@ class Endpoint:
 
     def build_backend(self) -> Backend:
         """A new backend talking to this endpoint (no network yet)."""
-        options = {"url": self.url, "max_concurrency": self.max_concurrency, **self.options}
+        options = {"url": self.connect_url or self.url, "max_concurrency": self.max_concurrency, **self.options}
         return build(self.kind, backend_class(self.kind), options)
 
 
@@ -230,8 +236,12 @@ def _backend_options(kind: str) -> set[str]:
 
 
 def _default_name(url: str) -> str:
-    split = urlsplit(url if "://" in url else f"http://{url}")
-    return f"{split.hostname}:{split.port}" if split.port else str(split.hostname)
+    try:
+        split = urlsplit(url if "://" in url else f"http://{url}")
+        port = split.port
+    except ValueError as exc:
+        raise EndpointConfigError(f"endpoint url {public_url(url)!r} is not a valid address ({exc})") from None
+    return f"{split.hostname}:{port}" if port else str(split.hostname)
 
 
 def endpoints_from(items: Sequence[Endpoint] | EndpointConfig | str | Path) -> EndpointConfig:

@@ -3,7 +3,9 @@
 Prompts carry real example rows from the study's datasets. A server on the loopback
 interface keeps them on this machine; any other host gets a logged warning, once per
 host per process. No name is ever resolved (no DNS): only literal loopback addresses
-and ``localhost`` names count as local.
+and ``localhost`` names count as local. An address that does not parse is an
+:class:`~synllm.errors.InvalidArgument` naming it; credentials in an address
+(``http://user:pass@host``) are never shown or recorded (:func:`public_url`).
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ import ipaddress
 import logging
 import os
 import threading
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
+
+from synllm.arguments import check_url
 
 DEFAULT_HOST = "http://127.0.0.1:11434"
 
@@ -35,7 +39,9 @@ def host_url(host: str | None = None) -> str:
     scheme, has_scheme, rest = raw.partition("://")
     if not has_scheme:
         scheme, rest = "http", raw
-    split = urlsplit(f"{scheme}://{rest}")
+    if rest.startswith(":"):  # ":11434" is a port on this machine, as the ollama client reads it
+        rest = f"127.0.0.1{rest}"
+    split = split_url(f"{scheme}://{rest}", "the Ollama host (url or $OLLAMA_HOST)")
     hostname = split.hostname or "127.0.0.1"
     default_port = {"http": 80, "https": 443}.get(scheme, 11434) if has_scheme else 11434
     port = split.port or default_port
@@ -43,6 +49,38 @@ def host_url(host: str | None = None) -> str:
         hostname = f"[{hostname}]"
     path = split.path.rstrip("/")
     return f"{scheme}://{hostname}:{port}{path}"
+
+
+def split_url(url: str, what: str) -> SplitResult:
+    """``urlsplit(url)`` once the shared rules pass it (:func:`synllm.arguments.check_url`), else InvalidArgument."""
+    return urlsplit(check_url(url, name=what))
+
+
+def public_url(url: str) -> str:
+    """``url`` without the user name and password it may hold (what is shown, logged and recorded).
+
+    >>> public_url("http://user:secret@llm.example.org:8000/v1")
+    'http://llm.example.org:8000/v1'
+    >>> public_url("http://[::1")
+    'http://[::1'
+    """
+    scheme, sep, rest = str(url).partition("://")
+    if not sep:
+        scheme, rest = "", str(url)
+    end = next((i for i, char in enumerate(rest) if char in "/?#"), len(rest))
+    return f"{scheme}{sep}{rest[:end].rpartition('@')[2]}{rest[end:]}"
+
+
+def url_credentials(url: str) -> tuple[str, str] | None:
+    """The (user, password) written into ``url``, percent-decoded; None when it holds none.
+
+    >>> url_credentials("http://me:p%40ss@h/v1"), url_credentials("http://h/v1")
+    (('me', 'p@ss'), None)
+    """
+    split = urlsplit(str(url))
+    if split.username is None and split.password is None:
+        return None
+    return unquote(split.username or ""), unquote(split.password or "")
 
 
 def is_loopback(host: str | None) -> bool:
@@ -67,11 +105,6 @@ def is_loopback(host: str | None) -> bool:
     if mapped is not None:
         address = mapped
     return address.is_loopback or address.is_unspecified
-
-
-def warn_if_remote(host: str | None, *, logger: logging.Logger | None = None) -> bool:
-    """Log a WARNING, once per host per process, when an Ollama ``host`` is not loopback; True if it warned now."""
-    return warn_once_if_remote(host_url(host), "Ollama host", logger=logger)
 
 
 def warn_once_if_remote(url: str, label: str, *, logger: logging.Logger | None = None) -> bool:

@@ -1,10 +1,12 @@
 """One HTTP layer for the server backends (Ollama, OpenAI-compatible): settings, retries, bounded replies.
 
-:class:`HttpBackend` owns the connection pool, the retry loop, the translation of
-transport failures into :class:`~synllm.errors.BackendError` subclasses, and two
-bounds on every reply: at most ``max_reply_bytes`` bytes, and a whole answer within
-``timeout`` seconds (a deadline: a server that trickles bytes cannot stretch it).
-Subclasses say what to send and how to read the answer.
+:class:`HttpBackend` owns the connection pool, the retry loop, the translation of transport
+failures into :class:`~synllm.errors.BackendError` subclasses, and two bounds on every reply:
+``max_reply_bytes`` bytes after decompression (:mod:`~synllm.backends.bodies`), and ``timeout``
+seconds for the whole exchange, connecting, headers and body (:mod:`~synllm.backends.deadlines`).
+A dead server costs at most attempts × timeout + backoff (a quick check right after a request
+found it silent fails at once); Ctrl-C ends every request in moments. The address is shown and
+recorded without credentials (``url``). Subclasses say what to send and how to read the answer.
 """
 
 from __future__ import annotations
@@ -14,14 +16,17 @@ import logging
 import os
 import threading
 import time
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from importlib import metadata
 from typing import Any, TypeVar
 
 from synllm.backends.base import BaseBackend
-from synllm.backends.deadlines import deadline_watchdog
-from synllm.backends.hosts import is_loopback, warn_once_if_remote
+from synllm.backends.bodies import ACCEPTED_ENCODINGS, TooLarge, UnknownEncoding, read_bounded
+from synllm.backends.deadlines import bounded_network, pause, request_deadline, requests_interrupted
+from synllm.backends.hosts import is_loopback, public_url, url_credentials, warn_once_if_remote
+from synllm.backends.replies import error_message  # noqa: F401 - re-exported for the backends
 from synllm.errors import BackendError, BackendUnavailable, InvalidArgument
 
 _log = logging.getLogger(__name__)
@@ -110,12 +115,13 @@ class HttpSettings:
 
 
 class Retryable(Exception):
-    """One failed attempt worth retrying; ``unreachable`` when no connection was made."""
+    """One failed attempt worth retrying; ``unreachable`` when no connection was made, ``silent`` on a timeout."""
 
-    def __init__(self, reason: str, *, unreachable: bool = False) -> None:
+    def __init__(self, reason: str, *, unreachable: bool = False, silent: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
         self.unreachable = unreachable
+        self.silent = silent
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +173,9 @@ class HttpBackend(BaseBackend):
                 f"{type(self).__name__} takes no option(s) {sorted(unknown)}; it takes {sorted(self.options())}"
             )
         self.settings = HttpSettings(**settings)
-        self.url = self.normalise_url(url)
+        self._connect_url = self.normalise_url(url)
+        #: The server address as shown and recorded: without credentials.
+        self.url = public_url(self._connect_url)
         self.model = model
         if max_concurrency is not None and int(max_concurrency) < 1:
             raise InvalidArgument(f"max_concurrency must be at least 1, got {max_concurrency}")
@@ -175,6 +183,7 @@ class HttpBackend(BaseBackend):
         self._transport = transport
         self._lock = threading.Lock()
         self._http: Any = None
+        self._silent: tuple[float, str, bool] | None = None  # when the server last gave no answer, why, in a check
         warn_once_if_remote(self.url, self.server_label, logger=_log)
 
     @classmethod
@@ -223,12 +232,14 @@ class HttpBackend(BaseBackend):
 
                 connections = max(8, 2 * self.max_concurrency)
                 self._http = httpx.Client(
-                    base_url=self.url,
-                    headers=self.headers(),
+                    base_url=self.url,  # credentials go as basic auth, so httpx's own log never shows them
+                    auth=url_credentials(self._connect_url),
+                    headers={"Accept-Encoding": ACCEPTED_ENCODINGS, **self.headers()},
                     transport=self._transport,
                     limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
                     trust_env=not self.is_loopback,  # never send loopback traffic through a proxy
                 )
+                bounded_network(self._http)  # every connect, read and write ends by the request's deadline
             return self._http
 
     def close(self) -> None:
@@ -242,60 +253,88 @@ class HttpBackend(BaseBackend):
     def exchange(self, method: str, path: str, payload: Any = None, *, timeout: float | None = None) -> Reply:
         """One request and its whole reply, within ``timeout`` seconds and ``max_reply_bytes`` bytes.
 
-        Transport failures and timeouts raise :class:`Retryable`; a reply over the size
-        bound raises a final :class:`BackendError` naming the setting.
+        The deadline covers connecting, the headers and the body. Transport failures and
+        timeouts raise :class:`Retryable`; a reply over the size bound (decompressed) or in
+        an encoding not asked for raises a final :class:`BackendError` naming it.
         """
         import httpx
 
         timeout = float(timeout or self.timeout)
         limit = int(self.settings.max_reply_bytes)
-        started = time.monotonic()
         timeouts = httpx.Timeout(timeout, connect=min(self.settings.connect_timeout, timeout))
-        expired = threading.Event()
-        try:
-            with self._client().stream(method, path, json=payload, timeout=timeouts) as response:
-                watchdog = deadline_watchdog(response, timeout - (time.monotonic() - started), expired)
-                try:
-                    body = bytearray()
-                    for chunk in response.iter_bytes():
-                        body += chunk
-                        if len(body) > limit:
-                            raise BackendError(
-                                f"the {self.server_label} at {self.url} sent more than {limit:,} bytes for one "
-                                f"reply (max_reply_bytes={limit}); the server misbehaves, or raise max_reply_bytes"
-                            )
-                finally:
-                    watchdog.cancel()
-                status = response.status_code
-        except httpx.ConnectError:
-            raise Retryable("connection refused", unreachable=True) from None
-        except httpx.ConnectTimeout:
-            raise Retryable(f"no connection within {self.settings.connect_timeout:g} s", unreachable=True) from None
-        except (httpx.TimeoutException, httpx.TransportError, httpx.StreamError) as exc:
-            if expired.is_set() or isinstance(exc, httpx.TimeoutException) or time.monotonic() - started >= timeout:
-                raise Retryable(f"no answer within {timeout:g} s") from None
-            raise Retryable(f"connection lost ({exc.__class__.__name__}: {exc})") from None
-        if expired.is_set():
-            raise Retryable(f"no answer within {timeout:g} s")
+        if requests_interrupted():
+            raise self.interrupted_error()
+        with request_deadline(timeout) as deadline:
+            try:
+                with self._client().stream(method, path, json=payload, timeout=timeouts) as response:
+                    deadline.watch_closer(response.close)
+                    if response.is_stream_consumed:  # a test transport's reply, already read and decoded
+                        body = read_bounded([response.content], None, limit)
+                    else:
+                        body = read_bounded(response.iter_raw(), response.headers.get("content-encoding"), limit)
+                    status = response.status_code
+            except TooLarge:
+                raise BackendError(
+                    f"the {self.server_label} at {self.url} sent more than {limit:,} bytes for one reply (counted "
+                    f"decompressed, max_reply_bytes={limit}); the server misbehaves, or raise max_reply_bytes"
+                ) from None
+            except UnknownEncoding as exc:
+                raise BackendError(f"the {self.server_label} at {self.url} sent a reply in {exc}") from None
+            except zlib.error as exc:
+                raise Retryable(f"a reply whose compressed body is damaged ({exc})") from None
+            except httpx.ConnectError:
+                raise Retryable("connection refused", unreachable=True) from None
+            except (httpx.TimeoutException, httpx.TransportError, httpx.StreamError) as exc:
+                if requests_interrupted():
+                    raise self.interrupted_error() from None
+                if isinstance(exc, httpx.ConnectTimeout) and not deadline.expired.is_set():
+                    connect = min(self.settings.connect_timeout, timeout)
+                    raise Retryable(f"no connection within {connect:g} s", unreachable=True) from None
+                if deadline.expired.is_set() or isinstance(exc, httpx.TimeoutException) or deadline.remaining() <= 0:
+                    raise Retryable(f"no answer within {timeout:g} s", silent=True) from None
+                raise Retryable(f"connection lost ({exc.__class__.__name__}: {exc})") from None
+            if deadline.expired.is_set():
+                if requests_interrupted():
+                    raise self.interrupted_error()
+                raise Retryable(f"no answer within {timeout:g} s", silent=True)
         text = body.decode("utf-8", errors="replace")
         try:
             data = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             data = None
         return Reply(status, data, text)
 
+    def interrupted_error(self) -> BackendUnavailable:
+        """The error of a request cut short by an interrupt (Ctrl-C)."""
+        return BackendUnavailable(
+            f"the request to the {self.server_label} at {self.url} was interrupted; rerun to resume from the cache"
+        )
+
     def with_retries(self, attempt: Callable[[], T], model: str) -> tuple[T, int]:
-        """Run ``attempt`` until it succeeds or the retries run out; (result, attempts)."""
+        """Run ``attempt`` until it succeeds or the retries run out; (result, attempts).
+
+        A quick check that got no answer within ``timeout`` seconds before counts as the first
+        attempt (so a dead server costs attempts × timeout + backoff, checks included). The
+        backoff between attempts ends early on an interrupt (Ctrl-C), which ends the request.
+        """
         policy = self.settings.retry
-        attempts = 0
+        silent = self._silent
+        attempts = 1 if silent and silent[2] and time.monotonic() - silent[0] < self.timeout else 0
         while True:
             attempts += 1
             try:
-                return attempt(), attempts
+                result = attempt()
             except Retryable as failure:
                 if attempts > policy.retries:
-                    raise self.final_error(model, attempts, failure) from None
-                time.sleep(policy.delay(attempts))
+                    error = self.final_error(model, attempts, failure)
+                    if failure.silent:
+                        self._silent = (time.monotonic(), str(error), False)
+                    raise error from None
+                if pause(policy.delay(attempts)):
+                    raise self.interrupted_error() from None
+                continue
+            self._silent = None
+            return result, attempts
 
     def final_error(self, model: str, attempts: int, failure: Retryable) -> BackendError:
         """The error a caller sees when every attempt failed."""
@@ -308,12 +347,24 @@ class HttpBackend(BaseBackend):
         )
 
     def check(self, method: str, path: str, payload: Any = None) -> Any:
-        """A quick call (``check_timeout``) whose JSON body is returned; BackendUnavailable on any failure."""
+        """A quick call (``check_timeout``) whose JSON body is returned; BackendUnavailable on any failure.
+
+        Within ``timeout`` seconds of a request or check that got no answer, it fails at once
+        without asking (a dead server costs at most attempts × timeout + backoff).
+        """
+        silent = self._silent
+        if silent is not None and time.monotonic() - silent[0] < self.timeout:
+            raise BackendUnavailable(
+                f"the {self.server_label} at {self.url} was not asked {path}: it did not answer "
+                f"a moment ago ({silent[1]}); {self.start_hint}"
+            )
         try:
             reply = self.exchange(method, path, payload, timeout=self.settings.check_timeout)
             if reply.status >= 400 or reply.data is None:
                 raise Retryable(f"HTTP {reply.status}: {reply.text[:200]}")
         except (Retryable, BackendError) as exc:
+            if isinstance(exc, Retryable) and exc.silent:
+                self._silent = (time.monotonic(), f"{path}: {exc.reason}", True)
             raise BackendUnavailable(
                 f"the {self.server_label} at {self.url} does not answer {path} ({exc}); {self.start_hint}"
             ) from None
@@ -339,18 +390,6 @@ def plain(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [plain(v) for v in value]
     return value
-
-
-def error_message(body: Any, text: str = "") -> str:
-    """The human message in an error body: OpenAI's ``{"error": {"message"}}``, Ollama's ``{"error"}``, or text."""
-    if isinstance(body, Mapping):
-        error = body.get("error")
-        if isinstance(error, Mapping) and error.get("message"):
-            return str(error["message"])
-        for key in ("error", "message", "detail"):
-            if body.get(key):
-                return str(body[key])
-    return (text or str(body))[:500]
 
 
 def installed_version(package: str) -> str | None:

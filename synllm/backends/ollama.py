@@ -21,6 +21,7 @@ from synllm.backends import structured
 from synllm.backends.base import Generation, GenerationRequest
 from synllm.backends.hosts import host_url
 from synllm.backends.http import HttpBackend, Retryable, error_message, installed_version, plain
+from synllm.backends.replies import ChatReply, MalformedReply, ollama_chat, ollama_tags
 from synllm.backends.structured import LevelMemory, Verdict, request_levels, schema_for
 from synllm.errors import BackendError, BackendUnavailable, ModelNotFound
 
@@ -102,14 +103,14 @@ class OllamaBackend(HttpBackend):
                 continue
             break
         return Generation(
-            text=response.message.content or "",
+            text=response.text,
             backend=self.name,
             model=request.model,
-            prompt_tokens=response.prompt_eval_count,
-            completion_tokens=response.eval_count,
+            prompt_tokens=response.prompt_tokens,
+            completion_tokens=response.completion_tokens,
             elapsed_s=time.perf_counter() - started,
             constraint=level,
-            finish_reason=response.done_reason,
+            finish_reason=response.finish_reason,
             extra={"url": self.url, "attempts": attempts, "constraint_via": "format" if level != "none" else None},
         )
 
@@ -126,22 +127,19 @@ class OllamaBackend(HttpBackend):
             response, _ = self.with_retries(lambda: self._chat_once(payload, timeout), model)
         except _Refused as refusal:
             return Verdict(False, note=f"refused ({str(refusal)[:200]})")
-        if structured.probe_fits(level, response.message.content or ""):
+        if structured.probe_fits(level, response.text):
             return Verdict(True, "format")
         return Verdict(False, note="ignored")
 
-    def _chat_once(self, payload: dict[str, Any], timeout: float) -> Any:
+    def _chat_once(self, payload: dict[str, Any], timeout: float) -> ChatReply:
         """One attempt; failures worth retrying become ``Retryable``, a refused ``format`` ``_Refused``."""
-        import ollama
-        import pydantic
-
         model = payload["model"]
         reply = self.exchange("POST", "/api/chat", payload, timeout=timeout)
         if reply.status < 400:
             try:
-                return ollama.ChatResponse.model_validate(reply.data)
-            except pydantic.ValidationError:
-                raise Retryable("the server's reply was not an Ollama chat response") from None
+                return ollama_chat(reply.data)
+            except MalformedReply as exc:
+                raise Retryable(str(exc)) from None
         message = error_message(reply.data, reply.text)
         if reply.status == 404:
             raise ModelNotFound(f"Ollama at {self.url} has no model {model!r}; pull it with `ollama pull {model}`")
@@ -198,12 +196,11 @@ class OllamaBackend(HttpBackend):
         }
         errors = []
         try:
-            for entry in self.check("GET", "/api/tags").get("models") or []:
-                tag = entry.get("model") or entry.get("name")
-                if model and tag and same_model(tag, model):
+            for entry in ollama_tags(self.check("GET", "/api/tags")):
+                if model and same_model(entry["model"], model):
                     facts["model_digest"] = entry.get("digest")
                     facts["model_details"] = entry.get("details")
-        except (BackendError, AttributeError) as exc:
+        except BackendError as exc:
             errors.append(f"/api/tags: {exc}")
         if model and facts["model_details"] is None and not errors:
             try:

@@ -24,11 +24,12 @@ import re
 import time
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 from synllm.backends import structured
 from synllm.backends.base import Generation, GenerationRequest
+from synllm.backends.hosts import split_url
 from synllm.backends.http import HttpBackend, Retryable, error_message, installed_version, plain
+from synllm.backends.replies import ChatReply, MalformedReply, openai_chat
 from synllm.backends.structured import LEVELS, LevelMemory, Verdict, request_levels, schema_for
 from synllm.errors import BackendError, InvalidArgument, ModelNotFound
 
@@ -66,7 +67,7 @@ def base_url(url: str | None = None) -> str:
         return DEFAULT_BASE_URL
     if "://" not in raw:
         raw = f"http://{raw}"
-    split = urlsplit(raw)
+    split = split_url(raw, "the OpenAI-compatible base URL (url or $SYNLLM_OPENAI_BASE_URL)")
     path = split.path.rstrip("/") or "/v1"
     return f"{split.scheme}://{split.netloc}{path}"
 
@@ -159,23 +160,21 @@ class OpenAIBackend(HttpBackend):
                 self._refused(level, via, str(refusal))
                 continue
             break
-        choice = data["choices"][0]
-        usage = data.get("usage") or {}
         return Generation(
-            text=(choice.get("message") or {}).get("content") or "",
+            text=data.text,
             backend=self.name,
             model=request.model,
-            prompt_tokens=usage.get("prompt_tokens"),
-            completion_tokens=usage.get("completion_tokens"),
+            prompt_tokens=data.prompt_tokens,
+            completion_tokens=data.completion_tokens,
             elapsed_s=time.perf_counter() - started,
             constraint=level,
-            finish_reason=choice.get("finish_reason"),
+            finish_reason=data.finish_reason,
             extra={
                 "url": self.url,
                 "attempts": attempts,
                 "constraint_via": via,
                 "response_format": via if level in _SCHEMA_LEVELS else "none",
-                "server_model": data.get("model"),
+                "server_model": data.model,
             },
         )
 
@@ -248,18 +247,17 @@ class OpenAIBackend(HttpBackend):
             data, _ = self.with_retries(lambda: self._post(payload, model, timeout), model)
         except _Refused:
             return "refused"
-        text = (data["choices"][0].get("message") or {}).get("content") or ""
-        return "honoured" if structured.probe_fits(level, text) else "ignored"
+        return "honoured" if structured.probe_fits(level, data.text) else "ignored"
 
-    def _post(self, payload: dict[str, Any], model: str, timeout: float) -> dict[str, Any]:
+    def _post(self, payload: dict[str, Any], model: str, timeout: float) -> ChatReply:
         """One attempt; failures worth retrying become ``Retryable``, refusals ``_Refused``."""
         reply = self.exchange("POST", "/chat/completions", payload, timeout=timeout)
         status, data = reply.status, reply.data
         if status < 400:
-            choices = data.get("choices") if isinstance(data, dict) else None
-            if not (isinstance(choices, list) and choices and isinstance(choices[0], dict)):
-                raise Retryable(f"HTTP {status} reply was not an OpenAI chat completion")
-            return data
+            try:
+                return openai_chat(data)
+            except MalformedReply as exc:
+                raise Retryable(f"HTTP {status}: {exc}") from None
         message = error_message(data, reply.text)
         constrained = any(k in payload for k in ("response_format", *GRAMMAR_FIELDS))
         if constrained and status in (400, 415, 422, 500, 501) and _REFUSAL.search(message):

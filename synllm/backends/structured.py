@@ -73,7 +73,7 @@ def probe_fits(level: str, text: str) -> bool:
     """True when a probe answer of ``level`` fits the probe's constraint (so the server enforced it)."""
     try:
         value = json.loads(text.strip())["probe"]
-    except (ValueError, TypeError, KeyError):
+    except (ValueError, TypeError, KeyError, RecursionError):  # any answer at all may come back
         return False
     if level == "json_schema":
         return value == "synllm-probe"
@@ -143,6 +143,8 @@ class LevelMemory:
         self._verdicts: dict[str, Verdict] = {}
         self._lock = threading.Lock()
         self.last_level: str | None = None
+        self._failures = 0  # probes that raised so far
+        self._failure: BaseException | None = None  # the last one's error
 
     def allowed(self, wanted: Iterable[str]) -> list[str]:
         """The ``wanted`` levels this endpoint may use, strongest first, from ``start`` down."""
@@ -152,14 +154,23 @@ class LevelMemory:
     def choose(self, wanted: Iterable[str], probe: Callable[[str], Verdict]) -> str:
         """The strongest allowed level the server honours; probes a level the first time it is needed.
 
-        A probe that fails (the server is down) raises and leaves the level unknown.
+        A probe that fails (the server is down) raises and leaves the level unknown; the
+        requests that were waiting for it fail with the same error instead of probing again
+        (so a dead server costs one probe's attempts, not one per waiting request).
         """
+        seen = self._failures
         with self._lock:
+            if self._failures != seen and self._failure is not None:
+                raise self._failure
             for level in self.allowed(wanted):
                 if level == "none":
                     break
                 if level not in self._verdicts:
-                    self._verdicts[level] = probe(level)
+                    try:
+                        self._verdicts[level] = probe(level)
+                    except BaseException as exc:
+                        self._failures, self._failure = self._failures + 1, exc
+                        raise
                 if self._verdicts[level].honoured:
                     self.last_level = level
                     return level

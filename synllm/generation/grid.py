@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 
 from synllm.arguments import check
 from synllm.backends.base import Backend
+from synllm.backends.deadlines import interrupt_requests, resume_requests
 from synllm.backends.registry import resolve_backend
 from synllm.backends.scheduler import EndpointStats, Scheduler, schedule
 from synllm.cards import Card
@@ -96,7 +97,7 @@ def run_grid(
     owned = isinstance(backend, str) or bool(endpoints)
     backend = schedule(resolve_backend(backend, endpoints=endpoints))
     options = options or GenerationOptions()
-    default = backend.default_model
+    default = backend.default_model if not all(models) else None  # asking a server for it costs a request
     # The same cell twice would have two writers on one cache: each cell runs once.
     cells: list[Cell] = list(dict.fromkeys((m or default, p, s) for m in models for p in prompt_types for s in seeds))
     if any(m is None for m, _, _ in cells):
@@ -105,6 +106,7 @@ def run_grid(
     specs = [cell_spec(model=m, prompt_type=p, seed=s) for m, p, s in cells]
     grid = _Grid(train, backend, out_dir=out_dir, progress=progress, label=f"{card.name} grid")
     backend.resume()  # a backend stopped by an earlier interrupted grid takes requests again
+    resume_requests(main_thread_only=True)  # and requests cut by an earlier Ctrl-C may run again
     started = time.perf_counter()
     try:
         plan = _plan(backend, specs, max_parallel_runs)
@@ -182,7 +184,9 @@ class _Grid:
                     )
                     futures[run] = (i, spec)
             results, failures = _collect(futures, bar, backend, refresh_s)
-        except BaseException:
+        except BaseException as exc:
+            if isinstance(exc, KeyboardInterrupt):
+                interrupt_requests()  # Ctrl-C: cut every request in progress, so the cells end in moments
             backend.stop("the grid was interrupted")
             for executor in executors:
                 executor.shutdown(wait=False, cancel_futures=True)

@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 from synllm import files
 from synllm.arguments import check
 from synllm.backends.base import Backend, GenerationRequest
+from synllm.backends.deadlines import interrupt_requests, resume_requests
 from synllm.backends.registry import resolve_backend
 from synllm.backends.scheduler import Scheduler, schedule
 from synllm.cards import Card
@@ -226,6 +227,7 @@ class _Run:
         gaps = set(missing_requests(self.records))  # asked again even when the cache holds enough rows
         next_index = next(todo, None)
         pending: dict[Future, int] = {}
+        resume_requests(main_thread_only=True)  # requests cut by an earlier Ctrl-C (in a notebook) may run again
         with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="synllm-gen") as pool:
             try:
                 while True:
@@ -265,6 +267,9 @@ class _Run:
                         record = future.result()
                         self.records[index] = record
                         self._queue_for_validation(record)
+            except KeyboardInterrupt:
+                interrupt_requests()  # Ctrl-C: cut every request in progress, so the workers end in moments
+                raise
             finally:
                 for other in pending:
                     other.cancel()

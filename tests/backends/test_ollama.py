@@ -13,7 +13,7 @@ from importlib import metadata
 import pytest
 
 from synllm.backends.base import Backend, GenerationRequest
-from synllm.backends.hosts import host_url, is_loopback, warn_if_remote
+from synllm.backends.hosts import host_url, is_loopback, warn_once_if_remote
 from synllm.backends.ollama import OllamaBackend, same_model
 from synllm.backends.structured import PROBE_PLAIN_SCHEMA
 from synllm.errors import BackendError, BackendUnavailable, InvalidArgument, ModelNotFound
@@ -378,7 +378,7 @@ def test_a_remote_host_is_warned_about_once(caplog):
 def test_a_loopback_host_is_not_warned_about(caplog, fake):
     with caplog.at_level(logging.WARNING):
         OllamaBackend(fake.url)
-        assert warn_if_remote("localhost:1") is False
+        assert warn_once_if_remote("http://localhost:1", "Ollama host") is False
     assert caplog.records == []
 
 
