@@ -91,7 +91,6 @@ def test_a_password_in_a_bad_url_is_not_echoed():
     assert "s3cret" not in str(failure.value) and "***@" in str(failure.value)
 
 
-@pytest.mark.xfail(reason="OLLAMA_HOST parsing (backends/hosts.py) is fixed on branch harden-net", strict=False)
 def test_an_ollama_host_that_does_not_parse_is_one_line(capsys, tmp_home, monkeypatch):
     monkeypatch.setenv("OLLAMA_HOST", "http://[::1")
     code, err = _outcome(cli_main, ["generate", "--dataset", "stroke", "--backend", "ollama", "--models", "x"], capsys)
