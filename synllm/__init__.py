@@ -63,6 +63,7 @@ _EXPORTS = {
     "register_backend": "synllm.backends.registry:register_backend",
     "resolve_backend": "synllm.backends.registry:resolve_backend",
     # generation
+    "Condition": "synllm.generation.conditions:Condition",
     "Failure": "synllm.generation.grid:Failure",
     "GenerationOptions": "synllm.generation.spec:GenerationOptions",
     "GridResult": "synllm.generation.grid:GridResult",
