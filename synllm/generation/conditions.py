@@ -242,6 +242,26 @@ def check_class_mix(class_mix: Any) -> str | dict[Any, float] | None:
     )
 
 
+def parse_class_mix(text: str | None) -> str | dict[str, float] | None:
+    """A class mix from CLI text: ``real``, ``balanced`` or shares ``1=0.3,0=0.7``.
+
+    >>> parse_class_mix("1=0.3,0=0.7")
+    {'1': 0.3, '0': 0.7}
+    """
+    if text is None or text in MIX_NAMES:
+        return text
+    shares = {}
+    for part in str(text).split(","):
+        value, eq, share = part.partition("=")
+        try:
+            shares[value.strip()] = float(share)
+        except ValueError:
+            eq = ""
+        if not eq or not value.strip():
+            raise InvalidArgument(f"class mix {text!r}: write real, balanced or CLASS=SHARE,... such as 1=0.3,0=0.7")
+    return check_class_mix(shares)
+
+
 def mix_key(class_mix: Any) -> Any:
     """The class mix as plain data for a run's key and manifest."""
     if isinstance(class_mix, Mapping):

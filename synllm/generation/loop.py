@@ -39,9 +39,9 @@ from synllm.generation.manifest import (
     shortfall_text,
     write_manifest,
 )
-from synllm.generation.outputs import RunResult, answer_totals, assemble_rows, load_run, row_flags
+from synllm.generation.outputs import RunResult, answer_totals, load_run, row_flags
 from synllm.generation.parsing import validate_rows
-from synllm.generation.plans import RunPart, run_parts, run_prompt
+from synllm.generation.plans import RunPart, assemble_parts, run_parts, run_prompt
 from synllm.generation.records import CUT_NOTE, answer_record, max_tokens_for
 from synllm.generation.runlock import run_lock
 from synllm.generation.spec import GenerationOptions, RunSpec
@@ -72,11 +72,9 @@ def generate(
 
     Asks for ``options.batch_size`` rows per request until ``n_rows`` are valid, or
     stops at ``max_requests`` (default: enough for a 25 % valid rate, plus two) with
-    status ``incomplete``. Reuses every cached answer of the same run. ``n_rows`` defaults to 20,
-    or with ``conditions`` to their total. ``conditions`` and ``class_mix`` ask for rows that hold
-    given values (see :class:`RunSpec`): each condition's requests are constrained to it and
-    issued until its rows are met. Arguments are checked (:class:`~synllm.errors.InvalidArgument`)
-    before anything is read or written.
+    status ``incomplete``. Reuses every cached answer of the same run. ``conditions`` and
+    ``class_mix`` ask for rows holding given values, a quota each (see :class:`RunSpec`). Arguments
+    are checked (:class:`~synllm.errors.InvalidArgument`) before anything is read or written.
     """
     n_rows, seed = (None if n_rows is None else check("n_rows", n_rows)), check("seed", seed)
     max_requests, concurrency = check("max_requests", max_requests), check("concurrency", concurrency)
@@ -194,13 +192,11 @@ class _Run:
         )
 
     @property
-    def valid_count(self) -> int:
-        """Valid rows counted towards the run (no more than each part's quota)."""
+    def valid_count(self) -> int:  # valid rows counted towards the run (no more than each part's quota)
         return sum(min(part.valid_count, part.quota) for part in self.parts)
 
     @property
-    def queued_rows(self) -> bool:
-        """True when some answer's rows wait to be validated."""
+    def queued_rows(self) -> bool:  # some answer's rows wait to be validated
         return any(part.queued_rows for part in self.parts)
 
     def _queue_for_validation(self, record: dict[str, Any]) -> None:
@@ -238,10 +234,9 @@ class _Run:
                 while True:
                     # Unchecked rows count as valid until checked; check them when they could end the run.
                     # Once enough rows are valid, late answers are only cached; _finish checks them.
-                    unfinished = self.valid_count < self.n_rows
                     if (
                         self.queued_rows
-                        and unfinished
+                        and self.valid_count < self.n_rows
                         and (
                             all(p.optimistic >= p.quota for p in self.parts)
                             or not pending
@@ -313,17 +308,8 @@ class _Run:
         ordered = [self.records[i] for i in sorted(self.records)]
         repairs = self.repairs
         columns = self.card.synth_names
-        empty = validate_rows([], self.card).valid
-        kept, rejected_parts, counts = [], [], []
-        for part in self.parts:
-            valid = assemble_rows([(o, c.valid, c.valid_positions) for o, c in part.checked], empty)
-            rejected = assemble_rows([(o, c.rejected, c.rejected_positions) for o, c in part.checked], pd.DataFrame())
-            kept.append(valid.iloc[: part.quota])
-            rejected_parts.append(rejected)
-            counts.append(part.counts(len(kept[-1]), rejected))
-        rejected = pd.concat(rejected_parts, ignore_index=True) if len(rejected_parts) > 1 else rejected_parts[0]
+        synthetic, rejected, counts = assemble_parts(self.parts, validate_rows([], self.card).valid)
         returned = sum(p.valid_count for p in self.parts) + len(rejected)
-        synthetic = pd.concat(kept, ignore_index=True) if len(kept) > 1 else kept[0].reset_index(drop=True)
         flags = row_flags(synthetic[columns], self.prompt.examples, self.card)
         flags["request"] = synthetic.get("_request", pd.Series(dtype="Int64")).to_numpy()
         synthetic = synthetic[columns]

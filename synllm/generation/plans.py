@@ -18,6 +18,7 @@ import pandas as pd
 from synllm.cards import Card
 from synllm.generation.conditions import Condition, condition_mask, conditioned_card, restricted_card
 from synllm.generation.constraints import to_gbnf, to_json_gbnf, to_json_schema
+from synllm.generation.outputs import assemble_rows
 from synllm.generation.parsing import ParsedText, Validation, parse_text, validate_rows
 from synllm.prompts import Prompt, render_prompt
 
@@ -187,6 +188,19 @@ def run_parts(spec: Any, train: pd.DataFrame, output: str) -> list[RunPart]:
         )
         for condition in conditions
     ]
+
+
+def assemble_parts(parts: list[RunPart], empty: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, list[dict]]:
+    """(kept rows: each part's first ``quota`` valid rows in request order, part after part; rejected rows; counts)."""
+    kept, rejected_parts, counts = [], [], []
+    for part in parts:
+        valid = assemble_rows([(o, c.valid, c.valid_positions) for o, c in part.checked], empty)
+        rejected = assemble_rows([(o, c.rejected, c.rejected_positions) for o, c in part.checked], pd.DataFrame())
+        kept.append(valid.iloc[: part.quota])
+        rejected_parts.append(rejected)
+        counts.append(part.counts(len(kept[-1]), rejected))
+    rejected = pd.concat(rejected_parts, ignore_index=True) if len(rejected_parts) > 1 else rejected_parts[0]
+    return pd.concat(kept, ignore_index=True) if len(kept) > 1 else kept[0].reset_index(drop=True), rejected, counts
 
 
 def run_prompt(parts: list[RunPart]) -> Prompt:
