@@ -369,6 +369,24 @@ def mix_conditions(
     return check_conditions(out, card)
 
 
+def reference_mix(card: Card, class_mix: Any, counts: Sequence[Mapping[str, Any]]) -> dict[str, float] | None:
+    """Rows a run asked for per target class (class as text), from its manifest's class mix and condition counts.
+
+    None when the run asked for no mix or for the real one: its reference is drawn as
+    always. Otherwise the real reference sample is drawn at this mix, so the scores stay
+    "a share of what real patients with this mix get".
+    """
+    if class_mix is None or class_mix == "real":
+        return None
+    mix: dict[str, float] = {}
+    for cls, held, _ in target_classes(card):
+        wanted = list(held) if isinstance(held, tuple) else held
+        rows = sum(int(c["requested"]) for c in counts if c.get("column_values", {}).get(card.target) == wanted)
+        if rows:
+            mix[_class_key(cls)] = float(rows)
+    return mix or None
+
+
 def _class_key(value: Any) -> str:
     if isinstance(value, bool):
         return str(int(value))
