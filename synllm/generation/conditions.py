@@ -226,9 +226,16 @@ def condition_mask(table: pd.DataFrame, condition: Condition | None, card: Card)
 
 
 def check_class_mix(class_mix: Any) -> str | dict[Any, float] | None:
-    """``class_mix`` when it is None, ``"real"``, ``"balanced"`` or ``{class: share >= 0}`` with a positive total."""
-    if class_mix is None or class_mix in MIX_NAMES:
+    """``class_mix`` when it is None, ``"real"``, ``"balanced"`` or ``{class: share >= 0}`` with a positive total.
+
+    Text shares (``"1=0.3,0=0.7"``, as the CLI and profiles write them) are read as a mapping; ``""`` is None.
+    """
+    if class_mix is None or class_mix == "":
+        return None
+    if class_mix in MIX_NAMES:
         return class_mix
+    if isinstance(class_mix, str):
+        return parse_class_mix(class_mix)
     if isinstance(class_mix, Mapping) and class_mix:
         shares = {}
         for value, share in class_mix.items():

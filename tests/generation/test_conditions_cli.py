@@ -29,3 +29,12 @@ def test_cli_condition_text_errors_name_the_fix(tmp_home, capsys):
     assert parse_class_mix("1=0.25,0=0.75") == {"1": 0.25, "0": 0.75}
     with pytest.raises(InvalidArgument, match="CLASS=SHARE"):
         parse_class_mix("most")
+
+
+def test_profiles_take_a_class_mix_and_conditions_as_study_parameters():
+    from synllm.study.batch import load_profile, plan
+
+    chosen = plan(load_profile("quick"), overrides={"class_mix": "1=0.5,0=0.5", "conditions": ["age=65..90:10"]})
+    assert chosen.study["class_mix"] == "1=0.5,0=0.5" and chosen.study["conditions"] == ["age=65..90:10"]
+    with pytest.raises(InvalidArgument, match="class mix 'most'"):
+        plan(load_profile("quick"), overrides={"class_mix": "most"})
