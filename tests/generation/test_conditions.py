@@ -221,3 +221,28 @@ def test_conditions_reach_llama_cpp_and_vllm_servers_in_the_grammar(stroke_train
 
 def test_condition_is_public():
     assert synllm.Condition is Condition and "Condition" in synllm.__all__
+
+
+def test_a_manifest_written_before_conditions_still_reads(stroke_train, tmp_path):
+    import json
+
+    result = generate(
+        STROKE, stroke_train, "p4", GrammarBackend(), n_rows=4,
+        options=GenerationOptions(batch_size=4), out_dir=tmp_path, progress=False,
+    )  # fmt: skip
+    assert result.manifest.conditions == () and result.manifest.class_mix is None  # a plain run
+    data = json.loads((result.run_dir / "manifest.json").read_text())
+    data.pop("conditions"), data.pop("class_mix")  # as the code before conditions wrote it
+    (result.run_dir / "manifest.json").write_text(json.dumps(data))
+    old = read_manifest(result.run_dir)
+    assert old.conditions == () and old.class_mix is None
+
+
+def test_a_target_positive_card_gets_its_classes_as_sets_of_target_values(stroke_train):
+    from dataclasses import replace
+
+    card = replace(STROKE, target="work_type", target_positive="work_type == 'children'")
+    counts = {c.label: c.num_rows for c in mix_conditions(card, "balanced", 10, None)}
+    assert counts == {"work_type=children": 5, "work_type=Govt_job|Never_worked|Private|Self-employed": 5}
+    rows = mix_conditions(card, "real", 100, stroke_train)
+    assert rows[0].column_values == {"work_type": "children"} and 10 <= rows[0].num_rows <= 16
