@@ -39,7 +39,7 @@ $(STAMP): pyproject.toml Makefile
 setup: $(STAMP) ## Create .venv and install synllm, the notebook stack and the embedded model
 
 run: $(STAMP) ## Main job: generate, score and report 3 datasets x 4 prompt types (PROFILE=quick|paper|course; DATASETS="stroke my/card.yaml")
-	$(PY) -m synllm.study.batch --profile $(PROFILE) $(if $(BACKEND),--backend $(BACKEND)) \
+	$(PY) -m synllm run --profile $(PROFILE) $(if $(BACKEND),--backend $(BACKEND)) \
 	  $(if $(ENDPOINTS),--endpoints $(ENDPOINTS)) $(if $(MODELS),--models $(MODELS)) \
 	  $(if $(DATASETS),--datasets $(DATASETS))
 
@@ -57,7 +57,7 @@ format: $(STAMP) ## Fix what ruff can fix, format the code, strip notebook outpu
 	$(VENV)/bin/nbstripout --keep-id $(NOTEBOOKS)
 
 course: $(STAMP) ## Build the course labs into reports/course: student notebooks, executed instructor pages, index
-	$(PY) -m synllm.course $(if $(BACKEND),-p backend=$(BACKEND)) $(if $(MODELS),-p model=$(firstword $(MODELS)))
+	$(PY) -m synllm course $(if $(BACKEND),-p backend=$(BACKEND)) $(if $(MODELS),-p model=$(firstword $(MODELS)))
 
 bench: $(STAMP) ## Run the benchmarks under bench/ and print their figures
 	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit $$?; done

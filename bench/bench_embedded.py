@@ -1,7 +1,7 @@
-"""Benchmark the embedded backend: today's path (before issue #11) and the new one, side by side in one run.
+"""Benchmark the embedded backend: the old path (before issue #11) and the new one, side by side in one run.
 
 1. Per card: batches of grammar-constrained CSV rows from a short plain prompt (``--prompt p3``:
-   the study's P3 prompt instead), today's path and the new one interleaved batch by batch
+   the study's P3 prompt instead), the old path and the new one interleaved batch by batch
    (so machine load hits both alike): the new decoder with the bundled Q4_1 weights as they
    are ("new q4_1": what the decoder alone gains) and with their Q8_0 copy ("new", the
    default; see synllm/backends/embedded/weights.py), then grammar-free decoding of about the
@@ -14,7 +14,7 @@
 3. ``--parallel 1,4,8,16,32``: the new path at each batch width, interleaved, on the stroke
    P4 prompt (does batched decoding win on this machine?).
 
-Today's path is kept here as :class:`TodayBackend` (llama-cpp-python's ``create_chat_completion``
+The old path is kept here as :class:`OldPathBackend` (llama-cpp-python's ``create_chat_completion``
 with a ``LlamaGrammar`` after ``llm.reset()``). The machine may be shared: compare figures within
 one run (ratios), not across runs; the load average is printed.
 
@@ -55,14 +55,14 @@ SYSTEM = "You are a data generator. Reply with CSV rows only."
 FREE_PROMPT = "Count from 1 to 2000, separated by commas."
 
 
-#: The weights each path runs with (today's path: the bundled file).
-WEIGHTS_OF = {"today": "original", "new q4_1": "original", "new": "q8_0"}
+#: The weights each path runs with (the old path: the bundled file).
+WEIGHTS_OF = {"old": "original", "new q4_1": "original", "new": "q8_0"}
 
 
-class TodayBackend(BaseBackend):
+class OldPathBackend(BaseBackend):
     """The embedded path before issue #11: the prompt evaluated per request, the grammar on the whole vocabulary."""
 
-    name = "embedded-today"
+    name = "embedded-old"
     model = DEFAULT_MODEL
     output_format = "csv"
 
@@ -227,25 +227,25 @@ def bench_card(
 
 def print_cards(figures: list[PathFigures], free: dict[tuple[str, str], tuple[float, float]], parallel: int) -> None:
     header = (
-        f"{'card':<10}{'path':<10}{'thr':>5}{'valid/asked':>12}{'distinct':>9}{'rows/s':>8}{'x today':>8}{'x (cpu)':>8}"
+        f"{'card':<10}{'path':<10}{'thr':>5}{'valid/asked':>12}{'distinct':>9}{'rows/s':>8}{'x old':>8}{'x (cpu)':>8}"
         f"{'tok/row':>8}{'pipe tok/s':>11}{'free tok/s':>11}{'pipe/free':>10}{f'free x{parallel}':>10}"
         f"{'pipe/same':>10}{'prompt tok':>11}{'evaluated':>10}"
     )
     print(header)
     print("-" * len(header))
-    today = {f.card: f for f in figures if f.path == "today"}
+    old = {f.card: f for f in figures if f.path == "old"}
     for f in figures:
         one, many = free[f.card, WEIGHTS_OF[f.path]]
-        same = one if f.path == "today" else many
+        same = one if f.path == "old" else many
         print(
             f"{f.card:<10}{f.path:<10}{f.threads:>5}{f'{f.valid_rows}/{f.rows_asked}':>12}{f.distinct_rows:>9}"
-            f"{f.valid_rows_per_s:>8.2f}{f.valid_rows_per_s / today[f.card].valid_rows_per_s:>8.2f}"
-            f"{today[f.card].cpu_s / today[f.card].valid_rows * f.valid_rows / f.cpu_s:>8.2f}"
+            f"{f.valid_rows_per_s:>8.2f}{f.valid_rows_per_s / old[f.card].valid_rows_per_s:>8.2f}"
+            f"{old[f.card].cpu_s / old[f.card].valid_rows * f.valid_rows / f.cpu_s:>8.2f}"
             f"{f.tokens_per_valid_row:>8.1f}{f.pipeline_tok_s:>11.1f}{one:>11.1f}{f.pipeline_tok_s / one:>10.2f}"
             f"{many:>10.1f}{f.pipeline_tok_s / same:>10.2f}{f.prompt_tokens:>11}{f.prompt_eval_tokens:>10}"
         )
     print(
-        "\nrows/s: valid rows / wall time of the requests; x today: against today's path in this run; x (cpu): "
+        "\nrows/s: valid rows / wall time of the requests; x old: against the old path in this run; x (cpu): "
         "the same ratio in valid rows per CPU-second of this process; "
         "pipe tok/s: generated tokens / that wall time (prompt evaluation included); free tok/s: grammar-free "
         f"decoding of one sequence (new decoder, the path's weights, prompt excluded); free x{parallel}: "
@@ -340,7 +340,7 @@ def main(argv: list[str] | None = None) -> None:
         f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; usable cores {facts['usable_cores']}\n"
     )
     backends = {
-        "today": TodayBackend(n_threads=args.threads),
+        "old": OldPathBackend(n_threads=args.threads),
         "new q4_1": EmbeddedBackend(n_threads=args.threads, weights="original"),
         "new": new,
     }

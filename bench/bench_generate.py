@@ -7,12 +7,22 @@
    `generate()`, against llama.cpp's raw generation speed for the same tokens
    (target: pipeline/raw >= 0.85).
 
-Run: .venv/bin/python bench/bench_generate.py [--skip-embedded]
+3. ``--against DIR``: the Ollama path of this tree and of another checkout (e.g. main, unpacked with
+   ``git archive main | tar -x -C DIR``), each in a fresh process, alternated ``--rounds`` times so
+   machine load hits both alike; prints the median requests/s and CPU seconds of each and their ratios
+   (target >= 0.95).
+
+Run: .venv/bin/python bench/bench_generate.py [--skip-embedded] [--against DIR [--rounds 5]]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import re
+import resource
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -94,10 +104,49 @@ def bench_embedded(rows: int = 20, batch: int = 10) -> None:
     )
 
 
+def ollama_rate(root: Path) -> tuple[float, float]:
+    """(requests/s, CPU seconds of the whole process) of the Ollama path of the tree at ``root``, in a fresh process."""
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    command = [sys.executable, str(root / "bench" / "bench_generate.py"), "--skip-embedded"]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=600, check=True)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return float(re.search(r"-> (\d+) requests/s", done.stdout).group(1)), cpu
+
+
+def bench_against(other: Path, rounds: int) -> None:
+    """This tree's Ollama path against ``other``'s, alternated; the ratios of the medians.
+
+    Requests/s is wall-clock and moves with machine load; the CPU seconds a whole process
+    spends (imports, fake server and both runs) are the steadier figure on a shared machine.
+    """
+    here = Path(__file__).resolve().parents[1]
+    rates: dict[Path, list[float]] = {here: [], other: []}
+    cpus: dict[Path, list[float]] = {here: [], other: []}
+    for _ in range(rounds):
+        for root in (other, here):
+            rate, cpu = ollama_rate(root)
+            rates[root].append(rate)
+            cpus[root].append(round(cpu, 2))
+    print(f"ollama path, {rounds} alternated rounds, load {os.getloadavg()[0]:.1f}:")
+    for label, root in (("this tree ", here), ("other tree", other)):
+        print(f"  {label} {root}: median {statistics.median(rates[root]):.0f} requests/s {rates[root]}")
+        print(f"  {' ' * len(label)} CPU s per process: median {statistics.median(cpus[root]):.2f} {cpus[root]}")
+    speed = statistics.median(rates[here]) / statistics.median(rates[other])
+    cpu = statistics.median(cpus[other]) / statistics.median(cpus[here])
+    print(f"  this/other: requests/s {speed:.3f}, CPU efficiency (other CPU s / this CPU s) {cpu:.3f} (target >= 0.95)")
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--skip-embedded", action="store_true")
+    parser.add_argument("--against", type=Path, help="another checkout to compare the Ollama path with")
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
+    if args.against:
+        bench_against(args.against.resolve(), args.rounds)
+        sys.exit(0)
     bench_ollama()
     if not args.skip_embedded:
         bench_embedded()

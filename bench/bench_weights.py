@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from synllm.backends.embedded import EmbeddedBackend, default_model_path, import_llama_cpp
 from synllm.backends.embedded.decoder import SequenceSpec, decoder_in_use
-from synllm.backends.embedded.model import load_model
+from synllm.backends.embedded.llama_model import load_model
 from synllm.backends.embedded.weights import reencode, runtime_weights
 from synllm.dataset import load_dataset, split
 from synllm.prompts import render_prompt

@@ -7,12 +7,13 @@ in the ``synllm.report`` namespace. The flow, one way::
     cards -> dataset (load, split) -> prompts -> backends -> generation -> metrics -> report
                                       study (what `make run` and the notebooks drive) sits on top
 
-Importing synllm is cheap and has no side effects: every name is imported on first use.
+Importing synllm is cheap and has no side effects: every name is imported on first use (the
+``TYPE_CHECKING`` imports below, which mirror ``_EXPORTS``, are for IDEs and type checkers only).
 No submodule shares a name with a public function, so ``synllm.generate`` is always the function.
 """
 
 from importlib import import_module
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
@@ -59,9 +60,11 @@ _EXPORTS = {
     "backend_names": "synllm.backends.registry:backend_names",
     "get_backend": "synllm.backends.registry:get_backend",
     "load_endpoints": "synllm.backends.endpoints:load_endpoints",
-    "model_grid": "synllm.backends.models:model_grid",
+    "model_grid": "synllm.backends.model_catalog:model_grid",
     "register_backend": "synllm.backends.registry:register_backend",
     "resolve_backend": "synllm.backends.registry:resolve_backend",
+    "Scheduler": "synllm.backends.scheduler:Scheduler",
+    "schedule": "synllm.backends.scheduler:schedule",
     # generation
     "Condition": "synllm.generation.conditions:Condition",
     "Failure": "synllm.generation.grid:Failure",
@@ -87,8 +90,8 @@ _EXPORTS = {
     "relative_scores": "synllm.metrics:relative_scores",
     "summarize_repeats": "synllm.metrics:summarize_repeats",
     # study
-    "ScoredRun": "synllm.report.inputs:ScoredRun",
-    "StudyData": "synllm.report.inputs:StudyData",
+    "ScoredRun": "synllm.report.scored:ScoredRun",
+    "StudyData": "synllm.report.scored:StudyData",
     "load_study_data": "synllm.study.data:load_study_data",
     "preview_prompts": "synllm.study.data:preview_prompts",
     "require_backend": "synllm.study.data:require_backend",
@@ -104,6 +107,62 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS)
+
+if TYPE_CHECKING:  # what IDEs and type checkers see; at run time each name is imported on first use
+    from synllm import course, report
+    from synllm.backends.base import Backend, BaseBackend, Generation, GenerationRequest
+    from synllm.backends.endpoints import load_endpoints
+    from synllm.backends.model_catalog import model_grid
+    from synllm.backends.pool import EndpointPool
+    from synllm.backends.registry import backend_names, get_backend, register_backend, resolve_backend
+    from synllm.backends.scheduler import Scheduler, schedule
+    from synllm.cards import Card, Column, Kind, Rule, add_rules, available_cards, load_card
+    from synllm.dataset import Dataset, load_dataset, split
+    from synllm.dataset.check import check_card
+    from synllm.dataset.draft import draft_card
+    from synllm.errors import (
+        BackendError,
+        BackendUnavailable,
+        CardError,
+        ConfigError,
+        DataError,
+        EndpointConfigError,
+        GenerationError,
+        InvalidArgument,
+        MetricError,
+        ModelNotFound,
+        ProfileError,
+        StorageError,
+        SynllmError,
+        TemplateError,
+    )
+    from synllm.generation.baselines import baseline_names, get_baseline
+    from synllm.generation.constraints import to_gbnf, to_json_schema
+    from synllm.generation.grid import Failure, GridResult, run_grid
+    from synllm.generation.loop import generate, generate_run
+    from synllm.generation.manifest import RunManifest
+    from synllm.generation.outputs import RunResult, load_run
+    from synllm.generation.spec import GenerationOptions, RunSpec
+    from synllm.metrics import (
+        Evaluation,
+        MetricResult,
+        evaluate,
+        evaluate_repeats,
+        metric_names,
+        relative_scores,
+        summarize_repeats,
+    )
+    from synllm.prompts import PROMPT_TYPES, Prompt, render_prompt
+    from synllm.report.scored import ScoredRun, StudyData
+    from synllm.study.data import (
+        load_study_data,
+        preview_prompts,
+        require_backend,
+        require_compared_runs,
+        require_runs,
+        resolve_models,
+    )
+    from synllm.study.scoring import score_baselines, score_runs, write_study_outputs
 
 
 def __getattr__(name: str) -> Any:

@@ -1,4 +1,10 @@
-"""Command line: ``synllm generate ...`` or ``python -m synllm ...`` for papermill-free batch use."""
+"""Command line, one tree of sub-commands: ``synllm <command> ...`` or ``python -m synllm <command> ...``.
+
+``synllm run`` is the batch behind ``make run`` (the notebooks over every dataset, then the comparison),
+``synllm course`` builds the course labs (``make course``), ``synllm generate`` runs a grid without
+notebooks, ``synllm card draft|check`` brings your own dataset. ``python -m synllm.study.batch`` and
+``python -m synllm.course`` are aliases of ``synllm run`` and ``synllm course``.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +12,11 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from typing import Any
 
+from synllm.arguments import ArgumentParser
 from synllm.errors import InvalidArgument, SynllmError
+from synllm.text import terminal_text
 
 #: Command-line options checked by the rules of :mod:`synllm.arguments` (option -> rule).
 CHECKED_OPTIONS = {
@@ -21,19 +30,33 @@ CHECKED_OPTIONS = {
     "seed": "seed",
     "seeds": "seed",
     "split_seed": "seed",
+    "cell_timeout": "cell_timeout_s",
 }
+#: Options whose flag is not their name with dashes (``synllm run --timeout`` is the cell timeout).
+FLAGS = {"cell_timeout": "--timeout"}
 
 
-class _Parser(argparse.ArgumentParser):
-    """An argument parser whose usage errors are one line (raised, so ``main`` returns 2)."""
+def _name_value(text: str) -> tuple[str, Any]:
+    """``NAME=VALUE`` from the command line as (name, YAML value), e.g. ``-p n_rows=5`` or ``-p 'seeds=[0, 1]'``."""
+    import yaml
 
-    def error(self, message: str):  # type: ignore[override]
-        raise InvalidArgument(f"{message} (see `{self.prog} --help`)")
+    from synllm import yamlsafe
+
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    name, value = text.split("=", 1)
+    try:
+        return name.strip(), yamlsafe.safe_load(value)
+    except yaml.YAMLError as exc:
+        problem = getattr(exc, "problem", None) or " ".join(str(exc).split())
+        raise argparse.ArgumentTypeError(f"{name.strip()}: {value!r} is not a YAML value ({problem})") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with one sub-command per task."""
-    parser = _Parser(prog="synllm", description=__doc__)
+    from synllm.prompts import PROMPT_TYPES
+
+    parser = ArgumentParser(prog="synllm", description=__doc__.split("\n\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -53,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     prompt = sub.add_parser("prompt", help="print a rendered prompt")
     prompt.add_argument("dataset", help="card name or path to a card YAML")
-    prompt.add_argument("prompt_type", choices=["p1", "p2", "p3", "p4"])
+    prompt.add_argument("prompt_type", choices=PROMPT_TYPES)
     prompt.add_argument("--seed", type=int, default=0, help="seed for the example rows and the split")
     prompt.add_argument("--rows", type=int, default=20, help="rows asked for per request")
     prompt.add_argument("--output", choices=["csv", "json"], default="csv", help="answer format asked for")
@@ -62,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--dataset", required=True, help="card name or path to a card YAML")
     gen.add_argument("--backend", default="embedded", help="embedded, ollama, auto, ... (default: embedded)")
     gen.add_argument("--models", nargs="+", default=[None], help="model names or a grid name from models.yaml")
-    gen.add_argument("--prompt-types", nargs="+", default=["p1", "p2", "p3", "p4"], choices=["p1", "p2", "p3", "p4"])
+    gen.add_argument("--prompt-types", nargs="+", default=list(PROMPT_TYPES), choices=PROMPT_TYPES)
     gen.add_argument("--seeds", nargs="+", type=int, default=[0], help="run seeds")
     gen.add_argument(
         "--rows", type=int, default=None, help="valid rows wanted per run (default 20, or the conditions')"
@@ -101,7 +124,70 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
     sub.add_parser("backends", help="show which backends are available here")
+    _add_run(sub)
+    _add_course(sub)
     return parser
+
+
+def _add_run(sub) -> None:
+    run = sub.add_parser(
+        "run",
+        help="what `make run` runs: the study notebook per dataset, then the comparison, as HTML reports",
+        description="Run the study notebook for each dataset of a profile, then the comparison notebook; write "
+        "<output>/<dataset>/report.html and <output>/index.html. Reruns resume from the generation cache.",
+    )
+    run.add_argument(
+        "--profile", default="quick", help="profile name (synllm/study/profiles/<name>.yaml) or a .yaml path"
+    )
+    run.add_argument("--backend", default=None, help="override the profile's backend (embedded, auto, ollama, openai)")
+    run.add_argument(
+        "--endpoints", default=None, help="endpoint configuration (name or YAML path): send the runs to those servers"
+    )
+    run.add_argument("--models", nargs="+", default=None, help="model tags or grid names from models.yaml")
+    run.add_argument(
+        "--datasets", nargs="+", default=None, help="override the profile's datasets: card names or card file paths"
+    )
+    run.add_argument("--output", default=None, help="reports folder (default: reports/ or $SYNLLM_HOME/reports)")
+    run.add_argument(
+        "-p",
+        "--parameter",
+        dest="overrides",
+        action="append",
+        type=_name_value,
+        default=[],
+        metavar="NAME=VALUE",
+        help="override one study parameter (YAML value), e.g. -p n_rows=5",
+    )
+    run.add_argument("--kernel", default="python3", help="Jupyter kernel name (default python3)")
+    run.add_argument(
+        "--timeout",
+        dest="cell_timeout",
+        type=int,
+        default=None,
+        metavar="SECONDS",
+        help="seconds allowed per notebook cell",
+    )
+
+
+def _add_course(sub) -> None:
+    course = sub.add_parser(
+        "course",
+        help="what `make course` runs: build the course labs (student notebooks, executed instructor pages)",
+        description="Build the course: 0 when every lab ran with its solutions and every self-check passed.",
+    )
+    course.add_argument("--output", default=None, help="folder (default: reports/course)")
+    course.add_argument("--labs", nargs="+", default=None, help="lab notebooks to build (default: all)")
+    course.add_argument("--no-execute", action="store_true", help="only write the student notebooks")
+    course.add_argument(
+        "-p",
+        "--parameter",
+        dest="overrides",
+        action="append",
+        type=_name_value,
+        default=[],
+        metavar="NAME=VALUE",
+        help="a lab parameter (YAML value), e.g. -p backend=ollama -p 'models=[llama3.2:1b]'",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -117,10 +203,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from synllm.arguments import check_values
 
         given = {key: value for key, value in vars(args).items() if value is not None}  # None: the default
-        check_values(given, CHECKED_OPTIONS, name=lambda option: "--" + option.replace("_", "-"))
+        check_values(given, CHECKED_OPTIONS, name=lambda o: FLAGS.get(o, "--" + o.replace("_", "-")))
         return _COMMANDS[args.command](args)
     except SynllmError as exc:
-        print(f"synllm: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        print(f"synllm: error: {terminal_text(' '.join(str(exc).split()))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("synllm: interrupted; answers so far are cached, rerun the same command to resume", file=sys.stderr)
@@ -141,7 +227,7 @@ def _card(args: argparse.Namespace) -> int:
         from synllm.dataset.check import check_card, report_text
 
         result = check_card(args.card)
-        print(report_text(result))
+        print(terminal_text(report_text(result)))
         return 0 if result.ok else 1
     return _card_draft(args)
 
@@ -186,7 +272,7 @@ def _prompt(args: argparse.Namespace) -> int:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from synllm.backends.models import grid_names, model_grid
+    from synllm.backends.model_catalog import grid_names, model_grid
     from synllm.dataset import load_dataset, split
     from synllm.generation.conditions import parse_class_mix
     from synllm.generation.grid import run_grid
@@ -236,4 +322,46 @@ def _backends(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"cards": _cards, "card": _card, "prompt": _prompt, "generate": _generate, "backends": _backends}
+def _run(args: argparse.Namespace) -> int:
+    from synllm.study.batch import load_profile, plan, run_batch, summary
+
+    profile = load_profile(args.profile)
+    batch = plan(
+        profile,
+        backend=args.backend,
+        endpoints=args.endpoints,
+        models=args.models,
+        datasets=args.datasets,
+        output=args.output,
+        overrides=dict(args.overrides),
+    )
+    print(f"profile {profile.name}: {profile.description}".rstrip(": "), flush=True)
+    outcomes = run_batch(batch, kernel=args.kernel, timeout=args.cell_timeout)
+    print(summary(outcomes, batch.output), flush=True)
+    return 0 if all(o.ok for o in outcomes) else 1
+
+
+def _course(args: argparse.Namespace) -> int:
+    from synllm.course.build import build_course, lab_paths
+
+    outcomes = build_course(
+        args.output, labs=args.labs or lab_paths(), parameters=dict(args.overrides), execute=not args.no_execute
+    )
+    for o in outcomes:
+        print(
+            f"{o.name:<28} {'ok' if o.ok else 'FAILED':<7} {o.seconds:>6.0f} s  checks {o.checks_passed} passed"
+            + (f", {o.checks_failed} failed" if o.checks_failed else "")
+            + (f"  {o.message}" if o.message else "")
+        )
+    return 0 if all(o.ok for o in outcomes) else 1
+
+
+_COMMANDS = {
+    "backends": _backends,
+    "card": _card,
+    "cards": _cards,
+    "course": _course,
+    "generate": _generate,
+    "prompt": _prompt,
+    "run": _run,
+}

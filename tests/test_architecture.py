@@ -20,7 +20,7 @@ ROOT = Path(synllm.__file__).parent
 #: Layers from the bottom up: a module may import its own layer and the ones below, never one above.
 #: Within a layer, the graph must still be free of circles.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("synllm.errors", "synllm.config", "synllm.arguments", "synllm.files"),
+    ("synllm.errors", "synllm.config", "synllm.arguments", "synllm.files", "synllm.text", "synllm.yamlsafe"),
     ("synllm.cards",),
     ("synllm.dataset",),
     ("synllm.prompts",),
@@ -54,11 +54,25 @@ def _existing(name: str) -> str | None:
     return name or None
 
 
+def _is_main_guard(node: ast.stmt) -> bool:
+    """``if __name__ == "__main__":``: runs only when the file is a script, so it is no import of the module."""
+    test = getattr(node, "test", None)
+    return (
+        isinstance(node, ast.If)
+        and isinstance(test, ast.Compare)
+        and isinstance(test.left, ast.Name)
+        and test.left.id == "__name__"
+        and any(isinstance(c, ast.Constant) and c.value == "__main__" for c in test.comparators)
+    )
+
+
 def imports_of(module: str, source: str) -> set[str]:
     """The synllm modules ``module`` imports: statically anywhere in its code, or by a "module:attribute" string."""
     package = module if MODULES.get(module, Path()).name == "__init__.py" else module.rpartition(".")[0]
     found: set[str | None] = set()
-    for node in ast.walk(ast.parse(source)):
+    tree = ast.parse(source)
+    tree.body = [node for node in tree.body if not _is_main_guard(node)]  # script-only lines import nothing
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found.update(_existing(alias.name) for alias in node.names if alias.name.split(".")[0] == "synllm")
         elif isinstance(node, ast.ImportFrom):

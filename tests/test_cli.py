@@ -60,13 +60,13 @@ def ollama_run(tmp_home, monkeypatch):
 @pytest.mark.parametrize(
     ("extra", "needle"),
     [
-        (["--rows", "0"], "--rows must be a whole number >= 1, got 0"),
-        (["--rows", "-5"], "--rows must be a whole number >= 1, got -5"),
+        (["--rows", "0"], "--rows must be a whole number >= 1 and <= 10000000, got 0"),
+        (["--rows", "-5"], "--rows must be a whole number >= 1 and <= 10000000, got -5"),
         (["--top-p", "-3"], "--top-p must be a number > 0 and <= 1, got -3"),
         (["--top-p", "nan"], "--top-p must be a number > 0 and <= 1"),
         (["--temperature", "3"], "--temperature must be a number >= 0 and <= 2"),
         (["--batch-size", "0"], "--batch-size must be a whole number >= 1"),
-        (["--seeds", "0", "-1"], "--seeds must be a whole number >= 0, got -1"),
+        (["--seeds", "0", "-1"], "--seeds must be a whole number >= 0 and <= 4294967295, got -1"),
         (["--max-requests", "0"], "--max-requests must be a whole number >= 1"),
         (["--timeout", "0"], "--timeout must be a number > 0"),
         (["--holdout", "1.5"], "--holdout must be a number > 0 and < 1"),
@@ -88,7 +88,7 @@ def test_bad_arguments_are_one_line_errors_that_leave_a_finished_run_alone(ollam
 
 def test_prompt_refuses_zero_rows(capsys):
     assert main(["prompt", "stroke", "p1", "--rows", "0"]) == 2
-    assert "--rows must be a whole number >= 1, got 0" in capsys.readouterr().err
+    assert "--rows must be a whole number >= 1 and <= 10000000, got 0" in capsys.readouterr().err
 
 
 def test_timeout_bounds_a_dead_server(tmp_home, monkeypatch, capsys):
@@ -123,3 +123,79 @@ def test_a_bad_synllm_timeout_is_a_one_line_error(tmp_home, monkeypatch, capsys)
     code = main(["generate", "--dataset", "stroke", "--backend", "ollama", "--models", "x", "--rows", "1"])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "SYNLLM_TIMEOUT='soon'" in err
+
+
+def _subcommands(parser) -> dict:
+    return next(a for a in parser._actions if a.dest == "command").choices
+
+
+def test_one_parser_holds_every_command_including_run_and_course():
+    from synllm.cli import _COMMANDS, build_parser
+
+    assert set(_subcommands(build_parser())) == set(_COMMANDS) >= {"run", "course", "card", "generate", "prompt"}
+
+
+def test_prompt_type_choices_come_from_the_prompts_module():
+    from synllm.cli import build_parser
+    from synllm.prompts import PROMPT_TYPES
+
+    commands = _subcommands(build_parser())
+    choices = [a.choices for name in ("prompt", "generate") for a in commands[name]._actions if "prompt" in a.dest]
+    assert choices == [PROMPT_TYPES, PROMPT_TYPES]
+    defaults = [a.default for a in commands["generate"]._actions if a.dest == "prompt_types"]
+    assert defaults == [list(PROMPT_TYPES)]
+
+
+def test_the_profile_help_names_the_folder_the_profiles_are_in():
+    import re
+
+    from synllm import config
+    from synllm.cli import build_parser
+
+    run = _subcommands(build_parser())["run"]
+    text = next(a.help for a in run._actions if a.dest == "profile")
+    folder = re.search(r"(synllm/[\w/]+)/", text)[1]
+    assert (config.PACKAGE_DIR.parent / folder).resolve() == config.PROFILES_DIR.resolve()
+
+
+@pytest.mark.parametrize("alias", ["synllm.study.batch", "synllm.course"])
+def test_old_entry_points_are_aliases_of_the_one_cli(alias, capsys, monkeypatch):
+    import runpy
+    import sys
+
+    command = {"synllm.study.batch": "run", "synllm.course": "course"}[alias]
+    monkeypatch.setattr(sys, "argv", [alias, "--no-such-option"])
+    with pytest.raises(SystemExit) as exited:
+        runpy.run_module(alias, run_name="__main__", alter_sys=False)
+    assert exited.value.code == 2
+    via_alias = capsys.readouterr().err
+    assert main([command, "--no-such-option"]) == 2
+    assert capsys.readouterr().err == via_alias
+    assert via_alias.startswith("synllm: error: unrecognized arguments: --no-such-option")
+
+
+def test_run_with_an_unknown_profile_is_a_one_line_error(capsys):
+    assert main(["run", "--profile", "nosuch"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("synllm: error: no batch profile 'nosuch'")
+
+
+def test_course_parameters_must_be_name_value(capsys):
+    assert main(["course", "-p", "backend"]) == 2
+    assert "expected NAME=VALUE, got 'backend'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["run", "course"])
+def test_a_parameter_that_is_not_yaml_is_a_one_line_error(command, capsys):
+    assert main([command, "-p", "seeds=[0, 1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith("synllm: error: argument -p/--parameter: seeds: '[0, 1' is not a YAML value")
+
+
+def test_make_run_and_make_course_call_the_one_cli():
+    from synllm import config
+
+    makefile = (config.PROJ_ROOT / "Makefile").read_text(encoding="utf-8")
+    assert "$(PY) -m synllm run --profile" in makefile and "$(PY) -m synllm course" in makefile
+    assert "synllm.study.batch" not in makefile and "-m synllm.course" not in makefile

@@ -137,3 +137,60 @@ def test_every_error_is_a_synllm_error():
         obj = getattr(synllm, name)
         if isinstance(obj, type) and issubclass(obj, Exception):
             assert issubclass(obj, synllm.SynllmError), name
+
+
+def _type_checking_imports() -> dict[str, str]:
+    """Name -> "module:attribute" (or the module) of the imports under ``if TYPE_CHECKING:`` in synllm/__init__.py."""
+    import ast
+
+    tree = ast.parse((config.PACKAGE_DIR / "__init__.py").read_text(encoding="utf-8"))
+    block = next(n for n in tree.body if isinstance(n, ast.If) and getattr(n.test, "id", "") == "TYPE_CHECKING")
+    found = {}
+    for node in block.body:
+        assert isinstance(node, ast.ImportFrom) and node.level == 0, ast.unparse(node)
+        for alias in node.names:
+            name = alias.asname or alias.name
+            is_module = node.module == "synllm"  # `from synllm import course`: the namespace module
+            found[name] = f"synllm.{alias.name}" if is_module else f"{node.module}:{alias.name}"
+    return found
+
+
+def test_ides_see_every_public_name_where_it_is_loaded_from():
+    """The TYPE_CHECKING imports (what IDEs resolve ``synllm.generate`` by) mirror the lazy ``_EXPORTS``."""
+    assert _type_checking_imports() == synllm._EXPORTS
+
+
+def test_doctests_run_with_the_test_suite():
+    import tomllib
+
+    settings = tomllib.loads((config.PROJ_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    pytest_options = settings["tool"]["pytest"]["ini_options"]
+    assert "--doctest-modules" in pytest_options["addopts"].split()
+    assert "synllm" in pytest_options["testpaths"]
+
+
+def _imported_modules(path) -> set[str]:
+    """Every module ``path`` imports, at any depth of its code (lazy and TYPE_CHECKING imports included)."""
+    import ast
+
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found |= {node.module, *(f"{node.module}.{alias.name}" for alias in node.names)}
+    return found
+
+
+def test_report_prose_lives_in_one_module_and_metrics_import_nothing_back():
+    package = config.PACKAGE_DIR
+    assert sorted(p.relative_to(package).as_posix() for p in package.rglob("*prose*.py")) == ["report/prose.py"]
+    assert "synllm.metrics.evaluation" not in _imported_modules(package / "metrics" / "evaluation_text.py")
+    for path in (package / "metrics").rglob("*.py"):
+        assert not any(m.startswith("synllm.report") for m in _imported_modules(path)), path
+
+
+def test_module_names_in_report_are_unique_in_the_package():
+    names = [p.stem for p in config.PACKAGE_DIR.rglob("*.py") if not p.stem.startswith("_")]
+    report = [p.stem for p in (config.PACKAGE_DIR / "report").glob("*.py") if not p.stem.startswith("_")]
+    assert [n for n in report if names.count(n) > 1] == []

@@ -8,30 +8,30 @@ remembers why (``chosen_because``), stamps that onto every Generation
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from synllm.backends.base import Backend, BaseBackend, Generation, GenerationRequest
-from synllm.backends.models import model_grid
-from synllm.backends.registry import backend_options, get_backend
+from synllm.backends.base import Backend, Generation, GenerationRequest
+from synllm.backends.factory import build
+from synllm.backends.model_catalog import model_grid
 from synllm.errors import BackendUnavailable, InvalidArgument
 
 _log = logging.getLogger(__name__)
 
 
-class AutoBackend(BaseBackend):
+class AutoBackend:
     """A chosen backend plus the reason it was chosen; delegates everything else.
 
     Requests for the model that was asked for (or with an empty model) are sent with
-    ``self.model``, the model the chosen backend actually serves.
+    ``self.model``, the model the chosen backend actually serves. ``describe()`` is the
+    chosen backend's, so a scheduler drives this as it would drive that backend.
     """
 
     def __init__(self, inner: Backend, *, model: str, requested_model: str | None, because: str) -> None:
         self.inner = inner
         self.name = inner.name
         self.chosen = inner.name
-        self.output_format = inner.output_format
         self.model = model
         self.requested_model = requested_model
         self.chosen_because = because
@@ -48,14 +48,6 @@ class AutoBackend(BaseBackend):
             "requested_model": self.requested_model,
             "because": self.chosen_because,
         }
-
-    def capacity(self, model: str | None = None) -> int:
-        """Parallel requests the chosen backend accepts."""
-        return self.inner.capacity(model or self.model)
-
-    def lanes(self, models: Sequence[str]) -> list[list[str]]:
-        """The chosen backend's lanes."""
-        return self.inner.lanes(models)
 
     def generate(self, request: GenerationRequest) -> Generation:
         """Answer with the chosen backend; the Generation's ``extra["auto"]`` holds the choice."""
@@ -76,6 +68,12 @@ class AutoBackend(BaseBackend):
         """Close the chosen backend."""
         self.inner.close()
 
+    def __enter__(self) -> AutoBackend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 def choose_backend(
     model: str | None = None,
@@ -92,11 +90,10 @@ def choose_backend(
     """
     from synllm.backends.ollama import OllamaBackend, same_model
 
-    unknown = set(options) - (backend_options("ollama") - {"url", "model"})
-    if unknown:
+    allowed = OllamaBackend.options() - {"url", "model"}
+    if unknown := set(options) - allowed:
         raise InvalidArgument(
-            f"the auto backend takes no option(s) {sorted(unknown)}; it takes the Ollama "
-            f"backend's: {sorted(backend_options('ollama') - {'url', 'model'})}"
+            f"the auto backend takes no option(s) {sorted(unknown)}; it takes the Ollama backend's: {sorted(allowed)}"
         )
     ollama = OllamaBackend(url, model=model, **options)
     try:
@@ -122,7 +119,9 @@ def choose_backend(
 
 
 def _embedded(requested: str | None, reason: str, embedded_options: Mapping[str, Any] | None) -> AutoBackend:
-    inner = get_backend("embedded", **dict(embedded_options or {}))
-    model = inner.default_model or model_grid("embedded")[0]
+    from synllm.backends.embedded import EmbeddedBackend
+
+    inner = build("embedded", EmbeddedBackend, dict(embedded_options or {}))
+    model = EmbeddedBackend.model or model_grid("embedded")[0]
     _log.warning("auto backend: using the embedded model %s because %s", model, reason)
     return AutoBackend(inner, model=str(model), requested_model=requested, because=reason)

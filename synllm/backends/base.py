@@ -2,14 +2,15 @@
 
 A backend turns a :class:`GenerationRequest` into a :class:`Generation` holding only
 the newly generated text (never the prompt) and token counts. :class:`Backend` is the
-whole protocol the rest of synllm relies on; :class:`BaseBackend` supplies the
-defaults, so an implementation writes only what differs. Backends do no work in
-``__init__``: they connect or load a model on first use.
+whole protocol: ``name``, ``available``, ``generate`` and ``describe``, plus ``close``.
+:class:`BaseBackend` supplies the defaults, so an implementation writes only what differs.
+Backends do no work in ``__init__``: they connect or load a model on first use. How many
+requests run at once is the scheduler's business (:mod:`synllm.backends.scheduler`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -54,51 +55,16 @@ class Generation:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
-class EndpointStats:
-    """A snapshot of one endpoint's work so far."""
-
-    name: str
-    kind: str
-    url: str
-    state: str  # "up" or "down"
-    max_concurrency: int
-    in_flight: int
-    requests: int  # answered
-    failures: int
-    busy_seconds: float
-    active_seconds: float  # from its first request sent to its last answer
-    last_error: str | None
-
-    @property
-    def requests_per_s(self) -> float:
-        """Answers per second while the endpoint was in use."""
-        return self.requests / self.active_seconds if self.active_seconds > 0 else 0.0
-
-
 @runtime_checkable
 class Backend(Protocol):
-    """Anything that can answer a GenerationRequest; every member here is used by the generation loop or grid."""
+    """Anything that can answer a GenerationRequest: four members, plus ``close``.
+
+    Scheduling (how many requests at once, which models share capacity, stopping a grid)
+    is not a backend's business: :mod:`synllm.backends.scheduler` wraps any backend for that.
+    """
 
     #: Registry name, shown in manifests (a pool adds ``@endpoint`` per answer).
     name: str
-    #: How answers are asked for: ``"csv"`` lines under a GBNF grammar, or ``"json"`` under a JSON schema.
-    output_format: str
-    #: Why an ``auto`` choice fell on this backend (None when it was asked for by name).
-    chosen_because: str | None
-
-    @property
-    def default_model(self) -> str | None:
-        """The model a run uses when none is named; None when the caller must name one."""
-        ...
-
-    def capacity(self, model: str | None = None) -> int:
-        """Requests for ``model`` that may run at once."""
-        ...
-
-    def lanes(self, models: Sequence[str]) -> list[list[str]]:
-        """``models`` grouped so that models sharing capacity are in one lane (run one after the other)."""
-        ...
 
     def available(self, model: str | None = None) -> bool:
         """Cheap check (short timeout, never raises) that the backend, and model if given, can serve."""
@@ -109,19 +75,7 @@ class Backend(Protocol):
         ...
 
     def describe(self, model: str | None = None) -> Mapping[str, Any]:
-        """Facts for the run manifest: address, model digest or file hash, runtime versions; never raises."""
-        ...
-
-    def endpoint_stats(self) -> tuple[EndpointStats, ...]:
-        """Counters per server behind this backend (a pool's endpoints); empty for a single model."""
-        ...
-
-    def stop(self, reason: str) -> None:
-        """Refuse new requests (an interrupted grid): waiting ones fail at once; ``resume`` undoes it."""
-        ...
-
-    def resume(self) -> None:
-        """Take requests again after ``stop``."""
+        """Facts for the run manifest; never raises. See :data:`FACTS` for the keys a scheduler reads."""
         ...
 
     def close(self) -> None:
@@ -129,32 +83,24 @@ class Backend(Protocol):
         ...
 
 
+#: Keys of ``describe()`` that say how to drive a backend, with their value when a backend leaves one out:
+#: ``model``, the model a run uses when none is named (None: the caller must name one); ``output_format``,
+#: how answers are asked for (``"csv"`` lines under a GBNF grammar, or ``"json"`` under a JSON schema);
+#: ``max_concurrency``, requests it takes at once. The ``auto`` backend adds ``auto``, the choice and why.
+FACTS: Mapping[str, Any] = {"model": None, "output_format": "json", "max_concurrency": 1}
+
+
 class BaseBackend:
     """Defaults for every :class:`Backend` member but ``generate``; subclasses override what differs.
 
-    One model at a time (``max_concurrency = 1``), answers as JSON, one lane for all
-    models, nothing to close.
+    One model at a time (``max_concurrency = 1``), answers as JSON, nothing to close;
+    ``describe()`` reports these three facts.
     """
 
     name = "base"
     output_format = "json"
-    chosen_because: str | None = None
     model: str | None = None
     max_concurrency = 1
-
-    @property
-    def default_model(self) -> str | None:
-        """``model`` when set."""
-        return self.model
-
-    def capacity(self, model: str | None = None) -> int:
-        """``max_concurrency`` for any model."""
-        return max(1, int(self.max_concurrency))
-
-    def lanes(self, models: Sequence[str]) -> list[list[str]]:
-        """One lane holding every model (they share this backend's capacity)."""
-        ordered = list(dict.fromkeys(models))
-        return [ordered] if ordered else []
 
     def available(self, model: str | None = None) -> bool:
         """True: override with a real check."""
@@ -165,18 +111,13 @@ class BaseBackend:
         raise NotImplementedError
 
     def describe(self, model: str | None = None) -> Mapping[str, Any]:
-        """The backend's name and the model."""
-        return {"backend": self.name, "model": model or self.default_model}
-
-    def endpoint_stats(self) -> tuple[EndpointStats, ...]:
-        """No servers to count."""
-        return ()
-
-    def stop(self, reason: str) -> None:
-        """Nothing waits on a single backend: a request in progress finishes."""
-
-    def resume(self) -> None:
-        """Nothing to resume."""
+        """The backend's name, the model, how answers are asked for and the concurrency."""
+        return {
+            "backend": self.name,
+            "model": model or self.model,
+            "output_format": self.output_format,
+            "max_concurrency": max(1, int(self.max_concurrency)),
+        }
 
     def close(self) -> None:
         """Nothing to release."""

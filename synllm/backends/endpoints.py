@@ -26,13 +26,19 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import yaml
 
-from synllm import config
-from synllm.errors import EndpointConfigError
+from synllm import config, yamlsafe
+from synllm.arguments import check_url
+from synllm.backends.base import Backend
+from synllm.backends.factory import build
+from synllm.errors import EndpointConfigError, InvalidArgument
+
+if TYPE_CHECKING:
+    from synllm.backends.http import HttpBackend
 
 KINDS = ("ollama", "openai")
 DEFAULT_MAX_FAILURES = 3
@@ -79,11 +85,10 @@ class Endpoint:
             raise EndpointConfigError(f"endpoint {self.name!r} does not serve {model!r}; it serves {list(self.models)}")
         return self.models[model]
 
-    def build_backend(self) -> Any:
+    def build_backend(self) -> Backend:
         """A new backend talking to this endpoint (no network yet)."""
-        from synllm.backends.registry import get_backend
-
-        return get_backend(self.kind, url=self.url, max_concurrency=self.max_concurrency, **self.options)
+        options = {"url": self.url, "max_concurrency": self.max_concurrency, **self.options}
+        return build(self.kind, backend_class(self.kind), options)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +139,7 @@ def load_endpoints(name_or_path: str | Path) -> EndpointConfig:
             )
         path = bundled
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yamlsafe.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise EndpointConfigError(f"cannot read endpoint configuration {path}: {exc}") from None
     return parse_endpoints(data, source=path)
@@ -184,7 +189,10 @@ def _endpoint(item: Any, index: int, where: str, env: Mapping[str, str]) -> Endp
         raise EndpointConfigError(f"{label}: 'kind' must be one of {list(KINDS)}, got {kind!r}")
     if not item.get("url"):
         raise EndpointConfigError(f"{label}: give the server's 'url'")
-    url = expand_vars(str(item["url"]), env)
+    try:  # the shared argument rules (synllm.arguments), reported as this file's error
+        url = check_url(expand_vars(str(item["url"]), env), name=f"{label}: url")
+    except InvalidArgument as exc:
+        raise EndpointConfigError(str(exc)) from None
     options = {k: v for k, v in item.items() if k not in _ENDPOINT_KEYS}
     allowed = _backend_options(kind)
     unknown = set(options) - allowed
@@ -205,11 +213,20 @@ def _endpoint(item: Any, index: int, where: str, env: Mapping[str, str]) -> Endp
     )
 
 
+def backend_class(kind: str) -> type[HttpBackend]:
+    """The backend class serving endpoints of ``kind`` (imported on first use)."""
+    if kind == "ollama":
+        from synllm.backends.ollama import OllamaBackend
+
+        return OllamaBackend
+    from synllm.backends.openai import OpenAIBackend
+
+    return OpenAIBackend
+
+
 def _backend_options(kind: str) -> set[str]:
     """Keyword options the backend of ``kind`` takes, but the ones the endpoint itself sets."""
-    from synllm.backends.registry import backend_options
-
-    return backend_options(kind) - {"url", "max_concurrency", "model", "transport"}
+    return backend_class(kind).options() - {"url", "max_concurrency", "model", "transport"}
 
 
 def _default_name(url: str) -> str:

@@ -120,7 +120,6 @@ class OpenAIBackend(HttpBackend):
             supported -= set(_SCHEMA_LEVELS)
         self.levels = LevelMemory(supported, constraint)
         self._plain_verdict: Verdict | None = None
-        self._default_model: str | None = None
         super().__init__(url, **common)
 
     @classmethod
@@ -136,19 +135,6 @@ class OpenAIBackend(HttpBackend):
     def response_format(self) -> str:
         """How the schema is sent now: ``json_schema``, ``json_object`` or ``none``."""
         return self._format
-
-    @property
-    def default_model(self) -> str | None:
-        """``model``, else the only model the server lists (one quick call, remembered); else None."""
-        if self.model:
-            return self.model
-        if self._default_model is None:
-            try:
-                ids = self.list_models()
-            except BackendError:
-                return None
-            self._default_model = ids[0] if len(ids) == 1 else None
-        return self._default_model
 
     # -- generation --------------------------------------------------------------------------
     def generate(self, request: GenerationRequest) -> Generation:
@@ -339,7 +325,8 @@ class OpenAIBackend(HttpBackend):
         """Facts for the run manifest: server URL, loopback, the server's model id, schema form.
 
         ``server_model_id`` is ``model`` when ``/models`` lists it, else the only model
-        listed (``model_listed`` is then False), else None.
+        listed (``model_listed`` is then False), else None. With no model named at all, that
+        only model is also ``model``: the one a run uses by default.
         Never raises: what could not be fetched is None, with the reason under ``error``.
         """
         model = model or self.model
@@ -364,6 +351,7 @@ class OpenAIBackend(HttpBackend):
         match = next((c for c in cards if c["id"] == model), cards[0] if len(cards) == 1 else None)
         if match is not None:
             facts["server_model_id"] = str(match["id"])
+            facts["model"] = facts["model"] or facts["server_model_id"]
             facts["owned_by"] = match.get("owned_by")
             facts["max_model_len"] = match.get("max_model_len")
         elif model:

@@ -1,13 +1,13 @@
 """Many endpoints as one backend.
 
-:class:`EndpointPool` implements the Backend protocol over several servers (see
-:mod:`synllm.backends.endpoints`). ``generate(request)`` waits for a free slot on an endpoint
+:class:`EndpointPool` is a backend over several servers (see :mod:`synllm.backends.endpoints`)
+and their :class:`~synllm.backends.scheduler.Scheduler`. ``generate(request)`` waits for a free slot on an endpoint
 that is up and serves ``request.model``, sends the request there under the id that
 server knows the model by, and on failure sends it again to another endpoint. After
 ``max_failures`` consecutive failures an endpoint is marked down with a warning
 that names it, and the pool carries on with the rest; with none left it raises
 ``BackendUnavailable``. Because the pool is just a backend, the generation loop keeps
-its cache: an answer is recorded once, whichever endpoint gave it. Its
+its cache: an answer is recorded once, whichever endpoint gave it. As a scheduler, its
 ``capacity(model)`` and ``lanes(models)`` tell the grid runner how many runs to keep
 going at once. Scale across machines comes from the serving engines; this only spreads
 requests over them, with standard-library threads, a lock and a first-come-first-served
@@ -25,9 +25,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from synllm.backends.base import Backend, BaseBackend, EndpointStats, Generation, GenerationRequest
+from synllm.backends.base import Backend, BaseBackend, Generation, GenerationRequest
 from synllm.backends.endpoints import Endpoint, EndpointConfig, endpoints_from
 from synllm.backends.hosts import is_loopback
+from synllm.backends.scheduler import EndpointStats
 from synllm.errors import BackendError, BackendUnavailable, ModelNotFound
 
 log = logging.getLogger(__name__)
@@ -53,19 +54,9 @@ class _Slot:
     def stats(self) -> EndpointStats:
         ep = self.endpoint
         active = (self.last - self.first) if self.first is not None and self.last is not None else 0.0
-        return EndpointStats(
-            ep.name,
-            ep.kind,
-            ep.url,
-            "down" if self.down else "up",
-            ep.max_concurrency,
-            self.in_flight,
-            self.requests,
-            self.failures,
-            round(self.busy, 4),
-            round(max(active, 0.0), 4),
-            self.last_error,
-        )
+        state, busy = "down" if self.down else "up", round(self.busy, 4)
+        counts = (ep.max_concurrency, self.in_flight, self.requests, self.failures, busy, round(max(active, 0.0), 4))
+        return EndpointStats(ep.name, ep.kind, ep.url, state, *counts, self.last_error)
 
 
 _WAIT = object()
@@ -83,7 +74,7 @@ class _Waiter:
 
 
 class EndpointPool(BaseBackend):
-    """A Backend spreading requests over several endpoints; see the module docstring.
+    """A Backend spreading requests over several endpoints, and the Scheduler of them; see the module docstring.
 
     ``endpoints``: an :class:`EndpointConfig`, a config name or path, or a list of
     :class:`Endpoint`; ``max_failures`` overrides the config's. Thread-safe; no network in ``__init__``.
@@ -113,11 +104,6 @@ class EndpointPool(BaseBackend):
         return f"EndpointPool({names})"
 
     @property
-    def endpoints(self) -> tuple[Endpoint, ...]:
-        """The configured endpoints, in order."""
-        return self.config.endpoints
-
-    @property
     def default_model(self) -> str | None:
         """The one logical model the endpoints serve, if there is exactly one."""
         models = self.config.models
@@ -128,7 +114,7 @@ class EndpointPool(BaseBackend):
         ordered = list(dict.fromkeys(models))
         lanes: list[tuple[set[str], list[str]]] = []  # (endpoint names, models)
         for model in ordered:
-            names = {ep.name for ep in self.endpoints if ep.serves(model)}
+            names = {ep.name for ep in self.config.endpoints if ep.serves(model)}
             joined = [lane for lane in lanes if lane[0] & names]
             merged_names, merged_models = set(names), []
             for lane in joined:
@@ -162,17 +148,8 @@ class EndpointPool(BaseBackend):
         with self._lock:
             self._stopped = None
 
-    def revive(self, name: str | None = None) -> None:
-        """Mark endpoint ``name`` (every endpoint when None) up again, with its failure streak cleared."""
-        with self._lock:
-            for slot in self._slots:
-                if name is None or slot.endpoint.name == name:
-                    slot.down, slot.consecutive = None, 0
-                    slot.missing.clear()
-            self._dispatch()
-
     def close(self) -> None:
-        """Stop, and close every endpoint's connections."""
+        """Stop, and close every endpoint's connections; :meth:`resume` makes the pool take requests again."""
         self.stop()
         for slot in self._slots:
             closer = getattr(slot.backend, "close", None)

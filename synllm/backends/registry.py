@@ -1,4 +1,4 @@
-"""Backends by name: the built-in ones are imported only when asked for, so there is no import cycle.
+"""Backends by name: the built-in ones are imported only when asked for, and none imports this module.
 
 ``get_backend("ollama", url=..., timeout=...)`` builds one; ``backend_options(name)``
 lists the keyword options it takes (read from its signature, the one place they are
@@ -8,14 +8,14 @@ call with a name, an endpoint configuration or a ready backend.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Mapping
 from importlib import import_module
 from pathlib import Path
 from typing import Any
 
 from synllm.backends.base import Backend
-from synllm.errors import BackendError, InvalidArgument
+from synllm.backends.factory import build, factory_options
+from synllm.errors import BackendError
 
 #: Built-in backends: name -> "module:factory", imported on first use.
 BUILTIN = {
@@ -54,24 +54,13 @@ def backend_factory(name: str) -> Callable[..., Backend]:
 
 
 def backend_options(name: str) -> set[str]:
-    """Keyword options backend ``name`` takes (its factory's parameters, plus its ``extra_options`` if any)."""
-    factory = backend_factory(name)
-    extra = getattr(factory, "options", None)
-    if callable(extra):
-        return set(extra())
-    params = inspect.signature(factory).parameters.values()
-    return {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    """Keyword options backend ``name`` takes (its factory's parameters, or its ``options()`` if any)."""
+    return factory_options(backend_factory(name))
 
 
 def get_backend(name: str, **options: Any) -> Backend:
     """Build a backend by name; unknown options are an error that lists the valid ones."""
-    factory = backend_factory(name)
-    allowed = backend_options(name)
-    unknown = sorted(set(options) - allowed)
-    takes_any = any(p.kind is p.VAR_KEYWORD for p in inspect.signature(factory).parameters.values())
-    if unknown and not (takes_any and not callable(getattr(factory, "options", None))):
-        raise InvalidArgument(f"backend {name!r} takes no option(s) {unknown}; it takes {sorted(allowed)}")
-    return factory(**options)
+    return build(name, backend_factory(name), options)
 
 
 def resolve_backend(

@@ -1,35 +1,29 @@
-"""Read a card from YAML and check it: keys, kinds, ranges, rules and cross-references."""
+"""Read a card from YAML and check it: fields (:mod:`.schema`), rules, cross-references and where its data may be.
+
+The YAML is read with limits (:mod:`synllm.yamlsafe`); a card's ``file`` must lie inside
+the card's folder, ``data/raw`` or a folder the caller names (:func:`data_file`).
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from synllm import config
+from synllm import config, yamlsafe
 from synllm.cards.expressions import card_scope, closest_hint, compile_expression
 from synllm.cards.model import Card, Column, Kind, Rule
 from synllm.cards.rules import rule_expressions
+from synllm.cards.schema import ColumnSpec, RuleSpec, shown, validated_card, validated_rules
 from synllm.errors import CardError
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
-_COLUMN_KEYS = set(Column.__slots__)
-_RULE_KEYS = set(Rule.__slots__)
-_CARD_KEYS = {"name", "title", "description", "domain", "file", "columns", "roles", "missing", "rules"}
-_ROLE_KEYS = {
-    "target",
-    "target_positive",
-    "outcomes",
-    "identifiers",
-    "quasi_identifiers",
-    "sensitive",
-    "predictors",
-    "leakage",
-}
 _MEASURES = {
     "rate": ("outcome", "group", "versus"),
     "mean": ("value", "group", "versus"),
@@ -65,57 +59,63 @@ def card_path(name_or_path: str | Path) -> Path:
     )
 
 
-def load_card(name_or_path: str | Path) -> Card:
-    """Read and check a card, by built-in name or by path."""
+def load_card(name_or_path: str | Path, *, data_dir: str | Path | None = None) -> Card:
+    """Read and check a card, by built-in name or by path.
+
+    The card's ``file`` must lie inside the card's folder (or ``data/raw``, or ``data_dir``:
+    a folder the caller names, by default ``$SYNLLM_DATA_DIR`` when set).
+    """
     path = card_path(name_or_path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        with path.open("rb") as handle:
+            data = handle.read(yamlsafe.MAX_DOCUMENT_CHARS * 4 + 1)
+        if len(data) > yamlsafe.MAX_DOCUMENT_CHARS * 4:
+            raise yamlsafe.YamlLimitError(f"more than {yamlsafe.MAX_DOCUMENT_CHARS:,} characters; shorten it")
+        raw = yamlsafe.safe_load(data)
+    except OSError as exc:
+        raise CardError(f"{path}: cannot be read ({exc.strerror or exc}); check the path and its permissions") from None
+    except yamlsafe.YamlLimitError as exc:
+        raise CardError(f"{path}: {exc}") from None
     except yaml.YAMLError as exc:
         raise CardError(f"{path}: not valid YAML ({exc}); fix the file and retry") from None
-    if not isinstance(raw, Mapping):
-        raise CardError(f"{path}: a card must be a YAML mapping with keys {sorted(_CARD_KEYS)}")
-    return card_from_dict(raw, path=path)
+    if data_dir is None and os.environ.get("SYNLLM_DATA_DIR"):
+        data_dir = os.environ["SYNLLM_DATA_DIR"]
+    return card_from_dict(raw, path=path, data_dir=data_dir)
 
 
-def card_from_dict(raw: Mapping[str, Any], *, path: Path | None = None) -> Card:
-    """Build a Card from parsed YAML, checking keys, kinds and cross-references."""
+def card_from_dict(raw: Mapping[str, Any], *, path: Path | None = None, data_dir: str | Path | None = None) -> Card:
+    """Build a Card from parsed YAML, checking types and ranges (:mod:`.schema`), then cross-references."""
     where = str(path) if path else "card"
-    _check_keys(raw, _CARD_KEYS, where)
-    for key in ("name", "columns", "roles", "file"):
-        if key not in raw:
-            raise CardError(f"{where}: missing required key {key!r}")
-    if not _NAME.fullmatch(str(raw["name"])):
+    spec = validated_card(raw, where)
+    if not _NAME.fullmatch(spec.name):
         raise CardError(
-            f"{where}: name {raw['name']!r} must be letters, digits, '_' or '-' (at most 64; it names the report "
+            f"{where}: name {shown(spec.name)} must be letters, digits, '_' or '-' (at most 64; it names the report "
             "folder), e.g. name: heart_disease"
         )
-    columns = tuple(_column(c, where) for c in raw["columns"])
+    columns = tuple(_column(c, where) for c in spec.columns)
     names = [c.name for c in columns]
-    if len(set(names)) != len(names):
-        raise CardError(f"{where}: duplicate column names in {names}")
-    roles = raw["roles"] or {}
-    _check_keys(roles, _ROLE_KEYS, f"{where} roles")
-    missing = raw.get("missing") or {}
-    _check_keys(missing, {"tokens", "notes"}, f"{where} missing")
-    rules = tuple(_rule(r, where) for r in raw.get("rules") or [])
-    file = _data_file(Path(raw["file"]), path)
+    if repeated := sorted({n for n, k in Counter(names).items() if k > 1}):
+        raise CardError(f"{where}: duplicate column names {repeated[:10]}; give each column its own name")
+    rules = tuple(_rule(r, where) for r in spec.rules)
+    roles, missing = spec.roles, spec.missing
     card = Card(
-        name=str(raw["name"]),
-        title=str(raw.get("title", raw["name"])),
-        description=str(raw.get("description", "")).strip(),
-        domain=str(raw.get("domain", raw["name"])),
-        file=file,
+        name=spec.name,
+        title=spec.title or spec.name,
+        description=spec.description.strip(),
+        domain=spec.domain or spec.name,
+        file=data_file(spec.file, path, where=where, data_dir=data_dir),
         columns=columns,
-        target=str(roles.get("target", "")),
-        target_positive=str(roles["target_positive"]) if roles.get("target_positive") else None,
-        outcomes=tuple(roles.get("outcomes") or ()),
-        identifiers=tuple(roles.get("identifiers") or ()),
-        quasi_identifiers=tuple(roles.get("quasi_identifiers") or ()),
-        sensitive=tuple(roles.get("sensitive") or ()),
-        predictors=tuple(roles.get("predictors") or ()),
-        leakage=tuple(roles.get("leakage") or ()),
-        missing_tokens=tuple(str(t) for t in missing.get("tokens") or ()),
-        missing_notes=str(missing.get("notes", "")).strip(),
+        target=roles.target,
+        target_positive=roles.target_positive or None,
+        outcomes=tuple(roles.outcomes),
+        identifiers=tuple(roles.identifiers),
+        quasi_identifiers=tuple(roles.quasi_identifiers),
+        sensitive=tuple(roles.sensitive),
+        predictors=tuple(roles.predictors),
+        leakage=tuple(roles.leakage),
+        linkability_columns=_linkability(roles.linkability, where),
+        missing_tokens=tuple(str(t) for t in missing.tokens),
+        missing_notes=missing.notes.strip(),
         rules=rules,
         path=path,
     )
@@ -132,16 +132,16 @@ def add_rules(card: Card, rules: str | Sequence[Mapping[str, Any]]) -> Card:
     where = f"{card.name} (added rules)"
     if isinstance(rules, str):
         try:
-            rules = yaml.safe_load(rules)
+            rules = yamlsafe.safe_load(rules)
         except yaml.YAMLError as exc:
             raise CardError(
                 f"{where}: not valid YAML ({exc}); write a list of rules, each starting with '- id:'"
             ) from None
     if isinstance(rules, Mapping):
         rules = [rules]
-    if not isinstance(rules, Sequence) or not all(isinstance(r, Mapping) for r in rules):
+    if not isinstance(rules, Sequence) or isinstance(rules, str) or not all(isinstance(r, Mapping) for r in rules):
         raise CardError(f"{where}: give a list of rules, each a mapping with id, kind, statement, ...")
-    added = tuple(_rule(r, where) for r in rules)
+    added = tuple(_rule(spec, where) for spec in validated_rules(list(rules), where))
     ids = [r.id for r in (*card.rules, *added)]
     if repeated := sorted({i for i in ids if ids.count(i) > 1}):
         raise CardError(f"{where}: rule id(s) {repeated} are already used; give each rule its own id")
@@ -150,103 +150,120 @@ def add_rules(card: Card, rules: str | Sequence[Mapping[str, Any]]) -> Card:
     return extended
 
 
-def _data_file(file: Path, card_file: Path | None) -> Path:
-    """Where a card's relative ``file`` lives: beside the card, else in ``data/raw``.
+def data_file(text: str, card_file: Path | None, *, where: str = "card", data_dir: str | Path | None = None) -> Path:
+    """Where a card's ``file`` lives; it must lie inside the card's folder, ``data_dir`` or ``data/raw``.
 
-    A user card whose CSV exists in neither place points beside itself, so a
-    'file not found' error names the folder the user is working in.
+    A relative name is taken from the card's folder (``data/raw`` for a built-in card or a
+    card without a file), then from ``data_dir``, then from ``data/raw``; the first that
+    exists wins. A user card whose CSV exists in none of them points beside itself, so a
+    'file not found' error names the folder the user is working in. A path that leaves the
+    allowed folders (``../x``, an absolute path elsewhere, a link to elsewhere) is refused:
+    a card is data, and must not make synllm read the user's other files.
     """
-    if file.is_absolute():
-        return file
-    raw_copy = config.RAW_DIR / file
-    if card_file is None or card_file.parent == config.CARDS_DIR.resolve():
-        return raw_copy
-    beside = card_file.parent / file
-    return beside if beside.exists() or not raw_copy.exists() else raw_copy
+    if "\x00" in text:
+        raise CardError(f"{where}: file {shown(text)} holds a NUL character; give the CSV's file name")
+    own = card_file is not None and card_file.parent != config.CARDS_DIR.resolve()
+    base = card_file.parent if own else config.RAW_DIR
+    named = [Path(data_dir).expanduser()] if data_dir is not None else []
+    roots = [base, *named, config.RAW_DIR]
+    file = Path(text)
+    candidates = [file] if file.is_absolute() else [root / file for root in dict.fromkeys(roots)]
+    fallback = None
+    for candidate in candidates:
+        inside = any(_within(candidate, root) for root in roots)
+        if os.path.lexists(candidate):
+            if inside:
+                return candidate
+            break  # it exists but leads outside (``..``, a link): refuse, look no further
+        fallback = fallback or (candidate if inside else None)
+    else:
+        if fallback is not None:
+            return fallback
+    folders = ", ".join(str(r) for r in dict.fromkeys(roots))
+    raise CardError(
+        f"{where}: file {shown(text)} lies outside the folders a card may read ({folders}): move the CSV into "
+        "the card's folder (a subfolder is fine) and write its name, e.g. file: data.csv, or name the data folder "
+        "explicitly (load_card(..., data_dir=...) or the SYNLLM_DATA_DIR environment variable)"
+    )
 
 
-def _check_keys(raw: Mapping[str, Any], allowed: set[str], where: str) -> None:
-    unknown = set(raw) - allowed
-    if unknown:
-        raise CardError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
-
-
-def _column(raw: Mapping[str, Any], where: str) -> Column:
-    name = raw.get("name", "?")
-    _check_keys(raw, _COLUMN_KEYS, f"{where} column {name!r}")
+def _within(candidate: Path, root: Path) -> bool:
+    """True when ``candidate``, links followed, lies inside ``root`` (links followed too)."""
     try:
-        kind = Kind(raw.get("kind"))
-    except ValueError:
+        return candidate.resolve().is_relative_to(root.resolve())
+    except (OSError, RuntimeError, ValueError):
+        return False
+
+
+def _linkability(sets: list[list[str]] | None, where: str) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+    if sets is None:
+        return None
+    first, second = (tuple(dict.fromkeys(s)) for s in sets)
+    if not first or not second:
+        raise CardError(f"{where}: roles.linkability needs two non-empty lists of columns, e.g. [[age, sex], [bmi]]")
+    if shared := [c for c in first if c in second]:
         raise CardError(
-            f"{where} column {name!r}: kind {raw.get('kind')!r} is not one of {[k.value for k in Kind]}"
-        ) from None
-    rng = raw.get("range")
-    if rng is not None and (len(rng) != 2 or rng[0] > rng[1]):
-        raise CardError(f"{where} column {name!r}: range must be [low, high], got {rng}")
-    cats = raw.get("categories")
+            f"{where}: roles.linkability lists {shared[:10]} in both sets; the two known-column sets must be disjoint"
+        )
+    return first, second
+
+
+def _column(spec: ColumnSpec, where: str) -> Column:
+    name = spec.name
+    kind = Kind(spec.kind)
+    cats = spec.categories
     if kind is Kind.BINARY and cats is None:
         cats = [0, 1]
     if kind in (Kind.BINARY, Kind.CATEGORICAL) and not cats:
         raise CardError(f"{where} column {name!r}: a {kind.value} column needs 'categories'")
     if kind is Kind.BINARY and len(cats) != 2:
-        raise CardError(f"{where} column {name!r}: a binary column has exactly 2 categories, got {cats}")
-    if kind in (Kind.INTEGER, Kind.FLOAT) and rng is None:
+        raise CardError(f"{where} column {name!r}: a binary column has exactly 2 categories, got {shown(cats)}")
+    if cats is not None and len({str(c) for c in cats}) != len(cats):
+        raise CardError(f"{where} column {name!r}: categories repeat a value ({shown(cats)}); list each once")
+    if kind in (Kind.INTEGER, Kind.FLOAT) and spec.range is None:
         raise CardError(f"{where} column {name!r}: a numeric column needs a plausible 'range'")
-    codes = _missing_codes(raw, f"{where} column {name!r}")
+    codes = tuple(spec.missing_codes or ())
+    if codes and spec.nullable is False:
+        raise CardError(
+            f"{where} column {name!r}: has missing_codes {list(codes)} but says 'nullable: false'; a coded cell is "
+            "a missing value, so remove 'nullable: false' (or the codes, if they are real values)"
+        )
     return Column(
-        name=str(name),
+        name=name,
         kind=kind,
-        description=str(raw.get("description", "")).strip(),
-        unit=raw.get("unit"),
-        range=(float(rng[0]), float(rng[1])) if rng is not None else None,
+        description=spec.description.strip(),
+        unit=spec.unit,
+        range=(spec.range[0], spec.range[1]) if spec.range is not None else None,
         categories=tuple(cats) if cats is not None else None,
-        decimals=raw.get("decimals", 0 if kind is Kind.INTEGER else None),
-        nullable=bool(raw.get("nullable", bool(codes))),
-        missing=raw.get("missing"),
+        decimals=spec.decimals if spec.decimals is not None else (0 if kind is Kind.INTEGER else None),
+        nullable=spec.nullable if spec.nullable is not None else bool(codes),
+        missing=spec.missing,
         missing_codes=codes,
     )
 
 
-def _missing_codes(raw: Mapping[str, Any], where: str) -> tuple[Any, ...]:
-    """A column's own missing codes: a list of numbers or text; they make the column nullable."""
-    codes = raw.get("missing_codes")
-    codes = [] if codes is None else codes
-    if not isinstance(codes, list) or not all(isinstance(c, (int, float, str)) for c in codes):
-        raise CardError(f"{where}: missing_codes must be a list of values, e.g. [0] or ['-9']; got {codes!r}")
-    if codes and raw.get("nullable") is False:
-        raise CardError(
-            f"{where}: has missing_codes {codes} but says 'nullable: false'; a coded cell is a missing value, "
-            "so remove 'nullable: false' (or the codes, if they are real values)"
-        )
-    return tuple(codes)
-
-
-def _rule(raw: Mapping[str, Any], where: str) -> Rule:
-    rid = raw.get("id", "?")
-    _check_keys(raw, _RULE_KEYS, f"{where} rule {rid!r}")
-    kind = raw.get("kind")
-    fields = {k: raw[k] for k in _RULE_KEYS if k in raw}
-    if kind == "hard":
-        if not raw.get("require"):
+def _rule(spec: RuleSpec, where: str) -> Rule:
+    rid = spec.id
+    fields = spec.model_dump(exclude_none=True)
+    if spec.kind == "hard":
+        if not spec.require:
             raise CardError(f"{where} rule {rid!r}: a hard rule needs 'require'")
-    elif kind == "soft":
-        measure = raw.get("measure")
-        if measure not in _MEASURES:
+    else:
+        measure = spec.measure
+        if measure is None:
             raise CardError(f"{where} rule {rid!r}: a soft rule needs measure 'rate', 'mean' or 'correlation'")
         need = _MEASURES[measure]
-        lacking = [k for k in need if not raw.get(k)]
+        lacking = [k for k in need if not fields.get(k)]
         if lacking:
             raise CardError(f"{where} rule {rid!r}: a soft {measure} rule needs {lacking}")
-        extra = [k for k in ("outcome", "value", "group", "versus", "against") if raw.get(k) and k not in need]
+        extra = [k for k in ("outcome", "value", "group", "versus", "against") if fields.get(k) and k not in need]
         if extra:
             raise CardError(f"{where} rule {rid!r}: a soft {measure} rule takes {list(need)}, not {extra}")
-        fields["expect"] = raw.get("expect", _EXPECT[measure][0])
+        fields["expect"] = spec.expect or _EXPECT[measure][0]
         if fields["expect"] not in _EXPECT[measure]:
             choices = " or ".join(repr(e) for e in _EXPECT[measure])
             raise CardError(f"{where} rule {rid!r}: expect must be {choices} for a {measure} rule")
-    else:
-        raise CardError(f"{where} rule {rid!r}: kind must be 'hard' or 'soft', got {kind!r}")
-    if not raw.get("statement"):
+    if not spec.statement.strip():
         raise CardError(f"{where} rule {rid!r}: needs a plain-language 'statement'")
     return Rule(**fields)
 
@@ -261,6 +278,7 @@ def _check_references(card: Card, where: str) -> None:
         "sensitive": card.sensitive,
         "predictors": card.predictors,
         "leakage": card.leakage,
+        "linkability": [c for cols in card.linkability_columns or () for c in cols],
     }
     for role, cols in roles.items():
         for col in cols:

@@ -103,7 +103,9 @@ class Card:
     ``target_positive`` (optional) is a condition on the target column that defines a
     binary target, e.g. ``num > 0`` over a 0-4 diagnosis code. ``leakage`` columns are
     measured after the outcome (a follow-up time ending at death): they are never
-    predictors, utility features or association hints.
+    predictors, utility features or association hints. ``linkability_columns`` (optional)
+    are the two disjoint column sets an attacker is assumed to know in the linkability
+    privacy attack (``roles.linkability`` in the card).
     """
 
     name: str
@@ -120,6 +122,7 @@ class Card:
     sensitive: tuple[str, ...] = ()
     predictors: tuple[str, ...] = ()
     leakage: tuple[str, ...] = ()
+    linkability_columns: tuple[tuple[str, ...], tuple[str, ...]] | None = None
     missing_tokens: tuple[str, ...] = ()
     missing_notes: str = ""
     rules: tuple[Rule, ...] = ()
@@ -153,11 +156,6 @@ class Card:
     def numeric_names(self) -> list[str]:
         """Names of integer and float columns."""
         return [c.name for c in self.columns if c.is_numeric]
-
-    @property
-    def categorical_names(self) -> list[str]:
-        """Names of binary and categorical columns."""
-        return [c.name for c in self.columns if c.is_categorical]
 
     @property
     def missing_token(self) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ import pandas as pd
 
 from synllm.cards import card_from_dict
 from synllm.cards.expressions import looks_numeric
+from synllm.cards.schema import name_problem
 from synllm.dataset.mining import Entry, expression_name, mine_rules, number_text, slug
 from synllm.dataset.schema import parse_table
 from synllm.errors import DataError
@@ -36,6 +38,10 @@ _TARGET_NAMES = re.compile(
 )
 _ID_NAMES = re.compile(r"(^id$|_id$|^id_|patient|record|^pid$|^mrn$)", re.I)
 _LEAKAGE_NAMES = re.compile(r"(days|time|follow|surviv|duration|stay|censor|discharge)", re.I)
+_OUTSIDE = (
+    "  # CHECK: the CSV is outside this card's folder, and a card reads data only from inside its folder: "
+    "move the card beside the CSV (or set SYNLLM_DATA_DIR to the CSV's folder)"
+)
 _QUASI_NAMES = re.compile(r"^(age|sex|gender|race|ethnic\w*|zip|postcode|height|weight|bmi)$", re.I)
 
 
@@ -56,13 +62,23 @@ def draft_card(raw: pd.DataFrame, *, name: str, file: str, random_state: int = 0
     """Draft a card for a table of text cells (as :func:`synllm.dataset.read_text_table` reads a CSV)."""
     if raw.empty or not len(raw.columns):
         raise DataError(f"{file}: no rows to draft a card from")
+    for i, column in enumerate(raw.columns, 1):
+        if problem := name_problem(str(column)):
+            shown = escaped(ascii(str(column))[:60])
+            raise DataError(f"{file}: column {i} of the header ({shown}) {problem}; rename it in the CSV header")
     cells = distinct_cells(raw)
     tokens = missing_tokens(cells)
     columns = [column_entries(counts, name, tokens) for name, counts in cells.items()]
     specs = [{e.key: e.value for e in entries if not e.commented_out} for entries in columns]
     target = guess_target(specs, raw)
-    probe = card_from_dict(
-        {"name": name, "file": file, "columns": specs, "roles": {"target": target}, "missing": {"tokens": tokens}}
+    probe = card_from_dict(  # only the columns matter here: the file is named, never read
+        {
+            "name": name,
+            "file": Path(file).name or "data.csv",
+            "columns": specs,
+            "roles": {"target": target},
+            "missing": {"tokens": tokens},
+        }
     )
     table, _ = parse_table(raw, probe)
     leakage = [s["name"] for s in specs if _LEAKAGE_NAMES.search(s["name"]) and s["name"] != target]
@@ -77,7 +93,7 @@ def draft_card(raw: pd.DataFrame, *, name: str, file: str, random_state: int = 0
     for rule in [*hard, *soft]:
         lines += _block(rule, indent=2)
     lines += _bound_suggestions(probe, table)
-    text = "\n".join(lines) + "\n"
+    text = "\n".join(escaped(line) for line in lines) + "\n"  # comments can quote cells: nothing breaks a line
     n_checks = sum("# CHECK" in line for line in lines)
     return Draft(
         text=text,
@@ -210,6 +226,9 @@ def _numeric_entries(name: str, present: pd.Series, numbers: np.ndarray, n_rows:
 def _text_entries(present: pd.Series) -> list[Entry]:
     """Entries of a text column from its distinct cells (``present``: text -> count, most common first)."""
     levels = sorted(present.index)
+    if any(name_problem(level) for level in levels):
+        why = "some values are empty, over 200 characters or hold control or line-separator characters"
+        return [Entry("kind", "identifier", f"CHECK: {why}; never generated (clean the values to use it)")]
     if len(levels) > MAX_CATEGORIES or (present.max() == 1 and len(levels) > 2):
         why = "a distinct value per row" if present.max() == 1 else f"{len(levels)} distinct values"
         return [Entry("kind", "identifier", f"CHECK: {why}; an identifier or free text is never generated")]
@@ -292,7 +311,7 @@ def _header(name: str, file: str, n_rows: int, tokens: list[str], cells: dict[st
         f"title: {_scalar(name.replace('_', ' ').title())}  # CHECK: the title reports show",
         f'domain: {_scalar("clinical research")}  # CHECK: the field, e.g. "heart disease research" (prompts show it)',
         f"description: {_scalar('')}  # CHECK: source, patients, years, what the target means (reports show it)",
-        f"file: {_scalar(file)}",
+        f"file: {_scalar(file)}" + (_OUTSIDE if Path(file).is_absolute() or ".." in Path(file).parts else ""),
         "missing:",
         f"  tokens: {_scalar(tokens)}" + (f"  # CHECK: cells meaning 'missing': {found}" if tokens else ""),
         f"  notes: {_scalar('')}  # CHECK: what missing values mean in this file (prompts show it)",
@@ -331,12 +350,31 @@ def _bound_suggestions(card, table: pd.DataFrame) -> list[str]:
     return lines
 
 
+def escaped(text: str) -> str:
+    """``text`` with control, format and line-separator characters as visible ``\\uXXXX`` escapes.
+
+    A double-quoted YAML value reads the escape back as the character; a comment shows it
+    as text instead of ending early (YAML 1.1 breaks lines at U+2028, U+2029 and U+0085).
+    """
+    return "".join(_escape(ch) if _unsafe(ch) else ch for ch in text)
+
+
+def _unsafe(ch: str) -> bool:
+    """Control, format, surrogate and line-separator characters, and the two YAML refuses (U+FFFE, U+FFFF)."""
+    return ch != "\t" and (unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Zl", "Zp") or ch in "\ufffe\uffff")
+
+
+def _escape(ch: str) -> str:
+    code = ord(ch)
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+
+
 def _scalar(value: Any) -> str:
-    """One YAML value: strings double-quoted (JSON), numbers plain, lists in flow style."""
+    """One YAML value: strings double-quoted (JSON, unsafe characters escaped), numbers plain, lists in flow style."""
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_scalar(v) for v in value) + "]"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float, np.integer, np.floating)):
         return number_text(float(value))
-    return json.dumps(str(value), ensure_ascii=False)
+    return escaped(json.dumps(str(value), ensure_ascii=False))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import os
+import stat
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,16 +68,14 @@ def load_dataset(name_or_card: str | Path | Card, *, path: str | Path | None = N
 
 def read_text_table(file: Path) -> pd.DataFrame:
     """Read a CSV with every cell as text; clear errors for absent, empty or non-UTF-8 files."""
-    if not file.is_file():
-        raise DataError(f"{file}: file not found; put the CSV there or fix 'file' in the card")
-    data = file.read_bytes()
+    data = _read_regular_file(file)
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise DataError(
-            f"{file}: not UTF-8 (byte {exc.start}, line {line}: {data[exc.start : exc.start + 1]!r}); "
-            "re-save the file as UTF-8, e.g. `iconv -f latin1 -t utf-8`"
+            f"{file}: not UTF-8 (byte {exc.start}, line {line}); re-save the file as UTF-8, "
+            "e.g. `iconv -f latin1 -t utf-8`"
         ) from None
     if not text.strip():
         raise DataError(f"{file}: the file is empty; it needs a header line and data rows")
@@ -97,6 +97,37 @@ def read_text_table(file: Path) -> pd.DataFrame:
     # block, not a typed array per column: a 200,000-column file is built in well under a second.
     cells = np.array(rows, dtype=object).reshape(len(rows), len(header))
     return pd.DataFrame(cells, columns=header, index=pd.Index(lines, name="line"), dtype=object, copy=False)
+
+
+def _read_regular_file(file: Path) -> bytes:
+    """The bytes of ``file``, which must be a regular file (a folder, pipe or device gets its own message).
+
+    The file is opened without blocking and checked on the open handle, so a named pipe
+    never hangs the read and a file swapped after the check is not read.
+    """
+    try:
+        fd = os.open(file, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise DataError(f"{file}: file not found; put the CSV there or fix 'file' in the card") from None
+    except IsADirectoryError:
+        raise DataError(f"{file}: is a folder, not a file; give the CSV file's name in 'file'") from None
+    except OSError as exc:
+        raise DataError(f"{file}: cannot be opened ({exc.strerror}); check the path and its permissions") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        what = (
+            "is a folder"
+            if stat.S_ISDIR(mode)
+            else "is a named pipe (FIFO)"
+            if stat.S_ISFIFO(mode)
+            else "is a device"
+            if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+            else "is not a regular file"
+        )
+        raise DataError(f"{file}: {what}, not a CSV file; point 'file' in the card at a regular CSV file")
+    with os.fdopen(fd, "rb") as handle:
+        return handle.read()
 
 
 def _csv_records(text: str, file: Path) -> tuple[list[str], list[list[str]], list[int]]:
@@ -134,6 +165,12 @@ def _check_header(raw: pd.DataFrame, card: Card, file: Path) -> None:
     expected_set, found_set = set(expected), set(found)
     lacking = [c for c in expected if c not in found_set]
     extra = [c for c in found if c not in expected_set]
+    if 2 * len(lacking) > len(expected):  # mostly unlike the card: maybe not the data at all, so echo none of it
+        raise DataError(
+            f"{file}: the header's {len(found):,} field(s) match only {len(expected) - len(lacking)} of the card's "
+            f"{len(expected)} columns ({_first(expected)}); is 'file' in card {card.name!r} the right CSV? "
+            "(the file's content is not shown)"
+        )
     if lacking or extra:
         parts = []
         if lacking:

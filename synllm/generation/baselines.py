@@ -13,8 +13,13 @@ which returns ``n`` rows with the card's synth columns, typed like ``train``
   not a ceiling: a generator can score above one real sample by chance, or on a metric a
   real sample does not maximise.
 
+    >>> from synllm.dataset import load_dataset, split
+    >>> table, card = load_dataset("stroke")
+    >>> train, _ = split(table, card, random_state=0)
     >>> gen = get_baseline("gaussian_copula").fit(train, card)
     >>> rows = gen.sample(1000, random_state=0)
+    >>> len(rows), list(rows.columns) == card.synth_names
+    (1000, True)
 
 :func:`validated_sample` puts a baseline's rows through the validator LLM answers go
 through (written as CSV with the card's decimals, then parsed and checked), so both are

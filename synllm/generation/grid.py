@@ -1,6 +1,7 @@
 """Run a grid of generations (models × prompt types × seeds) for one dataset, as many at once as the backend takes.
 
-One runner for every backend. It asks the backend for its ``lanes`` (models that share
+One runner for every backend. It asks the backend's scheduler
+(:func:`~synllm.backends.scheduler.schedule`) for its ``lanes`` (models that share
 capacity) and its ``capacity(model)``: a backend that answers one request at a time
 (the embedded model, a single Ollama host) gets one run after another in the calling
 thread, with a progress bar per run; a pool of endpoints gets enough runs at once to
@@ -25,8 +26,9 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from synllm.arguments import check
-from synllm.backends.base import Backend, EndpointStats
+from synllm.backends.base import Backend
 from synllm.backends.registry import resolve_backend
+from synllm.backends.scheduler import EndpointStats, Scheduler, schedule
 from synllm.cards import Card
 from synllm.errors import GenerationError, SynllmError
 from synllm.generation.conditions import Condition
@@ -99,7 +101,7 @@ def run_grid(
     seeds = [check("seed", seed, name="seeds") for seed in seeds]
     max_parallel_runs, refresh_s = check("max_parallel_runs", max_parallel_runs), check("refresh_s", refresh_s)
     owned = isinstance(backend, str) or bool(endpoints)
-    backend = resolve_backend(backend, endpoints=endpoints)
+    backend = schedule(resolve_backend(backend, endpoints=endpoints))
     options = options or GenerationOptions()
     default = backend.default_model
     # The same cell twice would have two writers on one cache: each cell runs once.
@@ -136,7 +138,7 @@ def run_grid(
     return GridResult(runs, failed, stats, round(time.perf_counter() - started, 3))
 
 
-def _plan(backend: Backend, specs: list[RunSpec], max_parallel_runs: int | None) -> list[tuple[list[int], int]]:
+def _plan(backend: Scheduler, specs: list[RunSpec], max_parallel_runs: int | None) -> list[tuple[list[int], int]]:
     """Per lane: the indices of its specs and how many of them run at once."""
     plan = []
     for lane in backend.lanes([spec.model for spec in specs]):
@@ -153,7 +155,7 @@ class _Grid:
     """What every cell of one grid shares: the training rows, the backend and where and how runs report."""
 
     train: pd.DataFrame
-    backend: Backend
+    backend: Scheduler
     out_dir: str | Path | None
     progress: bool
     label: str
@@ -227,7 +229,7 @@ def _failure(spec: RunSpec, exc: Exception) -> Failure:
 
 
 def _collect(
-    futures: dict[Future, tuple[int, RunSpec]], bar: tqdm, backend: Backend, refresh_s: float
+    futures: dict[Future, tuple[int, RunSpec]], bar: tqdm, backend: Scheduler, refresh_s: float
 ) -> tuple[dict[int, RunResult], dict[int, Failure]]:
     results, failures = {}, {}
     pending = set(futures)

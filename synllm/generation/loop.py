@@ -26,6 +26,7 @@ from synllm import files
 from synllm.arguments import check
 from synllm.backends.base import Backend, GenerationRequest
 from synllm.backends.registry import resolve_backend
+from synllm.backends.scheduler import Scheduler, schedule
 from synllm.cards import Card
 from synllm.errors import BackendError, GenerationError, ModelNotFound, SynllmError
 from synllm.generation.conditions import Condition, mix_key
@@ -42,7 +43,7 @@ from synllm.generation.manifest import (
 from synllm.generation.outputs import RunResult, answer_totals, load_run, row_flags
 from synllm.generation.parsing import validate_rows
 from synllm.generation.plans import RunPart, assemble_parts, run_parts, run_prompt
-from synllm.generation.records import CUT_NOTE, answer_record, max_tokens_for
+from synllm.generation.records import CUT_NOTE, answer_record, missing_requests
 from synllm.generation.runlock import run_lock
 from synllm.generation.spec import GenerationOptions, RunSpec
 
@@ -78,7 +79,7 @@ def generate(
     """
     n_rows, seed = (None if n_rows is None else check("n_rows", n_rows)), check("seed", seed)
     max_requests, concurrency = check("max_requests", max_requests), check("concurrency", concurrency)
-    backend = resolve_backend(backend)
+    backend = schedule(resolve_backend(backend))
     model = model or backend.default_model
     if not model:
         raise GenerationError(f"backend {backend.name!r} needs a model name")
@@ -107,6 +108,7 @@ def generate_run(
     progress: bool = True,
 ) -> RunResult:
     """Run ``spec`` with ``backend`` (``train`` gives the prompt's examples); see :func:`generate`."""
+    backend = schedule(backend)
     parts = run_parts(spec, train, backend.output_format)
     prompt = run_prompt(parts)
     run_dir = spec.run_dir(spec.key(backend.name, prompt.sha256), Path(out_dir) if out_dir else None)
@@ -119,7 +121,7 @@ class _Run:
     """State of one run while it executes (internal)."""
 
     def __init__(
-        self, spec: RunSpec, backend: Backend, parts: list[RunPart], run_dir: Path, real: pd.DataFrame
+        self, spec: RunSpec, backend: Scheduler, parts: list[RunPart], run_dir: Path, real: pd.DataFrame
     ) -> None:
         self.spec, self.backend, self.parts, self.run_dir = spec, backend, parts, run_dir
         self.prompt = run_prompt(parts)
@@ -227,6 +229,7 @@ class _Run:
 
     def _loop(self, concurrency: int, bar: tqdm) -> None:
         todo = (i for i in range(self.max_requests) if i not in self.records)  # gaps first, then new ones
+        gaps = set(missing_requests(self.records))  # asked again even when the cache holds enough rows
         next_index = next(todo, None)
         pending: dict[Future, int] = {}
         with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="synllm-gen") as pool:
@@ -246,8 +249,12 @@ class _Run:
                         self._validate_queued()
                         bar.update(max(0, min(self.valid_count, self.n_rows) - bar.n))
                         bar.set_postfix(requests=len(self.records), valid=self.valid_count)
-                    while next_index is not None and len(pending) < concurrency and (part := self._next_part()):
-                        request = self._request(next_index, part)
+                    while (
+                        next_index is not None
+                        and len(pending) < concurrency
+                        and (part := self._next_part() or (self.parts[0] if next_index in gaps else None))
+                    ):
+                        request = part.request(self.model, self.spec.request_seed(next_index), self.options)
                         part.in_flight += 1
                         pending[pool.submit(self._ask, next_index, request, part)] = next_index
                         next_index = next(todo, None)
@@ -265,26 +272,6 @@ class _Run:
             finally:
                 for other in pending:
                     other.cancel()
-
-    def _request(self, index: int, part: RunPart) -> GenerationRequest:
-        n = part.request_rows()
-        prompt = part.prompt(n)
-        # A JSON backend gets every form of the constraint and uses the strongest its server honours.
-        grammar, schema, plain_schema = part.constraints(n)
-        return GenerationRequest(
-            model=self.model,
-            prompt=prompt.text,
-            system=prompt.system,
-            grammar=grammar,
-            json_schema=schema,
-            plain_schema=plain_schema,
-            seed=self.spec.request_seed(index),
-            temperature=self.options.temperature,
-            top_p=self.options.top_p,
-            max_tokens=self.options.max_tokens or max_tokens_for(self.card, n, self.fmt),
-            num_ctx=self.options.num_ctx,
-            timeout_s=self.options.timeout_s,
-        )
 
     def _ask(self, index: int, request: GenerationRequest, part: RunPart) -> dict[str, Any]:
         """Worker thread: ask the backend, then put the answer (cut to its limit) on disk before it counts."""
@@ -376,7 +363,7 @@ class _Run:
             card=str(self.card.path) if self.card.path else None,
             backend=self.backend.name,
             backend_details=described,
-            chosen_because=self.backend.chosen_because,
+            chosen_because=(described.get("auto") or {}).get("because"),
             model=self.model,
             prompt_type=self.prompt.prompt_type,
             prompt_sha256=self.prompt.sha256,

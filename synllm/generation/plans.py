@@ -15,11 +15,13 @@ from typing import Any
 
 import pandas as pd
 
+from synllm.backends.base import GenerationRequest
 from synllm.cards import Card
 from synllm.generation.conditions import Condition, condition_mask, conditioned_card, restricted_card
 from synllm.generation.constraints import to_gbnf, to_json_gbnf, to_json_schema
 from synllm.generation.outputs import assemble_rows
 from synllm.generation.parsing import ParsedText, Validation, parse_text, validate_rows
+from synllm.generation.records import max_tokens_for, was_cut
 from synllm.prompts import Prompt, render_prompt
 
 
@@ -85,13 +87,36 @@ class RunPart:
             self._constraints[n_rows] = (grammar, schema, plain)
         return self._constraints[n_rows]
 
-    def parse(self, text: str) -> ParsedText:
-        """Candidate rows of one answer, cells in the order this part asked for."""
-        return parse_text(text, self.order_card)
+    def request(self, model: str, seed: int, options: Any) -> GenerationRequest:
+        """The next request of this part: its prompt and constraints for :meth:`request_rows` rows.
+
+        A JSON backend gets every form of the constraint and uses the strongest its server honours.
+        """
+        n = self.request_rows()
+        prompt = self.prompt(n)
+        grammar, schema, plain_schema = self.constraints(n)
+        return GenerationRequest(
+            model=model,
+            prompt=prompt.text,
+            system=prompt.system,
+            grammar=grammar,
+            json_schema=schema,
+            plain_schema=plain_schema,
+            seed=seed,
+            temperature=options.temperature,
+            top_p=options.top_p,
+            max_tokens=options.max_tokens or max_tokens_for(self.card, n, self.output),
+            num_ctx=options.num_ctx,
+            timeout_s=options.timeout_s,
+        )
+
+    def parse(self, text: str, *, cut: bool = False) -> ParsedText:
+        """Candidate rows of one answer, cells in the order this part asked for (``cut``: see ``parse_text``)."""
+        return parse_text(text, self.order_card, cut=cut)
 
     def queue(self, record: dict[str, Any]) -> ParsedText:
         """Parse one cached answer and queue its rows for validation."""
-        parsed = self.parse(record["text"])
+        parsed = self.parse(record["text"], cut=was_cut(record))
         self.requests += 1
         self.queued_rows.extend(parsed.rows)
         self.queued_origin.extend((record["index"], i) for i in range(len(parsed.rows)))

@@ -5,10 +5,14 @@ untrusted: a server may ignore ``max_tokens`` and send a million rows, or token 
 that are not numbers. :func:`answer_record` keeps at most :func:`answer_limit`
 characters of the text (noting the length it had) and only counts that are whole
 numbers, so a record written to ``raw.jsonl`` stays small and well-formed.
+
+On resume, :func:`missing_requests` says which requests must be asked again whatever
+rows the cache already holds, and :func:`was_cut` which answers stopped inside a row.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -59,6 +63,24 @@ def answer_record(index: int, request: GenerationRequest, generation: Generation
     if len(text) > limit:
         record["cut_from_chars"] = len(text)
     return record
+
+
+def was_cut(record: Mapping[str, Any]) -> bool:
+    """True when the answer stopped at its token budget (``finish_reason`` 'length') or was cut to the limit here."""
+    return record.get("finish_reason") == "length" or "cut_from_chars" in record
+
+
+def missing_requests(cached: Iterable[int]) -> list[int]:
+    """The request indexes below the last cached one that have no answer: lost to a damaged line or a failure.
+
+    A resumed run asks these again even when it already has enough rows, so its rows (the
+    first N valid ones in request order) are the rows an undamaged run would have.
+
+    >>> missing_requests([0, 3, 1])
+    [2]
+    """
+    indexes = set(cached)
+    return [i for i in range(max(indexes, default=0)) if i not in indexes]
 
 
 def _via(generation: Generation) -> str | None:

@@ -51,8 +51,8 @@ MIN_EVENTS = 10
 def compatibility(difference: float, standard_error: float) -> float:
     """1 when ``|difference|`` is within Z standard errors, then exp(−excess): agreement allowing for noise.
 
-    >>> compatibility(0.5, 1.0), round(compatibility(2.96, 0.5), 3)
-    (1.0, 0.135)
+    >>> compatibility(0.5, 1.0), round(compatibility(2.96, 0.5), 3)  # exp(-(2.96 - 1.96 * 0.5))
+    (1.0, 0.138)
     """
     excess = abs(difference) - Z * standard_error
     return 1.0 if excess <= 0 else math.exp(-excess)

@@ -39,6 +39,7 @@ from synllm.metrics.calibration import (
     mixed_positions,
     status_frame,
 )
+from synllm.metrics.evaluation_text import evaluation_summary
 from synllm.metrics.inputs import check_inputs
 
 FRAME_COLUMNS = [
@@ -212,8 +213,6 @@ class Evaluation:
 
     def summary(self) -> str:
         """A one-paragraph plain-language summary, each number relative to the real reference sample."""
-        from synllm.metrics.prose import evaluation_summary
-
         return evaluation_summary(self)
 
 

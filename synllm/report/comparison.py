@@ -20,7 +20,8 @@ import pandas as pd
 
 from synllm import config
 from synllm.errors import StorageError
-from synllm.report.verdicts import compare, generator_frame
+from synllm.report.escape import prompt_name
+from synllm.report.verdicts import best_of_each, generator_frame
 
 BLOCK = ["dataset", "model", "seed"]
 #: Fewest blocks (or matched pairs) behind a bootstrap interval.
@@ -164,10 +165,9 @@ def llm_against_baselines(runs: pd.DataFrame) -> pd.DataFrame:
     """
     rows = []
     for dataset, part in runs.groupby("dataset", sort=True):
-        generators = generator_frame(part)
-        best = {kind: compare(generators[generators["kind"] == kind]) for kind in ("llm", "baseline")}
+        best_llm, best_base, duel = best_of_each(generator_frame(part))
         row = {"dataset": dataset}
-        for kind, result in best.items():
+        for kind, result in (("llm", best_llm), ("baseline", best_base)):
             row.update(
                 {
                     f"best_{kind}": result.best or "",
@@ -176,18 +176,38 @@ def llm_against_baselines(runs: pd.DataFrame) -> pd.DataFrame:
                     f"{kind}_high": result.best_interval[1],
                 }
             )
-        if best["llm"].best is None or best["baseline"].best is None:
+        if duel is None:
             row["verdict"] = "not judged"
+        elif duel.winner is None:
+            row["verdict"] = "cannot be told apart"
         else:
-            duel = compare(generators[generators["generator"].isin([best["llm"].best, best["baseline"].best])])
-            if duel.winner is None:
-                row["verdict"] = "cannot be told apart"
-            else:
-                row["verdict"] = "LLM ahead" if duel.winner == best["llm"].best else "baseline ahead"
+            row["verdict"] = "LLM ahead" if duel.winner == best_llm.best else "baseline ahead"
         rows.append(row)
     columns = ["dataset", "best_llm", "llm_harmonic", "llm_low", "llm_high"]
     columns += ["best_baseline", "baseline_harmonic", "baseline_low", "baseline_high", "verdict"]
     return pd.DataFrame(rows, columns=columns)
+
+
+def claim_verdict(differences: pd.DataFrame, min_pairs: int = MIN_BLOCKS) -> tuple[str, str]:
+    """The claim 'P4 is best': ('supported' | 'contradicted' | 'not settled', why, as Markdown).
+
+    ``differences`` from :func:`paired_differences`. Supported only when every interval of
+    H(P4) - H(other) lies above zero; contradicted when one lies below; too few pairs settle nothing.
+    """
+    fewest = int(differences["n"].min()) if len(differences) else 0
+    if fewest < min_pairs:
+        return "not settled", (
+            f"Some comparisons rest on fewer than {min_pairs} matched pairs of runs (fewest: {fewest}), too few for "
+            "an interval; run more seeds, models or datasets."
+        )
+    lower, upper = differences["low"], differences["high"]
+    if (lower > 0).all():
+        return "supported", "P4's harmonic score beats every other prompt type's, and every interval excludes zero."
+    if (upper < 0).any():
+        beaten_by = [prompt_name(o) for o in differences.loc[upper < 0, "other"]]
+        verb = "beats" if len(beaten_by) == 1 else "beat"
+        return "contradicted", f"{' and '.join(beaten_by)} {verb} P4 with an interval that excludes zero."
+    return "not settled", "At least one interval of the P4 difference includes zero, so the runs cannot separate them."
 
 
 def cost_frame(runs: pd.DataFrame) -> pd.DataFrame:

@@ -178,6 +178,3 @@ def styled_scorecard(card: pd.DataFrame):
         if column in card:
             shown[column] = card[column].fillna("").to_numpy()
     return table(shown).map(score_color, subset=[c.replace("_", " ") for c in scores])
-
-
-# --- index page ----------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Tidy tables of a study: the card, the rules on real rows, run diagnostics, scores per run and the scorecard.
 
-Pure functions of in-memory values (see :mod:`synllm.report.inputs`); writing them to disk
+Pure functions of in-memory values (see :mod:`synllm.report.scored`); writing them to disk
 is :mod:`synllm.report.folders`.
 """
 
@@ -17,7 +17,7 @@ from synllm.cards.rules import EFFECT_NAMES, hard_rule_violations, soft_rule_eff
 from synllm.generation.manifest import RunManifest
 from synllm.metrics.base import FAMILIES
 from synllm.metrics.evaluation import FRAME_COLUMNS, HEADLINE
-from synllm.report.inputs import ScoredRun
+from synllm.report.scored import ScoredRun
 
 
 def card_table(card: Card, table: pd.DataFrame) -> pd.DataFrame:
@@ -131,6 +131,21 @@ def run_diagnostics(manifest: RunManifest) -> dict:
         "valid_rows_per_second": d.valid_rows_per_second,
         "model_seconds": manifest.timings.model_seconds,
     }
+
+
+def reject_counts(texts: Sequence[str]) -> dict[str, int]:
+    """Reject reasons summed over cells of :func:`diagnostics_table`'s ``rejects_by_reason`` ("reason: n, ...").
+
+    >>> reject_counts(["out_of_range: 3, wrong_field_count: 1", "out_of_range: 2", "none"])
+    {'out_of_range': 5, 'wrong_field_count': 1}
+    """
+    reasons: dict[str, int] = {}
+    for text in texts:
+        for part in str(text).split(", "):
+            if ": " in part:
+                k, v = part.rsplit(": ", 1)
+                reasons[k] = reasons.get(k, 0) + int(v)
+    return reasons
 
 
 def failures_table(failures: Sequence[Any]) -> pd.DataFrame:

@@ -173,6 +173,21 @@ def compare(generators: pd.DataFrame, *, measure: str = "harmonic") -> Compariso
     )
 
 
+def best_of_each(
+    generators: pd.DataFrame, *, measure: str = "harmonic"
+) -> tuple[Comparison, Comparison, Comparison | None]:
+    """The best LLM generator, the best baseline, and their duel (None when either side has no judged one).
+
+    The duel names a winner only when the two intervals separate (see :func:`compare`).
+    """
+    best_llm = compare(generators[generators["kind"] == "llm"], measure=measure)
+    best_base = compare(generators[generators["kind"] == "baseline"], measure=measure)
+    if best_llm.best is None or best_base.best is None:
+        return best_llm, best_base, None
+    pair = generators[generators["generator"].isin([best_llm.best, best_base.best])]
+    return best_llm, best_base, compare(pair, measure=measure)
+
+
 def smoke_test_reasons(runs: pd.DataFrame) -> list[str]:
     """Why these LLM runs are a smoke test rather than evidence (empty when they are not)."""
     llm = runs[runs["kind"] == "llm"]

@@ -1,7 +1,9 @@
 """Batch driver behind ``make run``: the per-dataset notebook for each dataset, then the comparison.
 
-    python -m synllm.study.batch --profile quick [--backend ollama | --endpoints vllm] [--models llama3.1:8b ...]
-                           [--datasets stroke path/to/card.yaml] [--output DIR] [-p n_rows=5]
+    synllm run --profile quick [--backend ollama | --endpoints vllm] [--models llama3.1:8b ...]
+               [--datasets stroke path/to/card.yaml] [--output DIR] [-p n_rows=5]
+
+(``python -m synllm.study.batch ...`` is an alias; the arguments are parsed in :mod:`synllm.cli`.)
 
 A dataset is a built-in card name or the path of a card file, relative to the folder the
 command runs in. Each notebook is executed with papermill into
@@ -14,7 +16,6 @@ generations come from the cache.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import re
 import sys
@@ -26,9 +27,9 @@ from typing import Any
 
 import yaml
 
-from synllm import config
+from synllm import config, yamlsafe
 from synllm.arguments import check_values
-from synllm.errors import CardError, ProfileError, SynllmError
+from synllm.errors import CardError, ProfileError
 from synllm.generation.conditions import check_class_mix
 from synllm.report.export import ReportEntry, export_html, failed_cells, write_index
 
@@ -62,7 +63,7 @@ class Profile:
 
 
 def profile_path(name_or_path: str | Path) -> Path:
-    """``synllm/profiles/<name>.yaml``, or the given path if it is a file."""
+    """``synllm/study/profiles/<name>.yaml``, or the given path if it is a file."""
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml") and path.is_file():
         return path
@@ -76,7 +77,14 @@ def profile_path(name_or_path: str | Path) -> Path:
 def load_profile(name_or_path: str | Path) -> Profile:
     """Read and check a profile: only known sections; parameters must exist in the notebooks."""
     path = profile_path(name_or_path)
-    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    try:
+        raw = yamlsafe.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        problem = getattr(exc, "problem", None) or getattr(exc, "reason", None) or type(exc).__name__
+        raise ProfileError(f"{path}: not a readable UTF-8 YAML profile ({problem}); fix it or give another") from None
+    kinds = {"study": dict, "comparison": dict, "datasets": list}
+    if not isinstance(raw, dict) or any(raw.get(k) is not None and not isinstance(raw[k], t) for k, t in kinds.items()):
+        raise ProfileError(f"{path}: a profile is a mapping whose study and comparison are mappings, datasets a list")
     if unknown := set(raw) - PROFILE_SECTIONS:
         raise ProfileError(f"{path}: unknown section(s) {sorted(unknown)}; allowed: {sorted(PROFILE_SECTIONS)}")
     profile = Profile(
@@ -290,66 +298,7 @@ def summary(outcomes: Sequence[ReportEntry], output: Path) -> str:
     return "\n".join(lines)
 
 
-def _parameter(text: str) -> tuple[str, Any]:
-    if "=" not in text:
-        raise argparse.ArgumentTypeError(f"expected name=value, got {text!r}")
-    name, value = text.split("=", 1)
-    return name.strip(), yaml.safe_load(value)
+if __name__ == "__main__":  # pragma: no cover - ``python -m synllm.study.batch``: an alias of ``synllm run``
+    from synllm.cli import main
 
-
-def build_parser() -> argparse.ArgumentParser:
-    """The command-line parser."""
-    parser = argparse.ArgumentParser(prog="python -m synllm.study.batch", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--profile", default="quick", help="profile name (synllm/profiles/*.yaml) or a .yaml path")
-    parser.add_argument(
-        "--backend", default=None, help="override the profile's backend (embedded, auto, ollama, openai)"
-    )
-    parser.add_argument(
-        "--endpoints", default=None, help="endpoint configuration (name or YAML path): send the runs to those servers"
-    )
-    parser.add_argument("--models", nargs="+", default=None, help="model tags or grid names from models.yaml")
-    parser.add_argument(
-        "--datasets", nargs="+", default=None, help="override the profile's datasets: card names or card file paths"
-    )
-    parser.add_argument("--output", default=None, help="reports folder (default: reports/ or $SYNLLM_HOME/reports)")
-    parser.add_argument(
-        "-p",
-        "--parameter",
-        dest="overrides",
-        action="append",
-        type=_parameter,
-        default=[],
-        metavar="NAME=VALUE",
-        help="override one study parameter (YAML value), e.g. -p n_rows=5",
-    )
-    parser.add_argument("--kernel", default="python3", help="Jupyter kernel name (default python3)")
-    parser.add_argument("--timeout", type=int, default=None, help="seconds allowed per notebook cell")
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point: 0 when every notebook ran, 1 when one failed, 2 for a usage or profile error."""
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        profile = load_profile(args.profile)
-        batch = plan(
-            profile,
-            backend=args.backend,
-            endpoints=args.endpoints,
-            models=args.models,
-            datasets=args.datasets,
-            output=args.output,
-            overrides=dict(args.overrides),
-        )
-    except SynllmError as exc:
-        print(f"synllm.study.batch: error: {exc}", file=sys.stderr)
-        return 2
-    print(f"profile {profile.name}: {profile.description}".rstrip(": "), flush=True)
-    outcomes = run_batch(batch, kernel=args.kernel, timeout=args.timeout)
-    print(summary(outcomes, batch.output), flush=True)
-    return 0 if all(o.ok for o in outcomes) else 1
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    sys.exit(main(["run", *sys.argv[1:]]))

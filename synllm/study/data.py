@@ -8,10 +8,11 @@ from pathlib import Path
 import pandas as pd
 
 from synllm.backends.base import Backend
+from synllm.backends.scheduler import schedule
 from synllm.errors import BackendUnavailable, GenerationError, InvalidArgument
 from synllm.generation.loop import GenerationOptions
 from synllm.prompts import Prompt, render_prompt
-from synllm.report.inputs import StudyData
+from synllm.report.scored import StudyData
 
 #: Real example rows each P1-P3 prompt shows.
 K_EXAMPLES = GenerationOptions().k_examples
@@ -54,14 +55,15 @@ def resolve_models(models: Sequence[str], backend: Backend) -> list[str]:
     An empty list means the backend's usual choice: the ``course`` grid of small models for
     ``ollama``, else the backend's default model (the bundled SmolLM2 for ``embedded``).
     """
-    from synllm.backends.models import grid_names, model_grid
+    from synllm.backends.model_catalog import grid_names, model_grid
 
     if not models:
         if backend.name == "ollama":
             return model_grid("course")
-        if backend.default_model is None:
+        default = schedule(backend).default_model
+        if default is None:
             raise InvalidArgument(f"backend {backend.name!r} serves several models or any: name them in 'models'")
-        return [backend.default_model]
+        return [default]
     grids = set(grid_names())
     tags: list[str] = []
     for name in models:
@@ -81,7 +83,7 @@ def preview_prompts(
     k_examples: int = K_EXAMPLES,
 ) -> list[Prompt]:
     """The prompts exactly as ``generate`` will render them for this backend's answer format."""
-    fmt = backend.output_format
+    fmt = schedule(backend).output_format
     return [
         render_prompt(data.card, data.train, p, n_rows=batch_size, k_examples=k_examples, seed=seed, output=fmt)
         for p in prompt_types

@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from synllm.report.inputs import ScoredRun, StudyData
+from synllm.report.scored import ScoredRun, StudyData
 
 #: Bootstrap replicates over the rows of a generator that has a single seed (its headline interval).
 BOOTSTRAP_REPLICATES = 20

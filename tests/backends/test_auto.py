@@ -8,9 +8,10 @@ import pytest
 
 from synllm.backends.auto import AutoBackend, choose_backend
 from synllm.backends.base import GenerationRequest
-from synllm.backends.models import model_grid
+from synllm.backends.model_catalog import model_grid
 from synllm.backends.ollama import OllamaBackend
 from synllm.backends.registry import get_backend
+from synllm.backends.scheduler import schedule
 from synllm.errors import InvalidArgument
 from tests.fake_ollama import FAKE_MODEL, FakeOllama, closed_port_url
 
@@ -95,9 +96,21 @@ def test_get_backend_auto_goes_through_choose_backend():
     with FakeOllama(models=[FAKE_MODEL]) as fake:
         chosen = get_backend("auto", model=FAKE_MODEL, url=fake.url, **FAST)
     assert isinstance(chosen, AutoBackend) and chosen.chosen == "ollama"
-    assert chosen.max_concurrency == chosen.inner.max_concurrency
+    assert schedule(chosen).capacity() == chosen.inner.max_concurrency
 
 
 def test_unknown_options_are_refused():
     with pytest.raises(InvalidArgument, match=r"the auto backend takes no option\(s\) \[.temperature.\]"):
         choose_backend(model=FAKE_MODEL, url=closed_port_url(), temperature=0.2)
+
+
+def test_the_run_manifest_records_why_auto_chose(tmp_path, stroke_data):
+    from synllm.dataset import split
+    from tests.backends.runs import stroke_run
+
+    train, _ = split(*stroke_data)
+    with FakeOllama(models=[FAKE_MODEL]) as fake:
+        chosen = choose_backend(model=FAKE_MODEL, url=fake.url, **FAST)
+        run = stroke_run(train, chosen, FAKE_MODEL, "p1", tmp_path, n_rows=4, batch_size=4)
+    assert run.manifest.chosen_because == chosen.chosen_because
+    assert run.manifest.backend_details["auto"]["because"] == chosen.chosen_because

@@ -18,6 +18,7 @@ import pytest
 from synllm.backends.base import Backend, GenerationRequest
 from synllm.backends.openai import OpenAIBackend, base_url, error_message
 from synllm.backends.registry import get_backend
+from synllm.backends.scheduler import schedule
 from synllm.cards import load_card
 from synllm.errors import BackendError, BackendUnavailable, InvalidArgument, ModelNotFound
 from synllm.generation.constraints import to_json_schema
@@ -279,7 +280,7 @@ def test_nothing_listening_is_backend_unavailable_quickly():
         OpenAIBackend(url, retries=2, backoff_s=0.01).generate(request())
     assert time.perf_counter() - started < 2
     backend = OpenAIBackend(url)
-    assert backend.available() is False and backend.default_model is None
+    assert backend.available() is False and schedule(backend).default_model is None
     facts = backend.describe("m")
     assert facts["server_model_id"] is None and "error" in facts
 
@@ -302,7 +303,7 @@ def test_describe_records_the_servers_model_id(fake_openai):
     assert facts["served_models"] == [FAKE_OPENAI_MODEL] and facts["max_model_len"] == 4096
     assert facts["loopback"] is True and facts["url"] == fake_openai.base_url
     assert backend.available(FAKE_OPENAI_MODEL) and not backend.available("other")
-    assert backend.default_model == FAKE_OPENAI_MODEL
+    assert schedule(backend).default_model == FAKE_OPENAI_MODEL
     assert backend.describe(FAKE_OPENAI_MODEL)["model_listed"] is True
     only = backend.describe("other/model")  # a one-model server: its model id, flagged as not listed
     assert only["server_model_id"] == FAKE_OPENAI_MODEL and only["model_listed"] is False
@@ -416,7 +417,7 @@ def test_real_server_tiny_run_is_grammar_constrained_recorded_and_reproducible(l
     from synllm.generation.spec import request_seed
 
     backend = OpenAIBackend(llama_server, timeout=240, retries=1)
-    assert backend.available(REAL_MODEL) and backend.default_model == REAL_MODEL
+    assert backend.available(REAL_MODEL) and schedule(backend).default_model == REAL_MODEL
     train, _ = split(*stroke_data)
     result = stroke_run(
         train, backend, REAL_MODEL, "p1", tmp_path, n_rows=1, batch_size=1, seed=5, max_requests=1, max_tokens=120

@@ -24,6 +24,7 @@ from synllm.backends.endpoints import (
 from synllm.backends.ollama import OllamaBackend
 from synllm.backends.openai import OpenAIBackend
 from synllm.backends.pool import EndpointPool
+from synllm.backends.scheduler import Scheduler, schedule
 from synllm.dataset import split
 from synllm.errors import BackendError, BackendUnavailable, ModelNotFound
 from synllm.generation.constraints import to_json_schema
@@ -127,7 +128,7 @@ def test_bundled_example_configs_load_and_build_backends(monkeypatch):
         for endpoint, slot in zip(config.endpoints, pool._slots, strict=True):
             assert isinstance(slot.backend, OpenAIBackend if endpoint.kind == "openai" else OllamaBackend)
             assert slot.backend.max_concurrency == endpoint.max_concurrency
-    from synllm.backends.models import model_entries
+    from synllm.backends.model_catalog import model_entries
 
     vllm = load_endpoints("vllm").endpoints[0]  # serves the whole paper grid, under the study's checkpoints
     assert {e.tag: e.hf_id for e in model_entries("paper")} == dict(vllm.models)
@@ -142,7 +143,8 @@ def test_expand_vars_uses_defaults_only_when_unset():
 # -- the pool as a backend -----------------------------------------------------------------
 def test_pool_is_a_backend_summing_limits(fakes):
     pool = EndpointPool([openai_endpoint(f, f"e{i}", limit=i + 1) for i, f in enumerate(fakes)])
-    assert isinstance(pool, Backend) and pool.name == "pool" and pool.output_format == "json"
+    assert isinstance(pool, Backend) and isinstance(pool, Scheduler) and schedule(pool) is pool
+    assert pool.name == "pool" and pool.output_format == "json"
     assert pool.max_concurrency == 6 and pool.capacity("logical") == 6 and pool.capacity("other") == 0
     assert pool.default_model == "logical" and pool.available("logical")
 
@@ -211,8 +213,7 @@ def test_all_endpoints_down_raises_backend_unavailable_naming_them(fakes):
     with pytest.raises(BackendUnavailable, match=r"no endpoint serving 'logical' is left up — e0 .*e1 "):
         pool.generate(request(1))
     assert not pool.available()
-    pool.revive("e1")
-    assert [s.state for s in pool.endpoint_stats()] == ["down", "up"]
+    assert [s.state for s in pool.endpoint_stats()] == ["down", "down"]
 
 
 def test_an_endpoint_lacking_the_model_is_skipped_not_marked_down(fakes):

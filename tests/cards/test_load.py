@@ -273,7 +273,7 @@ def test_the_good_hand_made_card_loads():
             lambda r: r["columns"][1].update(missing_codes=[0], nullable=False),
             ["'age'", "missing_codes [0]", "nullable: false"],
         ),
-        (lambda r: r["columns"][1].update(missing_codes=0), ["'age'", "missing_codes must be a list"]),
+        (lambda r: r["columns"][1].update(missing_codes=0), ["'age'", "columns[1].missing_codes", "must be a list"]),
         (lambda r: r["rules"].append(_correlation(against=None)), ["'c'", "correlation", "against"]),
         (
             lambda r: r["rules"].append(_correlation(group="age > 3")),

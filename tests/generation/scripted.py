@@ -50,7 +50,7 @@ class ScriptedBackend(BaseBackend):
         self.requests: list[GenerationRequest] = []
 
     def describe(self, model=None):
-        return {"kind": "scripted"}
+        return {**super().describe(model), "kind": "scripted"}
 
     def rows_text(self, request: GenerationRequest) -> str:
         rng = random.Random(request.seed)

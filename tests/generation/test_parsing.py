@@ -115,3 +115,63 @@ def test_several_failures_in_one_row_are_all_listed(card):
     row[1], row[0] = "500", "X"
     reason = validate_rows([row], card).rejected["_reason"].item()
     assert reason == "unknown_category: gender=X; out_of_range: age=500"
+
+
+# An answer cut off at max_tokens (issue 22): the complete rows before the cut are kept, the rest is `cut`.
+ROW = ["Male", "67.00", "0", "1", "Yes", "Private", "Urban", "228.69", "36.6", "formerly smoked", "1"]
+ROW2 = ["Female", "20.50", "0", "0", "No", "Private", "Rural", "80.00", "N/A", "Unknown", "0"]
+
+
+def _json_rows(card, shape: str) -> str:
+    """Two whole rows and a third cut mid-row, in one of the JSON shapes the parser reads."""
+    rows = [ROW, ROW2, ROW]
+    if shape == "objects":
+        text = json.dumps([dict(zip(card.synth_names, r)) for r in rows])
+    elif shape == "bare":
+        text = json.dumps(rows)
+    else:
+        text = json.dumps({shape: rows}, indent=1)
+    return text[: text.rindex('"Urban"')]  # cut inside the third row
+
+
+def _cut_reasons(checked) -> list[str]:
+    return [r for r in checked.rejected["_reason"] if r.startswith("cut")]
+
+
+@pytest.mark.parametrize("shape", ["rows", "records", "data", "bare", "objects"])
+def test_a_json_answer_cut_at_max_tokens_keeps_its_complete_rows(card, shape):
+    text = _json_rows(card, shape)
+    old = validate_rows(parse_text(text, card).rows, card)  # not known to be cut: the JSON is just broken
+    assert old.valid.empty
+    parsed = parse_text(text, card, cut=True)
+    assert parsed.format == "json"
+    assert "kept the rows before the cut" in parsed.repairs
+    checked = validate_rows(parsed.rows, card)
+    assert len(checked.valid) == 2 and checked.valid["gender"].tolist() == ["Male", "Female"]
+    assert len(checked.rejected) == 1 and checked.reasons == {"cut": 1}
+    assert _cut_reasons(checked)[0].startswith("cut: the answer stopped at max_tokens")
+    assert '"Male"' in checked.rejected["_raw"].item()
+
+
+def test_a_csv_answer_cut_at_max_tokens_keeps_its_complete_lines(card):
+    text = f"{GOOD}\n{GOOD2}\nMale,67.00,0,1,Yes,Private,Urban,22"  # the last value would have been 228.69
+    uncut = validate_rows(parse_text(text, card).rows, card)
+    assert uncut.reasons == {"wrong_column_count": 1}  # not known to be cut
+    checked = validate_rows(parse_text(text, card, cut=True).rows, card)
+    assert len(checked.valid) == 2 and checked.reasons == {"cut": 1}
+    assert checked.rejected["_raw"].item() == "Male,67.00,0,1,Yes,Private,Urban,22"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [f"{GOOD}\n{GOOD2}\n", f"```csv\n{GOOD}\n{GOOD2}\n```", json.dumps({"rows": [ROW, ROW2]}), json.dumps([ROW, ROW2])],
+)
+def test_a_whole_answer_that_reached_max_tokens_loses_nothing(card, text):
+    checked = validate_rows(parse_text(text, card, cut=True).rows, card)
+    assert len(checked.valid) == 2 and checked.rejected.empty
+
+
+def test_a_cut_answer_with_no_complete_row_is_one_cut_reject(card):
+    for text in ['{"rows": [["Male", 67', "Male,67.0"]:
+        checked = validate_rows(parse_text(text, card, cut=True).rows, card)
+        assert checked.valid.empty and checked.reasons == {"cut": 1}

@@ -268,3 +268,31 @@ def test_counts_from_a_server_that_are_not_numbers_do_not_break_the_manifest(str
 
     result = scripted_run(stroke_split, Odd(holdout, card), tmp_path, n_rows=4)
     assert result.complete and result.manifest.tokens.prompt == 0 and result.manifest.tokens.completion == 0
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json"])
+def test_an_answer_cut_at_max_tokens_keeps_its_complete_rows_and_counts_the_rest_as_cut(stroke_split, tmp_path, fmt):
+    train, holdout, card = stroke_split
+
+    class Cut(ScriptedBackend):
+        """Four rows per answer, the fourth cut off mid-row, with finish_reason 'length'."""
+
+        output_format = fmt
+
+        def rows_text(self, request):
+            lines = super().rows_text(request).splitlines()
+            if fmt == "json":
+                text = json.dumps({"rows": [line.split(",") for line in lines]})
+                return text[: text.rindex("],") + 2] + '["' + lines[3][:5]
+            return "\n".join(lines[:3] + [lines[3][: len(lines[3]) // 2]])
+
+        def generate(self, request):
+            answer = super().generate(request)
+            return Generation(text=answer.text, backend="cut", model="m", finish_reason="length")
+
+    result = scripted_run(stroke_split, Cut(holdout, card), tmp_path, n_rows=6)
+    diagnostics = result.manifest.diagnostics
+    assert result.complete and diagnostics.requests == 2
+    assert diagnostics.rows_valid == 6 and diagnostics.rejected_by_reason == {"cut": 2}
+    rejected = pd.read_csv(result.run_dir / files.REJECTED)
+    assert rejected["_reason"].str.startswith("cut: the answer stopped at max_tokens").all() and len(rejected) == 2

@@ -13,7 +13,7 @@ import pytest
 from synllm.generation.baselines import get_baseline
 from synllm.generation.manifest import Diagnostics, RunManifest, Timings, Tokens
 from synllm.metrics import evaluate
-from synllm.report.inputs import ScoredRun
+from synllm.report.scored import ScoredRun
 
 #: A subset of metrics: one or more per family, and every metric a chart reads details from.
 METRICS = [

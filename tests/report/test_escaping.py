@@ -15,7 +15,7 @@ from nbformat.v4 import new_code_cell, new_notebook, new_output
 from synllm import files
 from synllm.generation.grid import Failure
 from synllm.generation.loop import load_run
-from synllm.report import display, export, folders, narrative, tables
+from synllm.report import comparison, display, export, folders, prose, tables
 from tests.generation.scripted import ScriptedBackend, scripted_run
 from tests.generation.scripted import stroke_split as load_stroke_split
 
@@ -83,10 +83,10 @@ def test_card_text_server_errors_and_model_names_are_escaped_in_the_html(study_d
     page = _outputs_page(
         tmp_path,
         [
-            {"text/markdown": narrative.dataset_intro(data)},
+            {"text/markdown": prose.dataset_intro(data)},
             {"text/html": display.table(tables.card_table(data.card, data.table))._repr_html_()},
             {"text/html": display.table(tables.rules_table(data.card, data.train))._repr_html_()},
-            {"text/markdown": narrative.generation_summary(diagnostics, failures)},
+            {"text/markdown": prose.generation_summary(diagnostics, failures)},
             {"text/html": display.table(diagnostics)._repr_html_()},
             {"text/html": display.table(failures)._repr_html_()},
             {"text/html": display.table(odd_columns)._repr_html_()},
@@ -102,13 +102,22 @@ def test_narratives_escape_names_from_runs(scored, tmp_path):
     page = _outputs_page(
         tmp_path,
         [
-            {"text/markdown": narrative.headline(runs)},
-            {"text/markdown": narrative.family_summary(runs, "fidelity")},
-            {"text/markdown": narrative.dataset_conclusion(runs)},
-            {"text/markdown": narrative.missing_runs_note([], [script("column")])},
+            {"text/markdown": prose.headline(runs)},
+            {"text/markdown": prose.family_summary(runs, "fidelity")},
+            {"text/markdown": prose.dataset_conclusion(runs)},
         ],
     )
-    _assert_shown_not_run(page, ["title", "model", "column"])
+    _assert_shown_not_run(page, ["title", "model"])
+
+
+def test_the_study_verdict_escapes_dataset_names(scored, tmp_path):
+    runs = tables.runs_frame(scored, script("column"))
+    differences = comparison.paired_differences(runs, n_boot=20)
+    page = _outputs_page(
+        tmp_path,
+        [{"text/markdown": prose.study_verdict(differences, comparison.prompt_ranking(runs, n_boot=20), runs)}],
+    )
+    _assert_shown_not_run(page, ["column"])
 
 
 def test_the_index_page_escapes_names_messages_headlines_and_links(tmp_path):

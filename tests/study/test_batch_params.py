@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from synllm.study.batch import load_profile, main, plan
+from synllm.cli import main as cli_main
+from synllm.study.batch import load_profile, plan
 
 
 def test_the_study_notebook_takes_a_timeout_parameter():
@@ -11,6 +12,6 @@ def test_the_study_notebook_takes_a_timeout_parameter():
 
 
 def test_a_bad_timeout_parameter_is_a_one_line_error(capsys):
-    assert main(["--profile", "quick", "-p", "timeout=-1"]) == 2
+    assert cli_main(["run", "--profile", "quick", "-p", "timeout=-1"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "timeout must be a number > 0" in err

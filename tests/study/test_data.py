@@ -34,7 +34,7 @@ def test_scoring_samples_contain_every_prompt_example(study_data):
 
 
 def test_resolve_models_expands_grids_and_drops_duplicates():
-    from synllm.backends.models import model_grid
+    from synllm.backends.model_catalog import model_grid
 
     course = model_grid("course")
     ollama, embedded = get_backend("ollama"), get_backend("embedded")

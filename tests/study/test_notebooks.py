@@ -10,12 +10,13 @@ from __future__ import annotations
 import ast
 import json
 import re
+import types
 
 import nbformat
 import pandas as pd
 import pytest
 
-from synllm import config
+from synllm import cli, config, report
 from synllm.study import batch
 
 NOTEBOOKS = sorted(config.NOTEBOOKS_DIR.glob("[0-9]*.ipynb"))
@@ -76,7 +77,22 @@ def test_notebook_cells_are_thin(path):
         )
         assert len(cell.source.splitlines()) <= 15
     prose = [c for c in nb.cells if "remove-input" in c.metadata.get("tags", [])]
-    assert prose and all("report.narrative." in c.source for c in prose)
+    called = [re.fullmatch(r"Markdown\(report\.(\w+)\(.*\)\)", c.source, re.S) for c in prose]
+    assert prose and all(called), "a prose cell is one call: Markdown(report.<prose function>(...))"
+    assert {getattr(report, m[1]).__module__ for m in called} == {"synllm.report.prose"}
+
+
+COURSE_NOTEBOOKS = sorted((config.NOTEBOOKS_DIR / "course").glob("*.ipynb"))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS + COURSE_NOTEBOOKS, ids=lambda p: p.name)
+def test_notebooks_use_only_the_public_report_names(path):
+    """Cells call ``report.<name>`` for names in ``synllm.report.__all__``, never a submodule's internals."""
+    nb = nbformat.read(path, as_version=4)
+    used = {m for c in nb.cells if c.cell_type == "code" for m in re.findall(r"\breport\.(\w+)", c.source)}
+    assert used, "the notebook shows its results with synllm.report"
+    assert used <= set(report.__all__), sorted(used - set(report.__all__))
+    assert not [name for name in used if isinstance(getattr(report, name), types.ModuleType)]
 
 
 @pytest.mark.parametrize("profile", PROFILES, ids=lambda p: p.stem)
@@ -132,7 +148,7 @@ def tiny_batch(tmp_path_factory):
     out = home / "reports"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SYNLLM_HOME", str(home))
-        code = batch.main(tiny_batch_args(["stroke", "nosuch"], out, baselines="[independent]"))
+        code = cli.main(["run", *tiny_batch_args(["stroke", "nosuch"], out, baselines="[independent]")])
     return code, out, home
 
 
@@ -191,7 +207,7 @@ def test_rerun_reuses_cached_generations(tiny_batch, tmp_path):
     assert len(manifests) == 2
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SYNLLM_HOME", str(home))
-        code = batch.main(tiny_batch_args(["stroke"], tmp_path, baselines="[]"))
+        code = cli.main(["run", *tiny_batch_args(["stroke"], tmp_path, baselines="[]")])
     assert code == 0
     reused = [json.loads(m.read_text())["timings"]["answers_reused_from_cache"] for m in manifests]
     assert all(n >= 1 for n in reused)

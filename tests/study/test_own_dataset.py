@@ -19,7 +19,6 @@ import yaml
 
 from synllm.cards import load_card
 from synllm.cli import main
-from synllm.study import batch
 from tests.medical_csvs import heart_like_csv, pima_like_csv
 
 PIMA_WORDS = {
@@ -82,7 +81,9 @@ def user(tmp_path_factory):
         assert main(["card", "draft", "pima/pima.csv"]) == 0
         assert main(["card", "draft", "heart.csv", "-o", "cards/heart.yaml", "--name", "heart_disease"]) == 0
     drafts = {name: (folder / path).read_text(encoding="utf-8") for name, path in DRAFTS.items()}
-    return folder, drafts
+    with pytest.MonkeyPatch.context() as mp:  # cards/heart.yaml reads ../heart.csv: the user names the data folder
+        mp.setenv("SYNLLM_DATA_DIR", str(folder))
+        yield folder, drafts
 
 
 DRAFTS = {"pima": "pima/pima.yaml", "heart": "cards/heart.yaml"}
@@ -183,7 +184,7 @@ def own_batch(edited, tmp_path_factory):
         mp.setenv("SYNLLM_HOME", str(home))
         mp.chdir(edited)
         absolute = str(edited / DRAFTS["heart"])
-        code = batch.main(["--datasets", DRAFTS["pima"], absolute, "--output", str(out), *TINY])
+        code = main(["run", "--datasets", DRAFTS["pima"], absolute, "--output", str(out), *TINY])
     return code, out
 
 

@@ -29,7 +29,7 @@ from synllm.backends.embedded.decoder import (
     decoder_in_use,
     release_decoders,
 )
-from synllm.backends.embedded.model import LoadedModel, load_model, loaded_models
+from synllm.backends.embedded.llama_model import LoadedModel, load_model, loaded_models
 from synllm.backends.embedded.runtime import (
     DEFAULT_MODEL,
     DEFAULT_MODEL_NAMES,
@@ -130,10 +130,11 @@ class EmbeddedBackend(BaseBackend):
         return True
 
     def describe(self, model: str | None = None) -> Mapping[str, Any]:
-        """Model path, size and sha256, llama_cpp version and build, threads, context size and sampling."""
+        """Model path, size and sha256, answer format, llama_cpp version and build, threads, context size, sampling."""
         facts: dict[str, Any] = {
             "backend": self.name,
             "model": model or DEFAULT_MODEL,
+            "output_format": self.output_format,
             "n_threads": self.n_threads or "auto",  # auto: 1..usable_cores, per call, by machine load
             "usable_cores": usable_cores(),
             "n_ctx": self.n_ctx,

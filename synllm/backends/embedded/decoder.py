@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from synllm.backends.embedded.model import LoadedModel
+from synllm.backends.embedded.llama_model import LoadedModel
 from synllm.backends.embedded.runtime import ThreadGovernor, usable_cores
 from synllm.backends.embedded.sampling import SamplingCounts, TokenSampler, Workspace
 from synllm.errors import BackendError

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from synllm.backends.embedded.model import NO_TEXT
+from synllm.backends.embedded.llama_model import NO_TEXT
 from synllm.errors import BackendError
 
 #: llama.cpp's min_p: tokens less likely than this fraction of the best one are never drawn.

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import ast
 import re
+import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -36,6 +37,7 @@ from synllm.cards.expressions.language import (
     ALLOWED,
     CONDITION,
     FUNCTIONS,
+    MAX_DEPTH,
     MAX_LENGTH,
     MAX_NODES,
     NUMBER,
@@ -53,6 +55,7 @@ from synllm.errors import CardError
 __all__ = [
     "CONDITION",
     "FUNCTIONS",
+    "MAX_DEPTH",
     "MAX_LENGTH",
     "MAX_NODES",
     "NUMBER",
@@ -123,14 +126,21 @@ def compile_expression(text: str, scope: Scope, *, want: str = CONDITION, where:
     if len(text) > MAX_LENGTH:
         raise CardError(f"{prefix}: longer than {MAX_LENGTH} characters; split it into simpler rules")
     source, backticked = _replace_backticks(text, scope, prefix)
+    _refuse_lookalikes(source, scope, prefix)
     try:
         tree = ast.parse(source.strip(), mode="eval").body
     except SyntaxError as exc:
         raise CardError(
             f"{prefix}: not a valid expression ({exc.msg}); write e.g. \"age >= 18 and sex == 'F'\""
         ) from None
-    except (RecursionError, MemoryError, ValueError):
-        raise CardError(f"{prefix}: too deeply nested; simplify it") from None
+    except (RecursionError, MemoryError):
+        raise CardError(f"{prefix}: nested too deeply; simplify it") from None
+    except ValueError as exc:  # e.g. an integer literal of thousands of digits
+        raise CardError(f"{prefix}: cannot be read ({exc}); simplify it") from None
+    if sum(isinstance(node, ast.expr) for node in ast.walk(tree)) > MAX_NODES:
+        raise CardError(f"{prefix}: more than {MAX_NODES} parts; split it into simpler rules")
+    if (depth := _depth(tree)) > MAX_DEPTH:
+        raise CardError(f"{prefix}: nested too deeply ({depth} levels, at most {MAX_DEPTH}); simplify it")
     for node in ast.walk(tree):
         if isinstance(node, ast.Name) and node.id in backticked:
             node.id = backticked[node.id]
@@ -158,12 +168,46 @@ def _replace_backticks(text: str, scope: Scope, prefix: str) -> tuple[str, dict[
         if match.group(1) is None:
             return token
         placeholder = f"_column_{len(mapping)}"
-        while placeholder in taken:
+        while placeholder in taken or placeholder in text:
             placeholder += "_"
         mapping[placeholder] = match.group(1)
         return placeholder
 
     return _TOKENS.sub(swap, text), mapping
+
+
+def _depth(tree: ast.AST) -> int:
+    """How deeply ``tree`` nests (iteratively, so a deep tree cannot overflow the stack here)."""
+    deepest, stack = 0, [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if deepest > MAX_DEPTH:
+            break
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+    return deepest
+
+
+_STRINGS = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
+#: A run of characters that could be a name (anything but spaces, operators, brackets and quotes).
+_WORDS = re.compile(r"[^\s()\[\]{},<>=!+\-*/%&|~^@:;.'\"`]+")
+
+
+def _refuse_lookalikes(source: str, scope: Scope, prefix: str) -> None:
+    """Refuse a name Python would read as another (NFKC: the ligature 'ﬁ' is 'fi'), naming the closest column.
+
+    Python normalises identifiers with NFKC, so without this check ``ﬁbrosis`` silently
+    reads the column ``fibrosis``. Quoted text is left alone; backticked names are
+    placeholders by now.
+    """
+    for word in _WORDS.findall(_STRINGS.sub(" ", source)):
+        read_as = unicodedata.normalize("NFKC", word)
+        if read_as != word:
+            hint = closest_hint(read_as, scope.names) if scope.get(read_as) is None else f" (did you mean {read_as!r}?)"
+            raise CardError(
+                f"{prefix}: the name {word!r} is not written as any column is (Python would read it as "
+                f"{read_as!r}){hint}; type the column's exact name, or put an unusual name in backticks"
+            )
 
 
 def evaluate(expression: Expression, table: pd.DataFrame) -> pd.Series:

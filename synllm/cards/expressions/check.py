@@ -11,6 +11,7 @@ from synllm.cards.expressions.language import (
     COMPARE,
     CONDITION,
     FUNCTIONS,
+    MAX_LITERAL,
     MAX_NODES,
     NUMBER,
     TEXT,
@@ -79,6 +80,7 @@ class Checker:
         if isinstance(value, str):
             return TEXT
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            self.check_size(value)
             return NUMBER
         hint = (
             "; write isna(column) instead"
@@ -178,9 +180,14 @@ class Checker:
             raise self.fail("'in' needs a column or number on its left")
         if not isinstance(right, (ast.List, ast.Tuple)) or not right.elts:
             raise self.fail("'in' needs a literal list on its right, e.g. cp in [1, 2]")
+        if len(right.elts) > MAX_NODES:
+            raise self.fail(f"the list after 'in' holds more than {MAX_NODES} values; split the rule")
         values = [literal_value(e) for e in right.elts]
         if any(v is None for v in values):
             raise self.fail("the list after 'in' may hold only numbers or quoted text")
+        for value in values:
+            if is_number(value):
+                self.check_size(value)
         if any((kind == TEXT) != isinstance(v, str) for v in values):
             literal = next(e for e, v in zip(right.elts, values) if (kind == TEXT) != isinstance(v, str))
             raise self.fail(self.mixed_types(left, literal, left, literal))
@@ -219,6 +226,13 @@ class Checker:
             if key not in allowed:
                 hint = closest_hint(str(value), [str(c) for c in cats], plural="categories")
                 raise self.fail(f"{value!r} is not a category of {name!r}{hint}; such a group is always empty")
+
+    def check_size(self, value: float) -> None:
+        """A number literal must be finite and at most 1e15 in size (a 400-digit integer cannot become a float)."""
+        if not abs(value) <= MAX_LITERAL:
+            if isinstance(value, int):
+                raise self.fail(f"a number of {len(str(abs(value)))} digits; write at most 15 digits")
+            raise self.fail(f"the number {value!r} is too large; write at most 1e15")
 
     def column_name(self, node: ast.expr) -> str | None:
         if isinstance(node, ast.Name) and self.scope.get(node.id):

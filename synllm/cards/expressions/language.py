@@ -24,8 +24,10 @@ FUNCTIONS = {
     "isna": "True where a column is missing",
     "notna": "True where a column is present",
 }
-#: Longest expression accepted, in characters, and most nodes in its tree.
-MAX_LENGTH, MAX_NODES = 2000, 400
+#: Longest expression accepted, in characters, most nodes in its tree and deepest nesting.
+MAX_LENGTH, MAX_NODES, MAX_DEPTH = 2000, 400, 64
+#: Largest magnitude of a number written in an expression (15 digits: exact as a float64).
+MAX_LITERAL = 1e15
 
 ALLOWED = (
     "column names, numbers, quoted text, comparisons (== != < <= > >=, chained), in / not in a literal list, "

@@ -1,6 +1,7 @@
 """Altair charts of the comparison notebook: the study across datasets.
 
-Same conventions as :mod:`synllm.report.plots`: tidy frame in, chart out, never shown or saved here.
+Same conventions as :mod:`synllm.report.charts`: one call per chart, from the runs table of every
+dataset (:func:`synllm.report.comparison.load_runs`) or the prompt ranking, never shown or saved here.
 """
 
 from __future__ import annotations
@@ -9,12 +10,13 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from synllm.report.comparison import MIN_BLOCKS, interval_label
-from synllm.report.plots import empty_chart, source_order, source_scale, with_note
+from synllm.report.charts import empty_chart, source_order, source_scale, with_note
+from synllm.report.comparison import MIN_BLOCKS, cost_frame, interval_label, leaderboard
 
 
-def harmonic_heatmaps(cells: pd.DataFrame, *, columns: int = 3) -> alt.Chart:
-    """Mean H per model x prompt type, one panel per dataset (``cells``: dataset, model, prompt_type, harmonic)."""
+def harmonic_heatmaps(runs: pd.DataFrame, *, columns: int = 3) -> alt.Chart:
+    """Mean H per model x prompt type (:func:`~synllm.report.comparison.leaderboard`), one panel per dataset."""
+    cells = leaderboard(runs)
     if cells.empty:
         return empty_chart("No finished runs were found.")
     base = alt.Chart().encode(
@@ -145,8 +147,9 @@ def ranking_chart(ranking: pd.DataFrame) -> alt.Chart:
     )
 
 
-def cost_chart(cost: pd.DataFrame) -> alt.Chart:
+def cost_chart(runs: pd.DataFrame) -> alt.Chart:
     """Seconds and completion tokens per valid row, per model and prompt type (mean over runs)."""
+    cost = cost_frame(runs)
     if cost.empty:
         return empty_chart("No generation cost recorded.")
     long = cost.melt(

@@ -1,6 +1,8 @@
 """Tidy chart data from synthetic tables and metric details (one row per mark to draw).
 
-LLM runs are pooled by prompt type (over models and seeds): the study's question is
+Each frame here is the first step of one chart in :mod:`synllm.report.charts` or
+:mod:`synllm.report.detail_charts`, which call it; it is public for tests and for a look
+at the numbers behind a chart. LLM runs are pooled by prompt type (over models and seeds): the study's question is
 which prompt type does best. Baselines keep their own name; the real rows are 'real'.
 """
 
@@ -13,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from synllm.cards import Card
-from synllm.report.inputs import ScoredRun, StudyData
+from synllm.report.scored import ScoredRun, StudyData
 
 REAL = "real"
 HOLDOUT = "holdout → train"
@@ -121,18 +123,6 @@ def _long(matrix: pd.DataFrame, panel: str, kind: str) -> pd.DataFrame:
     out.insert(0, "kind", kind)
     out.insert(0, "panel", panel)
     return out[["panel", "kind", "x", "y", "value"]]
-
-
-def metric_values(metrics: pd.DataFrame, names: Sequence[str], *, value: str = "score") -> pd.DataFrame:
-    """Rows of ``metrics`` (from :func:`metrics_frame`) for ``names`` with a ``source`` column.
-
-    Keeps the run's value and its real-sample reference (``reference_<value>``).
-    """
-    part = metrics[metrics["name"].isin(names)].copy()
-    part["source"] = np.where(part["kind"] == "llm", part["prompt_type"], part["label"])
-    part["value"] = part[value].astype(float)
-    part["reference"] = part[f"reference_{value}"].astype(float)
-    return part[["name", "source", "model", "seed", "label", "value", "reference", "skipped"]]
 
 
 def family_values(metrics: pd.DataFrame, family: str) -> pd.DataFrame:

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from synllm import config
+from synllm import config, yamlsafe
 from synllm.errors import ConfigError, InvalidArgument
 
 _ENTRY_KEYS = {"tag", "display", "family", "params", "backend", "hf_id", "note"}
@@ -38,7 +38,6 @@ class ModelEntry:
 class _Catalog:
     entries: dict[str, ModelEntry]
     grids: dict[str, tuple[str, ...]]
-    omitted: tuple[dict[str, str], ...]
 
 
 def _fail(path: Path, what: str) -> ConfigError:
@@ -48,7 +47,7 @@ def _fail(path: Path, what: str) -> ConfigError:
 @lru_cache(maxsize=8)
 def _catalog(path: Path) -> _Catalog:
     try:
-        data: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data: Any = yamlsafe.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise _fail(path, f"cannot be read ({exc})") from None
     if not isinstance(data, dict) or not {"models", "grids"} <= data.keys():
@@ -74,8 +73,7 @@ def _catalog(path: Path) -> _Catalog:
         if unknown := [t for t in tags if t not in entries]:
             raise _fail(path, f"grid {name!r} names models not in 'models': {unknown}")
         grids[str(name)] = tags
-    omitted = tuple({str(k): str(v) for k, v in item.items()} for item in data.get("omitted") or [])
-    return _Catalog(entries=entries, grids=grids, omitted=omitted)
+    return _Catalog(entries=entries, grids=grids)
 
 
 def grid_names(path: Path | None = None) -> list[str]:
@@ -103,16 +101,3 @@ def model_entry(tag: str, path: Path | None = None) -> ModelEntry:
         if candidate in entries:
             return entries[candidate]
     raise InvalidArgument(f"model {tag!r} is not in the model list; add it to {path or config.MODELS_FILE}")
-
-
-def model_families(path: Path | None = None) -> dict[str, list[str]]:
-    """Family name -> tags of every listed model, in file order."""
-    families: dict[str, list[str]] = {}
-    for entry in _catalog(path or config.MODELS_FILE).entries.values():
-        families.setdefault(entry.family, []).append(entry.tag)
-    return families
-
-
-def omitted_models(path: Path | None = None) -> list[dict[str, str]]:
-    """The study's models with no counterpart here, each with ``display`` and ``reason``."""
-    return [dict(item) for item in _catalog(path or config.MODELS_FILE).omitted]

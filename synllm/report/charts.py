@@ -1,10 +1,14 @@
-"""Altair charts for the study notebooks. Each function takes a tidy frame and returns a chart.
+"""Charts of a dataset report (distributions, correlations, metrics per family, the scorecard) and the
+conventions every chart shares (colours per source, order, empty charts, notes under a chart).
 
-Charts are never shown or saved here (see :mod:`synllm.report.display`). Data are
-aggregated before charting, so a saved notebook stays small. An empty frame gives a
-chart that says there is nothing to draw, instead of an empty frame of axes, and a chart
-that has nothing to show for some runs says which and why (:func:`with_note`). Charts of
-clinical rules, odds ratios, distances and utility are in :mod:`synllm.report.detail_plots`.
+One call makes one chart: each function takes what the notebook holds (real and synthetic
+tables, the metrics table, the scorecard), builds its tidy data with :mod:`synllm.report.chart_data`
+and returns an altair chart, never shown or saved here (see :mod:`synllm.report.display`).
+Data are aggregated before charting, so a saved notebook stays small. Nothing to draw gives a
+chart that says so, instead of an empty frame of axes, and a chart that has nothing to show
+for some runs says which and why (:func:`with_note`). Charts of clinical rules, odds ratios,
+distances and utility are in :mod:`synllm.report.detail_charts`; across datasets in
+:mod:`synllm.report.comparison_charts`.
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ from collections.abc import Sequence
 import altair as alt
 import pandas as pd
 
-from synllm.report.details import HOLDOUT, REAL
+from synllm.cards import Card
+from synllm.report.chart_data import HOLDOUT, REAL, correlation_frame, distribution_frame, family_values
 
 PROMPT_COLORS = {"p1": "#4c78a8", "p2": "#f58518", "p3": "#54a24b", "p4": "#e45756"}
 OTHER_COLORS = ["#b279a2", "#9d755d", "#72b7b2", "#eeca3b", "#ff9da6", "#bab0ac"]
@@ -78,8 +83,15 @@ def nothing_to_show(skipped: pd.DataFrame | None, what: str) -> list[str]:
     return lines
 
 
-def distributions(frame: pd.DataFrame, *, columns: int = 4) -> alt.VConcatChart | alt.Chart:
-    """Real vs synthetic shares per bin (numbers) and per category, one small panel per column."""
+def distributions(
+    real: pd.DataFrame, groups: dict[str, pd.DataFrame], card: Card, *, bins: int = 12, columns: int = 4
+) -> alt.VConcatChart | alt.Chart:
+    """Real vs synthetic shares per bin (numbers) and per category, one small panel per column.
+
+    ``groups``: synthetic tables by source (e.g. :func:`~synllm.report.chart_data.pooled_tables`);
+    numbers are binned on the range of ``real`` (see :func:`~synllm.report.chart_data.distribution_frame`).
+    """
+    frame = distribution_frame(real, groups, card, bins)
     if frame.empty:
         return empty_chart("No synthetic rows to compare.")
     sources = source_order(frame)
@@ -152,8 +164,11 @@ def distributions(frame: pd.DataFrame, *, columns: int = 4) -> alt.VConcatChart 
     return alt.vconcat(*charts, spacing=25) if len(charts) > 1 else charts[0]
 
 
-def correlation_heatmaps(frame: pd.DataFrame) -> alt.VConcatChart | alt.Chart:
+def correlation_heatmaps(
+    real: pd.DataFrame, groups: dict[str, pd.DataFrame], card: Card
+) -> alt.VConcatChart | alt.Chart:
     """Correlation matrices side by side (real first), and below them each synthetic minus real."""
+    frame = correlation_frame(real, groups, card)
     if frame.empty:
         return empty_chart("Fewer than two numeric columns: no correlation matrix.")
     order = list(dict.fromkeys(frame["x"]))
@@ -199,64 +214,6 @@ def correlation_heatmaps(frame: pd.DataFrame) -> alt.VConcatChart | alt.Chart:
     return alt.vconcat(*charts, spacing=20).resolve_scale(color="independent") if len(charts) > 1 else charts[0]
 
 
-def metric_dots(
-    values: pd.DataFrame,
-    *,
-    title: str,
-    x_title: str = "score (1 = best)",
-    domain: tuple[float, float] = (0.0, 1.0),
-    ideal: dict[str, float] | None = None,
-) -> alt.Chart:
-    """One row of panels per metric: a dot per run (by source), a black tick at the real-sample reference.
-
-    ``values`` comes from :func:`synllm.report.details.metric_values`; ``ideal`` draws a dashed
-    line at the ideal raw value of a metric (e.g. 0.5 for an attack AUC).
-    """
-    shown = values.dropna(subset=["value"])
-    if shown.empty:
-        reasons = "; ".join(sorted({str(r) for r in values["skipped"].dropna()}))[:200]
-        return empty_chart(f"{title}: no metric could be computed" + (f" ({reasons})." if reasons else "."))
-    sources = source_order(shown)
-    shown = shown.assign(ideal=shown["name"].map(ideal or {}).astype(float))
-    base = alt.Chart().encode(y=alt.Y("source:N", sort=sources, title=None))
-    dots = base.mark_circle(size=70, opacity=0.8).encode(
-        x=alt.X("value:Q", title=x_title, scale=alt.Scale(domain=list(domain), clamp=True)),
-        color=alt.Color("source:N", scale=source_scale(sources), legend=None),
-        tooltip=[
-            "name",
-            "label",
-            "seed",
-            alt.Tooltip("value:Q", format=".3f"),
-            alt.Tooltip("reference:Q", format=".3f", title="real sample"),
-        ],
-    )
-    ref = base.mark_tick(color="black", thickness=2, size=16).encode(
-        x=alt.X("mean(reference):Q"), tooltip=[alt.Tooltip("mean(reference):Q", format=".3f", title="real sample")]
-    )
-    line = (
-        alt.Chart()
-        .transform_filter("isValid(datum.ideal)")
-        .mark_rule(strokeDash=[4, 3], color="#888")
-        .encode(x="mean(ideal):Q")
-    )
-    return (
-        alt.layer(line, ref, dots, data=shown)
-        .properties(width=420, height=max(40, 22 * len(sources)))
-        .facet(
-            row=alt.Row(
-                "name:N", title=None, header=alt.Header(labelAngle=0, labelAlign="left", labelFontWeight="bold")
-            )
-        )
-        .properties(
-            title=alt.TitleParams(
-                title,
-                subtitle="dots: runs · black tick: a real holdout sample "
-                "of the same size" + (" · dashed: ideal" if ideal else ""),
-            )
-        )
-    )
-
-
 STATUS_MARKS = {
     "scored": ("circle", "dots: the run's score as a share of a real sample's (1 = as good as real patients)"),
     "failed where real patients succeed": ("cross", "crosses at 0: real patients can be scored, these rows not"),
@@ -264,13 +221,24 @@ STATUS_MARKS = {
 }
 
 
-def family_metrics(values: pd.DataFrame, *, title: str) -> alt.TopLevelMixin:
+#: Chart titles of the metric families.
+FAMILY_TITLES = {
+    "fidelity": "Fidelity metrics",
+    "consistency": "Clinical consistency metrics",
+    "privacy": "Privacy metrics",
+    "utility": "Utility metrics",
+}
+
+
+def family_metrics(metrics: pd.DataFrame, family: str, *, title: str | None = None) -> alt.TopLevelMixin:
     """Every metric of one family, one row of panels each: what the family score averages, per run.
 
-    ``values`` comes from :func:`synllm.report.details.family_values`. Metrics a run could
-    not be scored on are listed under the chart with the reason (not enough data at this
+    ``metrics`` is the metrics table (:func:`synllm.report.tables.metrics_frame`). Metrics a run
+    could not be scored on are listed under the chart with the reason (not enough data at this
     size, or not applicable).
     """
+    values = family_values(metrics, family)
+    title = title or FAMILY_TITLES.get(family) or f"{family} metrics"
     drawn = values[values["status"].isin(list(STATUS_MARKS))].dropna(subset=["shown"])
     missing = values[~values["status"].isin(list(STATUS_MARKS))]
     lines = [

@@ -1,25 +1,38 @@
 """Charts of the study's detail sections: hard and soft rules, odds ratios, distances, utility.
 
-Same conventions as :mod:`synllm.report.plots`: tidy frame in, chart out, never shown or
-saved here. A run with nothing to show in a chart is named under it with the reason, and
-a value beyond a chart's axis is drawn at the edge as a triangle, never silently clipped.
+Same conventions as :mod:`synllm.report.charts`: one call per chart, from the scored runs
+(their metric details), never shown or saved here. A run with nothing to show in a chart is
+named under it with the reason, and a value beyond a chart's axis is drawn at the edge as a
+triangle, never silently clipped.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import altair as alt
 import numpy as np
 import pandas as pd
 
-from synllm.report.details import HOLDOUT
-from synllm.report.plots import empty_chart, nothing_to_show, source_order, source_scale, with_note
+from synllm.report.chart_data import (
+    HOLDOUT,
+    dcr_frame,
+    odds_ratio_frame,
+    rule_violation_frame,
+    skipped_runs,
+    soft_effect_frame,
+    utility_frame,
+)
+from synllm.report.charts import empty_chart, nothing_to_show, source_order, source_scale, with_note
+from synllm.report.scored import ScoredRun, StudyData
 
 #: Soft-rule effects beyond these are drawn at the edge as triangles: |SMD| and risk ratio.
 SMD_LIMIT, RISK_RATIO_LIMIT = 3.0, 10.0
 
 
-def rule_violations(frame: pd.DataFrame) -> alt.TopLevelMixin:
+def rule_violations(scored: Sequence[ScoredRun]) -> alt.TopLevelMixin:
     """Per hard rule: share of applicable rows breaking it, per source, next to the real training rows."""
+    frame = rule_violation_frame(scored)
     shown = frame.dropna(subset=["rate"])
     idle = frame[frame["rate"].isna()]
     lines = [
@@ -56,14 +69,14 @@ def rule_violations(frame: pd.DataFrame) -> alt.TopLevelMixin:
     return with_note(chart, lines)
 
 
-def soft_effects(frame: pd.DataFrame, *, skipped: pd.DataFrame | None = None, columns: int = 3) -> alt.TopLevelMixin:
+def soft_effects(scored: Sequence[ScoredRun], *, columns: int = 3) -> alt.TopLevelMixin:
     """Per soft rule: effect size in each run (dots) against the training split's effect (black line).
 
     Risk ratios (no effect = 1) and standardised mean differences (no effect = 0) get their own
     panels. Effects beyond ±3 SMD or 10× are drawn at the edge as triangles; rules a run's rows
-    cannot measure, and runs the metric skipped (``skipped``, from
-    :func:`synllm.report.details.skipped_runs`), are listed under the chart with the reason.
+    cannot measure, and runs the metric skipped, are listed under the chart with the reason.
     """
+    frame, skipped = soft_effect_frame(scored), skipped_runs(scored, "soft_rule_agreement")
     measured = frame.replace([np.inf, -np.inf], np.nan)
     unmeasured = measured[measured["effect"].isna()]
     lines = nothing_to_show(skipped, "no soft rule measured") + [
@@ -116,14 +129,13 @@ def soft_effects(frame: pd.DataFrame, *, skipped: pd.DataFrame | None = None, co
     return with_note(chart, lines)
 
 
-def forest_plot(
-    frame: pd.DataFrame, *, skipped: pd.DataFrame | None = None, limits: tuple[float, float] = (0.05, 20.0)
-) -> alt.TopLevelMixin:
+def forest_plot(scored: Sequence[ScoredRun], *, limits: tuple[float, float] = (0.05, 20.0)) -> alt.TopLevelMixin:
     """Odds ratios (log scale) with 95 % CIs of the target-on-predictors logistic fit, real vs each run.
 
-    ``skipped`` (from :func:`synllm.report.details.skipped_runs`) lists the runs that could not
-    be fitted, shown under the chart with the reason; odds ratios beyond the axis are triangles at the edge.
+    Runs that could not be fitted are listed under the chart with the reason; odds ratios
+    beyond the axis are diamonds at the edge.
     """
+    frame, skipped = odds_ratio_frame(scored), skipped_runs(scored, "association_structure")
     lines = nothing_to_show(skipped, "not fitted")
     if frame.empty:
         return with_note(empty_chart("The logistic regression could not be fitted on any table."), lines)
@@ -160,8 +172,15 @@ def forest_plot(
     return with_note(chart, lines)
 
 
-def dcr_histograms(frame: pd.DataFrame, *, bins: int = 20, columns: int = 4) -> alt.Chart:
-    """Histograms of distance to the closest train row: synthetic rows (bars) against holdout rows (line)."""
+def dcr_histograms(
+    scored: Sequence[ScoredRun], data: StudyData, *, bins: int = 20, columns: int = 4, max_reference: int = 2000
+) -> alt.Chart:
+    """Histograms of distance to the closest train row: synthetic rows (bars) against holdout rows (line).
+
+    The distances come from :func:`~synllm.report.chart_data.dcr_frame` (at most ``max_reference``
+    holdout rows); only the binned shares go into the chart.
+    """
+    frame = dcr_frame(scored, data, max_reference=max_reference)
     syn = frame[frame["source"] != HOLDOUT]
     if syn.empty:
         return empty_chart("No synthetic rows: no distances to show.")
@@ -217,12 +236,12 @@ def dcr_histograms(frame: pd.DataFrame, *, bins: int = 20, columns: int = 4) -> 
     )
 
 
-def utility_chart(frame: pd.DataFrame, *, skipped: pd.DataFrame | None = None) -> alt.TopLevelMixin:
+def utility_chart(scored: Sequence[ScoredRun]) -> alt.TopLevelMixin:
     """TSTR ROC AUC per run (dots) against TRTR (black tick) and the majority-class baseline (dashed, 0.5).
 
-    ``skipped`` (from :func:`synllm.report.details.skipped_runs`) lists the runs no classifier could
-    be trained on, shown under the chart with the reason.
+    Runs no classifier could be trained on are listed under the chart with the reason.
     """
+    frame, skipped = utility_frame(scored), skipped_runs(scored, "tstr")
     lines = nothing_to_show(skipped, "no classifier")
     if frame.empty:
         return with_note(empty_chart("No classifier could be trained on any run's rows."), lines)

@@ -6,7 +6,7 @@ import math
 
 import pandas as pd
 
-from synllm.report import comparison, narrative, tables, verdicts
+from synllm.report import comparison, prose, tables, verdicts
 
 
 def _runs(
@@ -48,23 +48,23 @@ def _runs(
 
 def test_a_clear_lead_is_named_with_its_interval():
     runs = _runs({"p1": [0.50, 0.52, 0.51], "p4": [0.80, 0.82, 0.81]})
-    text = narrative.dataset_conclusion(runs)
+    text = prose.dataset_conclusion(runs)
     assert "m · p4 (H = 0.81 [" in text and "clearly ahead of m · p1" in text
     assert "its interval lies above every other generator's" in text
     assert "in line with the study's claim" in text
-    assert narrative.headline(runs).startswith("On stroke, m · p4, H = 0.81 [")
+    assert prose.headline(runs).startswith("On stroke, m · p4, H = 0.81 [")
 
 
 def test_overlapping_intervals_name_no_winner():
     runs = _runs({"p1": [0.52, 0.72, 0.6], "p4": [0.62, 0.60, 0.7]})
-    text = narrative.dataset_conclusion(runs)
+    text = prose.dataset_conclusion(runs)
     assert "cannot be told apart" in text and "the intervals overlap" in text
     assert "neither support nor refute" in text
-    assert "cannot be told apart" in narrative.headline(runs)
+    assert "cannot be told apart" in prose.headline(runs)
 
 
 def test_one_seed_without_a_bootstrap_has_no_interval_and_no_winner():
-    text = narrative.findings(_runs({"p1": [0.5], "p2": [0.9]}))
+    text = prose.findings(_runs({"p1": [0.5], "p2": [0.9]}))
     assert "no interval" in text and "cannot be told apart" in text
     assert "One seed per prompt type" in text  # and it is flagged as a smoke test
 
@@ -81,12 +81,12 @@ def test_ten_rows_name_no_winner_anywhere():
     runs = _runs({"p1": [math.nan, math.nan], "p4": [math.nan, math.nan]}, n_rows=10)
     base = _runs({"independent": [math.nan]}, kind="baseline", n_rows=10, model="independent")
     runs = pd.concat([runs, base], ignore_index=True)
-    findings = narrative.findings(runs)
+    findings = prose.findings(runs)
     assert "No generator can be judged on stroke" in findings and "not enough rows" in findings
     assert "at least 30 rows per run" in findings and "Smoke test" in findings
-    assert "clearly" not in narrative.dataset_conclusion(runs)
-    assert "no prompt type can be judged" in narrative.headline(runs)
-    verdict = narrative.study_verdict(
+    assert "clearly" not in prose.dataset_conclusion(runs)
+    assert "no prompt type can be judged" in prose.headline(runs)
+    verdict = prose.study_verdict(
         comparison.paired_differences(runs, "p4"), comparison.prompt_ranking(runs, n_boot=10), runs
     )
     assert "cannot be judged" in verdict and "supported" not in verdict
@@ -95,14 +95,14 @@ def test_ten_rows_name_no_winner_anywhere():
 
 def test_smoke_test_is_said_at_the_top():
     runs = _runs({"p1": [0.5, 0.6], "p4": [0.7, 0.8]}, model="smollm2-135m-instruct", n_rows=30)
-    text = narrative.findings(runs)
+    text = prose.findings(runs)
     assert text.startswith("**⚠ Smoke test.**")
     assert "tiny embedded smollm2-135m-instruct" in text and "30 rows per run" in text
     assert not verdicts.smoke_test_reasons(_runs({"p1": [0.5, 0.6]}, model="llama3.1:8b", n_rows=100))
 
 
 def test_smoke_test_reasons_read_as_one_sentence():
-    text = narrative.findings(_runs({"p1": [0.5], "p4": [0.6]}, model="smollm2-135m-instruct", n_rows=10))
+    text = prose.findings(_runs({"p1": [0.5], "p4": [0.6]}, model="smollm2-135m-instruct", n_rows=10))
     assert "**⚠ Smoke test.** The only model" in text
     assert "(the study used 100); one seed per prompt type" in text
 
@@ -111,8 +111,8 @@ def test_llm_prompts_against_baselines_only_when_intervals_separate():
     llm = _runs({"p1": [0.50, 0.52, 0.51], "p4": [0.60, 0.62, 0.61]})
     close = _runs({"gaussian_copula": [0.58, 0.66, 0.6]}, kind="baseline", model="gaussian_copula")
     far = _runs({"gaussian_copula": [0.9, 0.91, 0.92]}, kind="baseline", model="gaussian_copula")
-    assert "cannot be told apart" in narrative.findings(pd.concat([llm, close], ignore_index=True))
-    text = narrative.findings(pd.concat([llm, far], ignore_index=True))
+    assert "cannot be told apart" in prose.findings(pd.concat([llm, close], ignore_index=True))
+    text = prose.findings(pd.concat([llm, far], ignore_index=True))
     assert r"Here a simple generator does: baseline · gaussian\_copula leads" in text  # names are escaped Markdown
     table = comparison.llm_against_baselines(pd.concat([llm, far], ignore_index=True))
     assert table["verdict"].tolist() == ["baseline ahead"]
@@ -130,7 +130,7 @@ def test_family_summary_gives_a_range_and_the_runs_not_judged():
             "status": ["not enough data", "failed where real patients succeed"],
         }
     )
-    text = narrative.family_summary(runs, "utility", metrics)
+    text = prose.family_summary(runs, "utility", metrics)
     assert "P2 (definitions) scores 0.75" in text and "best" not in text
     assert "2 of 4 scored tables could not be judged on utility (not enough rows: only 0 of 1)" in text
     assert "counted as 0" in text
@@ -138,7 +138,7 @@ def test_family_summary_gives_a_range_and_the_runs_not_judged():
 
 def test_generation_summary_counts(scored):
     diagnostics = tables.diagnostics_table([type("R", (), {"manifest": s.manifest})() for s in scored if s.manifest])
-    text = narrative.generation_summary(diagnostics)
+    text = prose.generation_summary(diagnostics)
     assert text.startswith("8 of 8 runs reached")
     assert r"*out\_of\_range* (24 rows)" in text  # the reason is escaped Markdown text
     assert "6 kept rows copied a prompt example" in text
@@ -173,14 +173,14 @@ def test_generation_summary_reports_each_backend_on_its_own():
             run("ollama", "none", 0, 0, {}),
         ]
     )
-    text = narrative.generation_summary(table)
+    text = prose.generation_summary(table)
     assert "**embedded** (constraint: grammar): 20 of 20 returned rows valid (100%); rejects by reason: none." in text
     assert (
         r"**openai** (constraint: json\_schema via json\_object): 0 of 30 returned rows valid (0%); "
         r"rejects by reason: out\_of\_range 30." in text
     )
     assert "**ollama** (constraint: none) returned no readable row." in text
-    hostile = narrative.generation_summary(tables.diagnostics_table([run("*x*<b>", "[a](b)", 1, 1, {})]))
+    hostile = prose.generation_summary(tables.diagnostics_table([run("*x*<b>", "[a](b)", 1, 1, {})]))
     assert "*x*<b>" not in hostile and "[a](b)" not in hostile  # names from manifests are shown as text
 
 
@@ -188,7 +188,7 @@ def _verdict(h: dict[str, list[float]], datasets=("stroke", "diabetes", "cirrhos
     runs = pd.concat([_runs(h, dataset=d) for d in datasets], ignore_index=True)
     ranking = comparison.prompt_ranking(runs, n_boot=200)
     diffs = comparison.paired_differences(runs, "p4", n_boot=200)
-    return narrative.study_verdict(diffs, ranking, runs)
+    return prose.study_verdict(diffs, ranking, runs)
 
 
 def test_verdict_supported_contradicted_and_unsettled():
@@ -203,14 +203,14 @@ def test_verdict_supported_contradicted_and_unsettled():
 def test_verdict_without_p4_cannot_be_judged():
     runs = _runs({"p1": [0.5], "p2": [0.6]})
     ranking = comparison.prompt_ranking(runs, n_boot=10)
-    text = narrative.study_verdict(comparison.paired_differences(runs), ranking, runs)
+    text = prose.study_verdict(comparison.paired_differences(runs), ranking, runs)
     assert "**Verdict: cannot be judged.**" in text
 
 
 def test_headline_agrees_with_the_scorecard(scored):
     runs = tables.runs_frame(scored, "stroke")
     result = verdicts.compare(verdicts.generator_frame(runs).query("kind == 'llm'"))
-    text = narrative.headline(runs)
+    text = prose.headline(runs)
     assert result.best in text
     assert ("clearly ahead" in text) == result.separated
 
@@ -219,7 +219,7 @@ def test_ten_scored_rows_name_no_winner_end_to_end(study_data):
     """The issue's case: 10 near-identical rows from P4 against examples-driven runs and the baselines."""
     from synllm.generation.baselines import get_baseline
     from synllm.metrics import evaluate
-    from synllm.report.inputs import ScoredRun
+    from synllm.report.scored import ScoredRun
 
     data = study_data
     copula = get_baseline("gaussian_copula").fit(data.eval_train, data.card)
@@ -245,8 +245,8 @@ def test_ten_scored_rows_name_no_winner_end_to_end(study_data):
     )
     runs = tables.runs_frame(scored, "stroke")
     assert runs["harmonic"].isna().all() and runs["consistency"].isna().all()  # 2 of 4 consistency metrics: no score
-    for text in (narrative.findings(runs), narrative.dataset_conclusion(runs), narrative.headline(runs)):
+    for text in (prose.findings(runs), prose.dataset_conclusion(runs), prose.headline(runs)):
         assert "clearly" not in text and "beats" not in text and "leads" not in text
-    assert "not enough rows" in narrative.findings(runs)
+    assert "not enough rows" in prose.findings(runs)
     card = verdicts.scorecard(runs)
     assert card["harmonic"].isna().all()

@@ -1,27 +1,30 @@
-"""A plain-language paragraph about one evaluation (used by :meth:`Evaluation.summary`)."""
+"""A plain-language paragraph about one evaluation (what :meth:`Evaluation.summary` returns).
+
+The evaluation's own description, kept beside it in metrics; the prose of reports lives in
+:mod:`synllm.report.prose`. It takes the evaluation as a value and imports nothing back from
+:mod:`synllm.metrics.evaluation`, so the two modules do not import each other.
+"""
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import Any
 
 from synllm.metrics.base import get_metric
-
-if TYPE_CHECKING:
-    from synllm.metrics.evaluation import Evaluation
 
 
 def _fmt(value: float) -> str:
     return "not available" if math.isnan(value) else f"{value:.2f}"
 
 
-def _with_interval(ev: Evaluation, measure: str, value: float) -> str:
+def _with_interval(ev: Any, measure: str, value: float) -> str:
     low, high = ev.interval(measure)
     return _fmt(value) + ("" if math.isnan(low) else f" (≈95 % interval {low:.2f}–{high:.2f})")
 
 
-def evaluation_summary(ev: Evaluation) -> str:
-    """What the scores say, each relative to real patients of the same number, and what could not be scored."""
+def evaluation_summary(ev: Any) -> str:
+    """What the scores of ``ev`` (an ``Evaluation``) say, each relative to real patients of the same number,
+    and what could not be scored."""
     head = ev.headline()
     parts = [
         f"{ev.n_scored} synthetic rows were compared with {ev.n_train} real training rows of the {ev.card_name!r} data."

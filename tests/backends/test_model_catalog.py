@@ -1,4 +1,4 @@
-"""The model list (synllm/backends/models.yaml) and its loader."""
+"""The model catalog (synllm/backends/models.yaml) and its loader."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from synllm.backends.models import grid_names, model_entries, model_entry, model_families, model_grid, omitted_models
+from synllm.backends.model_catalog import grid_names, model_entries, model_entry, model_grid
 from synllm.errors import ConfigError, InvalidArgument
 
 # An Ollama tag: library name (optionally namespace/ or hf.co/user/repo) and an optional :tag.
@@ -61,14 +61,6 @@ def test_small_and_course_grids_are_small():
         assert unit == "M" or (unit == "B" and number <= 8), params
 
 
-def test_families_partition_every_listed_model():
-    families = model_families()
-    tags = [tag for group in families.values() for tag in group]
-    assert len(tags) == len(set(tags))
-    assert set(tags) >= set(model_grid("paper") + model_grid("small") + model_grid("embedded"))
-    assert "qwen2:7b" in families["qwen"] and "qwen2.5:0.5b" in families["qwen"]
-
-
 def test_model_grid_returns_a_fresh_list():
     model_grid("course").clear()
     assert model_grid("course")
@@ -89,12 +81,6 @@ def test_model_entry_finds_tags_with_or_without_latest(tmp_path):
     assert model_entry("zephyr:7b").hf_id == "HuggingFaceH4/zephyr-7b-beta"
     with pytest.raises(InvalidArgument, match="not in the model list"):
         model_entry("nothing:here")
-
-
-def test_the_omitted_study_models_say_why():
-    omitted = omitted_models()
-    assert any("GPT-2" in item["display"] for item in omitted)
-    assert all(item["reason"] for item in omitted)
 
 
 @pytest.mark.parametrize(

@@ -1,35 +1,35 @@
-"""Chart data drawn from synthetic rows and metric details."""
+"""Chart data drawn from synthetic rows and metric chart_data."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from synllm.report import details, tables
+from synllm.report import chart_data
 from tests.report.conftest import N_ROWS, PROMPTS, SEEDS
 
 
 def test_pooled_tables_concatenate_runs_by_prompt_type(scored):
-    pooled = details.pooled_tables(scored)
+    pooled = chart_data.pooled_tables(scored)
     assert list(pooled) == [*PROMPTS, "baseline · gaussian_copula"]
     assert len(pooled["p1"]) == N_ROWS * len(SEEDS)
-    assert list(details.pooled_tables(scored, baselines=False)) == list(PROMPTS)
+    assert list(chart_data.pooled_tables(scored, baselines=False)) == list(PROMPTS)
 
 
 def test_distribution_shares_add_up_per_column_and_source(study_data, scored):
-    frame = details.distribution_frame(study_data.eval_train, details.pooled_tables(scored), study_data.card)
+    frame = chart_data.distribution_frame(study_data.eval_train, chart_data.pooled_tables(scored), study_data.card)
     totals = frame.groupby(["column", "source"])["share"].sum()
     assert np.allclose(totals, 1.0)
-    assert set(frame["source"]) == {details.REAL, *PROMPTS, "baseline · gaussian_copula"}
+    assert set(frame["source"]) == {chart_data.REAL, *PROMPTS, "baseline · gaussian_copula"}
     assert set(frame["column"]) == set(study_data.card.synth_names)
     bmi_missing = frame[(frame["column"] == "bmi") & (frame["bin"] == "missing") & (frame["source"] == "real")]
     assert bmi_missing["share"].iloc[0] == pytest.approx(study_data.eval_train["bmi"].isna().mean())
 
 
 def test_correlation_frame_has_real_sources_and_differences(study_data, scored):
-    groups = details.pooled_tables(scored, baselines=False)
-    frame = details.correlation_frame(study_data.eval_train, groups, study_data.card)
-    cols = details.correlation_columns(study_data.card)
+    groups = chart_data.pooled_tables(scored, baselines=False)
+    frame = chart_data.correlation_frame(study_data.eval_train, groups, study_data.card)
+    cols = chart_data.correlation_columns(study_data.card)
     assert "stroke" in cols and "gender" not in cols
     panels = frame.groupby("kind")["panel"].unique()
     assert list(panels["correlation"]) == ["real", *PROMPTS]
@@ -40,8 +40,8 @@ def test_correlation_frame_has_real_sources_and_differences(study_data, scored):
 
 
 def test_rule_violations_pool_counts_and_show_the_real_rate(scored):
-    frame = details.rule_violation_frame(scored)
-    real = frame[frame["source"] == details.REAL]
+    frame = chart_data.rule_violation_frame(scored)
+    real = frame[frame["source"] == chart_data.REAL]
     assert (real["rate"] == 0).all()
     p1 = frame[(frame["source"] == "p1") & (frame["rule"] == "minors_never_married")].iloc[0]
     counts = [
@@ -54,28 +54,24 @@ def test_rule_violations_pool_counts_and_show_the_real_rate(scored):
 
 
 def test_soft_effects_and_odds_ratios_carry_the_real_value(scored):
-    effects = details.soft_effect_frame(scored)
+    effects = chart_data.soft_effect_frame(scored)
     assert set(effects["source"]) == {*PROMPTS, "baseline · gaussian_copula"}
     assert effects.groupby("rule")["real_effect"].nunique().max() == 1
-    odds = details.odds_ratio_frame(scored)
-    real = odds[odds["source"] == details.REAL]
+    odds = chart_data.odds_ratio_frame(scored)
+    real = odds[odds["source"] == chart_data.REAL]
     assert len(real) == real["term"].nunique() > 0
     assert (odds["ci_low"] <= odds["odds_ratio"]).all() and (odds["odds_ratio"] <= odds["ci_high"]).all()
 
 
 def test_dcr_frame_measures_every_synthetic_row_and_a_holdout_sample(study_data, scored):
-    frame = details.dcr_frame(scored, study_data, max_reference=150)
+    frame = chart_data.dcr_frame(scored, study_data, max_reference=150)
     counts = frame["source"].value_counts()
-    assert counts[details.HOLDOUT] == 150
+    assert counts[chart_data.HOLDOUT] == 150
     assert counts["p1"] == N_ROWS * len(SEEDS)
     assert (frame["distance"] >= 0).all()
 
 
-def test_metric_values_and_utility_frame(scored):
-    metrics = tables.metrics_frame(scored)
-    values = details.metric_values(metrics, ["dcr_share"], value="raw")
-    assert len(values) == len(scored)
-    assert values["value"].tolist() == metrics.loc[metrics["name"] == "dcr_share", "raw"].tolist()
-    utility = details.utility_frame(scored)
+def test_utility_frame(scored):
+    utility = chart_data.utility_frame(scored)
     assert set(utility["classifier"]) <= {"logistic regression", "random forest"}
     assert (utility["majority_auc"] == 0.5).all()

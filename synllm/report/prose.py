@@ -1,5 +1,7 @@
 """Prose generated from the numbers, so the text of a report always matches its tables.
 
+Every sentence of the reports is written here, for one dataset and across datasets
+(an evaluation's own one-paragraph summary is :mod:`synllm.metrics.evaluation_text`).
 Every function takes tidy frames (see :mod:`synllm.report.tables`) and returns Markdown.
 Nothing here is a live LLM: the words are fixed, the numbers and their order come from the data.
 Every score is relative to real patients of the same number (1 = as good as real unseen
@@ -12,17 +14,17 @@ Names and messages that come from cards, runs or servers go in through
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 import pandas as pd
 
 from synllm.cards.rules import target_values
 from synllm.metrics.calibration import minimum_rows
-from synllm.report.escape import md_code, md_text
-from synllm.report.inputs import StudyData
-from synllm.report.verdicts import Comparison, compare, generator_frame, interval_text, smoke_test_reasons
+from synllm.report.comparison import MIN_BLOCKS, claim_verdict, llm_against_baselines
+from synllm.report.escape import md_code, md_text, prompt_name
+from synllm.report.scored import StudyData
+from synllm.report.tables import reject_counts
+from synllm.report.verdicts import Comparison, best_of_each, compare, generator_frame, interval_text, smoke_test_reasons
 
-PROMPT_NAMES = {"p1": "P1 (examples)", "p2": "P2 (definitions)", "p3": "P3 (statistics)", "p4": "P4 (rules)"}
 FAMILY_WORDS = {
     "fidelity": "fidelity (do columns and pairs of columns look like the real data?)",
     "consistency": "clinical consistency (are the card's rules and relationships kept?)",
@@ -33,10 +35,6 @@ FAMILY_WORDS = {
 
 def _f(value: float, digits: int = 2) -> str:
     return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
-
-
-def _name(prompt_type: str) -> str:
-    return PROMPT_NAMES.get(prompt_type) or md_text(prompt_type)
 
 
 def dataset_intro(data: StudyData) -> str:
@@ -68,13 +66,13 @@ def generation_summary(diagnostics: pd.DataFrame, failures: pd.DataFrame | None 
         return "**No run finished.** " + _failure_text(failures)
     n, complete = len(diagnostics), int((diagnostics["status"] == "complete").sum())
     rate = diagnostics["valid_rate"].astype(float)
-    reasons = _reject_counts(diagnostics["rejects_by_reason"])
+    reasons = reject_counts(diagnostics["rejects_by_reason"])
     parts = [f"{complete} of {n} runs reached the number of valid rows asked for."]
     if rate.notna().any():
         worst = diagnostics.loc[rate.idxmin()]
         parts.append(
             f"The share of returned rows that passed validation ranged from {rate.min():.0%} "
-            f"({md_text(worst['model'])}, {_name(worst['prompt_type'])}) to {rate.max():.0%}."
+            f"({md_text(worst['model'])}, {prompt_name(worst['prompt_type'])}) to {rate.max():.0%}."
         )
     if reasons:
         top = max(reasons, key=reasons.get)
@@ -94,17 +92,6 @@ def generation_summary(diagnostics: pd.DataFrame, failures: pd.DataFrame | None 
     return " ".join(parts)
 
 
-def _reject_counts(texts) -> dict[str, int]:
-    """Reject reasons summed over the table's ``rejects_by_reason`` cells ("reason: n, ...")."""
-    reasons: dict[str, int] = {}
-    for text in texts:
-        for part in str(text).split(", "):
-            if ": " in part:
-                k, v = part.rsplit(": ", 1)
-                reasons[k] = reasons.get(k, 0) + int(v)
-    return reasons
-
-
 def _per_backend(diagnostics: pd.DataFrame) -> list[str]:
     """One sentence per backend: the constraint it used, the valid share of returned rows, the rejects."""
     if "backend" not in diagnostics or "rows_returned" not in diagnostics:
@@ -117,7 +104,7 @@ def _per_backend(diagnostics: pd.DataFrame) -> list[str]:
         if not returned:
             sentences.append(f"**{name}** (constraint: {used}) returned no readable row.")
             continue
-        rejects = _reject_counts(runs["rejects_by_reason"])
+        rejects = reject_counts(runs["rejects_by_reason"])
         why = md_text(", ".join(f"{k} {v}" for k, v in sorted(rejects.items(), key=lambda kv: -kv[1])) or "none")
         sentences.append(
             f"**{name}** (constraint: {used}): {valid} of {returned} returned rows valid "
@@ -153,9 +140,9 @@ def family_summary(runs: pd.DataFrame, family: str, metrics: pd.DataFrame | None
     if len(means) > 1 and means[low] == means[high]:
         text += f"every prompt type scores {_f(means[high])}"
     elif low == high:
-        text += f"{_name(high)} scores {_f(means[high])}"
+        text += f"{prompt_name(high)} scores {_f(means[high])}"
     else:
-        text += f"mean scores run from {_f(means[low])} ({_name(low)}) to {_f(means[high])} ({_name(high)})"
+        text += f"mean scores run from {_f(means[low])} ({prompt_name(low)}) to {_f(means[high])} ({prompt_name(high)})"
     base = runs[runs["kind"] == "baseline"].groupby("model")[family].mean().dropna()
     if len(base):
         text += "; the baselines score " + ", ".join(
@@ -215,14 +202,11 @@ def _comparison_words(result: Comparison, what: str) -> str:
 
 def _llm_against_baselines(generators: pd.DataFrame) -> str:
     """Do the LLM prompts beat the simple generators? Only when the best of each have separate intervals."""
-    baselines = generators[generators["kind"] == "baseline"]
-    if baselines.empty:
+    if not (generators["kind"] == "baseline").any():
         return ""
-    best_llm = compare(generators[generators["kind"] == "llm"])
-    best_base = compare(baselines)
-    if best_llm.best is None or best_base.best is None:
+    best_llm, best_base, duel = best_of_each(generators)
+    if duel is None:
         return "LLM prompts and the simple generators cannot be compared: one side could not be judged."
-    duel = compare(generators[generators["generator"].isin([best_llm.best, best_base.best])])
     if not duel.separated:
         return (
             "Do the LLM prompts beat simple generators? Not shown: the best LLM generator "
@@ -336,7 +320,7 @@ def _meaning(prompt_type: str | None) -> str:
             f"it wins clearly, in line with {claim}."
         )
     return (
-        f"What this means: {_name(prompt_type)}, which shows the model real example rows, wins clearly, so "
+        f"What this means: {prompt_name(prompt_type)}, which shows the model real example rows, wins clearly, so "
         f"on this dataset {claim} is not borne out; check whether the win comes with more copied rows "
         "(privacy section)."
     )
@@ -350,8 +334,6 @@ def study_verdict(differences: pd.DataFrame, ranking: pd.DataFrame, runs: pd.Dat
     pairs (columns other, mean, low, high, n). Also says whether the LLM prompts beat the
     simple generators, dataset by dataset, and warns when the runs are a smoke test.
     """
-    from synllm.report.comparison import MIN_BLOCKS, llm_against_baselines
-
     llm = runs[runs["kind"] == "llm"].dropna(subset=["harmonic"])
     datasets, models = sorted(llm["dataset"].unique()), sorted(llm["model"].unique())
     scope = (
@@ -380,9 +362,9 @@ def study_verdict(differences: pd.DataFrame, ranking: pd.DataFrame, runs: pd.Dat
             f"{caveat}**Verdict: cannot be judged.** The judged runs ({scope}) do not pair P4 with another "
             f"prompt type. {baselines}"
         )
-    verdict, why = _verdict(differences, MIN_BLOCKS)
+    verdict, why = claim_verdict(differences)
     rows = "; ".join(
-        f"vs {_name(r.other)}: {r.mean:+.3f} "
+        f"vs {prompt_name(r.other)}: {r.mean:+.3f} "
         + (f"[{_f(r.low, 3)}, {_f(r.high, 3)}]" if not math.isnan(r.low) else "(no interval)")
         + f", {int(r.n)} pairs"
         for r in differences.itertuples()
@@ -397,39 +379,13 @@ def study_verdict(differences: pd.DataFrame, ranking: pd.DataFrame, runs: pd.Dat
 def _baseline_sentence(table: pd.DataFrame) -> str:
     if table.empty:
         return ""
-    parts = [f"{r.dataset}: {r.verdict}" for r in table.itertuples()]
+    parts = [f"{md_text(r.dataset)}: {r.verdict}" for r in table.itertuples()]
     return "Do the LLM prompts beat the simple generators (best of each, intervals compared)? " + "; ".join(parts) + "."
-
-
-def _verdict(differences: pd.DataFrame, min_pairs: int) -> tuple[str, str]:
-    """('supported' | 'contradicted' | 'not settled', why) from the paired P4 differences."""
-    fewest = int(differences["n"].min()) if len(differences) else 0
-    if fewest < min_pairs:
-        return "not settled", (
-            f"Some comparisons rest on fewer than {min_pairs} matched pairs of runs (fewest: {fewest}), too few for "
-            "an interval; run more seeds, models or datasets."
-        )
-    lower, upper = differences["low"], differences["high"]
-    if (lower > 0).all():
-        return "supported", "P4's harmonic score beats every other prompt type's, and every interval excludes zero."
-    if (upper < 0).any():
-        beaten_by = [_name(o) for o in differences.loc[upper < 0, "other"]]
-        verb = "beats" if len(beaten_by) == 1 else "beat"
-        return "contradicted", f"{' and '.join(beaten_by)} {verb} P4 with an interval that excludes zero."
-    return "not settled", "At least one interval of the P4 difference includes zero, so the runs cannot separate them."
 
 
 def verdict_headline(differences: pd.DataFrame, ranking: pd.DataFrame) -> str:
     """One sentence: the verdict on the study's claim (for the index page)."""
-    from synllm.report.comparison import MIN_BLOCKS
-
     if differences.empty:
         return "The claim that rule-based prompts balance privacy and quality best could not be judged."
-    verdict, _ = _verdict(differences, MIN_BLOCKS)
+    verdict, _ = claim_verdict(differences)
     return f"The claim that rule-based prompts (P4) balance privacy and quality best is {verdict} by these runs."
-
-
-def missing_runs_note(found: Sequence[str], expected: Sequence[str]) -> str:
-    """Say which expected datasets have no finished runs."""
-    missing = [d for d in expected if d not in found]
-    return f"No finished runs for: {', '.join(map(md_text, missing))}." if missing else ""
