@@ -274,7 +274,7 @@ def _prompt(args: argparse.Namespace) -> int:
 def _generate(args: argparse.Namespace) -> int:
     from synllm.backends.model_catalog import grid_names, model_grid
     from synllm.dataset import load_dataset, split
-    from synllm.generation.conditions import parse_class_mix
+    from synllm.generation.class_mix import parse_class_mix
     from synllm.generation.grid import run_grid
     from synllm.generation.loop import GenerationOptions
 

@@ -29,7 +29,8 @@ from synllm.backends.registry import resolve_backend
 from synllm.backends.scheduler import Scheduler, schedule
 from synllm.cards import Card
 from synllm.errors import BackendError, GenerationError, ModelNotFound, SynllmError
-from synllm.generation.conditions import Condition, mix_key
+from synllm.generation.class_mix import mix_key
+from synllm.generation.conditions import Condition
 from synllm.generation.diversity import RowDiversity, row_diversity
 from synllm.generation.manifest import (
     Diagnostics,

@@ -24,14 +24,8 @@ from synllm import config
 from synllm.arguments import check
 from synllm.cards import Card
 from synllm.errors import InvalidArgument
-from synllm.generation.conditions import (
-    Condition,
-    check_class_mix,
-    check_conditions,
-    mix_conditions,
-    mix_key,
-    target_classes,
-)
+from synllm.generation.class_mix import check_class_mix, mix_conditions, mix_key, target_classes
+from synllm.generation.conditions import Condition, check_conditions
 from synllm.prompts import Prompt, render_prompt
 
 

@@ -213,7 +213,7 @@ def mixed_positions(strata: np.ndarray, n: int, shares: Mapping[str, float], rng
     drawn at random from the other rows of the mix's strata (so the sample keeps ``n`` rows).
 
     >>> strata = np.array(list("aaaaaaaabb"))
-    >>> sorted(strata[mixed_positions(strata, 4, {"a": 1, "b": 1}, np.random.default_rng(0))])
+    >>> sorted(strata[mixed_positions(strata, 4, {"a": 1, "b": 1}, np.random.default_rng(0))].tolist())
     ['a', 'a', 'b', 'b']
     """
     labels = [str(label) for label in shares]

@@ -30,7 +30,7 @@ import yaml
 from synllm import config, yamlsafe
 from synllm.arguments import check_values
 from synllm.errors import CardError, ProfileError
-from synllm.generation.conditions import check_class_mix
+from synllm.generation.class_mix import check_class_mix
 from synllm.report.export import ReportEntry, export_html, failed_cells, write_index
 
 STUDY_NOTEBOOK = config.NOTEBOOKS_DIR / "01-dataset-study.ipynb"

@@ -27,7 +27,7 @@ def score_runs(
 
     Runs whose model and prompt type have a single seed are bootstrapped ``n_boot`` times.
     """
-    from synllm.generation.conditions import reference_mix
+    from synllm.generation.class_mix import reference_mix
     from synllm.metrics import evaluate
 
     seeds = Counter((r.manifest.model, r.manifest.prompt_type) for r in runs if len(r.synthetic))

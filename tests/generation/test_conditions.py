@@ -15,12 +15,11 @@ from synllm.backends.openai import OpenAIBackend
 from synllm.cards import load_card
 from synllm.dataset import split
 from synllm.errors import InvalidArgument
+from synllm.generation.class_mix import largest_remainder, mix_conditions
 from synllm.generation.conditions import (
     Condition,
     check_conditions,
     condition_mask,
-    largest_remainder,
-    mix_conditions,
     parse_condition,
     restricted_card,
 )
@@ -93,6 +92,8 @@ def test_conditions_are_checked_against_the_card_with_the_fix_named():
         check_conditions(["work_type=Retired:3"], STROKE)
     with pytest.raises(InvalidArgument, match=r"age: 65\.\.190 lies outside the card's range 0\.08\.\.100"):
         check_conditions(["age=65..190:3"], STROKE)
+    with pytest.raises(InvalidArgument, match="holds no value the card writes .with 2 decimals"):
+        check_conditions(["age=65.123:3"], STROKE)
     with pytest.raises(InvalidArgument, match="reversed"):
         check_conditions(["age=90..65:3"], STROKE)
     with pytest.raises(InvalidArgument, match="COLUMN=VALUE:ROWS"):

@@ -6,7 +6,7 @@ import pytest
 
 from synllm.cli import main
 from synllm.errors import InvalidArgument
-from synllm.generation.conditions import parse_class_mix
+from synllm.generation.class_mix import parse_class_mix
 from synllm.generation.manifest import read_manifest
 from tests.fake_ollama import FakeOllama
 
