@@ -10,10 +10,12 @@ from __future__ import annotations
 import pytest
 
 from synllm.backends.embedded import EmbeddedBackend
+from synllm.backends.openai import OpenAIBackend
 from synllm.cards import load_card
 from synllm.dataset import load_dataset, split
 from synllm.generation.conditions import Condition
 from synllm.generation.loop import GenerationOptions, generate
+from tests.backends.test_openai import REAL_MODEL, llama_server  # noqa: F401 - the real server, as a fixture
 
 pytestmark = [
     pytest.mark.embedded,
@@ -62,3 +64,16 @@ def test_a_cirrhosis_status_cl_quota_of_10_gives_10_cl_rows(backend, tmp_path):
         out_dir=tmp_path, progress=False,
     )  # fmt: skip
     assert result.complete and (result.synthetic["Status"] == "CL").sum() == 10 == len(result.synthetic)
+
+
+def test_conditions_reach_the_real_llama_cpp_server_in_its_grammar(llama_server, stroke_train, tmp_path):  # noqa: F811
+    backend = OpenAIBackend(llama_server, timeout=600, retries=1, max_concurrency=1)
+    result = generate(
+        load_card("stroke"), stroke_train, "p4", backend, REAL_MODEL, conditions=["stroke=1,age=65..90:6"],
+        options=GenerationOptions(batch_size=6), max_requests=3, out_dir=tmp_path, progress=False,
+    )  # fmt: skip
+    diagnostics = result.manifest.diagnostics
+    assert diagnostics.rows_valid / diagnostics.rows_returned >= 0.95, diagnostics.rejected_by_reason
+    assert result.complete and len(result.synthetic) == 6
+    assert (result.synthetic["stroke"] == 1).all() and result.synthetic["age"].between(65, 90).all()
+    assert diagnostics.constraints == {"grammar via grammar": diagnostics.requests}
