@@ -46,6 +46,9 @@ class Condition:
             raise InvalidArgument(f"Condition num_rows must be a whole number >= 0, got {self.num_rows!r}")
         object.__setattr__(self, "column_values", dict(self.column_values))
 
+    def __hash__(self) -> int:  # the values are a dict: hash what they say
+        return hash((self.label, self.num_rows))
+
     @property
     def label(self) -> str:
         """The condition as the CLI writes it, without the row count: ``stroke=1,age=65..90``."""

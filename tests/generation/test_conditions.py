@@ -124,6 +124,7 @@ def test_a_condition_is_in_the_run_key_only_when_set_and_its_row_count_never():
     more = RunSpec(card=STROKE, prompt_type="p4", model="m", conditions=["stroke=1:50"])
     assert one.n_rows == 5 and more.n_rows == 50
     assert one.key("b", "h") == more.key("b", "h") != plain.key("b", "h")
+    assert hash(one) == hash(RunSpec(card=STROKE, prompt_type="p4", model="m", conditions=["stroke=1:5"]))
     mixed = RunSpec(card=STROKE, prompt_type="p4", model="m", class_mix="real")
     assert mixed.key("b", "h") not in {plain.key("b", "h"), one.key("b", "h")}
     with pytest.raises(InvalidArgument, match="leave n_rows out"):
