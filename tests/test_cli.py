@@ -158,6 +158,7 @@ def test_the_profile_help_names_the_folder_the_profiles_are_in():
     assert (config.PACKAGE_DIR.parent / folder).resolve() == config.PROFILES_DIR.resolve()
 
 
+@pytest.mark.filterwarnings("ignore:.*found in sys.modules:RuntimeWarning")  # runpy on an imported module
 @pytest.mark.parametrize("alias", ["synllm.study.batch", "synllm.course"])
 def test_old_entry_points_are_aliases_of_the_one_cli(alias, capsys, monkeypatch):
     import runpy

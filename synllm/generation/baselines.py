@@ -9,6 +9,11 @@ which returns ``n`` rows with the card's synth columns, typed like ``train``
 * ``gaussian_copula``: empirical marginals tied by a Gaussian copula on normal scores
   (scipy/numpy only). Whether a cell is missing is part of the copula, so missing
   rates are kept and cells that tend to be missing together stay so (cirrhosis).
+* ``smoothed_copula``: the same copula drawing no rare train value: common values of
+  discrete number columns, a trimmed, interpolated quantile function for continuous ones,
+  rare category levels left out. ``independent`` and ``gaussian_copula`` replay train values,
+  so rare values and extremes come back and single out the patients who hold them
+  (:mod:`synllm.metrics.singling_out`); this one is the classical point private by that measure.
 * ``holdout``: real holdout rows: a reference (what real unseen patients get at that size),
   not a ceiling: a generator can score above one real sample by chance, or on a metric a
   real sample does not maximise.
@@ -164,7 +169,7 @@ class GaussianCopulaSampler(_Fitted):
                 if len(values) == 0:
                     drawn = np.full(n, np.nan)
                 else:
-                    drawn = values[np.minimum((u * len(values)).astype(int), len(values) - 1)]
+                    drawn = self._numbers(name, u, rng)
                     if (name, "missing") in uniform:
                         drawn = np.where(uniform[(name, "missing")] < missing_rate, np.nan, drawn)
             else:
@@ -175,6 +180,80 @@ class GaussianCopulaSampler(_Fitted):
                     drawn = pd.to_numeric(pd.Series(drawn, dtype=object), errors="coerce").to_numpy()
             out[name] = _typed(drawn, self.dtypes_[name])
         return pd.DataFrame(out)
+
+    def _numbers(self, name: str, u: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Values of a number column at copula uniforms ``u``: the empirical quantiles (observed values)."""
+        values, _ = self.numeric_[name]
+        return values[np.minimum((u * len(values)).astype(int), len(values) - 1)]
+
+
+class SmoothedCopulaSampler(GaussianCopulaSampler):
+    """The Gaussian copula without replaying rare train values: a classical point private by singling out.
+
+    The copula's dependence is unchanged; what it draws differs. A number column whose
+    values mostly repeat (at least ``DISCRETE_SHARE`` of rows hold a value seen ``RARE_COUNT``
+    times or more: ages, lab levels) is drawn from those common values only; any other number
+    column from its empirical quantile function, interpolated linearly between order statistics,
+    trimmed to the central ``1 - 2 * TAIL`` of it and jittered by a kernel bandwidth (except where it
+    falls on a common value), rounded to the card's decimals: so neither a rare value nor an extreme
+    of train comes back, and no drawn value sits on a train value more often than on a fresh patient's.
+    A category level fewer than ``RARE_COUNT`` train rows hold is not drawn (its share goes to the others).
+    """
+
+    RARE_COUNT = 10
+    DISCRETE_SHARE = 0.9
+    TAIL = 0.01
+
+    def fit(self, train: pd.DataFrame, card: Card) -> SmoothedCopulaSampler:
+        """Fit the copula, then drop rare category levels and prepare the smoothed number marginals."""
+        super().fit(train, card)
+        for name, (levels, cumulative) in self.categorical_.items():
+            counts = np.diff(np.r_[0.0, cumulative]) * len(train)
+            keep = counts >= self.RARE_COUNT
+            if keep.any():
+                counts = np.where(keep, counts, 0.0)
+                self.categorical_[name] = (levels, np.cumsum(counts) / counts.sum())
+        self.common_: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # discrete columns: values, cumulative shares
+        for name, (values, _) in self.numeric_.items():
+            levels, counts = np.unique(values, return_counts=True)
+            common = counts >= self.RARE_COUNT
+            if len(values) and counts[common].sum() >= self.DISCRETE_SHARE * len(values):
+                self.common_[name] = (levels[common], np.cumsum(counts[common]) / counts[common].sum())
+        return self
+
+    def _numbers(self, name: str, u: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Common values of a discrete column; for a continuous one, the trimmed, interpolated quantile,
+        jittered by a quarter of Silverman's bandwidth unless it falls on a common value."""
+        if name in self.common_:
+            levels, cumulative = self.common_[name]
+            return levels[np.minimum(np.searchsorted(cumulative, u, side="right"), len(levels) - 1)]
+        values, _ = self.numeric_[name]
+        position = (self.TAIL + u * (1 - 2 * self.TAIL)) * (len(values) - 1)
+        low = np.floor(position).astype(int)
+        high = np.minimum(low + 1, len(values) - 1)
+        drawn = values[low] + (position - low) * (values[high] - values[low])
+        levels, counts = np.unique(values, return_counts=True)
+        on_common = (values[low] == values[high]) & np.isin(values[low], levels[counts >= self.RARE_COUNT])
+        jitter = rng.normal(0.0, self._bandwidth(values), len(u))
+        lo, hi = np.quantile(values, [self.TAIL, 1 - self.TAIL])
+        jittered = drawn + jitter
+        jittered = np.clip(
+            np.where(jittered < lo, 2 * lo - jittered, np.where(jittered > hi, 2 * hi - jittered, jittered)), lo, hi
+        )
+        drawn = np.where(on_common, drawn, jittered)  # reflected at the trimmed edges, so no mass piles up on them
+        decimals = self.card_.column(name).decimals
+        if pd.api.types.is_integer_dtype(self.dtypes_[name]):
+            decimals = 0
+        return drawn if decimals is None else np.round(drawn, decimals)
+
+    @classmethod
+    def _bandwidth(cls, values: np.ndarray) -> float:
+        """A quarter of Silverman's rule-of-thumb bandwidth (0.9 min(sd, IQR / 1.34) n^-1/5) of sorted ``values``."""
+        if len(values) < 2:
+            return 0.0
+        q1, q3 = np.quantile(values, [0.25, 0.75])
+        spread = min(float(np.std(values)), float(q3 - q1) / 1.34) or float(np.std(values))
+        return 0.25 * 0.9 * spread * len(values) ** -0.2
 
 
 def _nearest_correlation(corr: np.ndarray) -> np.ndarray:
@@ -209,6 +288,7 @@ class HoldoutSampler(_Fitted):
 BASELINES: dict[str, type] = {
     "independent": IndependentSampler,
     "gaussian_copula": GaussianCopulaSampler,
+    "smoothed_copula": SmoothedCopulaSampler,
     "holdout": HoldoutSampler,
 }
 
@@ -252,6 +332,7 @@ __all__ = [
     "GaussianCopulaSampler",
     "HoldoutSampler",
     "IndependentSampler",
+    "SmoothedCopulaSampler",
     "baseline_names",
     "get_baseline",
     "validated_sample",

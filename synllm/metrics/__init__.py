@@ -5,7 +5,15 @@ importing this package imports all four families, so :data:`REGISTRY` is complet
 :func:`evaluate` runs them next to a real-sample reference.
 """
 
-from synllm.metrics import attacks, consistency, fidelity, privacy, utility  # noqa: F401  (register metrics)
+from synllm.metrics import (  # noqa: F401  (register metrics)
+    attacks,
+    consistency,
+    fidelity,
+    linkability,
+    privacy,
+    singling_out,
+    utility,
+)
 from synllm.metrics.aggregate import evaluate_repeats, mean_interval, relative_scores, scores_frame, summarize_repeats
 from synllm.metrics.base import (
     FAMILIES,

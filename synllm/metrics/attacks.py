@@ -10,24 +10,31 @@ alone), every train row counts as exposed.
   Principles") ask for the true-positive rate at a low false-positive rate next to the
   ROC AUC: a generator that leaks a few records is invisible in the AUC but not at 1 % or
   0.1 % FPR.
-* ``attribute_inference``: Anonymeter's inference attack aimed at the exposed records,
-  scored by the lower end of its interval, so a risk that noise could explain does not count.
+* ``attribute_inference``: Anonymeter's inference attack aimed at the exposed records, in the
+  attacker-versus-control framing the three risks share (:mod:`synllm.metrics.risks`), scored
+  by the lower end of its interval, so a risk that noise could explain does not count; NaN
+  when the control holds fewer than ``MIN_CONTROL_ROWS``.
 * ``k_anonymity``: shown, not averaged into the privacy score (see its spec).
 """
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
 
 from synllm.cards import Card
 from synllm.metrics.base import EvalContext, Goal, MetricResult, MetricSpec, register
 from synllm.metrics.columns import MISSING
 from synllm.metrics.distance import nearest, sample_rows
 from synllm.metrics.privacy import SDMETRICS_DISTANCE, shared_encoder, tables_reason
+from synllm.metrics.risks import (
+    NO_EXPOSURE,
+    attack_risk,
+    control_reason,
+    residual_risk,  # noqa: F401  (re-exported: it lives with the three risks)
+    risk_breakdown,
+    wilson_rate,
+)
 
 #: Largest member / non-member sample used by the attacks (keeps them fast).
 MAX_ATTACK_ROWS = 5000
@@ -37,8 +44,6 @@ LOW_FPR = (0.01, 0.001)
 NUMERIC_TOLERANCE = 0.05
 #: Quantile bins per numeric quasi-identifier, and the group size below which a group is at risk.
 K_BINS, K_MIN = 5, 5
-
-NO_EXPOSURE = "the generator was shown no real record (e.g. prompt P4), so no record can be attacked"
 
 
 def attack_targets(train: pd.DataFrame, ctx: EvalContext) -> tuple[pd.DataFrame | None, str]:
@@ -119,24 +124,6 @@ def membership_inference(train: pd.DataFrame, synthetic: pd.DataFrame, ctx: Eval
     )
 
 
-def wilson_rate(n_success: int, n_total: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Wilson-score success rate and its error bound, as Anonymeter's ``success_rate``."""
-    z = float(norm.ppf(0.5 * (1 + confidence)))
-    denominator = n_total + z * z
-    rate = (n_success + 0.5 * z * z) / denominator
-    error = z / denominator * math.sqrt(n_success * (n_total - n_success) / n_total + 0.25 * z * z)
-    return rate, error
-
-
-def residual_risk(main: tuple[float, float], control: tuple[float, float]) -> tuple[float, float, float]:
-    """Anonymeter's risk (main − control) / (1 − control) clipped to [0, 1], with a propagated 95 % CI."""
-    (m, dm), (c, dc) = main, control
-    value = (m - c) / (1 - c)
-    error = math.sqrt((dm / abs(1 - c)) ** 2 + (dc * (m - 1) / (1 - c) ** 2) ** 2)
-    clip = lambda x: min(max(x, 0.0), 1.0)
-    return clip(value), clip(value - error), clip(value + error)
-
-
 def _guess_is_right(guess: pd.Series, truth: pd.Series, numeric: bool) -> np.ndarray:
     """Correct guesses: exact for categories, within NUMERIC_TOLERANCE relative for numbers; NaN = NaN."""
     both_missing = (guess.isna() & truth.isna()).to_numpy()
@@ -179,13 +166,15 @@ def attribute_inference(train: pd.DataFrame, synthetic: pd.DataFrame, ctx: EvalC
     targets, exposure = attack_targets(train, ctx)
     if targets is None:
         return INFERENCE.not_applicable(exposure)
+    if (why := control_reason(ctx)) is not None:
+        return INFERENCE.skip(why)
     controls = sample_rows(ctx.holdout, MAX_ATTACK_ROWS, ctx.random_state)
     enc = shared_encoder(train, synthetic, ctx, qis)
     reference = enc.encode(synthetic)
     _, main_idx = nearest(reference, enc.encode(targets), encoder=enc)
     _, control_idx = nearest(reference, enc.encode(controls), encoder=enc)
     baseline_idx = np.random.default_rng(ctx.random_state).integers(0, len(synthetic), size=len(targets))
-    breakdown, details, lows = {}, {}, []
+    risks, details = {}, {}
     for secret in secrets:
         numeric = card.column(secret).is_numeric
         guesses = synthetic[secret].reset_index(drop=True)
@@ -194,20 +183,15 @@ def attribute_inference(train: pd.DataFrame, synthetic: pd.DataFrame, ctx: EvalC
             guess = guesses.iloc[idx].reset_index(drop=True)  # noqa: B023
             return int(_guess_is_right(guess, truth[secret].reset_index(drop=True), numeric).sum())  # noqa: B023
 
-        main = wilson_rate(hits(main_idx[:, 0], targets), len(targets))
-        control = wilson_rate(hits(control_idx[:, 0], controls), len(controls))
+        main_hits, control_hits = hits(main_idx[:, 0], targets), hits(control_idx[:, 0], controls)
+        risks[secret] = attack_risk(main_hits, len(targets), control_hits, len(controls))
         baseline = wilson_rate(hits(baseline_idx, targets), len(targets))
-        risk, low, high = residual_risk(main, control)
-        breakdown[secret] = risk
-        lows.append(low)
         details[secret] = {
-            "risk": risk,
-            "ci95": (low, high),
-            "main_rate": main[0],
-            "control_rate": control[0],
+            **risks[secret].as_details(),
             "baseline_rate": baseline[0],
-            "beats_baseline": main[0] > baseline[0],
+            "beats_baseline": risks[secret].main_rate > baseline[0],
         }
+    lows = [r.low for r in risks.values()]
     details.update(
         quasi_identifiers=qis,
         targets=exposure,
@@ -216,7 +200,8 @@ def attribute_inference(train: pd.DataFrame, synthetic: pd.DataFrame, ctx: EvalC
         tolerance=NUMERIC_TOLERANCE,
         worst_lower_bound=max(lows),
     )
-    return INFERENCE.result(max(breakdown.values()), score=1.0 - max(lows), breakdown=breakdown, details=details)
+    raw = max(r.risk for r in risks.values())
+    return INFERENCE.result(raw, score=1.0 - max(lows), breakdown=risk_breakdown(risks), details=details)
 
 
 def _qi_groups(table: pd.DataFrame, qis: list[str], card: Card, edges: dict[str, np.ndarray]) -> pd.Series:

@@ -19,6 +19,7 @@ import pandas as pd
 
 from synllm.cards.rules import target_values
 from synllm.metrics.calibration import minimum_rows
+from synllm.metrics.risks import flags_sentence
 from synllm.report.comparison import MIN_BLOCKS, claim_verdict, llm_against_baselines
 from synllm.report.escape import md_code, md_text, prompt_name
 from synllm.report.scored import StudyData
@@ -148,9 +149,10 @@ def family_summary(runs: pd.DataFrame, family: str, metrics: pd.DataFrame | None
         text += "; the baselines score " + ", ".join(
             f"{_f(v)} ({md_text(k.replace('_', ' '))})" for k, v in base.items()
         )
+    risks = flags_sentence(runs, md_text) if family == "privacy" else ""  # singling out, linkability, inference
     return (
         text + " (each a share of what real patients of the same number get, 1 = as good; the scorecard "
-        f"below says which differences are beyond noise).{unscored}"
+        f"below says which differences are beyond noise).{risks}{unscored}"
     )
 
 

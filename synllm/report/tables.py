@@ -17,6 +17,7 @@ from synllm.cards.rules import EFFECT_NAMES, hard_rule_violations, soft_rule_eff
 from synllm.generation.manifest import RunManifest
 from synllm.metrics.base import FAMILIES
 from synllm.metrics.evaluation import FRAME_COLUMNS, HEADLINE
+from synllm.metrics.risks import privacy_flags
 from synllm.report.scored import ScoredRun
 
 
@@ -169,6 +170,8 @@ RAW_COLUMNS = {
     ("membership_inference", "tpr_at_fpr_0.01"): "membership_tpr_at_1pct_fpr",
     ("membership_inference", "tpr_at_fpr_0.001"): "membership_tpr_at_0.1pct_fpr",
     ("attribute_inference", "raw"): "attribute_risk",
+    ("singling_out", "raw"): "singling_out_risk",
+    ("linkability", "raw"): "linkability_risk",
     ("exact_match", "raw"): "exact_match_rate",
     ("exemplar_echo", "raw"): "echo_rate",
     ("tstr", "raw"): "tstr_auc",
@@ -186,7 +189,7 @@ RUN_COLUMNS = [
     *["dataset", "kind", "model", "prompt_type", "seed", "label", "n_rows", "n_scored"],
     *FAMILY_COLUMNS,
     *["quality", "harmonic", "quality_low", "quality_high", "privacy_low", "privacy_high"],
-    *["harmonic_low", "harmonic_high", "judged", "not_judged_because", "exposure"],
+    *["harmonic_low", "harmonic_high", "judged", "not_judged_because", "exposure", "privacy_flags"],
     *RAW_COLUMNS.values(),
     *COST_COLUMNS,
 ]
@@ -239,6 +242,7 @@ def runs_frame(scored: Sequence[ScoredRun], dataset: str) -> pd.DataFrame:
             "judged": not math.isnan(head["harmonic"]),
             "not_judged_because": "; ".join(reasons),
             "exposure": ev.exposure,
+            "privacy_flags": "; ".join(privacy_flags(ev)),  # the three risks the run carries beyond real patients
         }
         for measure in ("quality", "privacy", "harmonic"):
             row[f"{measure}_low"], row[f"{measure}_high"] = ev.interval(measure)

@@ -53,12 +53,12 @@ def toy():
     return table, card
 
 
-def test_registry_lists_the_three_baselines():
-    assert baseline_names() == ["gaussian_copula", "holdout", "independent"]
+def test_registry_lists_the_four_baselines():
+    assert baseline_names() == ["gaussian_copula", "holdout", "independent", "smoothed_copula"]
     assert set(BASELINES) == set(baseline_names())
 
 
-@pytest.mark.parametrize("name", ["independent", "gaussian_copula", "holdout"])
+@pytest.mark.parametrize("name", ["independent", "gaussian_copula", "smoothed_copula", "holdout"])
 def test_samples_are_typed_like_train(stroke, name):
     train, holdout, card = stroke
     rows = _make(name, holdout).fit(train, card).sample(700, random_state=1)
@@ -70,7 +70,7 @@ def test_samples_are_typed_like_train(stroke, name):
     assert set(rows["stroke"].dropna().unique()) <= {0, 1}
 
 
-@pytest.mark.parametrize("name", ["independent", "gaussian_copula", "holdout"])
+@pytest.mark.parametrize("name", ["independent", "gaussian_copula", "smoothed_copula", "holdout"])
 def test_sampling_is_deterministic_per_random_state(stroke, name):
     train, holdout, card = stroke
     gen = _make(name, holdout).fit(train, card)
@@ -78,7 +78,7 @@ def test_sampling_is_deterministic_per_random_state(stroke, name):
     assert not gen.sample(300, random_state=4).equals(gen.sample(300, random_state=5))
 
 
-@pytest.mark.parametrize("name", ["independent", "gaussian_copula"])
+@pytest.mark.parametrize("name", ["independent", "gaussian_copula", "smoothed_copula"])
 def test_marginals_are_reproduced(stroke, name):
     train, _, card = stroke
     rows = get_baseline(name).fit(train, card).sample(4000, random_state=0)
@@ -113,6 +113,24 @@ def test_copula_only_draws_observed_numbers(toy):
     rows = get_baseline("gaussian_copula").fit(table, card).sample(500, random_state=2)
     assert set(rows["y"].dropna()) <= set(table["y"].dropna())
     assert rows["x"].dropna().isin(table["x"].dropna()).all()
+
+
+def test_smoothed_copula_keeps_the_correlation_but_replays_no_rare_value(toy, stroke):
+    table, card = toy
+    rows = get_baseline("smoothed_copula").fit(table, card).sample(3000, random_state=0)
+    assert rows["x"].corr(rows["y"].astype(float), method="spearman") > 0.8
+    assert abs(rows["x"].isna().mean() - 0.1) < 0.02
+    x = table["x"].dropna()
+    assert not rows["x"].dropna().isin(x).any()  # continuous: no train value comes back
+    assert x.quantile(0.01) <= rows["x"].min() and rows["x"].max() <= x.quantile(0.99)  # nor an extreme
+    counts = table["y"].value_counts()
+    assert set(rows["y"].dropna()) <= set(counts[counts >= 10].index)  # discrete: only common values
+    train, _, stroke_card = stroke
+    assert (train["gender"] == "Other").sum() < 10
+    drawn = get_baseline("smoothed_copula").fit(train, stroke_card).sample(5000, random_state=1)
+    assert not (drawn["gender"] == "Other").any()  # a rare level is not drawn
+    glucose = get_baseline("gaussian_copula").fit(train, stroke_card).sample(5000, random_state=1)
+    assert drawn["avg_glucose_level"].max() < glucose["avg_glucose_level"].max()  # the copula replays the extreme
 
 
 def test_holdout_sampler_returns_holdout_rows(stroke):
