@@ -66,6 +66,7 @@ _EXPORTS = {
     "Scheduler": "synllm.backends.scheduler:Scheduler",
     "schedule": "synllm.backends.scheduler:schedule",
     # generation
+    "Condition": "synllm.generation.conditions:Condition",
     "Failure": "synllm.generation.grid:Failure",
     "GenerationOptions": "synllm.generation.spec:GenerationOptions",
     "GridResult": "synllm.generation.grid:GridResult",
@@ -136,6 +137,7 @@ if TYPE_CHECKING:  # what IDEs and type checkers see; at run time each name is i
         TemplateError,
     )
     from synllm.generation.baselines import baseline_names, get_baseline
+    from synllm.generation.conditions import Condition
     from synllm.generation.constraints import to_gbnf, to_json_schema
     from synllm.generation.grid import Failure, GridResult, run_grid
     from synllm.generation.loop import generate, generate_run

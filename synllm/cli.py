@@ -87,7 +87,22 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--models", nargs="+", default=[None], help="model names or a grid name from models.yaml")
     gen.add_argument("--prompt-types", nargs="+", default=list(PROMPT_TYPES), choices=PROMPT_TYPES)
     gen.add_argument("--seeds", nargs="+", type=int, default=[0], help="run seeds")
-    gen.add_argument("--rows", type=int, default=20, help="valid rows wanted per run")
+    gen.add_argument(
+        "--rows", type=int, default=None, help="valid rows wanted per run (default 20, or the conditions')"
+    )
+    gen.add_argument(
+        "--condition",
+        action="append",
+        default=[],
+        metavar="COLUMN=VALUE:ROWS",
+        help="ask for ROWS rows holding it: stroke=1:15, age=65..90:20, work_type=Private|Govt_job:10 (repeatable)",
+    )
+    gen.add_argument(
+        "--class-mix",
+        default=None,
+        metavar="MIX",
+        help="outcome mix as per-class quotas: real, balanced, or shares such as 1=0.3,0=0.7",
+    )
     gen.add_argument("--batch-size", type=int, default=20, help="rows asked for per request")
     gen.add_argument("--temperature", type=float, default=0.7)
     gen.add_argument("--top-p", type=float, default=0.9)
@@ -187,7 +202,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         from synllm.arguments import check_values
 
-        check_values(vars(args), CHECKED_OPTIONS, name=lambda o: FLAGS.get(o, "--" + o.replace("_", "-")))
+        given = {key: value for key, value in vars(args).items() if value is not None}  # None: the default
+        check_values(given, CHECKED_OPTIONS, name=lambda o: FLAGS.get(o, "--" + o.replace("_", "-")))
         return _COMMANDS[args.command](args)
     except SynllmError as exc:
         print(f"synllm: error: {terminal_text(' '.join(str(exc).split()))}", file=sys.stderr)
@@ -258,6 +274,7 @@ def _prompt(args: argparse.Namespace) -> int:
 def _generate(args: argparse.Namespace) -> int:
     from synllm.backends.model_catalog import grid_names, model_grid
     from synllm.dataset import load_dataset, split
+    from synllm.generation.class_mix import parse_class_mix
     from synllm.generation.grid import run_grid
     from synllm.generation.loop import GenerationOptions
 
@@ -279,12 +296,16 @@ def _generate(args: argparse.Namespace) -> int:
         n_rows=args.rows,
         options=options,
         max_requests=args.max_requests,
+        conditions=args.condition,
+        class_mix=parse_class_mix(args.class_mix),
         out_dir=args.out,
         progress=not args.no_progress,
     )
     for run in result.runs:
         m = run.manifest
         print(f"{m.status:<10} {len(run.synthetic):>5} rows  valid rate {m.diagnostics.valid_rate}  {run.run_dir}")
+        for c in m.conditions:
+            print(f"{'':<10} {c['delivered']:>5} of {c['requested']} rows with {c['condition']}")
     for failed in result.failures:
         print(f"failed     {failed.model} {failed.prompt_type} seed {failed.seed}: {failed.error}", file=sys.stderr)
     return 0 if result.ok else 1

@@ -15,11 +15,12 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from tqdm.auto import tqdm
@@ -31,6 +32,7 @@ from synllm.backends.registry import resolve_backend
 from synllm.backends.scheduler import EndpointStats, Scheduler, schedule
 from synllm.cards import Card
 from synllm.errors import GenerationError, SynllmError
+from synllm.generation.conditions import Condition
 from synllm.generation.loop import RunResult, generate_run
 from synllm.generation.spec import GenerationOptions, RunSpec
 from synllm.prompts import PROMPT_TYPES
@@ -74,9 +76,11 @@ def run_grid(
     models: Sequence[str | None] = (None,),
     prompt_types: Sequence[str] = PROMPT_TYPES,
     seeds: Sequence[int] = (0,),
-    n_rows: int = 20,
+    n_rows: int | None = None,
     options: GenerationOptions | None = None,
     max_requests: int | None = None,
+    conditions: Sequence[Condition | str] = (),
+    class_mix: str | Mapping[Any, float] | None = None,
     out_dir: str | Path | None = None,
     progress: bool = True,
     max_parallel_runs: int | None = None,
@@ -89,9 +93,12 @@ def run_grid(
     side by side; within a lane, enough cells run at once to fill its capacity twice over
     (or ``max_parallel_runs``), since a run near its end asks for little. An interrupt
     (Ctrl-C) stops the backend's waiting requests and re-raises; rerunning resumes.
-    Arguments are checked (:class:`~synllm.errors.InvalidArgument`) before any run starts.
+    ``conditions`` and ``class_mix`` apply to every cell (see :class:`RunSpec`); ``n_rows`` defaults
+    to 20, or to the conditions' total. Arguments are checked (:class:`~synllm.errors.InvalidArgument`)
+    before any run starts.
     """
-    n_rows, max_requests = check("n_rows", n_rows), check("max_requests", max_requests)
+    n_rows = None if n_rows is None else check("n_rows", n_rows)
+    max_requests = check("max_requests", max_requests)
     seeds = [check("seed", seed, name="seeds") for seed in seeds]
     max_parallel_runs, refresh_s = check("max_parallel_runs", max_parallel_runs), check("refresh_s", refresh_s)
     owned = isinstance(backend, str) or bool(endpoints)
@@ -102,7 +109,15 @@ def run_grid(
     cells: list[Cell] = list(dict.fromkeys((m or default, p, s) for m in models for p in prompt_types for s in seeds))
     if any(m is None for m, _, _ in cells):
         raise GenerationError(f"backend {backend.name!r} serves several models or any: name the model(s) to run")
-    cell_spec = partial(RunSpec, card=card, n_rows=n_rows, options=options, max_requests=max_requests)
+    cell_spec = partial(
+        RunSpec,
+        card=card,
+        n_rows=n_rows,
+        options=options,
+        max_requests=max_requests,
+        conditions=tuple(conditions),
+        class_mix=class_mix,
+    )
     specs = [cell_spec(model=m, prompt_type=p, seed=s) for m, p, s in cells]
     grid = _Grid(train, backend, out_dir=out_dir, progress=progress, label=f"{card.name} grid")
     backend.resume()  # a backend stopped by an earlier interrupted grid takes requests again

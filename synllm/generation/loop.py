@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -29,7 +30,8 @@ from synllm.backends.registry import resolve_backend
 from synllm.backends.scheduler import Scheduler, schedule
 from synllm.cards import Card
 from synllm.errors import BackendError, GenerationError, ModelNotFound, SynllmError
-from synllm.generation.constraints import to_gbnf, to_json_gbnf, to_json_schema
+from synllm.generation.class_mix import mix_key
+from synllm.generation.conditions import Condition
 from synllm.generation.diversity import RowDiversity, row_diversity
 from synllm.generation.manifest import (
     Diagnostics,
@@ -40,12 +42,12 @@ from synllm.generation.manifest import (
     shortfall_text,
     write_manifest,
 )
-from synllm.generation.outputs import RunResult, answer_totals, assemble_rows, load_run, row_flags
-from synllm.generation.parsing import parse_text, validate_rows
-from synllm.generation.records import CUT_NOTE, answer_record, max_tokens_for, missing_requests, was_cut
+from synllm.generation.outputs import RunResult, answer_totals, load_run, row_flags
+from synllm.generation.parsing import validate_rows
+from synllm.generation.plans import RunPart, assemble_parts, run_parts, run_prompt
+from synllm.generation.records import CUT_NOTE, answer_record, missing_requests
 from synllm.generation.runlock import run_lock
 from synllm.generation.spec import GenerationOptions, RunSpec
-from synllm.prompts import Prompt
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +61,12 @@ def generate(
     backend: str | Backend = "embedded",
     model: str | None = None,
     *,
-    n_rows: int = 20,
+    n_rows: int | None = None,
     seed: int = 0,
     options: GenerationOptions | None = None,
     max_requests: int | None = None,
+    conditions: Sequence[Condition | str] = (),
+    class_mix: str | Mapping[Any, float] | None = None,
     concurrency: int | None = None,
     out_dir: str | Path | None = None,
     progress: bool = True,
@@ -71,10 +75,11 @@ def generate(
 
     Asks for ``options.batch_size`` rows per request until ``n_rows`` are valid, or
     stops at ``max_requests`` (default: enough for a 25 % valid rate, plus two) with
-    status ``incomplete``. Reuses every cached answer of the same run. Arguments are checked
-    (:class:`~synllm.errors.InvalidArgument`) before anything is read or written.
+    status ``incomplete``. Reuses every cached answer of the same run. ``conditions`` and
+    ``class_mix`` ask for rows holding given values, a quota each (see :class:`RunSpec`). Arguments
+    are checked (:class:`~synllm.errors.InvalidArgument`) before anything is read or written.
     """
-    n_rows, seed = check("n_rows", n_rows), check("seed", seed)
+    n_rows, seed = (None if n_rows is None else check("n_rows", n_rows)), check("seed", seed)
     max_requests, concurrency = check("max_requests", max_requests), check("concurrency", concurrency)
     backend = schedule(resolve_backend(backend))
     model = model or backend.default_model
@@ -89,6 +94,8 @@ def generate(
         n_rows=n_rows,
         options=options,
         max_requests=max_requests,
+        conditions=tuple(conditions),
+        class_mix=class_mix,
     )
     return generate_run(spec, train, backend, concurrency=concurrency, out_dir=out_dir, progress=progress)
 
@@ -104,28 +111,28 @@ def generate_run(
 ) -> RunResult:
     """Run ``spec`` with ``backend`` (``train`` gives the prompt's examples); see :func:`generate`."""
     backend = schedule(backend)
-    prompt = spec.prompt(train, backend.output_format)
+    parts = run_parts(spec, train, backend.output_format)
+    prompt = run_prompt(parts)
     run_dir = spec.run_dir(spec.key(backend.name, prompt.sha256), Path(out_dir) if out_dir else None)
     real = train.reindex(columns=spec.card.synth_names)  # the reference for the run's row diversity
-    run = _Run(spec, backend, prompt, run_dir, real)
+    run = _Run(spec, backend, parts, run_dir, real)
     return run.execute(concurrency or backend.capacity(spec.model), progress)
 
 
 class _Run:
     """State of one run while it executes (internal)."""
 
-    def __init__(self, spec: RunSpec, backend: Scheduler, prompt: Prompt, run_dir: Path, real: pd.DataFrame) -> None:
-        self.spec, self.backend, self.prompt, self.run_dir = spec, backend, prompt, run_dir
+    def __init__(
+        self, spec: RunSpec, backend: Scheduler, parts: list[RunPart], run_dir: Path, real: pd.DataFrame
+    ) -> None:
+        self.spec, self.backend, self.parts, self.run_dir = spec, backend, parts, run_dir
+        self.prompt = run_prompt(parts)
+        self.by_label = {part.label: part for part in parts}
         self.card, self.model, self.seed, self.options = spec.card, spec.model, spec.seed, spec.options
         self.n_rows, self.max_requests, self.fmt = spec.n_rows, spec.request_budget, backend.output_format
         self.raw_path = run_dir / files.RAW
         self.records: dict[int, dict[str, Any]] = {}
-        self.queued_rows: list[list[str]] = []
-        self.queued_origin: list[tuple[int, int]] = []  # (request index, row within the answer)
-        self.checked: list[tuple[list[tuple[int, int]], Any]] = []  # validated batches
         self.repairs: dict[str, int] = {}
-        self.rows_checked = 0
-        self.valid_count = 0
         self.last_validation = 0.0
         self.started = time.perf_counter()
         self.real = real
@@ -133,7 +140,7 @@ class _Run:
     def execute(self, concurrency: int, progress: bool) -> RunResult:
         with run_lock(self.run_dir):
             files.check_run_writable(self.run_dir)  # before any model work
-            files.atomic_write_text(self.run_dir / files.PROMPT, str(self.prompt) + "\n")
+            files.atomic_write_text(self.run_dir / files.PROMPT, str(self.prompt) + "\n")  # every part's request
             for record in files.read_records(self.raw_path, repair=True):
                 self.records[record["index"]] = record
                 self._queue_for_validation(record)
@@ -188,41 +195,41 @@ class _Run:
             "rerun the same command to resume."
         )
 
+    @property
+    def valid_count(self) -> int:  # valid rows counted towards the run (no more than each part's quota)
+        return sum(min(part.valid_count, part.quota) for part in self.parts)
+
+    @property
+    def queued_rows(self) -> bool:  # some answer's rows wait to be validated
+        return any(part.queued_rows for part in self.parts)
+
     def _queue_for_validation(self, record: dict[str, Any]) -> None:
-        parsed = parse_text(record["text"], self.card, cut=was_cut(record))
+        part = self.by_label.get(record.get("condition", ""))
+        if part is None:  # an answer for a condition this run no longer asks for
+            return
+        parsed = part.queue(record)
         notes = [CUT_NOTE] if record.get("cut_from_chars") else []
         for repair in notes + parsed.repairs + (["ignored non-data lines"] if parsed.junk else []):
             self.repairs[repair] = self.repairs.get(repair, 0) + 1
-        self.queued_rows.extend(parsed.rows)
-        self.queued_origin.extend((record["index"], i) for i in range(len(parsed.rows)))
 
     def _validate_queued(self) -> None:
-        """Validate every answer not yet checked in one call (pandas cost is per call, not per row).
+        """Validate every answer not yet checked, one call per part (pandas cost is per call, not per row).
 
         Each answer is parsed and validated once; the final assembly reuses these batches.
         """
-        if self.queued_rows:
-            checked = validate_rows(self.queued_rows, self.card)
-            self.checked.append((self.queued_origin, checked))
-            self.valid_count += len(checked.valid)
-            self.rows_checked += len(self.queued_rows)
-            self.queued_rows, self.queued_origin = [], []
+        for part in self.parts:
+            part.validate_queued()
         self.last_validation = time.perf_counter()
 
-    def _expected_valid_per_request(self) -> float:
-        """Valid rows one more request should bring, from the valid rate so far (at least 10 %).
+    def _next_part(self) -> RunPart | None:
+        """The part one more request should be for: the one that still needs the most rows, if any.
 
         Up to twice the expected need is kept in flight, so a slow or failing answer does not stall a run.
         """
-        rate = self.valid_count / self.rows_checked if self.rows_checked else 1.0
-        return self.options.batch_size * max(rate, 0.1)
+        wanting = [part for part in self.parts if part.wants_request()]
+        return max(wanting, key=lambda part: part.quota - part.optimistic, default=None)
 
     def _loop(self, concurrency: int, bar: tqdm) -> None:
-        n, json_answer = self.options.batch_size, self.fmt == "json"
-        # A JSON backend gets every form of the constraint and uses the strongest its server honours.
-        grammar = to_json_gbnf(self.card, n) if json_answer else to_gbnf(self.card, n)
-        schema = to_json_schema(self.card, n) if json_answer else None
-        plain_schema = to_json_schema(self.card, n, patterns=False) if json_answer else None
         todo = (i for i in range(self.max_requests) if i not in self.records)  # gaps first, then new ones
         gaps = set(missing_requests(self.records))  # asked again even when the cache holds enough rows
         next_index = next(todo, None)
@@ -232,30 +239,27 @@ class _Run:
             try:
                 while True:
                     # Unchecked rows count as valid until checked; check them when they could end the run.
-                    optimistic = self.valid_count + len(self.queued_rows)
                     # Once enough rows are valid, late answers are only cached; _finish checks them.
                     if (
                         self.queued_rows
                         and self.valid_count < self.n_rows
                         and (
-                            optimistic >= self.n_rows or not pending or time.perf_counter() - self.last_validation > 0.5
+                            all(p.optimistic >= p.quota for p in self.parts)
+                            or not pending
+                            or time.perf_counter() - self.last_validation > 0.5
                         )
                     ):
                         self._validate_queued()
                         bar.update(max(0, min(self.valid_count, self.n_rows) - bar.n))
                         bar.set_postfix(requests=len(self.records), valid=self.valid_count)
-                        optimistic = self.valid_count
-                    wanted = self.n_rows - optimistic
                     while (
                         next_index is not None
                         and len(pending) < concurrency
-                        and (
-                            next_index in gaps
-                            or (wanted > 0 and len(pending) * self._expected_valid_per_request() < wanted * 2)
-                        )
+                        and (part := self._next_part() or (self.parts[0] if next_index in gaps else None))
                     ):
-                        request = self._request(next_index, grammar, schema, plain_schema)
-                        pending[pool.submit(self._ask, next_index, request)] = next_index
+                        request = part.request(self.model, self.spec.request_seed(next_index), self.options)
+                        part.in_flight += 1
+                        pending[pool.submit(self._ask, next_index, request, part)] = next_index
                         next_index = next(todo, None)
                     if not pending:
                         if self.queued_rows and self.valid_count < self.n_rows:
@@ -266,6 +270,7 @@ class _Run:
                         index = pending.pop(future)
                         record = future.result()
                         self.records[index] = record
+                        self.by_label[record.get("condition", "")].in_flight -= 1
                         self._queue_for_validation(record)
             except KeyboardInterrupt:
                 interrupt_requests()  # Ctrl-C: cut every request in progress, so the workers end in moments
@@ -274,25 +279,11 @@ class _Run:
                 for other in pending:
                     other.cancel()
 
-    def _request(self, index: int, grammar: str, schema: dict | None, plain_schema: dict | None) -> GenerationRequest:
-        return GenerationRequest(
-            model=self.model,
-            prompt=self.prompt.text,
-            system=self.prompt.system,
-            grammar=grammar,
-            json_schema=schema,
-            plain_schema=plain_schema,
-            seed=self.spec.request_seed(index),
-            temperature=self.options.temperature,
-            top_p=self.options.top_p,
-            max_tokens=self.options.max_tokens or max_tokens_for(self.card, self.options.batch_size, self.fmt),
-            num_ctx=self.options.num_ctx,
-            timeout_s=self.options.timeout_s,
-        )
-
-    def _ask(self, index: int, request: GenerationRequest) -> dict[str, Any]:
+    def _ask(self, index: int, request: GenerationRequest, part: RunPart) -> dict[str, Any]:
         """Worker thread: ask the backend, then put the answer (cut to its limit) on disk before it counts."""
         record = answer_record(index, request, self.backend.generate(request))
+        if part.condition is not None:
+            record["condition"] = part.label
         if "cut_from_chars" in record:
             log.warning(
                 "%s: request %d's answer had %d characters, more than max_tokens=%d allows; it was cut to %d",
@@ -310,21 +301,24 @@ class _Run:
         ordered = [self.records[i] for i in sorted(self.records)]
         repairs = self.repairs
         columns = self.card.synth_names
-        valid = assemble_rows(
-            [(o, c.valid, c.valid_positions) for o, c in self.checked], validate_rows([], self.card).valid
-        )
-        rejected = assemble_rows([(o, c.rejected, c.rejected_positions) for o, c in self.checked], pd.DataFrame())
-        returned = len(valid) + len(rejected)
-        synthetic = valid.iloc[: self.n_rows].reset_index(drop=True)
+        synthetic, rejected, counts = assemble_parts(self.parts, validate_rows([], self.card).valid)
+        returned = sum(p.valid_count for p in self.parts) + len(rejected)
         flags = row_flags(synthetic[columns], self.prompt.examples, self.card)
         flags["request"] = synthetic.get("_request", pd.Series(dtype="Int64")).to_numpy()
         synthetic = synthetic[columns]
         diversity = row_diversity(synthetic, real=self.real, random_state=self.seed)
         status = "complete" if len(synthetic) >= self.n_rows else ("failed" if error else "incomplete")
         totals = answer_totals(
-            ordered, rows_valid=len(valid), rows_returned=returned, rejected=rejected, flags=flags, repairs=repairs
+            ordered,
+            rows_valid=returned - len(rejected),
+            rows_returned=returned,
+            rejected=rejected,
+            flags=flags,
+            repairs=repairs,
         )
         manifest = self._manifest(status, ordered, totals, reused=reused, error=error, diversity=diversity)
+        if self.spec.conditioned:
+            manifest = replace(manifest, conditions=tuple(counts), class_mix=mix_key(self.spec.class_mix))
         token = self.card.missing_token
         files.write_csv(self.run_dir / files.SYNTHETIC, synthetic.join(flags.add_prefix("_")), missing_token=token)
         files.write_csv(self.run_dir / files.REJECTED, rejected)

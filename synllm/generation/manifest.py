@@ -208,6 +208,11 @@ class RunManifest:
     diagnostics: Diagnostics = field(default_factory=Diagnostics)
     updated_at: str = ""
     synllm_run: int = MANIFEST_VERSION
+    #: Per condition (class mix applied): ``condition``, ``column_values``, ``requested`` and
+    #: ``delivered`` rows, ``requests``, ``rows_valid``, ``rows_outside_condition``, ``prompt_sha256``.
+    conditions: tuple[Mapping[str, Any], ...] = ()
+    #: The class mix asked for (``"real"``, ``"balanced"``, ``[[class, share], ...]``), or None.
+    class_mix: Any = None
 
     @property
     def complete(self) -> bool:
@@ -218,6 +223,7 @@ class RunManifest:
         """Plain data (nested dicts and lists), as written to JSON."""
         data = asdict(self)
         data["request_seeds"] = list(self.request_seeds)
+        data["conditions"] = [dict(c) for c in self.conditions]
         return data
 
     @classmethod
@@ -256,6 +262,10 @@ class RunManifest:
 _REWRITE = "rerun the same command to rewrite it from the cached answers, or delete the run folder to start over"
 
 
+#: Fields added after manifests were first written: a manifest without them reads as their default.
+ADDED_FIELDS = frozenset({"conditions", "class_mix"})
+
+
 def _checked_fields(cls: type, data: Mapping[str, Any], source: str, prefix: str) -> dict[str, Any]:
     """The fields of dataclass ``cls`` from ``data``, each checked against its annotation."""
     hints = get_type_hints(cls)
@@ -267,6 +277,8 @@ def _checked_fields(cls: type, data: Mapping[str, Any], source: str, prefix: str
             raise StorageError(f"{source}: unknown field {prefix + str(key)!r}{likely}; {_REWRITE}")
     values = {}
     for name in names:
+        if name not in data and name in ADDED_FIELDS and not prefix:
+            continue
         if name not in data:
             raise StorageError(f"{source}: missing field {prefix + name!r}; {_REWRITE}")
         values[name] = _checked(hints[name], data[name], source, prefix + name)

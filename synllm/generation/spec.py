@@ -13,6 +13,7 @@ import hashlib
 import json
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,8 @@ from synllm import config
 from synllm.arguments import check
 from synllm.cards import Card
 from synllm.errors import InvalidArgument
+from synllm.generation.class_mix import check_class_mix, mix_conditions, mix_key, target_classes
+from synllm.generation.conditions import Condition, check_conditions
 from synllm.prompts import Prompt, render_prompt
 
 
@@ -60,8 +63,11 @@ class RunSpec:
     """One run: what identifies it (card, prompt type, model, seed, options) and how much of it to make.
 
     ``max_requests`` None means enough for a 25 % valid rate, plus two (:attr:`request_budget`).
-    ``conditions`` and ``rounds`` are reserved for conditional generation and feedback rounds:
-    today a run has no conditions and one round. Values are checked on construction
+    ``conditions`` (:class:`~synllm.generation.conditions.Condition` values or ``"stroke=1:15"``
+    texts) ask for rows that hold them, ``num_rows`` each; ``n_rows`` is then their total (None
+    works out to it). ``class_mix`` (``"real"``, ``"balanced"`` or ``{class: share}``) splits
+    ``n_rows`` (or each condition's rows) into per-class quotas of the card's target.
+    ``rounds`` is reserved for feedback rounds: today one. Values are checked on construction
     (:class:`~synllm.errors.InvalidArgument`).
     """
 
@@ -69,26 +75,61 @@ class RunSpec:
     prompt_type: str
     model: str
     seed: int = 0
-    n_rows: int = 20
+    n_rows: int | None = None
     options: GenerationOptions = field(default_factory=GenerationOptions)
     max_requests: int | None = None
-    conditions: tuple[Any, ...] = ()
+    conditions: tuple[Condition, ...] = ()
+    class_mix: str | Mapping[Any, float] | None = None
     rounds: int = 1
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "seed", check("seed", self.seed))
-        object.__setattr__(self, "n_rows", check("n_rows", self.n_rows))
-        object.__setattr__(self, "max_requests", check("max_requests", self.max_requests))
-        if self.conditions or self.rounds != 1:
+        conditions = check_conditions(self.conditions or (), self.card)
+        object.__setattr__(self, "conditions", conditions)
+        object.__setattr__(self, "class_mix", check_class_mix(self.class_mix))
+        total = sum(c.num_rows for c in conditions)
+        if conditions and self.n_rows is not None and self.n_rows != total:
             raise InvalidArgument(
-                f"conditions={self.conditions!r}, rounds={self.rounds!r}: conditional generation and feedback "
-                "rounds are not available yet; leave conditions empty and rounds at 1"
+                f"n_rows={self.n_rows} but the conditions ask for {total} rows in all; leave n_rows out "
+                "or make the conditions' num_rows add up to it"
             )
+        n_rows = total if conditions else (20 if self.n_rows is None else self.n_rows)
+        object.__setattr__(self, "n_rows", check("n_rows", n_rows))
+        object.__setattr__(self, "max_requests", check("max_requests", self.max_requests))
+        if self.rounds != 1:
+            raise InvalidArgument(f"rounds={self.rounds!r}: feedback rounds are not available yet; leave rounds at 1")
+
+    @property
+    def conditioned(self) -> bool:
+        """True when the run asks for conditions or a class mix."""
+        return bool(self.conditions) or self.class_mix is not None
+
+    def quotas(self, train: pd.DataFrame | None = None) -> tuple[Condition, ...]:
+        """The conditions the run fills, each with its rows: the class mix applied (``"real"`` reads ``train``)."""
+        if self.class_mix is None:
+            return self.conditions
+        if not self.conditions:
+            return mix_conditions(self.card, self.class_mix, self.n_rows, train)
+        return tuple(
+            part
+            for condition in self.conditions
+            for part in mix_conditions(self.card, self.class_mix, condition.num_rows, train, within=condition)
+        )
 
     @property
     def request_budget(self) -> int:
-        """The most requests the run makes: ``max_requests``, or enough for a 25 % valid rate plus two."""
-        return self.max_requests or 4 * math.ceil(self.n_rows / self.options.batch_size) + 2
+        """The most requests the run makes: ``max_requests``, or enough for a 25 % valid rate plus two.
+
+        With conditions or a class mix, the same for each condition's or class's rows (one request more each).
+        """
+        if self.max_requests:
+            return self.max_requests
+        batch = self.options.batch_size
+        if not self.conditioned:
+            return 4 * math.ceil(self.n_rows / batch) + 2
+        sizes = [c.num_rows for c in self.conditions] or [self.n_rows]
+        extra = len(target_classes(self.card)) - 1 if self.class_mix is not None else 0
+        return sum(4 * (math.ceil(size / batch) + extra) for size in sizes) + 2
 
     def key(self, backend_name: str, prompt_sha256: str) -> str:
         """Cache key: dataset, backend, model, prompt type and hash, seed and options (not ``n_rows``)."""
@@ -101,8 +142,10 @@ class RunSpec:
             "seed": self.seed,
             "options": {k: v for k, v in self.options.as_dict().items() if k not in NOT_IN_KEY},
         }
-        if self.conditions or self.rounds != 1:  # never today; keeps the keys of plain runs as they were
-            payload.update(conditions=list(self.conditions), rounds=self.rounds)
+        if self.conditions:  # only then: keeps the keys of plain runs as they were
+            payload["conditions"] = [c.key() for c in self.conditions]
+        if self.class_mix is not None:
+            payload["class_mix"] = mix_key(self.class_mix)
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
     def run_dir(self, key: str, root: Path | None = None) -> Path:

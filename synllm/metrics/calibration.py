@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -267,3 +267,36 @@ def minimum_rows(families: Sequence[str] = FAMILIES) -> int:
         if rows:
             needed.append(rows[len(rows) // 2])
     return max(needed)
+
+
+def mixed_positions(strata: np.ndarray, n: int, shares: Mapping[str, float], rng: np.random.Generator) -> np.ndarray:
+    """``n`` row positions drawn without replacement, each stratum's count set by ``shares`` (largest remainders).
+
+    The reference of a run asked for a class mix is drawn this way, so both sides hold the
+    same classes in the same proportions. A stratum not in ``shares`` gets no rows; a
+    stratum with fewer rows than its share gives all it has, and the rest of ``n`` is
+    drawn at random from the other rows of the mix's strata (so the sample keeps ``n`` rows).
+
+    >>> strata = np.array(list("aaaaaaaabb"))
+    >>> sorted(strata[mixed_positions(strata, 4, {"a": 1, "b": 1}, np.random.default_rng(0))].tolist())
+    ['a', 'a', 'b', 'b']
+    """
+    labels = [str(label) for label in shares]
+    weights = np.array([float(shares[label]) for label in shares], dtype=float)
+    if not len(labels) or weights.sum() <= 0:
+        raise ValueError(f"a class mix needs a positive share, got {dict(shares)}")
+    exact = weights / weights.sum() * n
+    take = np.floor(exact).astype(int)
+    for i in np.argsort(-(exact - take), kind="stable")[: n - take.sum()]:
+        take[i] += 1
+    text = strata.astype(str)
+    picked = []
+    for label, k in zip(labels, take):
+        members = np.flatnonzero(text == label)
+        picked.append(rng.choice(members, min(k, len(members)), replace=False))
+    chosen = np.concatenate(picked) if picked else np.zeros(0, dtype=int)
+    short = n - len(chosen)
+    if short > 0:
+        rest = np.setdiff1d(np.flatnonzero(np.isin(text, labels)), chosen)
+        chosen = np.concatenate([chosen, rng.choice(rest, min(short, len(rest)), replace=False)])
+    return np.sort(chosen.astype(int))

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from synllm.cards import Card
+from synllm.cards.rules import target_values
 from synllm.errors import MetricError
 from synllm.files import jsonable
 from synllm.metrics.base import REGISTRY, EvalContext, MetricResult, get_metric
@@ -35,6 +36,7 @@ from synllm.metrics.calibration import (
     harmonic_score,
     headline_reasons,
     headline_scores,
+    mixed_positions,
     privacy_by_design,
     status_frame,
 )
@@ -298,6 +300,7 @@ def evaluate(
     metrics: Sequence[str] | None = None,
     reference: bool = True,
     n_boot: int = 0,
+    reference_mix: Mapping[str, float] | None = None,
 ) -> Evaluation:
     """Score ``synthetic`` against the real ``train`` rows with every registered metric (or ``metrics``).
 
@@ -309,6 +312,8 @@ def evaluate(
     cannot run gives NaN and a reason; a metric that raises is a bug and surfaces as a
     :class:`MetricError` naming it. ``n_boot`` bootstrap replicates give the family and headline
     scores an interval (:meth:`Evaluation.interval`); they are skipped when H cannot be judged.
+    ``reference_mix`` (target class as text -> share) draws the reference at that class mix
+    instead of the pool's (a run asked for a class mix; see :func:`~synllm.metrics.calibration.mixed_positions`).
     """
     unexpected = check_inputs({"synthetic": synthetic, "train": train, "holdout": holdout}, card)
     check_inputs(
@@ -336,11 +341,11 @@ def evaluate(
             why = "no reference: the synthetic table or the holdout is empty"
             ref_results = [get_metric(n)[0].skip(why) for n in names]
         else:
-            sample = pool.iloc[stratified_positions(_strata(pool, card), n_ref, rng)]
+            sample = pool.iloc[_reference_positions(pool, card, n_ref, rng, reference_mix)]
             ref_results, _ = _run(names, train, sample, ctx)
             judged = headline_scores(family_frame(status_frame(results, ref_results), len(scored)))["harmonic"]
             if n_boot > 0 and not math.isnan(judged):  # nothing to put an interval on otherwise
-                replicates = _bootstrap(names, train, scored, pool, ctx, n_boot)
+                replicates = _bootstrap(names, train, scored, pool, ctx, n_boot, reference_mix)
     return Evaluation(
         card_name=card.name,
         results=tuple(results),
@@ -359,14 +364,22 @@ def evaluate(
     )
 
 
-def _bootstrap(names, train, scored, pool, ctx: EvalContext, n_boot: int) -> pd.DataFrame:
+def _reference_positions(pool: pd.DataFrame, card: Card, n: int, rng: np.random.Generator, mix) -> np.ndarray:
+    """Positions of a reference sample of ``n`` pool rows: stratified on the target, or at the class ``mix``."""
+    if not mix:
+        return stratified_positions(_strata(pool, card), n, rng)
+    classes = target_values(pool, card).astype("string").fillna("<missing>").to_numpy(dtype=object)
+    return mixed_positions(classes, n, mix, rng)
+
+
+def _bootstrap(names, train, scored, pool, ctx: EvalContext, n_boot: int, mix=None) -> pd.DataFrame:
     """Family and headline scores of ``n_boot`` replicates: both sides' rows resampled with replacement,
     the reference drawn afresh each time (so the interval carries the reference's noise too)."""
     rng = np.random.default_rng([ctx.random_state, n_boot])
     n, rows = len(scored), []
     for _ in range(n_boot):
         run = scored.iloc[rng.integers(0, n, n)]
-        drawn = pool.iloc[stratified_positions(_strata(pool, ctx.card), n, rng)]
+        drawn = pool.iloc[_reference_positions(pool, ctx.card, n, rng, mix)]
         ref = drawn.iloc[rng.integers(0, n, n)]
         mine, _ = _run(names, train, run, ctx)
         theirs, _ = _run(names, train, ref, ctx)

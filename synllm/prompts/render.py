@@ -18,6 +18,7 @@ import pandas as pd
 import yaml
 
 from synllm.cards import Card, Column
+from synllm.cards.rules import target_values
 from synllm.dataset.schema import format_row, format_value, row_format
 from synllm.errors import TemplateError
 from synllm.prompts.summary import number_text, training_summary
@@ -72,28 +73,52 @@ def render_prompt(
     k_examples: int = 5,
     seed: int = 0,
     output: str = "csv",
+    focus: str | None = None,
+    class_column: str | None = None,
 ) -> Prompt:
     """Render one prompt type. P1–P3 show ``k_examples`` train rows sampled with ``seed``; P4 none.
 
     ``output`` is how the model is asked to answer: ``"csv"`` lines (grammar-constrained
-    backends) or ``"json"`` arrays (JSON-schema backends such as Ollama).
+    backends) or ``"json"`` arrays (JSON-schema backends such as Ollama). ``focus`` names the
+    patients the request asks for (``stroke = 1``). With ``class_column`` (the card's target),
+    the examples are balanced over its classes and shown grouped by class (EPIC,
+    arXiv 2404.12404); P4 still shows none.
     """
     if output not in ("csv", "json"):
         raise TemplateError(f"output must be 'csv' or 'json', got {output!r}")
     templates = load_templates()
     spec = _type_spec(prompt_type)
     blocks = ["format_json" if b == "format" and output == "json" else b for b in spec["blocks"]]
-    examples = sample_examples(train, card, k_examples, seed) if "examples" in blocks else train.iloc[0:0]
+    if focus:
+        blocks = [f"{b}_for" if b in ("request", "request_no_copy") else b for b in blocks]
+    groups: list[tuple[str, pd.DataFrame]] = []
+    if "examples" in blocks and class_column:
+        groups = balanced_examples(train, card, k_examples, seed)
+        blocks = ["examples_by_class" if b == "examples" else b for b in blocks]
+        examples = pd.concat([g for _, g in groups]) if groups else train.iloc[0:0][card.synth_names]
+    elif "examples" in blocks:
+        examples = sample_examples(train, card, k_examples, seed)
+    else:
+        examples = train.iloc[0:0]
     values = {
         "domain": card.domain,
         "header": row_format(card),
         "missing_token": card.missing_token,
         "missing_notes": " ".join(card.missing_notes.split()),
         "n_rows": str(n_rows),
+        "focus": focus or "",
     }
+    render = format_row if output == "csv" else json_row
     if "examples" in blocks:
-        render = format_row if output == "csv" else json_row
         values["example_rows"] = "\n".join(render(r, card) for r in examples.to_dict("records"))
+    if "examples_by_class" in blocks:
+        heading = templates["blocks"]["example_group"]
+        values["example_groups"] = "\n".join(
+            _substitute(heading, {"group": label}, "example_group")
+            + "\n"
+            + "\n".join(render(r, card) for r in rows.to_dict("records"))
+            for label, rows in groups
+        )
     if "definitions" in blocks:
         values["definition_lines"] = "\n".join(definition_line(c) for c in card.synth_columns)
     if "statistics" in blocks:
@@ -102,7 +127,7 @@ def render_prompt(
         values["association_lines"] = "\n".join(f"- {h}" for h in hints)
     if "rules" in blocks:
         values["rule_lines"] = "\n".join(f"{i}. {r.statement}" for i, r in enumerate(card.rules, 1))
-    text = "\n\n".join(_substitute(templates["blocks"][b], values, b) for b in blocks)
+    text = "\n\n".join(_substitute(_block(templates, b), values, b) for b in blocks)
     system = _substitute(templates["system"], values, "system")
     digest = hashlib.sha256(f"{system}\n\n{text}".encode()).hexdigest()
     return Prompt(
@@ -115,6 +140,43 @@ def sample_examples(train: pd.DataFrame, card: Card, k: int, seed: int) -> pd.Da
     k = min(k, len(train))
     rows = train.sample(n=k, random_state=seed) if k else train.iloc[0:0]
     return rows[card.synth_names]
+
+
+def balanced_examples(train: pd.DataFrame, card: Card, k: int, seed: int) -> list[tuple[str, pd.DataFrame]]:
+    """``k`` train rows split evenly over the target's classes (as ``target_values`` gives them), drawn with ``seed``.
+
+    Returns ``(class label, rows)`` per class present, in class order; a class with fewer rows
+    than its share shows all it has. The label reads ``stroke = 1`` (or the card's
+    ``target_positive`` expression, negated for the other class).
+    """
+    labels = target_values(train, card)
+    classes = sorted(labels.dropna().unique().tolist(), key=lambda v: (str(type(v)), v))
+    if not classes or k <= 0:
+        return []
+    if card.target_positive:
+        classes = sorted(classes, reverse=True)
+    shares = [k // len(classes) + (1 if i < k % len(classes) else 0) for i in range(len(classes))]
+    groups = []
+    for cls, share in zip(classes, shares):
+        rows = train.loc[labels.eq(cls).fillna(False).to_numpy(dtype=bool)]
+        take = min(share, len(rows))
+        if take:
+            groups.append((_class_words(card, cls), rows.sample(n=take, random_state=seed)[card.synth_names]))
+    return groups
+
+
+def _class_words(card: Card, cls: Any) -> str:
+    if card.target_positive:
+        expression = " ".join(card.target_positive.split())
+        return expression if cls == 1 else f"not ({expression})"
+    column = card.column(card.target)
+    return f"{card.target} = {format_value(cls, column, card)}"
+
+
+def _block(templates: dict[str, Any], name: str) -> str:
+    if name not in templates["blocks"]:
+        raise TemplateError(f"{TEMPLATES_FILE}: missing prompt block {name!r}")
+    return templates["blocks"][name]
 
 
 def json_row(row: dict[str, Any], card: Card) -> str:

@@ -30,6 +30,7 @@ import yaml
 from synllm import config, yamlsafe
 from synllm.arguments import check_values
 from synllm.errors import CardError, ProfileError
+from synllm.generation.class_mix import check_class_mix
 from synllm.report.export import ReportEntry, export_html, failed_cells, write_index
 
 STUDY_NOTEBOOK = config.NOTEBOOKS_DIR / "01-dataset-study.ipynb"
@@ -180,6 +181,7 @@ def plan(
     check_values(
         {k: v for k, v in study.items() if not (k in ("max_requests", "timeout") and v == 0)}, CHECKED_PARAMETERS
     )
+    check_class_mix(study.get("class_mix"))  # conditions are checked against each dataset's card by its run
     known = notebook_parameters(STUDY_NOTEBOOK)
     if unknown := set(study) - set(known):
         raise ProfileError(f"unknown study parameter(s) {sorted(unknown)}; the notebook takes {sorted(known)}")

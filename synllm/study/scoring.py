@@ -27,6 +27,7 @@ def score_runs(
 
     Runs whose model and prompt type have a single seed are bootstrapped ``n_boot`` times.
     """
+    from synllm.generation.class_mix import reference_mix
     from synllm.metrics import evaluate
 
     seeds = Counter((r.manifest.model, r.manifest.prompt_type) for r in runs if len(r.synthetic))
@@ -44,6 +45,7 @@ def score_runs(
             exposed=run.prompt.examples,
             random_state=random_state,
             n_boot=n_boot if seeds[(m.model, m.prompt_type)] == 1 else 0,
+            reference_mix=reference_mix(data.card, m.class_mix, m.conditions),
         )
         scored.append(
             ScoredRun(

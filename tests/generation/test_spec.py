@@ -67,7 +67,7 @@ def test_a_spec_is_frozen_checked_and_sizes_its_request_budget(stroke_split):
         spec.seed = 1  # type: ignore[misc]
     with pytest.raises(InvalidArgument, match="n_rows"):
         RunSpec(card=card, prompt_type="p2", model="m", n_rows=0)
-    with pytest.raises(InvalidArgument, match="not available yet"):
+    with pytest.raises(InvalidArgument, match="COLUMN=VALUE:ROWS"):  # a condition is a Condition or its CLI text
         RunSpec(card=card, prompt_type="p2", model="m", conditions=("age > 60",))
     with pytest.raises(InvalidArgument, match="not available yet"):
         RunSpec(card=card, prompt_type="p2", model="m", rounds=2)
