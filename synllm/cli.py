@@ -148,16 +148,7 @@ def _add_run(sub) -> None:
         "--datasets", nargs="+", default=None, help="override the profile's datasets: card names or card file paths"
     )
     run.add_argument("--output", default=None, help="reports folder (default: reports/ or $SYNLLM_HOME/reports)")
-    run.add_argument(
-        "-p",
-        "--parameter",
-        dest="overrides",
-        action="append",
-        type=_name_value,
-        default=[],
-        metavar="NAME=VALUE",
-        help="override one study parameter (YAML value), e.g. -p n_rows=5",
-    )
+    _add_parameters(run, "override one study parameter (YAML value), e.g. -p n_rows=5")
     run.add_argument("--kernel", default="python3", help="Jupyter kernel name (default python3)")
     run.add_argument(
         "--timeout",
@@ -169,6 +160,14 @@ def _add_run(sub) -> None:
     )
 
 
+def _add_parameters(parser: argparse.ArgumentParser, help_text: str) -> None:
+    """``-p NAME=VALUE`` (repeatable): notebook parameters as YAML values, collected in ``overrides``."""
+    parser.add_argument(
+        "-p", "--parameter", dest="overrides", action="append", type=_name_value, default=[], metavar="NAME=VALUE",
+        help=help_text,
+    )  # fmt: skip
+
+
 def _add_course(sub) -> None:
     course = sub.add_parser(
         "course",
@@ -178,16 +177,7 @@ def _add_course(sub) -> None:
     course.add_argument("--output", default=None, help="folder (default: reports/course)")
     course.add_argument("--labs", nargs="+", default=None, help="lab notebooks to build (default: all)")
     course.add_argument("--no-execute", action="store_true", help="only write the student notebooks")
-    course.add_argument(
-        "-p",
-        "--parameter",
-        dest="overrides",
-        action="append",
-        type=_name_value,
-        default=[],
-        metavar="NAME=VALUE",
-        help="a lab parameter (YAML value), e.g. -p backend=ollama -p 'models=[llama3.2:1b]'",
-    )
+    _add_parameters(course, "a lab parameter (YAML value), e.g. -p backend=ollama -p 'models=[llama3.2:1b]'")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

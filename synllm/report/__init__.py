@@ -41,16 +41,15 @@ from synllm.report.display import (
     table,
 )
 from synllm.report.folders import report_paths, write_summary, write_tables
-from synllm.report.prose import (
+from synllm.report.prose.dataset import (
     dataset_conclusion,
     dataset_intro,
     family_summary,
     findings,
     generation_summary,
     headline,
-    study_verdict,
-    verdict_headline,
 )
+from synllm.report.prose.study import study_verdict, verdict_headline
 from synllm.report.tables import (
     card_table,
     diagnostics_table,

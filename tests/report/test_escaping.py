@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook, new_output
 
-from synllm import files
+from synllm import files, report
 from synllm.generation.grid import Failure
 from synllm.generation.loop import load_run
-from synllm.report import comparison, display, export, folders, prose, tables
+from synllm.report import comparison, display, export, folders, tables
 from tests.generation.scripted import ScriptedBackend, scripted_run
 from tests.generation.scripted import stroke_split as load_stroke_split
 
@@ -83,10 +83,10 @@ def test_card_text_server_errors_and_model_names_are_escaped_in_the_html(study_d
     page = _outputs_page(
         tmp_path,
         [
-            {"text/markdown": prose.dataset_intro(data)},
+            {"text/markdown": report.dataset_intro(data)},
             {"text/html": display.table(tables.card_table(data.card, data.table))._repr_html_()},
             {"text/html": display.table(tables.rules_table(data.card, data.train))._repr_html_()},
-            {"text/markdown": prose.generation_summary(diagnostics, failures)},
+            {"text/markdown": report.generation_summary(diagnostics, failures)},
             {"text/html": display.table(diagnostics)._repr_html_()},
             {"text/html": display.table(failures)._repr_html_()},
             {"text/html": display.table(odd_columns)._repr_html_()},
@@ -102,9 +102,9 @@ def test_narratives_escape_names_from_runs(scored, tmp_path):
     page = _outputs_page(
         tmp_path,
         [
-            {"text/markdown": prose.headline(runs)},
-            {"text/markdown": prose.family_summary(runs, "fidelity")},
-            {"text/markdown": prose.dataset_conclusion(runs)},
+            {"text/markdown": report.headline(runs)},
+            {"text/markdown": report.family_summary(runs, "fidelity")},
+            {"text/markdown": report.dataset_conclusion(runs)},
         ],
     )
     _assert_shown_not_run(page, ["title", "model"])
@@ -115,7 +115,7 @@ def test_the_study_verdict_escapes_dataset_names(scored, tmp_path):
     differences = comparison.paired_differences(runs, n_boot=20)
     page = _outputs_page(
         tmp_path,
-        [{"text/markdown": prose.study_verdict(differences, comparison.prompt_ranking(runs, n_boot=20), runs)}],
+        [{"text/markdown": report.study_verdict(differences, comparison.prompt_ranking(runs, n_boot=20), runs)}],
     )
     _assert_shown_not_run(page, ["column"])
 

@@ -6,7 +6,8 @@ import math
 
 import pandas as pd
 
-from synllm.report import comparison, prose, tables, verdicts
+from synllm import report
+from synllm.report import comparison, tables, verdicts
 
 
 def _runs(
@@ -48,23 +49,23 @@ def _runs(
 
 def test_a_clear_lead_is_named_with_its_interval():
     runs = _runs({"p1": [0.50, 0.52, 0.51], "p4": [0.80, 0.82, 0.81]})
-    text = prose.dataset_conclusion(runs)
+    text = report.dataset_conclusion(runs)
     assert "m · p4 (H = 0.81 [" in text and "clearly ahead of m · p1" in text
     assert "its interval lies above every other generator's" in text
     assert "in line with the study's claim" in text
-    assert prose.headline(runs).startswith("On stroke, m · p4, H = 0.81 [")
+    assert report.headline(runs).startswith("On stroke, m · p4, H = 0.81 [")
 
 
 def test_overlapping_intervals_name_no_winner():
     runs = _runs({"p1": [0.52, 0.72, 0.6], "p4": [0.62, 0.60, 0.7]})
-    text = prose.dataset_conclusion(runs)
+    text = report.dataset_conclusion(runs)
     assert "cannot be told apart" in text and "the intervals overlap" in text
     assert "neither support nor refute" in text
-    assert "cannot be told apart" in prose.headline(runs)
+    assert "cannot be told apart" in report.headline(runs)
 
 
 def test_one_seed_without_a_bootstrap_has_no_interval_and_no_winner():
-    text = prose.findings(_runs({"p1": [0.5], "p2": [0.9]}))
+    text = report.findings(_runs({"p1": [0.5], "p2": [0.9]}))
     assert "no interval" in text and "cannot be told apart" in text
     assert "One seed per prompt type" in text  # and it is flagged as a smoke test
 
@@ -81,12 +82,12 @@ def test_ten_rows_name_no_winner_anywhere():
     runs = _runs({"p1": [math.nan, math.nan], "p4": [math.nan, math.nan]}, n_rows=10)
     base = _runs({"independent": [math.nan]}, kind="baseline", n_rows=10, model="independent")
     runs = pd.concat([runs, base], ignore_index=True)
-    findings = prose.findings(runs)
+    findings = report.findings(runs)
     assert "No generator can be judged on stroke" in findings and "not enough rows" in findings
     assert "at least 30 rows per run" in findings and "Smoke test" in findings
-    assert "clearly" not in prose.dataset_conclusion(runs)
-    assert "no prompt type can be judged" in prose.headline(runs)
-    verdict = prose.study_verdict(
+    assert "clearly" not in report.dataset_conclusion(runs)
+    assert "no prompt type can be judged" in report.headline(runs)
+    verdict = report.study_verdict(
         comparison.paired_differences(runs, "p4"), comparison.prompt_ranking(runs, n_boot=10), runs
     )
     assert "cannot be judged" in verdict and "supported" not in verdict
@@ -95,14 +96,14 @@ def test_ten_rows_name_no_winner_anywhere():
 
 def test_smoke_test_is_said_at_the_top():
     runs = _runs({"p1": [0.5, 0.6], "p4": [0.7, 0.8]}, model="smollm2-135m-instruct", n_rows=30)
-    text = prose.findings(runs)
+    text = report.findings(runs)
     assert text.startswith("**⚠ Smoke test.**")
     assert "tiny embedded smollm2-135m-instruct" in text and "30 rows per run" in text
     assert not verdicts.smoke_test_reasons(_runs({"p1": [0.5, 0.6]}, model="llama3.1:8b", n_rows=100))
 
 
 def test_smoke_test_reasons_read_as_one_sentence():
-    text = prose.findings(_runs({"p1": [0.5], "p4": [0.6]}, model="smollm2-135m-instruct", n_rows=10))
+    text = report.findings(_runs({"p1": [0.5], "p4": [0.6]}, model="smollm2-135m-instruct", n_rows=10))
     assert "**⚠ Smoke test.** The only model" in text
     assert "(the study used 100); one seed per prompt type" in text
 
@@ -111,8 +112,8 @@ def test_llm_prompts_against_baselines_only_when_intervals_separate():
     llm = _runs({"p1": [0.50, 0.52, 0.51], "p4": [0.60, 0.62, 0.61]})
     close = _runs({"gaussian_copula": [0.58, 0.66, 0.6]}, kind="baseline", model="gaussian_copula")
     far = _runs({"gaussian_copula": [0.9, 0.91, 0.92]}, kind="baseline", model="gaussian_copula")
-    assert "cannot be told apart" in prose.findings(pd.concat([llm, close], ignore_index=True))
-    text = prose.findings(pd.concat([llm, far], ignore_index=True))
+    assert "cannot be told apart" in report.findings(pd.concat([llm, close], ignore_index=True))
+    text = report.findings(pd.concat([llm, far], ignore_index=True))
     assert r"Here a simple generator does: baseline · gaussian\_copula leads" in text  # names are escaped Markdown
     table = comparison.llm_against_baselines(pd.concat([llm, far], ignore_index=True))
     assert table["verdict"].tolist() == ["baseline ahead"]
@@ -130,7 +131,7 @@ def test_family_summary_gives_a_range_and_the_runs_not_judged():
             "status": ["not enough data", "failed where real patients succeed"],
         }
     )
-    text = prose.family_summary(runs, "utility", metrics)
+    text = report.family_summary(runs, "utility", metrics)
     assert "P2 (definitions) scores 0.75" in text and "best" not in text
     assert "2 of 4 scored tables could not be judged on utility (not enough rows: only 0 of 1)" in text
     assert "counted as 0" in text
@@ -138,7 +139,7 @@ def test_family_summary_gives_a_range_and_the_runs_not_judged():
 
 def test_generation_summary_counts(scored):
     diagnostics = tables.diagnostics_table([type("R", (), {"manifest": s.manifest})() for s in scored if s.manifest])
-    text = prose.generation_summary(diagnostics)
+    text = report.generation_summary(diagnostics)
     assert text.startswith("8 of 8 runs reached")
     assert r"*out\_of\_range* (24 rows)" in text  # the reason is escaped Markdown text
     assert "6 kept rows copied a prompt example" in text
@@ -173,14 +174,14 @@ def test_generation_summary_reports_each_backend_on_its_own():
             run("ollama", "none", 0, 0, {}),
         ]
     )
-    text = prose.generation_summary(table)
+    text = report.generation_summary(table)
     assert "**embedded** (constraint: grammar): 20 of 20 returned rows valid (100%); rejects by reason: none." in text
     assert (
         r"**openai** (constraint: json\_schema via json\_object): 0 of 30 returned rows valid (0%); "
         r"rejects by reason: out\_of\_range 30." in text
     )
     assert "**ollama** (constraint: none) returned no readable row." in text
-    hostile = prose.generation_summary(tables.diagnostics_table([run("*x*<b>", "[a](b)", 1, 1, {})]))
+    hostile = report.generation_summary(tables.diagnostics_table([run("*x*<b>", "[a](b)", 1, 1, {})]))
     assert "*x*<b>" not in hostile and "[a](b)" not in hostile  # names from manifests are shown as text
 
 
@@ -188,7 +189,7 @@ def _verdict(h: dict[str, list[float]], datasets=("stroke", "diabetes", "cirrhos
     runs = pd.concat([_runs(h, dataset=d) for d in datasets], ignore_index=True)
     ranking = comparison.prompt_ranking(runs, n_boot=200)
     diffs = comparison.paired_differences(runs, "p4", n_boot=200)
-    return prose.study_verdict(diffs, ranking, runs)
+    return report.study_verdict(diffs, ranking, runs)
 
 
 def test_verdict_supported_contradicted_and_unsettled():
@@ -203,14 +204,14 @@ def test_verdict_supported_contradicted_and_unsettled():
 def test_verdict_without_p4_cannot_be_judged():
     runs = _runs({"p1": [0.5], "p2": [0.6]})
     ranking = comparison.prompt_ranking(runs, n_boot=10)
-    text = prose.study_verdict(comparison.paired_differences(runs), ranking, runs)
+    text = report.study_verdict(comparison.paired_differences(runs), ranking, runs)
     assert "**Verdict: cannot be judged.**" in text
 
 
 def test_headline_agrees_with_the_scorecard(scored):
     runs = tables.runs_frame(scored, "stroke")
     result = verdicts.compare(verdicts.generator_frame(runs).query("kind == 'llm'"))
-    text = prose.headline(runs)
+    text = report.headline(runs)
     assert result.best in text
     assert ("clearly ahead" in text) == result.separated
 
@@ -245,9 +246,9 @@ def test_ten_scored_rows_name_no_winner_end_to_end(study_data):
     )
     runs = tables.runs_frame(scored, "stroke")
     assert runs["harmonic"].isna().all() and runs["consistency"].isna().all()  # 2 of 4 consistency metrics: no score
-    for text in (prose.findings(runs), prose.dataset_conclusion(runs), prose.headline(runs)):
+    for text in (report.findings(runs), report.dataset_conclusion(runs), report.headline(runs)):
         assert "clearly" not in text and "beats" not in text and "leads" not in text
-    assert "not enough rows" in prose.findings(runs)
+    assert "not enough rows" in report.findings(runs)
     card = verdicts.scorecard(runs)
     assert card["harmonic"].isna().all()
 
@@ -260,18 +261,18 @@ def test_red_flags_come_first_in_findings_and_name_the_worst_run():
     copied = Flag(kind="copying", severity="high", evidence="one row appears 11 times in 30 rows")
     runs["flags"] = ""
     runs.loc[(runs["prompt_type"] == "p1") & (runs["seed"] == 1), "flags"] = flags_text([copied])
-    text = prose.findings(runs)
+    text = report.findings(runs)
     assert text.startswith("**Red flags**")
     assert "- **m · p1**: copying (high) in 1 of 3 runs; worst, seed 1: one row appears 11 times in 30 rows." in text
     assert text.index("Red flags") < text.index("Findings on stroke")
     card = verdicts.generator_frame(runs).set_index("generator")
     assert card.at["m · p1", "flags"] == "copying (high, 1 of 3 runs, worst seed 1)"  # its mean 0.81 hides nothing
     assert card.at["m · p4", "flags"] == ""
-    assert prose.headline(runs).startswith(
+    assert report.headline(runs).startswith(
         r"⚠ Red flags: m · p1: copying \(high, 1 of 3 runs, worst seed 1\). On stroke"
     )
     runs["flags"] = ""
-    assert "Red flags" not in prose.findings(runs)
+    assert "Red flags" not in report.findings(runs)
 
 
 def _cirrhosis_p4_like() -> pd.DataFrame:
@@ -290,7 +291,7 @@ def _cirrhosis_p4_like() -> pd.DataFrame:
 
 def test_p4_with_privacy_by_design_leads_nothing_and_is_compared_on_quality_alone():
     runs = _cirrhosis_p4_like()
-    text = prose.findings(runs)
+    text = report.findings(runs)
     assert "p4 leads" not in text.lower() and "m · p4 (H" not in text
     assert "m · p4 showed the model no real record: its privacy holds by design (no record shown)" in text
     assert "Compared on quality alone, m · p1 (Q = 0.65 [" in text
@@ -300,7 +301,7 @@ def test_p4_with_privacy_by_design_leads_nothing_and_is_compared_on_quality_alon
     assert card.at["m · p4", "interval"].startswith("privacy by design: no record shown")
     assert math.isnan(card.at["m · p4", "harmonic"]) and card.at["m · p4", "quality"] == 0.58
     blocks = runs.assign(dataset="cirrhosis")
-    verdict = prose.study_verdict(
+    verdict = report.study_verdict(
         comparison.paired_differences(blocks, "p4"), comparison.prompt_ranking(blocks, n_boot=10), blocks
     )
     assert "cannot be judged on H" in verdict and "supported" not in verdict
@@ -319,7 +320,7 @@ def test_not_judged_rows_carry_no_means_and_whole_range_intervals_say_uninformat
 
 
 def test_family_summary_calls_nothing_beyond_noise_without_intervals():
-    text = prose.family_summary(_runs({"p1": [0.5, 0.6], "p4": [0.7, 0.8]}), "fidelity")
+    text = report.family_summary(_runs({"p1": [0.5, 0.6], "p4": [0.7, 0.8]}), "fidelity")
     assert "says which differences are beyond noise" not in text
     assert "no difference between them is called beyond noise" in text
 
@@ -328,7 +329,7 @@ def test_study_verdict_states_dominance_without_an_interval():
     llm = _runs({"p1": [0.50, 0.52, 0.51], "p4": [0.60, 0.62, 0.61]})
     base = _runs({"gaussian_copula": [0.9, 0.91, 0.92]}, kind="baseline", model="gaussian_copula")
     runs = pd.concat([llm, base], ignore_index=True)
-    verdict = prose.study_verdict(
+    verdict = report.study_verdict(
         comparison.paired_differences(runs, "p4"), comparison.prompt_ranking(runs, n_boot=10), runs
     )
     assert "Without any interval: every one of the 6 LLM runs has lower fidelity than every one of the 3" in verdict

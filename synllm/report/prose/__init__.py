@@ -6,26 +6,3 @@ summary is :mod:`synllm.metrics.evaluation_text`). Every function takes tidy fra
 returns Markdown; names from cards, runs or servers go in through
 :func:`~synllm.report.escape.md_text`, so they show as text and never as markup.
 """
-
-from synllm.report.prose.dataset import (
-    dataset_conclusion,
-    dataset_intro,
-    family_summary,
-    findings,
-    generation_summary,
-    headline,
-    red_flags,
-)
-from synllm.report.prose.study import study_verdict, verdict_headline
-
-__all__ = [
-    "dataset_conclusion",
-    "dataset_intro",
-    "family_summary",
-    "findings",
-    "generation_summary",
-    "headline",
-    "red_flags",
-    "study_verdict",
-    "verdict_headline",
-]
