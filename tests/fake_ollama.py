@@ -222,6 +222,17 @@ def _full_tag(tag: str) -> str:
     return tag if ":" in tag else f"{tag}:latest"
 
 
+def serve_in_thread(handler, queue_size: int = 5) -> tuple[ThreadingHTTPServer, threading.Thread]:
+    """A loopback HTTP server on a free port, serving ``handler`` in a daemon thread (clients may hang up)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    server.handle_error = lambda request, client_address: None  # clients hang up; that is fine
+    server.request_queue_size = queue_size
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    return server, thread
+
+
 class FakeOllama:
     """A loopback Ollama stand-in; see the module docstring. Use it as a context manager."""
 
@@ -255,13 +266,8 @@ class FakeOllama:
     def start(self) -> FakeOllama:
         """Listen on 127.0.0.1, on a free port, in a daemon thread."""
         self._stopping.clear()
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
-        server.daemon_threads = True
-        server.handle_error = lambda request, client_address: None  # clients hang up; that is fine
-        self._server = server
-        self._port = server.server_address[1]
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self._thread.start()
+        self._server, self._thread = serve_in_thread(_make_handler(self))
+        self._port = self._server.server_address[1]
         return self
 
     def stop(self) -> None:

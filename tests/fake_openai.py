@@ -29,7 +29,6 @@ import json
 import random
 import threading
 from collections.abc import Iterable, Mapping
-from http.server import ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -45,6 +44,7 @@ from tests.fake_ollama import (  # noqa: F401 - re-exported for tests
     is_probe,
     malformed_body,
     ok,
+    serve_in_thread,
     server_error,
     slow,
     truncated,
@@ -127,14 +127,8 @@ class FakeOpenAI(FakeOllama):
                 fake._local.authorization = self.headers.get("Authorization")
                 super()._handle(body)
 
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        server.daemon_threads = True
-        server.handle_error = lambda request, client_address: None
-        server.request_queue_size = 64
-        self._server = server
-        self._port = server.server_address[1]
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self._thread.start()
+        self._server, self._thread = serve_in_thread(Handler, queue_size=64)
+        self._port = self._server.server_address[1]
         return self
 
     def __enter__(self) -> FakeOpenAI:
