@@ -222,6 +222,13 @@ def _full_tag(tag: str) -> str:
     return tag if ":" in tag else f"{tag}:latest"
 
 
+def cut_and_count(content: str, reply, body: dict) -> tuple[str, int]:
+    """The answer as a fake sends it (cut in half when ``reply.truncate``) and the prompt's word count."""
+    if reply.truncate:
+        content = content[: max(1, len(content) // 2)]
+    return content, sum(len(str(m.get("content", "")).split()) for m in body.get("messages") or [])
+
+
 def serve_in_thread(handler, queue_size: int = 5) -> tuple[ThreadingHTTPServer, threading.Thread]:
     """A loopback HTTP server on a free port, serving ``handler`` in a daemon thread (clients may hang up)."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -426,9 +433,7 @@ class FakeOllama:
                 content = json.dumps({"answer": rng.randint(0, 999)})
             else:
                 content = f"Fake answer {rng.randint(0, 999)}."
-        if reply.truncate:
-            content = content[: max(1, len(content) // 2)]
-        prompt_words = sum(len(str(m.get("content", "")).split()) for m in body.get("messages") or [])
+        content, prompt_words = cut_and_count(content, reply, body)
         return {
             "model": body.get("model"),
             "created_at": "2024-01-01T00:00:00Z",

@@ -38,6 +38,7 @@ from tests.fake_ollama import (  # noqa: F401 - re-exported for tests
     Reply,
     _make_handler,
     closed_port_url,
+    cut_and_count,
     dropped,
     example_for_schema,
     garbage,
@@ -259,9 +260,7 @@ class FakeOpenAI(FakeOllama):
                 content = json.dumps({"answer": rng.randint(0, 999)})
             else:
                 content = f"Fake answer {rng.randint(0, 999)}."
-        if reply.truncate:
-            content = content[: max(1, len(content) // 2)]
-        prompt_words = sum(len(str(m.get("content", "")).split()) for m in body.get("messages") or [])
+        content, prompt_words = cut_and_count(content, reply, body)
         completion_tokens = len(content) // 4 + 1
         return {
             "id": f"chatcmpl-{index}",
