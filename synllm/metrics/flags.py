@@ -30,9 +30,10 @@ from synllm.cards import Card
 from synllm.cards.rules import target_values
 from synllm.metrics.base import MetricResult
 from synllm.metrics.columns import numeric_values
+from synllm.metrics.risks import RISK_FLAGS, risk_excesses, wilson_interval
 
 #: Kinds of flag, in the order a report lists them.
-KINDS = ("copying", "detectable", "outcome", "out_of_range", "missing", "hard_rules")
+KINDS = ("copying", "privacy_risk", "detectable", "outcome", "out_of_range", "missing", "hard_rules")
 #: Severities, worst first.
 SEVERITIES = ("high", "warning")
 #: Detection ROC AUC from which rows count as told apart from real ones.
@@ -61,24 +62,6 @@ class Flag:
         """Sort key, worst first: severity, then kind order, then the larger excess."""
         excess = -self.value if not math.isnan(self.value) else 0.0
         return SEVERITIES.index(self.severity), KINDS.index(self.kind), excess
-
-
-def wilson_interval(k: float, n: int, z: float = 1.959964) -> tuple[float, float]:
-    """95 % Wilson score interval of a proportion k/n ((0, 1) when n is 0).
-
-    >>> [round(x, 3) for x in wilson_interval(0, 30)]
-    [0.0, 0.114]
-    """
-    if n <= 0:
-        return 0.0, 1.0
-    from statsmodels.stats.proportion import proportion_confint
-
-    low, high = proportion_confint(k, n, alpha=2 * (1 - _normal_cdf(z)), method="wilson")
-    return max(float(low), 0.0), min(float(high), 1.0)
-
-
-def _normal_cdf(z: float) -> float:
-    return 0.5 * (1 + math.erf(z / math.sqrt(2)))
 
 
 def _pct(x: float) -> str:
@@ -164,6 +147,15 @@ def _repeat_flags(synthetic: pd.DataFrame, card: Card, exact_ref: MetricResult |
             f"a real sample of {n} rows: {_pct(real)}, 95 % up to {_pct(high)})",
         )
     ]
+
+
+def risk_flags(results, reference) -> list[Flag]:
+    """Singling out, linkability or inference beyond real patients (:func:`synllm.metrics.risks.risk_excesses`)."""
+    return [
+        Flag(kind="privacy_risk", severity="high", value=low - real, evidence=f"{RISK_FLAGS[name]}: {name} risk "
+             f"at least {low:.2f} (95 % lower bound), a real sample of the same size {real:.2f}")
+        for name, low, real in risk_excesses(results, reference)
+    ]  # fmt: skip
 
 
 def detectable_flags(results, reference) -> list[Flag]:
@@ -317,6 +309,7 @@ def run_flags(
     real reference sample's, as :func:`synllm.metrics.evaluate` computes them)."""
     flags = [
         *copying_flags(synthetic, card, results, reference),
+        *risk_flags(results, reference),
         *detectable_flags(results, reference),
         *outcome_flags(synthetic, train, card),
         *out_of_range_flags(synthetic, train, card),

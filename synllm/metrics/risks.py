@@ -20,20 +20,16 @@ wide to tell a leak from chance, so the metric is NaN with that reason.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-from synllm.metrics.base import EvalContext
+from synllm.metrics.base import EvalContext, MetricResult
 from synllm.metrics.distance import sample_rows
 from synllm.metrics.privacy import row_keys
-
-if TYPE_CHECKING:
-    from synllm.metrics.evaluation import Evaluation
 
 #: Fewest control (holdout) rows an attack is judged on (cirrhosis's study split holds about 42).
 MIN_CONTROL_ROWS = 30
@@ -63,6 +59,18 @@ def wilson_rate(n_success: float, n_total: int, confidence: float = 0.95) -> tup
     rate = (n_success + 0.5 * z * z) / denominator
     error = z / denominator * math.sqrt(max(n_success * (n_total - n_success), 0.0) / n_total + 0.25 * z * z)
     return rate, error
+
+
+def wilson_interval(k: float, n: int) -> tuple[float, float]:
+    """95 % Wilson score interval of a proportion k/n ((0, 1) when n is 0).
+
+    >>> [round(x, 3) for x in wilson_interval(0, 30)]
+    [0.0, 0.114]
+    """
+    if n <= 0:
+        return 0.0, 1.0
+    rate, error = wilson_rate(k, n)
+    return max(rate - error, 0.0), min(rate + error, 1.0)
 
 
 def residual_risk(main: tuple[float, float], control: tuple[float, float]) -> tuple[float, float, float]:
@@ -153,47 +161,47 @@ def target_population(train: pd.DataFrame, ctx: EvalContext, size: int) -> tuple
     return population, f"the {len(exposed)} exposed row(s) among {len(population)} train rows"
 
 
-def privacy_flags(evaluation: Evaluation) -> tuple[str, ...]:
-    """The risks a run carries beyond real patients, as flags ("singles out patients", ...).
-
-    A risk is flagged when the lower end of its 95 % interval lies above the risk the real
-    reference sample of the same size shows (so a risk noise could explain is not flagged).
-    """
-    flags = []
-    for name, words in RISK_FLAGS.items():
-        low, reference = _run_low_and_reference(evaluation, name)
-        if not math.isnan(low) and not math.isnan(reference) and low > reference:
-            flags.append(words)
-    return tuple(flags)
-
-
-def _run_low_and_reference(evaluation: Evaluation, name: str) -> tuple[float, float]:
-    """(the run's lower bound, the reference's risk) of one risk metric; NaN where either is missing."""
-    if name not in evaluation.names or evaluation.reference is None:
-        return math.nan, math.nan
-    run, ref = evaluation.result(name), evaluation.result(name, reference=True)
-    if not run.ok or not ref.ok:
-        return math.nan, math.nan
-    return float(run.breakdown.get("ci_low", math.nan)), float(ref.raw)
+def risk_excesses(
+    results: Sequence[MetricResult], reference: Sequence[MetricResult] | None
+) -> list[tuple[str, float, float]]:
+    """(risk metric, the run's lower bound, the reference's risk) for each risk the run carries beyond real
+    patients: the lower end of its 95 % interval lies above the risk the real sample of the same size shows
+    (so a risk noise could explain is not counted)."""
+    run = {r.name: r for r in results}
+    ref = {r.name: r for r in reference or ()}
+    found = []
+    for name in RISK_FLAGS:
+        if name in run and name in ref and run[name].ok and ref[name].ok:
+            low = float(run[name].breakdown.get("ci_low", math.nan))
+            if not math.isnan(low) and low > float(ref[name].raw):
+                found.append((name, low, float(ref[name].raw)))
+    return found
 
 
-def risk_sentences(evaluation: Evaluation) -> list[str]:
+def privacy_flags(results: Sequence[MetricResult], reference: Sequence[MetricResult] | None) -> tuple[str, ...]:
+    """The risks a run carries beyond real patients, as words ("singles out patients", ...), from its metric
+    results and the real reference sample's (an :class:`~synllm.metrics.Evaluation`'s ``results``, ``reference``)."""
+    return tuple(RISK_FLAGS[name] for name, _, _ in risk_excesses(results, reference))
+
+
+def risk_sentences(results: Sequence[MetricResult], reference: Sequence[MetricResult] | None) -> list[str]:
     """One sentence per risk: its value and interval, the real sample's, and whether the run carries it."""
+    run_results, ref_results = {r.name: r for r in results}, {r.name: r for r in reference or ()}
+    carried = privacy_flags(results, reference)
     lines = []
     for name, label in RISK_NAMES.items():
-        if name not in evaluation.names:
+        if name not in run_results:
             continue
-        run = evaluation.result(name)
+        run = run_results[name]
         if not run.ok:
             lines.append(f"{label}: not measured ({run.skipped})")
             continue
         low, high = run.breakdown.get("ci_low", np.nan), run.breakdown.get("ci_high", np.nan)
         text = f"{label} risk {run.raw:.2f} (95 % interval {low:.2f}–{high:.2f})"
-        _, reference = _run_low_and_reference(evaluation, name)
-        if not math.isnan(reference):
-            text += f", real patients {reference:.2f}"
-        carried = RISK_FLAGS[name] in privacy_flags(evaluation)
-        lines.append(text + (f": the run carries it ({RISK_FLAGS[name]})" if carried else ": not beyond real patients"))
+        if name in ref_results and ref_results[name].ok:
+            text += f", real patients {float(ref_results[name].raw):.2f}"
+        words = RISK_FLAGS[name]
+        lines.append(text + (f": the run carries it ({words})" if words in carried else ": not beyond real patients"))
     return lines
 
 
@@ -235,5 +243,6 @@ __all__ = [
     "risk_breakdown",
     "risk_sentences",
     "target_population",
+    "wilson_interval",
     "wilson_rate",
 ]

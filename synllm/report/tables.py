@@ -246,7 +246,9 @@ def runs_frame(scored: Sequence[ScoredRun], dataset: str) -> pd.DataFrame:
             "not_judged_because": "; ".join(reasons),
             "exposure": ev.exposure,
             "flags": flags_text(ev.flags),
-            "privacy_flags": "; ".join(privacy_flags(ev)),  # the three risks the run carries beyond real patients
+            "privacy_flags": "; ".join(
+                privacy_flags(ev.results, ev.reference)
+            ),  # the three risks the run carries beyond real patients
         }
         for measure in ("quality", "privacy", "harmonic"):
             row[f"{measure}_low"], row[f"{measure}_high"] = ev.interval(measure)

@@ -58,8 +58,10 @@ def test_an_exposed_copy_is_singled_out_and_linked(data, dataset):
         assert ev.result(name).raw >= 0.9, (name, ev.result(name).details)
         assert status.at[name, "relative"] <= 0.15, name
     assert ev.result("attribute_inference").raw >= 0.8
-    assert {"singles out patients", "links patients' records"} <= set(privacy_flags(ev))
-    assert any("carries it (singles out patients)" in line for line in risk_sentences(ev))
+    assert {"singles out patients", "links patients' records"} <= set(privacy_flags(ev.results, ev.reference))
+    assert any("carries it (singles out patients)" in line for line in risk_sentences(ev.results, ev.reference))
+    red = [f.evidence for f in ev.flags if f.kind == "privacy_risk"]  # the run's red flags show the risks too
+    assert any(e.startswith("singles out patients") for e in red) and any(e.startswith("links") for e in red)
 
 
 @pytest.mark.parametrize("dataset", ["stroke", "cirrhosis", "diabetes"])
@@ -70,7 +72,7 @@ def test_real_unseen_patients_score_like_the_reference(data, dataset):
     for name in RISKS:
         assert status.at[name, "status"] == "scored", (name, status.at[name, "reason"])
         assert status.at[name, "relative"] >= 0.85, (name, ev.result(name).breakdown)
-    assert "singles out patients" not in privacy_flags(ev)
+    assert "singles out patients" not in privacy_flags(ev.results, ev.reference)
 
 
 def _univariate_risk(dataset, data, source, seed):
