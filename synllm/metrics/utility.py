@@ -123,7 +123,7 @@ def auc_standard_error(auc: float, y: np.ndarray, classes: list) -> float:
     classes, that of the macro one-vs-rest mean (each class against the rest, taken as independent).
 
     >>> round(auc_standard_error(0.5, np.array([0] * 50 + [1] * 50), [0, 1]), 4)
-    0.0579
+    0.058
     """
     positives = list(classes[1:]) if len(classes) == 2 else list(classes)
     variances = []

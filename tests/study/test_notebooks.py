@@ -75,7 +75,8 @@ def test_notebook_cells_are_thin(path):
         assert not [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.ClassDef, ast.Lambda))], (
             f"move logic into synllm: {cell.source[:60]!r}"
         )
-        assert len(cell.source.splitlines()) <= 15
+        if "parameters" not in cell.metadata.get("tags", []):  # the parameters cell: one typed literal a line
+            assert len(cell.source.splitlines()) <= 15
     prose = [c for c in nb.cells if "remove-input" in c.metadata.get("tags", [])]
     called = [re.fullmatch(r"Markdown\(report\.(\w+)\(.*\)\)", c.source, re.S) for c in prose]
     assert prose and all(called), "a prose cell is one call: Markdown(report.<prose function>(...))"
