@@ -8,6 +8,7 @@ in a browser with no network.
 from __future__ import annotations
 
 import html
+import io
 import struct
 import warnings
 from collections.abc import Sequence
@@ -20,6 +21,9 @@ from synllm.report import folders
 
 #: Pixel density of saved PNGs (2 = sharp on high-density screens; shown at natural size).
 PNG_SCALE = 2
+#: Colours kept when a figure's PNG is quantised (charts use a few flat colours: 128 keeps them and their
+#: anti-aliased edges readable, and makes the file about 5-10 times smaller than vl-convert's truecolour PNG).
+PNG_COLORS = 128
 
 
 def notebook_setup() -> None:
@@ -42,10 +46,25 @@ def notebook_setup() -> None:
 
 
 def chart_png(chart: Any, scale: int = PNG_SCALE) -> bytes:
-    """The chart rendered to PNG bytes by vl-convert (offline)."""
+    """The chart rendered to PNG bytes by vl-convert (offline), quantised by :func:`compact_png`."""
     import vl_convert as vlc
 
-    return vlc.vegalite_to_png(chart.to_dict(), scale=scale)
+    return compact_png(vlc.vegalite_to_png(chart.to_dict(), scale=scale))
+
+
+def compact_png(data: bytes, colors: int = PNG_COLORS) -> bytes:
+    """``data`` (a PNG) quantised to a palette of ``colors`` and re-saved optimised: same pixels wide and high,
+    usually 5-10 times fewer bytes. The original is returned when that is not smaller."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as img:
+        img.load()
+        rgba = img.convert("RGBA")
+    palette = rgba.quantize(colors=colors, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
+    out = io.BytesIO()
+    palette.save(out, format="PNG", optimize=True)
+    small = out.getvalue()
+    return small if len(small) < len(data) else data
 
 
 def png_size(data: bytes) -> tuple[int, int]:
