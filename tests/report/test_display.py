@@ -68,3 +68,25 @@ def test_figure_saves_the_compact_png(tmp_path):
     raw = vlc.vegalite_to_png(_scatter_chart().to_dict(), scale=display.PNG_SCALE)
     display.figure(_scatter_chart(), "scatter", tmp_path)
     assert len((tmp_path / "scatter.png").read_bytes()) * 3 < len(raw)
+
+
+def test_settings_table_shows_paths_relative_to_the_report_folder(tmp_path):
+    folder = tmp_path / "reports" / "stroke"
+    html = display.settings_table(
+        relative_to=folder, dataset=str(tmp_path / "cards" / "mine.yaml"), output=str(folder), seeds=[0, 1]
+    ).to_html()
+    assert str(tmp_path) not in html
+    assert "../../cards/mine.yaml" in html and "0, 1" in html
+
+
+def test_title_names_the_dataset_and_the_smoke_banner_escapes_its_reasons():
+    assert "Stroke Prediction (stroke): synthetic patients" in display.report_title("stroke", "Stroke Prediction").data
+    banner = display.banner_html(["the only model is <tiny>", "5 rows per run"])
+    assert "Smoke test, not evidence" in banner and "&lt;tiny&gt;" in banner and "<tiny>" not in banner
+    assert display.banner_html([]) == ""
+
+
+def test_collapsible_wraps_a_table_in_a_closed_details_section():
+    html = display.collapsible("The card", display.table(pd.DataFrame({"a": ["<b>x</b>"]}))).data
+    assert html.startswith("<details ") and "<summary" in html and "The card</summary>" in html
+    assert "&lt;b&gt;x&lt;/b&gt;" in html and " open" not in html.split(">")[0]
