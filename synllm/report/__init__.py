@@ -33,6 +33,7 @@ from synllm.report.comparison_charts import cost_chart, harmonic_heatmaps, priva
 from synllm.report.detail_charts import dcr_histograms, forest_plot, rule_violations, soft_effects, utility_chart
 from synllm.report.display import (
     collapsible,
+    comparison_title,
     figure,
     image,
     notebook_setup,
@@ -68,6 +69,7 @@ __all__ = [
     "card_table",
     "collapsible",
     "compare",
+    "comparison_title",
     "correlation_heatmaps",
     "cost_chart",
     "cost_frame",

@@ -56,7 +56,7 @@ def empty_chart(message: str) -> alt.Chart:
     )
 
 
-def with_note(chart: alt.TopLevelMixin, lines: Sequence[str], *, limit: int = 8) -> alt.TopLevelMixin:
+def with_note(chart: alt.TopLevelMixin, lines: Sequence[str], *, limit: int = 24) -> alt.TopLevelMixin:
     """``chart`` with grey lines of text under it (e.g. which runs have nothing to show, and why)."""
     lines = list(dict.fromkeys(lines))
     if not lines:

@@ -19,6 +19,11 @@ def harmonic_heatmaps(runs: pd.DataFrame, *, columns: int = 3) -> alt.Chart:
     cells = leaderboard(runs)
     if cells.empty:
         return empty_chart("No finished runs were found.")
+    judged = cells.groupby("dataset")["harmonic"].transform(lambda h: h.notna().any())
+    lines = [f"{d}: no run could be judged, so it has no panel" for d in sorted(set(cells.loc[~judged, "dataset"]))]
+    cells = cells[judged]
+    if cells.empty:
+        return with_note(empty_chart("No run of any dataset could be judged: there is no H to show."), lines)
     base = alt.Chart().encode(
         x=alt.X("prompt_type:N", title="prompt type", axis=alt.Axis(labelAngle=0)),
         y=alt.Y("model:N", title=None, axis=alt.Axis(labelLimit=220)),
@@ -31,7 +36,7 @@ def harmonic_heatmaps(runs: pd.DataFrame, *, columns: int = 3) -> alt.Chart:
         text=alt.Text("harmonic:Q", format=".2f"),
         color=alt.condition(alt.datum.harmonic > 0.6, alt.value("black"), alt.value("white")),
     )
-    return (
+    chart = (
         alt.layer(rect, text, data=cells)
         .properties(width=alt.Step(52), height=alt.Step(24))
         .facet(facet=alt.Facet("dataset:N", title=None, header=alt.Header(labelFontWeight="bold")), columns=columns)
@@ -42,6 +47,7 @@ def harmonic_heatmaps(runs: pd.DataFrame, *, columns: int = 3) -> alt.Chart:
             )
         )
     )
+    return with_note(chart, lines)
 
 
 def privacy_quality_scatter(runs: pd.DataFrame) -> alt.TopLevelMixin:

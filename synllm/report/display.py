@@ -187,6 +187,18 @@ def report_title(dataset: str, title: str = "") -> Any:
     )
 
 
+def comparison_title(datasets: Sequence[str]) -> Any:
+    """The comparison report's title, naming the datasets it compares."""
+    from IPython.display import HTML
+
+    names = [html.escape(str(d)) for d in datasets]
+    listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1] if names else "no dataset"
+    return HTML(
+        f"<h1 id='report-title'>The study across {listed}: which prompt type wins?</h1>"
+        "<p style='color:#555'>Every finished per-dataset report side by side, and a verdict on the study's claim.</p>"
+    )
+
+
 #: The smoke-test banner's style (also used on the index page).
 BANNER_STYLE = (
     "background:#fff4cc; border:1px solid #e0b000; border-left:6px solid #e0b000; padding:8px 12px; margin:8px 0"

@@ -159,6 +159,8 @@ def report_status(summary: dict[str, Any]) -> tuple[str, str]:
     ('bad', '⚠ 2 red flags (1 high)')
     >>> report_status({"headline": "On stroke (smoke test), no prompt type can be judged."})
     ('warn', 'smoke test: nothing judged')
+    >>> report_status({"headline": "The claim that rule-based prompts balance best could not be judged."})
+    ('warn', 'not judged')
     >>> report_status({"headline": "On stroke, P4 gave the best balance.", "scorecard": [{"flags": ""}]})
     ('ok', 'no red flag')
     """
@@ -173,6 +175,8 @@ def report_status(summary: dict[str, Any]) -> tuple[str, str]:
         return "warn", ("smoke test: " if is_smoke_test(summary) else "") + "nothing judged"
     if is_smoke_test(summary):
         return "warn", "smoke test, no red flag"
+    if "could not be judged" in headline:
+        return "warn", "not judged"
     return ("ok", "no red flag") if rows else ("ok", "done")
 
 
