@@ -116,7 +116,16 @@ def export_html(notebook: str | Path, html_path: str | Path | None = None, *, ti
     return html_path
 
 
+#: The report's own title, as :func:`synllm.report.display.report_title` writes it.
+_REPORT_TITLE = re.compile(r"<h1 id='report-title'>(.*?)</h1>", re.S)
+
+
 def _title(nb: Any) -> str | None:
+    """The title a report shows (its ``report-title`` heading), else the notebook's first Markdown heading."""
+    for cell in nb.cells:
+        for output in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            if found := _REPORT_TITLE.search(str(output.get("data", {}).get("text/html", ""))):
+                return html.unescape(found[1])
     for cell in nb.cells:
         if cell.cell_type == "markdown":
             for line in cell.source.splitlines():

@@ -116,3 +116,12 @@ def test_index_without_flags_or_smoke_test_has_no_banner(tmp_path):
 def test_report_pages_scroll_wide_tables_and_wrap_text(tmp_path):
     html = export.export_html(_notebook(tmp_path, fail=False)).read_text(encoding="utf-8")
     assert "overflow-x: auto" in html and "overflow-wrap: break-word" in html
+
+
+def test_page_title_is_the_reports_own_title_when_no_title_is_given(tmp_path):
+    title = display.comparison_title(["cirrhosis", "stroke"])
+    output = new_output("display_data", data={"text/html": title.data, "text/plain": "title"})
+    cells = [new_markdown_cell("# Notebook heading"), new_code_cell("t", outputs=[output])]
+    nbformat.write(new_notebook(cells=cells), tmp_path / "c.ipynb")
+    html = export.export_html(tmp_path / "c.ipynb").read_text(encoding="utf-8")
+    assert "<title>The study across cirrhosis and stroke: which prompt type wins?</title>" in html
