@@ -182,7 +182,7 @@ def test_batch_writes_a_full_report_for_a_dataset(tiny_batch):
     executed = nbformat.read(folder / "report.ipynb", as_version=4)
     assert not [o for c in executed.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     headline = json.loads((folder / "summary.json").read_text())["headline"]
-    assert headline.startswith("On stroke (smoke test), no prompt type can be judged")
+    assert "On stroke (smoke test), no prompt type can be judged" in headline  # after the red flags, if any
 
 
 @pytest.mark.notebook
