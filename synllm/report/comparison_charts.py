@@ -10,7 +10,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from synllm.report.charts import empty_chart, source_order, source_scale, with_note
+from synllm.report.charts import LABEL_GAP, empty_chart, source_order, source_scale, with_note
 from synllm.report.comparison import MIN_BLOCKS, cost_frame, interval_label, leaderboard
 
 
@@ -122,7 +122,7 @@ def ranking_chart(ranking: pd.DataFrame) -> alt.Chart:
     sources = source_order(ranking, "prompt_type")
     base = alt.Chart().encode(y=alt.Y("prompt_type:N", sort=sources, title=None))
     bars = base.mark_rule(strokeWidth=2).encode(
-        x=alt.X("low:Q", title=None, scale=alt.Scale(zero=False)),
+        x=alt.X("low:Q", title=None, scale=alt.Scale(zero=False), axis=alt.Axis(labelSeparation=LABEL_GAP)),
         x2="high:Q",
         color=alt.Color("prompt_type:N", scale=source_scale(sources), legend=None),
     )

@@ -24,7 +24,7 @@ from synllm.report.chart_data import (
     soft_effect_frame,
     utility_frame,
 )
-from synllm.report.charts import empty_chart, nothing_to_show, source_order, source_scale, with_note
+from synllm.report.charts import LABEL_GAP, empty_chart, nothing_to_show, source_order, source_scale, with_note
 from synllm.report.scored import ScoredRun, StudyData
 
 #: Soft-rule effects beyond these are drawn at the edge as triangles: |SMD| and risk ratio.
@@ -109,7 +109,12 @@ def soft_effects(scored: Sequence[ScoredRun], *, columns: int = 3) -> alt.TopLev
     )
     base = alt.Chart()
     encoding = {
-        "x": alt.X("shown_effect:Q", title="effect in synthetic rows", scale=alt.Scale(zero=False)),
+        "x": alt.X(
+            "shown_effect:Q",
+            title="effect in synthetic rows",
+            scale=alt.Scale(zero=False),
+            axis=alt.Axis(labelSeparation=LABEL_GAP, tickCount=5),
+        ),
         "y": alt.Y("source:N", sort=sources, title=None),
         "color": alt.Color("source:N", scale=source_scale(sources), legend=None),
     }
@@ -227,7 +232,7 @@ def dcr_histograms(
                 bin="binned",
                 title="distance to the closest train row",
                 scale=alt.Scale(domain=[0, top], nice=False),
-                axis=alt.Axis(tickCount=4, format=".2f"),
+                axis=alt.Axis(tickCount=4, format=".2f", labelSeparation=LABEL_GAP),
             ),
             x2="end:Q",
             y=alt.Y("share:Q", title="share of rows", axis=alt.Axis(format="%")),

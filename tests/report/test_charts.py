@@ -186,3 +186,15 @@ def test_leaderboard_panels_with_no_judged_run_become_a_sentence(inputs):
     both = pd.concat([runs.assign(harmonic=0.5, judged=1), other], ignore_index=True)
     text = _texts(report.harmonic_heatmaps(both))
     assert "diabetes: no run could be judged, so it has no panel" in text
+
+
+def test_numeric_axes_keep_a_gap_between_labels(inputs):
+    """Issue 20: touching tick labels read as one number ("0.640.65"); Vega drops a label closer than the gap."""
+    data, pooled = inputs["data"], inputs["pooled"]
+    specs = [
+        report.distributions(data.eval_train, pooled, data.card).to_dict(),
+        report.soft_effects(inputs["scored"]).to_dict(),
+        report.dcr_histograms(inputs["scored"], data, max_reference=200).to_dict(),
+    ]
+    for spec in specs:
+        assert "'labelSeparation': 6" in str(spec)
