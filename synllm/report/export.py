@@ -229,7 +229,8 @@ def write_index(root: str | Path, entries: Sequence[ReportEntry], *, title: str 
         said = md_plain(str(summary.get("headline", ""))) if e.ok else e.message
         smoke |= e.ok and is_smoke_test(summary)
         rows.append(
-            f"<tr><td><b>{html.escape(e.name)}</b></td><td>{status}</td><td class='num'>{e.seconds:.0f}&nbsp;s</td>"
+            f"<tr><td><b>{html.escape(e.name)}</b></td><td class='status'>{status}</td>"
+            f"<td class='num'>{e.seconds:.0f}&nbsp;s</td>"
             f"<td>{' · '.join(links)}</td><td class='figs'>{figs or '–'}</td><td>{html.escape(said)}</td></tr>"
         )
     page = f"""<!doctype html>
@@ -239,7 +240,7 @@ body {{ font-family: system-ui, sans-serif; margin: 2em; max-width: 1300px; colo
 table {{ border-collapse: collapse; width: 100%; }} td, th {{ border-bottom: 1px solid #ddd; padding: 6px 8px;
 vertical-align: top; text-align: left; font-size: 14px; }} .figs {{ font-size: 12px; max-width: 380px; }}
 .num {{ white-space: nowrap; }} .ok {{ color: #2a7a2a; font-weight: bold; }} .bad {{ color: #b00; font-weight: bold; }}
-.warn {{ color: #a05a00; font-weight: bold; }}
+.status {{ min-width: 11em; }} .warn {{ color: #a05a00; font-weight: bold; }}
 </style></head><body>
 <h1>{html.escape(title)}</h1>
 {INDEX_SMOKE_BANNER if smoke else ""}
