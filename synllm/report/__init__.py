@@ -32,11 +32,15 @@ from synllm.report.comparison import (
 from synllm.report.comparison_charts import cost_chart, harmonic_heatmaps, privacy_quality_scatter, ranking_chart
 from synllm.report.detail_charts import dcr_histograms, forest_plot, rule_violations, soft_effects, utility_chart
 from synllm.report.display import (
+    collapsible,
+    comparison_title,
     figure,
     image,
     notebook_setup,
     prompt_blocks,
+    report_title,
     settings_table,
+    smoke_banner,
     styled_scorecard,
     table,
 )
@@ -62,7 +66,9 @@ from synllm.report.verdicts import compare, generator_frame, interval_text, scor
 
 __all__ = [
     "card_table",
+    "collapsible",
     "compare",
+    "comparison_title",
     "correlation_heatmaps",
     "cost_chart",
     "cost_frame",
@@ -96,12 +102,14 @@ __all__ = [
     "prompt_ranking",
     "ranking_chart",
     "report_paths",
+    "report_title",
     "rule_violations",
     "rules_table",
     "runs_frame",
     "scorecard",
     "scorecard_heatmap",
     "settings_table",
+    "smoke_banner",
     "soft_effects",
     "study_verdict",
     "styled_scorecard",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -37,6 +38,30 @@ def pooled_tables(scored: Sequence[ScoredRun], *, baselines: bool = True) -> dic
     return {k: pd.concat(v, ignore_index=True) for k, v in groups.items()}
 
 
+#: An integer column with at most this many allowed values is a code (a stage, a grade): drawn as categories.
+MAX_CODE_LEVELS = 8
+
+
+def coded_levels(col: Any) -> list[str]:
+    """The values of an integer column coded on a short range ('1', '2', '3', '4' for a stage), else []."""
+    if col.kind.value != "integer" or not col.range:
+        return []
+    lo, hi = col.range
+    return [str(v) for v in range(int(lo), int(hi) + 1)] if 0 < hi - lo + 1 <= MAX_CODE_LEVELS else []
+
+
+def _coded_rows(col: Any, levels: list[str], values: pd.Series, source: str) -> list[tuple]:
+    number = pd.to_numeric(values, errors="coerce").astype(float)
+    text = number.map(lambda v: "missing" if v != v else str(int(v)) if float(v).is_integer() else f"{v:g}")
+    shares = text.value_counts(normalize=True)
+    cats = levels + (["missing"] if col.nullable else [])
+    panel = f"{col.name} ({col.unit})" if col.unit else col.name
+    return [
+        (col.name, panel, False, cat, i, np.nan, float(shares.get(cat, 0.0)), source, False)
+        for i, cat in enumerate(cats + [c for c in shares.index if c not in cats])
+    ]
+
+
 def distribution_frame(real: pd.DataFrame, groups: dict[str, pd.DataFrame], card: Card, bins: int = 12) -> pd.DataFrame:
     """Share of rows per bin (numbers, on bins of the real range) or category, per column and source.
 
@@ -48,6 +73,11 @@ def distribution_frame(real: pd.DataFrame, groups: dict[str, pd.DataFrame], card
     rows = []
     tables = {REAL: real, **groups}
     for col in card.synth_columns:
+        if levels := coded_levels(col):  # a code such as a disease stage 1-4: its values are categories
+            for source, table in tables.items():
+                if len(table):
+                    rows += _coded_rows(col, levels, table[col.name], source)
+            continue
         if col.is_numeric:
             x = pd.to_numeric(real[col.name], errors="coerce").dropna().astype(float)
             lo, hi = (float(x.min()), float(x.max())) if len(x) else col.range or (0.0, 1.0)

@@ -31,6 +31,11 @@ FIXED_COLORS = {
 }
 
 
+#: Pixels kept between two axis labels: Vega drops a label that would come closer (its default, 0, lets
+#: labels touch and read as one number, "0.640.65").
+LABEL_GAP = 6
+
+
 def source_scale(sources: Sequence[str]) -> alt.Scale:
     """A colour scale giving prompt types, 'real' and baselines the same colours in every chart."""
     domain = list(dict.fromkeys(sources))
@@ -56,7 +61,7 @@ def empty_chart(message: str) -> alt.Chart:
     )
 
 
-def with_note(chart: alt.TopLevelMixin, lines: Sequence[str], *, limit: int = 8) -> alt.TopLevelMixin:
+def with_note(chart: alt.TopLevelMixin, lines: Sequence[str], *, limit: int = 24) -> alt.TopLevelMixin:
     """``chart`` with grey lines of text under it (e.g. which runs have nothing to show, and why)."""
     lines = list(dict.fromkeys(lines))
     if not lines:
@@ -104,7 +109,7 @@ def distributions(
             "mid:Q",
             title=None,
             scale=alt.Scale(zero=False, nice=False),
-            axis=alt.Axis(tickCount=4, labelFontSize=10, labelFlush=True),
+            axis=alt.Axis(tickCount=4, labelFontSize=10, labelFlush=True, labelSeparation=LABEL_GAP),
         )
         y = alt.Y("share:Q", title="share of rows", axis=alt.Axis(format="%", tickCount=4))
         tooltip = ["column", "source", alt.Tooltip("bin:N", title="bin"), alt.Tooltip("share:Q", format=".1%")]

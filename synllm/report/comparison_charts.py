@@ -10,7 +10,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from synllm.report.charts import empty_chart, source_order, source_scale, with_note
+from synllm.report.charts import LABEL_GAP, empty_chart, source_order, source_scale, with_note
 from synllm.report.comparison import MIN_BLOCKS, cost_frame, interval_label, leaderboard
 
 
@@ -19,6 +19,11 @@ def harmonic_heatmaps(runs: pd.DataFrame, *, columns: int = 3) -> alt.Chart:
     cells = leaderboard(runs)
     if cells.empty:
         return empty_chart("No finished runs were found.")
+    judged = cells.groupby("dataset")["harmonic"].transform(lambda h: h.notna().any())
+    lines = [f"{d}: no run could be judged, so it has no panel" for d in sorted(set(cells.loc[~judged, "dataset"]))]
+    cells = cells[judged]
+    if cells.empty:
+        return with_note(empty_chart("No run of any dataset could be judged: there is no H to show."), lines)
     base = alt.Chart().encode(
         x=alt.X("prompt_type:N", title="prompt type", axis=alt.Axis(labelAngle=0)),
         y=alt.Y("model:N", title=None, axis=alt.Axis(labelLimit=220)),
@@ -31,7 +36,7 @@ def harmonic_heatmaps(runs: pd.DataFrame, *, columns: int = 3) -> alt.Chart:
         text=alt.Text("harmonic:Q", format=".2f"),
         color=alt.condition(alt.datum.harmonic > 0.6, alt.value("black"), alt.value("white")),
     )
-    return (
+    chart = (
         alt.layer(rect, text, data=cells)
         .properties(width=alt.Step(52), height=alt.Step(24))
         .facet(facet=alt.Facet("dataset:N", title=None, header=alt.Header(labelFontWeight="bold")), columns=columns)
@@ -42,6 +47,7 @@ def harmonic_heatmaps(runs: pd.DataFrame, *, columns: int = 3) -> alt.Chart:
             )
         )
     )
+    return with_note(chart, lines)
 
 
 def privacy_quality_scatter(runs: pd.DataFrame) -> alt.TopLevelMixin:
@@ -116,7 +122,7 @@ def ranking_chart(ranking: pd.DataFrame) -> alt.Chart:
     sources = source_order(ranking, "prompt_type")
     base = alt.Chart().encode(y=alt.Y("prompt_type:N", sort=sources, title=None))
     bars = base.mark_rule(strokeWidth=2).encode(
-        x=alt.X("low:Q", title=None, scale=alt.Scale(zero=False)),
+        x=alt.X("low:Q", title=None, scale=alt.Scale(zero=False), axis=alt.Axis(labelSeparation=LABEL_GAP)),
         x2="high:Q",
         color=alt.Color("prompt_type:N", scale=source_scale(sources), legend=None),
     )

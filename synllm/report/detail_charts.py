@@ -16,6 +16,7 @@ import pandas as pd
 
 from synllm.report.chart_data import (
     HOLDOUT,
+    REAL,
     dcr_frame,
     odds_ratio_frame,
     rule_violation_frame,
@@ -23,11 +24,20 @@ from synllm.report.chart_data import (
     soft_effect_frame,
     utility_frame,
 )
-from synllm.report.charts import empty_chart, nothing_to_show, source_order, source_scale, with_note
+from synllm.report.charts import LABEL_GAP, empty_chart, nothing_to_show, source_order, source_scale, with_note
 from synllm.report.scored import ScoredRun, StudyData
 
 #: Soft-rule effects beyond these are drawn at the edge as triangles: |SMD| and risk ratio.
 SMD_LIMIT, RISK_RATIO_LIMIT = 3.0, 10.0
+
+
+def rate_axis_top(highest: float) -> float:
+    """The end of a rate axis that shows ``highest`` well: the first of 2 %, 5 %, 10 %, 20 %, 50 %, 100 % above it.
+
+    >>> rate_axis_top(0.018), rate_axis_top(0.0), rate_axis_top(0.3), rate_axis_top(0.97)
+    (0.02, 0.02, 0.5, 1.0)
+    """
+    return next((t for t in (0.02, 0.05, 0.1, 0.2, 0.5) if highest <= t * 0.95), 1.0)
 
 
 def rule_violations(scored: Sequence[ScoredRun]) -> alt.TopLevelMixin:
@@ -43,6 +53,7 @@ def rule_violations(scored: Sequence[ScoredRun]) -> alt.TopLevelMixin:
         return with_note(empty_chart("No hard rule applied to any synthetic row."), lines)
     sources = source_order(shown)
     shown = shown.assign(zero=0.0)
+    top = rate_axis_top(float(shown["rate"].max()))
     base = alt.Chart().encode(
         y=alt.Y("rule:N", title=None, axis=alt.Axis(labelLimit=220)),
         yOffset=alt.YOffset("source:N", sort=sources),
@@ -51,10 +62,10 @@ def rule_violations(scored: Sequence[ScoredRun]) -> alt.TopLevelMixin:
     x = alt.X(
         "rate:Q",
         title="share of applicable rows breaking the rule",
-        axis=alt.Axis(format="%"),
-        scale=alt.Scale(domain=[0, 1]),
+        axis=alt.Axis(format="%" if top >= 0.1 else ".1%", tickCount=5),
+        scale=alt.Scale(domain=[0, top], nice=False),
     )
-    stick = base.mark_rule(strokeWidth=2).encode(x=alt.X("zero:Q", scale=alt.Scale(domain=[0, 1])), x2="rate:Q")
+    stick = base.mark_rule(strokeWidth=2).encode(x=alt.X("zero:Q", scale=alt.Scale(domain=[0, top])), x2="rate:Q")
     dot = base.mark_circle(size=55, opacity=1).encode(
         x=x, tooltip=["rule", "statement", "source", alt.Tooltip("rate:Q", format=".1%"), "applicable"]
     )
@@ -98,7 +109,12 @@ def soft_effects(scored: Sequence[ScoredRun], *, columns: int = 3) -> alt.TopLev
     )
     base = alt.Chart()
     encoding = {
-        "x": alt.X("shown_effect:Q", title="effect in synthetic rows", scale=alt.Scale(zero=False)),
+        "x": alt.X(
+            "shown_effect:Q",
+            title="effect in synthetic rows",
+            scale=alt.Scale(zero=False),
+            axis=alt.Axis(labelSeparation=LABEL_GAP, tickCount=5),
+        ),
         "y": alt.Y("source:N", sort=sources, title=None),
         "color": alt.Color("source:N", scale=source_scale(sources), legend=None),
     }
@@ -139,6 +155,9 @@ def forest_plot(scored: Sequence[ScoredRun], *, limits: tuple[float, float] = (0
     lines = nothing_to_show(skipped, "not fitted")
     if frame.empty:
         return with_note(empty_chart("The logistic regression could not be fitted on any table."), lines)
+    if set(frame["source"]) == {REAL}:
+        message = "Only the real rows could be fitted: no synthetic table could, so there is nothing to compare."
+        return with_note(empty_chart(message), lines)
     lo, hi = limits
     shown = frame.assign(
         ci_low=frame["ci_low"].clip(lo, hi),
@@ -195,6 +214,14 @@ def dcr_histograms(
         rows += [(source, HOLDOUT, a, b, v) for a, b, v in zip(edges[:-1], edges[1:], hold_share)]
     data = pd.DataFrame(rows, columns=["panel", "series", "distance", "end", "share"])
     panels = source_order(data, "panel")
+    subtitle = [
+        f"bars: synthetic rows · black line: real holdout rows ({hold_share[0]:.0%} of them in the first bin, "
+        f"below {edges[1]:.2f}).",
+        "A pile at 0 points to copies only where the bars rise above the black line: unseen real patients "
+        "sit that close too."
+        if hold_share[0] >= 0.2
+        else "Bars piled up at 0 mean copies or near-copies of training rows.",
+    ]
     bars = (
         alt.Chart()
         .transform_filter(alt.datum.series != HOLDOUT)
@@ -205,7 +232,7 @@ def dcr_histograms(
                 bin="binned",
                 title="distance to the closest train row",
                 scale=alt.Scale(domain=[0, top], nice=False),
-                axis=alt.Axis(tickCount=4, format=".2f"),
+                axis=alt.Axis(tickCount=4, format=".2f", labelSeparation=LABEL_GAP),
             ),
             x2="end:Q",
             y=alt.Y("share:Q", title="share of rows", axis=alt.Axis(format="%")),
@@ -229,8 +256,7 @@ def dcr_histograms(
         .properties(
             title=alt.TitleParams(
                 "Distance to closest record (DCR)",
-                subtitle="bars: synthetic rows · black line: real holdout rows. "
-                "Bars piled up at 0 mean copies of training rows",
+                subtitle=subtitle,
             )
         )
     )

@@ -75,3 +75,19 @@ def test_utility_frame(scored):
     utility = chart_data.utility_frame(scored)
     assert set(utility["classifier"]) <= {"logistic regression", "random forest"}
     assert (utility["majority_auc"] == 0.5).all()
+
+
+def test_a_coded_integer_column_is_drawn_as_categories_not_as_a_line():
+    """Issue 20: cirrhosis Stage (1-4) was drawn as a continuous line over bins such as '1.75-2.0'."""
+    import pandas as pd
+
+    import synllm
+
+    data = synllm.load_study_data("cirrhosis", split_seed=0, eval_max_rows=300)
+    synthetic = data.eval_train.head(4).assign(Stage=pd.array([4, 4, 2, None], dtype="Int64"))
+    frame = chart_data.distribution_frame(data.eval_train, {"p1": synthetic}, data.card)
+    stage = frame[frame["column"] == "Stage"]
+    assert not stage["numeric"].any()
+    assert list(stage.loc[stage["source"] == "p1", "bin"]) == ["1", "2", "3", "4", "missing"]
+    assert stage.loc[(stage["source"] == "p1") & (stage["bin"] == "4"), "share"].iloc[0] == 0.5
+    assert frame.loc[frame["column"] == "Bilirubin", "numeric"].all()  # a measurement stays a number

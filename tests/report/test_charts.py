@@ -145,3 +145,56 @@ def test_out_of_range_values_get_their_own_bins(study_data, scored):
     real_top = study_data.eval_train["avg_glucose_level"].max()
     assert above["mid"].iloc[0] > real_top
     assert "triangle" in _texts(report.distributions(study_data.eval_train, groups, study_data.card))
+
+
+def test_odds_ratios_fitted_on_real_rows_only_give_a_sentence_not_a_lone_real_panel(scored):
+    """Issue 20: the odds-ratio chart showed "real" only when no synthetic table could be fitted."""
+    fits = [(r, r.evaluation.result("association_structure").details) for r in scored]
+    run, details = next((r, d) for r, d in fits if d.get("real_odds_ratios") is not None)
+    details = {**details, "synthetic_odds_ratios": None}
+    real_only = with_result(run, "association_structure", details=details, skipped="too few events")
+    chart = report.forest_plot([real_only])
+    assert chart.to_dict()["vconcat"][0]["mark"]["type"] == "text"
+    assert "Only the real rows could be fitted" in _texts(chart)
+
+
+def test_hard_rule_axis_fits_the_rates_instead_of_running_to_100_percent(scored):
+    """Issue 20: a 1.8 % violation rate was hidden on a 0-100 % axis."""
+    from synllm.report.detail_charts import rate_axis_top
+
+    assert rate_axis_top(0.018) == 0.02 and rate_axis_top(0.97) == 1.0
+    spec = report.rule_violations(scored).to_dict()
+    x_scales = [layer["encoding"]["x"].get("scale") for layer in spec["layer"]]
+    domains = [scale["domain"] for scale in x_scales if scale]
+    rates = chart_data.rule_violation_frame(scored)["rate"].dropna()
+    assert domains and all(d == [0, rate_axis_top(float(rates.max()))] for d in domains)
+
+
+def test_dcr_caption_says_when_real_holdout_rows_pile_at_zero_too(inputs):
+    """Issue 20: the caption called a pile at 0 copying while the real holdout piled there too."""
+    spec = report.dcr_histograms(inputs["scored"], inputs["data"], max_reference=200).to_dict()
+    subtitle = " ".join(spec["title"]["subtitle"])
+    assert "of them in the first bin" in subtitle
+
+
+def test_leaderboard_panels_with_no_judged_run_become_a_sentence(inputs):
+    """Issue 20: comparison leaderboard panels were drawn empty for datasets where nothing was judged."""
+    runs = inputs["runs"]
+    none_judged = report.harmonic_heatmaps(runs.assign(harmonic=float("nan"), judged=0))
+    assert "No run of any dataset could be judged" in _texts(none_judged)
+    other = runs.assign(dataset="diabetes", harmonic=float("nan"), judged=0)
+    both = pd.concat([runs.assign(harmonic=0.5, judged=1), other], ignore_index=True)
+    text = _texts(report.harmonic_heatmaps(both))
+    assert "diabetes: no run could be judged, so it has no panel" in text
+
+
+def test_numeric_axes_keep_a_gap_between_labels(inputs):
+    """Issue 20: touching tick labels read as one number ("0.640.65"); Vega drops a label closer than the gap."""
+    data, pooled = inputs["data"], inputs["pooled"]
+    specs = [
+        report.distributions(data.eval_train, pooled, data.card).to_dict(),
+        report.soft_effects(inputs["scored"]).to_dict(),
+        report.dcr_histograms(inputs["scored"], data, max_reference=200).to_dict(),
+    ]
+    for spec in specs:
+        assert "'labelSeparation': 6" in str(spec)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
+
 import altair as alt
+import numpy as np
 import pandas as pd
 
 from synllm.report import display
@@ -33,3 +36,57 @@ def test_score_color_shades_from_white_to_green():
     assert display.score_color(0.0) == "background-color: rgb(255, 255, 255); color: black"
     assert display.score_color("x") == ""
     assert display.score_color(float("nan")) == "color: #999"
+
+
+def _scatter_chart():
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x": rng.normal(size=400), "y": rng.normal(size=400), "g": rng.choice(list("abcd"), 400)})
+    return (
+        alt.Chart(frame, title="Four groups")
+        .mark_circle(opacity=0.6)
+        .encode(x="x:Q", y="y:Q", color="g:N")
+        .properties(width=400, height=300)
+    )
+
+
+def test_compact_png_shrinks_a_chart_and_keeps_its_pixels_readable():
+    import vl_convert as vlc
+    from PIL import Image
+
+    raw = vlc.vegalite_to_png(_scatter_chart().to_dict(), scale=display.PNG_SCALE)
+    small = display.compact_png(raw)
+    assert len(small) * 3 < len(raw)  # at least three times smaller (issue 20: reports of 8 MB, 95 % PNG)
+    assert display.png_size(small) == display.png_size(raw)
+    with Image.open(io.BytesIO(raw)) as a, Image.open(io.BytesIO(small)) as b:
+        before, after = (np.asarray(i.convert("RGBA"), dtype=float) for i in (a, b))
+    assert np.abs(before - after).mean() < 2.0  # on a 0-255 scale: the same picture to the eye
+
+
+def test_figure_saves_the_compact_png(tmp_path):
+    import vl_convert as vlc
+
+    raw = vlc.vegalite_to_png(_scatter_chart().to_dict(), scale=display.PNG_SCALE)
+    display.figure(_scatter_chart(), "scatter", tmp_path)
+    assert len((tmp_path / "scatter.png").read_bytes()) * 3 < len(raw)
+
+
+def test_settings_table_shows_paths_relative_to_the_report_folder(tmp_path):
+    folder = tmp_path / "reports" / "stroke"
+    html = display.settings_table(
+        relative_to=folder, dataset=str(tmp_path / "cards" / "mine.yaml"), output=str(folder), seeds=[0, 1]
+    ).to_html()
+    assert str(tmp_path) not in html
+    assert "../../cards/mine.yaml" in html and "0, 1" in html
+
+
+def test_title_names_the_dataset_and_the_smoke_banner_escapes_its_reasons():
+    assert "Stroke Prediction (stroke): synthetic patients" in display.report_title("stroke", "Stroke Prediction").data
+    banner = display.banner_html(["the only model is <tiny>", "5 rows per run"])
+    assert "Smoke test, not evidence" in banner and "&lt;tiny&gt;" in banner and "<tiny>" not in banner
+    assert display.banner_html([]) == ""
+
+
+def test_collapsible_wraps_a_table_in_a_closed_details_section():
+    html = display.collapsible("The card", display.table(pd.DataFrame({"a": ["<b>x</b>"]}))).data
+    assert html.startswith("<details ") and "<summary" in html and "The card</summary>" in html
+    assert "&lt;b&gt;x&lt;/b&gt;" in html and " open" not in html.split(">")[0]

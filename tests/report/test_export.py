@@ -86,3 +86,42 @@ def test_index_links_reports_and_marks_failures(tmp_path):
     assert "On stroke, P4 won." in html
     assert "failed" in html and "CardError: no card" in html
     assert "nosuch/report.html" not in html  # not written: not linked
+
+
+def _stroke_entry(tmp_path, headline, flags):
+    folder = tmp_path / "stroke"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "report.html").write_text("x")
+    folders.write_summary(folder, headline, scorecard=[{"generator": "p1", "flags": flags}, {"generator": "real"}])
+    return export.ReportEntry(name="stroke", folder=folder, ok=True, seconds=1.0)
+
+
+def test_index_status_says_what_the_report_concluded_not_just_ok(tmp_path):
+    flags = "copying (high, 1 of 1 runs, worst seed 0); missing (warning, 1 of 1 runs, worst seed 0)"
+    entry = _stroke_entry(
+        tmp_path, "⚠ Red flags: p1: copying. On stroke (smoke test), no prompt type can be judged.", flags
+    )
+    html = export.write_index(tmp_path, [entry]).read_text(encoding="utf-8")
+    assert "<span class='bad'>⚠ 2 red flags (1 high)</span>" in html
+    assert ">ok<" not in html
+    assert "Smoke test, not evidence" in html  # the banner on the index
+
+
+def test_index_without_flags_or_smoke_test_has_no_banner(tmp_path):
+    entry = _stroke_entry(tmp_path, "On stroke, the prompt types cannot be told apart.", "")
+    html = export.write_index(tmp_path, [entry]).read_text(encoding="utf-8")
+    assert "<span class='ok'>no red flag</span>" in html and "Smoke test" not in html
+
+
+def test_report_pages_scroll_wide_tables_and_wrap_text(tmp_path):
+    html = export.export_html(_notebook(tmp_path, fail=False)).read_text(encoding="utf-8")
+    assert "overflow-x: auto" in html and "overflow-wrap: break-word" in html
+
+
+def test_page_title_is_the_reports_own_title_when_no_title_is_given(tmp_path):
+    title = display.comparison_title(["cirrhosis", "stroke"])
+    output = new_output("display_data", data={"text/html": title.data, "text/plain": "title"})
+    cells = [new_markdown_cell("# Notebook heading"), new_code_cell("t", outputs=[output])]
+    nbformat.write(new_notebook(cells=cells), tmp_path / "c.ipynb")
+    html = export.export_html(tmp_path / "c.ipynb").read_text(encoding="utf-8")
+    assert "<title>The study across cirrhosis and stroke: which prompt type wins?</title>" in html
