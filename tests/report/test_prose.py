@@ -269,8 +269,8 @@ def test_red_flags_come_first_in_findings_and_name_the_worst_run():
     assert card.at["m · p1", "flags"] == "copying (high, 1 of 3 runs, worst seed 1)"  # its mean 0.81 hides nothing
     assert card.at["m · p4", "flags"] == ""
     assert report.headline(runs).startswith(
-        r"⚠ Red flags: m · p1: copying \(high, 1 of 3 runs, worst seed 1\). On stroke"
-    )
+        "⚠ 1 red flag (1 high) on 1 generator(s); worst: m · p1, copying: one row appears 11 times in 30 rows. On "
+    )  # the index gives the count and the worst, not every flag
     runs["flags"] = ""
     assert "Red flags" not in report.findings(runs)
 

@@ -311,6 +311,20 @@ def red_flags(runs: pd.DataFrame) -> str:
     return "**Red flags** (per generator, worst first; a mean score below never hides them):\n\n" + "\n".join(lines)
 
 
+def _flags_in_brief(runs: pd.DataFrame) -> str:
+    """'⚠ 18 red flags (11 high) on 5 generators; worst: <generator>, <kind>: <evidence>. ' ('' without flags)."""
+    from synllm.metrics.flags import generator_flags
+
+    if "flags" not in runs or not runs["flags"].fillna("").ne("").any():
+        return ""
+    table = generator_flags(runs)
+    worst, n, high = table.iloc[0], len(table), int((table["severity"] == "high").sum())
+    return (
+        f"⚠ {n} red flag{'s' if n != 1 else ''} ({high} high) on {table['generator'].nunique()} generator(s); worst: "
+        f"{md_text(worst.generator)}, {md_text(worst.kind.replace('_', ' '))}: {md_text(worst.evidence)}. "
+    )
+
+
 def _sentence(text: str) -> str:
     """``text`` with its first letter capitalised."""
     return text[:1].upper() + text[1:]
@@ -339,12 +353,7 @@ def headline(runs: pd.DataFrame) -> str:
     smoke = " (smoke test)" if smoke_test_reasons(runs) else ""
     generators = generator_frame(runs)
     result = compare(generators[generators["kind"] == "llm"])
-    flagged = generators[generators["flags"].fillna("") != ""]
-    flags = (
-        "⚠ Red flags: " + "; ".join(f"{md_text(r.generator)}: {md_text(r.flags)}" for r in flagged.itertuples()) + ". "
-        if len(flagged)
-        else ""
-    )  # the index shows a generator's worst flag before any mean
+    flags = _flags_in_brief(runs)  # the index shows the worst flag before any mean
     if result.best is None:
         return f"{flags}On {dataset}{smoke}, no prompt type can be judged: not enough rows per run."
     best = f"{md_text(result.best)}, H = {interval_text(result.best_value, result.best_interval)}"
