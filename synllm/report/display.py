@@ -221,7 +221,8 @@ def banner_html(reasons: Sequence[str]) -> str:
     why = "; ".join(html.escape(r) for r in reasons)
     return (
         f"<div class='smoke-banner' role='alert' style='{BANNER_STYLE}'><b>⚠ Smoke test, not evidence:</b> "
-        f"{why}. The numbers show that the pipeline works; they do not test the study's claim.</div>"
+        f"{why}. The numbers show that the pipeline works; they do not test the study's claim (rerun with "
+        "<code>make run PROFILE=paper</code> on a model server to test it).</div>"
     )
 
 

@@ -65,9 +65,10 @@ def test_overlapping_intervals_name_no_winner():
 
 
 def test_one_seed_without_a_bootstrap_has_no_interval_and_no_winner():
-    text = report.findings(_runs({"p1": [0.5], "p2": [0.9]}))
+    runs = _runs({"p1": [0.5], "p2": [0.9]})
+    text = report.findings(runs)
     assert "no interval" in text and "cannot be told apart" in text
-    assert "One seed per prompt type" in text  # and it is flagged as a smoke test
+    assert any("one seed per prompt type" in r for r in verdicts.smoke_test_reasons(runs))  # the banner says it
 
 
 def test_one_seed_with_separate_bootstrap_intervals_names_a_winner():
@@ -84,7 +85,7 @@ def test_ten_rows_name_no_winner_anywhere():
     runs = pd.concat([runs, base], ignore_index=True)
     findings = report.findings(runs)
     assert "No generator can be judged on stroke" in findings and "not enough rows" in findings
-    assert "at least 30 rows per run" in findings and "Smoke test" in findings
+    assert "at least 30 rows per run" in findings and "Smoke test" not in findings  # the banner says it, once
     assert "clearly" not in report.dataset_conclusion(runs)
     assert "no prompt type can be judged" in report.headline(runs)
     verdict = report.study_verdict(
@@ -94,17 +95,23 @@ def test_ten_rows_name_no_winner_anywhere():
     assert comparison.llm_against_baselines(runs)["verdict"].tolist() == ["not judged"]
 
 
-def test_smoke_test_is_said_at_the_top():
+def test_smoke_test_is_said_once_in_the_banner_not_again_in_findings():
+    from synllm.report.display import banner_html
+
     runs = _runs({"p1": [0.5, 0.6], "p4": [0.7, 0.8]}, model="smollm2-135m-instruct", n_rows=30)
-    text = report.findings(runs)
-    assert text.startswith("**⚠ Smoke test.**")
-    assert "tiny embedded smollm2-135m-instruct" in text and "30 rows per run" in text
+    banner = banner_html(verdicts.smoke_test_reasons(runs))
+    assert "tiny embedded smollm2-135m-instruct" in banner and "30 rows per run" in banner
+    assert "Smoke test" not in report.findings(runs)
     assert not verdicts.smoke_test_reasons(_runs({"p1": [0.5, 0.6]}, model="llama3.1:8b", n_rows=100))
 
 
 def test_smoke_test_reasons_read_as_one_sentence():
-    text = report.findings(_runs({"p1": [0.5], "p4": [0.6]}, model="smollm2-135m-instruct", n_rows=10))
-    assert "**⚠ Smoke test.** The only model" in text
+    from synllm.report.display import banner_html
+
+    text = banner_html(
+        verdicts.smoke_test_reasons(_runs({"p1": [0.5], "p4": [0.6]}, model="smollm2-135m-instruct", n_rows=10))
+    )
+    assert "not evidence:</b> the only model" in text
     assert "(the study used 100); one seed per prompt type" in text
 
 

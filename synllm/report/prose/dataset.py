@@ -229,16 +229,10 @@ def _llm_against_baselines(generators: pd.DataFrame) -> str:
 
 
 def findings(runs: pd.DataFrame) -> str:
-    """What the report found, for its top: a smoke-test warning, the verdict with intervals, what was not judged."""
+    """What the report found, for its top: red flags, the verdict with intervals, what was not judged."""
     if runs.empty:
         return "**Nothing was scored**, so there is nothing to report."
-    parts = []
-    smoke = smoke_test_reasons(runs)
-    if smoke:
-        parts.append(
-            f"**⚠ Smoke test.** {_sentence('; '.join(smoke))}. These numbers check that the pipeline runs end to "
-            "end; they cannot support or refute the study's claim."
-        )
+    parts = []  # a smoke test is said once, by the banner above Findings (report.smoke_banner)
     if "flags" in runs and runs["flags"].fillna("").ne("").any():
         parts.append(red_flags(runs))
     generators = generator_frame(runs)

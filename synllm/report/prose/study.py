@@ -9,7 +9,7 @@ import pandas as pd
 from synllm.report.comparison import MIN_BLOCKS, claim_verdict, dominance, llm_against_baselines, paired_differences
 from synllm.report.escape import md_text, prompt_name
 from synllm.report.prose.dataset import _f, _too_few_rows
-from synllm.report.verdicts import privacy_by_design, smoke_test_reasons
+from synllm.report.verdicts import privacy_by_design
 
 
 def study_verdict(differences: pd.DataFrame, ranking: pd.DataFrame, runs: pd.DataFrame) -> str:
@@ -26,29 +26,20 @@ def study_verdict(differences: pd.DataFrame, ranking: pd.DataFrame, runs: pd.Dat
         f"{len(llm)} judged run(s) on {len(datasets)} dataset(s) ({', '.join(map(md_text, datasets))}) "
         f"with {len(models)} model(s)"
     )
-    smoke = smoke_test_reasons(runs)
-    caveat = (
-        (
-            "**⚠ Smoke test:** " + "; ".join(smoke) + ". The verdict below tests the pipeline, not the claim; "
-            "rerun with `make run PROFILE=paper` on Ollama to test it.\n\n"
-        )
-        if smoke
-        else ""
-    )
     baselines = " ".join(t for t in (_baseline_sentence(llm_against_baselines(runs)), _dominance_sentence(runs)) if t)
     p4 = runs[(runs["kind"] == "llm") & (runs["prompt_type"] == "p4")]
     if len(p4) and privacy_by_design(p4) and p4["quality"].notna().any():
-        return caveat + _p4_by_design_verdict(runs, MIN_BLOCKS) + f" {baselines}"
+        return _p4_by_design_verdict(runs, MIN_BLOCKS) + f" {baselines}"
     if llm.empty and (runs["kind"] == "llm").any():
         reason = next((r for r in runs["not_judged_because"].fillna("") if r), "")
         return (
-            f"{caveat}**Verdict: cannot be judged: not enough rows.** No LLM run could be judged"
+            "**Verdict: cannot be judged: not enough rows.** No LLM run could be judged"
             + (f" ({md_text(reason)})" if reason else "")
             + f". {_too_few_rows(int(runs['n_rows'].median()))} {baselines}"
         )
     if "p4" not in set(llm["prompt_type"]) or differences.empty:
         return (
-            f"{caveat}**Verdict: cannot be judged.** The judged runs ({scope}) do not pair P4 with another "
+            f"**Verdict: cannot be judged.** The judged runs ({scope}) do not pair P4 with another "
             f"prompt type. {baselines}"
         )
     verdict, why = claim_verdict(differences)
@@ -59,7 +50,7 @@ def study_verdict(differences: pd.DataFrame, ranking: pd.DataFrame, runs: pd.Dat
         for r in differences.itertuples()
     )
     return (
-        f'{caveat}**Verdict on "rule-based prompts give the best privacy-quality balance": {verdict}.** {why} '
+        f'**Verdict on "rule-based prompts give the best privacy-quality balance": {verdict}.** {why} '
         f"Mean paired difference H(P4) − H(other), with a 95 % block-bootstrap interval where there are at least "
         f"{MIN_BLOCKS} pairs: {rows}. {baselines} Based on {scope}."
     )
