@@ -201,7 +201,7 @@ def test_batch_keeps_going_after_a_failed_notebook_and_exits_nonzero(tiny_batch)
     index = (out / "index.html").read_text(encoding="utf-8")
     for link in ("stroke/report.html", "stroke/scorecard.csv", "comparison/report.html", "stroke/figures/dcr.png"):
         assert f"href='./{link}'" in index
-    assert index.count("class='bad'") == 1 and "nosuch" in index
+    assert index.count("class='bad'>failed<") == 1 and "nosuch" in index  # red flags are 'bad' too
 
 
 @pytest.mark.notebook
