@@ -21,6 +21,7 @@ from nbconvert.preprocessors import CoalesceStreamsPreprocessor, Preprocessor, T
 
 from synllm import files
 from synllm.report import folders
+from synllm.report.display import BANNER_STYLE
 from synllm.report.escape import md_plain
 
 REMOVE_INPUT_TAGS = ("remove-input", "hide-input")
@@ -149,8 +150,7 @@ def failed_cells(notebook: str | Path) -> list[str]:
 
 
 INDEX_SMOKE_BANNER = (
-    "<div class='smoke-banner' role='alert' style='background:#fff4cc; border:1px solid #e0b000; "
-    "border-left:6px solid #e0b000; padding:8px 12px; margin:8px 0'><b>⚠ Smoke test, not evidence:</b> "
+    f"<div class='smoke-banner' role='alert' style='{BANNER_STYLE}'><b>⚠ Smoke test, not evidence:</b> "
     "these reports were made with a tiny model, few rows or one seed (each report's banner says which). "
     "They show that the pipeline works; they do not test the study's claim.</div>"
 )
