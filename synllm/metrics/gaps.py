@@ -285,6 +285,15 @@ def _outcome_gap(rows: pd.DataFrame, train: pd.DataFrame, card: Card) -> Outcome
     )
 
 
+def outcome_error(rows: pd.DataFrame, train: pd.DataFrame, card: Card) -> float:
+    """Outcome-mix error: total variation distance between the class shares of ``rows`` and of ``train`` (0 = same).
+
+    NaN when there is no mix to compare (no rows, or a continuous target).
+    """
+    gap = _outcome_gap(rows, train, card) if len(rows) and len(train) else None
+    return math.nan if gap is None else gap.error
+
+
 def _class_labels(values: pd.Series) -> pd.Series:
     """Outcome classes as text (``1``, not ``1.0``), missing as its own class."""
     text = (MISSING if pd.isna(v) else (f"{v:g}" if isinstance(v, float) else str(v)) for v in values.astype(object))
@@ -324,6 +333,7 @@ __all__ = [
     "SoftDirection",
     "ks_floor",
     "measure_gaps",
+    "outcome_error",
     "share_gap_significant",
     "z_value",
 ]
