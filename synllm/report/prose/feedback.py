@@ -29,14 +29,25 @@ def generator_verdict(rows: pd.DataFrame) -> str:
     return NO_GAIN
 
 
-def feedback_verdict(comparison: pd.DataFrame) -> str:
-    """The comparison in plain words (Markdown): per generator each measure with its intervals, then a verdict."""
+HEADING = "## Does feedback help?"
+
+
+def feedback_verdict(comparison: pd.DataFrame, *, has_rounds: bool = True) -> str:
+    """The section in plain words (Markdown): its heading, per generator each measure with its intervals and a
+    verdict, then one closing sentence. "" when no run has rounds (``has_rounds`` False): the section is left out.
+    """
     if comparison.empty:
+        if not has_rounds:
+            return ""
         return (
-            "No generator has both feedback runs and one-shot runs at the same rows asked for, so feedback "
-            "cannot be compared here."
+            f"{HEADING}\n\nNo generator has both feedback runs and one-shot runs at the same rows asked for, so "
+            "feedback cannot be compared here: run the same generator once with rounds and once without."
         )
-    parts = []
+    parts = [
+        f"{HEADING}\n\nThe same generator and total rows, once in one shot and once in rounds that each correct the "
+        "gaps of the rows kept so far (measured against the training split only). Scores are the feedback runs' "
+        "last round; a difference counts only when the 95 % intervals over seeds do not overlap."
+    ]
     for generator, rows in comparison.groupby("generator", sort=True):
         first = rows.iloc[0]
         model, _, prompt = str(generator).rpartition(" · ")
