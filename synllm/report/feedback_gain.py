@@ -55,7 +55,8 @@ def has_rounds(runs: Sequence[ScoredRun]) -> bool:
 
 
 def _asked(run: ScoredRun) -> int:
-    return int(getattr(run.manifest, "n_rows", 0) or len(run.synthetic))
+    """Rows the run asked for (its manifest's ``n_rows_requested``), so an incomplete run keeps its group."""
+    return int(getattr(run.manifest, "n_rows_requested", 0) or len(run.synthetic))
 
 
 def _groups(runs: Sequence[ScoredRun]) -> dict[tuple[str, str, int], dict[str, list[ScoredRun]]]:

@@ -25,7 +25,7 @@ def _run(data, synthetic, seed, rounds):
         synthetic, train=data.eval_train, holdout=data.eval_holdout, card=data.card,
         examples=examples, exposed=examples, random_state=0, metrics=FAST,
     )  # fmt: skip
-    manifest = SimpleNamespace(n_rows=len(synthetic), rounds=[{"round": i + 1, "rows_kept": n} for i, n in rounds])
+    manifest = SimpleNamespace(n_rows_requested=60, rounds=[{"round": i + 1, "rows_kept": n} for i, n in rounds])
     return ScoredRun(kind="llm", model="stand-in", prompt_type="p3", seed=seed, synthetic=synthetic,
                      evaluation=evaluation, examples=examples, manifest=manifest)  # fmt: skip
 
