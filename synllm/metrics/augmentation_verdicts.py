@@ -1,0 +1,109 @@
+"""The augmentation study's intervals and verdicts: a comparator is credited only when intervals separate.
+
+Each comparator x level x metric gets the mean over repeats and a 95 % t-interval (none with fewer than two
+repeats). Against a reference (real only; random oversampling at the same level) the verdict is
+
+* ``gain`` when the comparator's interval lies wholly above the reference's,
+* ``loss`` when it lies wholly below,
+* ``no measurable gain`` when they overlap,
+* ``not judged`` when either side has no interval (it could not run, or too few repeats).
+
+Separate intervals are a strict test (stricter than a paired one); with :data:`~synllm.metrics.augmentation.REPEATS`
+repeats it seldom names a winner from noise, and it never does from overlapping values.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from scipy.stats import t as student_t
+
+from synllm.metrics.augmentation import METRICS, OVERSAMPLING, REAL_ONLY, AugmentationStudy
+
+GAIN, LOSS, NO_GAIN, NOT_JUDGED = "gain", "loss", "no measurable gain", "not judged"
+TABLE_COLUMNS = [
+    "comparator",
+    "kind",
+    "level",
+    "rows_added",
+    "metric",
+    "mean",
+    "low",
+    "high",
+    "n",
+    "vs_real_only",
+    "vs_oversampling",
+    "skipped",
+]
+
+
+def t_interval(values: np.ndarray) -> tuple[float, float, float]:
+    """(mean, low, high) of ``values`` (NaN left out) with a 95 % t-interval; NaN bounds below two values.
+
+    >>> [round(v, 3) for v in t_interval(np.array([1.0, 2.0, 3.0]))]
+    [2.0, -0.484, 4.484]
+    """
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    if len(values) == 0:
+        return math.nan, math.nan, math.nan
+    mean = float(values.mean())
+    if len(values) < 2:
+        return mean, math.nan, math.nan
+    half = float(student_t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values)))
+    return mean, mean - half, mean + half
+
+
+def separation(low: float, high: float, ref_low: float, ref_high: float) -> str:
+    """The verdict of an interval against a reference interval (see the module docstring).
+
+    >>> separation(0.5, 0.6, 0.3, 0.4), separation(0.35, 0.6, 0.3, 0.4), separation(math.nan, 1, 0, 1)
+    ('gain', 'no measurable gain', 'not judged')
+    """
+    if any(math.isnan(v) for v in (low, high, ref_low, ref_high)):
+        return NOT_JUDGED
+    if low > ref_high:
+        return GAIN
+    if high < ref_low:
+        return LOSS
+    return NO_GAIN
+
+
+def augmentation_table(study: AugmentationStudy) -> pd.DataFrame:
+    """One row per comparator x level x metric: mean, 95 % t-interval, repeats, verdicts against real only and
+    against random oversampling at the same level, and why a value is missing."""
+    scores = study.scores
+    if scores.empty:
+        return pd.DataFrame(columns=TABLE_COLUMNS)
+    keys = ["comparator", "kind", "level", "rows_added", "metric"]
+    rows = []
+    for key, part in scores.groupby(keys, sort=False):
+        mean, low, high = t_interval(part["value"].to_numpy())
+        reasons = sorted({r for r in part["skipped"] if isinstance(r, str) and r})
+        rows.append((*key, mean, low, high, int(part["value"].notna().sum()), "; ".join(reasons)))
+    table = pd.DataFrame(rows, columns=[*keys, "mean", "low", "high", "n", "skipped"])
+    bounds = table.set_index(["comparator", "level", "metric"])[["low", "high"]]
+
+    def verdict(row, reference: str, level: float) -> str:
+        if row["comparator"] == reference or (reference, level, row["metric"]) not in bounds.index:
+            return ""
+        ref = bounds.loc[(reference, level, row["metric"])]
+        return separation(row["low"], row["high"], float(ref["low"]), float(ref["high"]))
+
+    table["vs_real_only"] = [verdict(r, REAL_ONLY, 0.0) for _, r in table.iterrows()]
+    table["vs_oversampling"] = [
+        verdict(r, OVERSAMPLING, r["level"]) if r["level"] > 0 else "" for _, r in table.iterrows()
+    ]
+    return table[TABLE_COLUMNS]
+
+
+def gains(table: pd.DataFrame, against: str = "vs_real_only", metric: str | None = None) -> pd.DataFrame:
+    """The rows of :func:`augmentation_table` whose verdict ``against`` a reference is a gain (optionally on one
+    ``metric``)."""
+    hits = table[table[against] == GAIN]
+    return hits if metric is None else hits[hits["metric"] == metric]
+
+
+__all__ = ["METRICS", "augmentation_table", "gains", "separation", "t_interval"]
