@@ -99,9 +99,14 @@ def augmentation_study(
     minority_rows: int = MINORITY_ROWS,
     levels: tuple[float, ...] = LEVELS,
     repeats: int = REPEATS,
+    prevalence: float | None = None,
     random_state: int = 0,
 ) -> AugmentationStudy:
-    """Run the study on the real ``train`` pool and ``holdout`` with each ``synthetic`` generator's rows (pooled)."""
+    """Run the study on the real ``train`` pool and ``holdout`` with each ``synthetic`` generator's rows (pooled).
+
+    ``synthetic`` maps a generator's name to its rows (all seeds together); only its minority rows are used.
+    The real subsample holds ``minority_rows`` minority rows at ``prevalence`` (default: the pool's).
+    """
     synthetic = dict(synthetic or {})
 
     def skip(reason: str, **details) -> AugmentationStudy:
@@ -123,7 +128,10 @@ def augmentation_study(
     minority = minority_class(pool_labels)
     test = holdout[holdout[target].notna()]
     y_test = (_labels(target_values(test, card)) == minority).astype(int)
-    prevalence = float(np.mean(pool_labels == minority))
+    if prevalence is None:
+        prevalence = float(np.mean(pool_labels == minority))
+    if not 0 < prevalence < 1:
+        return skip(f"the minority prevalence must lie strictly between 0 and 1, got {prevalence}")
     majority_rows = int(round(minority_rows * (1 - prevalence) / prevalence))
     details = {
         "target": target,
