@@ -81,6 +81,7 @@ def augmentation_table(study: AugmentationStudy) -> pd.DataFrame:
     rows = []
     for key, part in scores.groupby(keys, sort=False):
         mean, low, high = t_interval(part["value"].to_numpy())
+        low, high = max(low, 0.0), min(high, 1.0)  # every measure lies in [0, 1] (NaN stays NaN)
         reasons = sorted({r for r in part["skipped"] if isinstance(r, str) and r})
         rows.append((*key, mean, low, high, int(part["value"].notna().sum()), "; ".join(reasons)))
     table = pd.DataFrame(rows, columns=[*keys, "mean", "low", "high", "n", "skipped"])
