@@ -287,7 +287,9 @@ def augmentation_comparison(output_folder: str | Path | None = None, datasets: S
         dataset = path.parent.name
         if datasets and dataset not in datasets:
             continue
-        table = pd.read_csv(path).fillna({"vs_real_only": "", "vs_oversampling": "", "skipped": ""})
+        verdicts = ["vs_real_only", "vs_oversampling", "skipped"]
+        table = pd.read_csv(path, dtype=dict.fromkeys(verdicts, str))
+        table[verdicts] = table[verdicts].fillna("")
         auprc = table[table["metric"] == "auprc"]
         real = auprc.loc[auprc["comparator"] == "real only", "mean"]
         for comparator, part in auprc[auprc["level"] > 0].groupby("comparator", sort=False):
