@@ -21,6 +21,7 @@ import pandas as pd
 from scipy.stats import t as student_t
 
 from synllm.metrics.augmentation import METRICS, OVERSAMPLING, REAL_ONLY, AugmentationStudy
+from synllm.metrics.base import Goal, MetricResult, MetricSpec
 
 GAIN, LOSS, NO_GAIN, NOT_JUDGED = "gain", "loss", "no measurable gain", "not judged"
 TABLE_COLUMNS = [
@@ -107,4 +108,47 @@ def gains(table: pd.DataFrame, against: str = "vs_real_only", metric: str | None
     return hits if metric is None else hits[hits["metric"] == metric]
 
 
-__all__ = ["METRICS", "augmentation_table", "gains", "separation", "t_interval"]
+AUGMENTATION = MetricSpec(
+    name="augmentation",
+    family="utility",
+    goal=Goal.MAXIMIZE,
+    headline=False,
+    description="Minority AUPRC on the real holdout of a model trained on few real patients plus a generator's rows "
+    "of the rare class, as a share of what random oversampling of the real rare rows gets at the same level.",
+    sdmetrics="SDMetrics has no augmentation metric; its ML-efficacy metrics train on synthetic rows alone (TSTR).",
+)
+
+
+def augmentation_result(study: AugmentationStudy, generator: str) -> MetricResult:
+    """One generator's study as an SDMetrics-style result: raw = its mean AUPRC at the largest level it ran;
+    score = that as a share of random oversampling's AUPRC at that level, capped at 1 (1: its rows do as well as
+    copies of real rare rows); breakdown = that share per level; details = AUPRC and verdicts per level.
+    NaN with the reason when the study or every level of the generator could not run."""
+    if study.skipped:
+        return AUGMENTATION.skip(study.skipped)
+    table = augmentation_table(study)
+    auprc = table[table["metric"] == "auprc"].set_index(["comparator", "level"])
+    if generator not in auprc.index.get_level_values(0):
+        return AUGMENTATION.not_applicable(f"the study was given no rows of {generator!r}")
+    own = auprc.loc[generator]
+    ran = own.dropna(subset=["mean"])
+    if ran.empty:
+        return AUGMENTATION.skip("; ".join(sorted(set(own["skipped"]))))
+    breakdown, details = {}, {}
+    for level, row in ran.iterrows():
+        reference = float(auprc.loc[(OVERSAMPLING, level), "mean"])
+        breakdown[f"{level:g}x"] = min(float(row["mean"]) / reference, 1.0) if reference > 0 else math.nan
+        details[f"{level:g}x"] = {k: row[k] for k in ("mean", "low", "high", "vs_real_only", "vs_oversampling")}
+    top = f"{ran.index.max():g}x"
+    return AUGMENTATION.result(details[top]["mean"], score=breakdown[top], breakdown=breakdown, details=details)
+
+
+__all__ = [
+    "AUGMENTATION",
+    "METRICS",
+    "augmentation_result",
+    "augmentation_table",
+    "gains",
+    "separation",
+    "t_interval",
+]

@@ -18,7 +18,14 @@ from synllm.metrics.augmentation import (
     augmentation_study,
     minority_class,
 )
-from synllm.metrics.augmentation_verdicts import GAIN, NO_GAIN, augmentation_table, separation, t_interval
+from synllm.metrics.augmentation_verdicts import (
+    GAIN,
+    NO_GAIN,
+    augmentation_result,
+    augmentation_table,
+    separation,
+    t_interval,
+)
 
 M = 15  # real minority rows per repeat
 
@@ -167,3 +174,23 @@ def test_the_verdict_logic_cannot_name_a_winner_from_noise():
         for _ in range(200)
     )
     assert shifted > 190  # a real difference is named
+
+
+def test_the_sdmetrics_style_result_scores_a_generator_against_random_oversampling(copies_study):
+    study, table = copies_study
+    copies = augmentation_result(study, "copies")
+    assert copies.ok and copies.name == "augmentation" and copies.family == "utility"
+    assert set(copies.breakdown) == {"0.5x", "1x"}  # 2x could not run: 15 copies, 30 needed
+    assert copies.score == copies.breakdown["1x"] and copies.score > 0.9  # copies do as well as oversampling
+    assert copies.raw == _row(table, "copies", 1.0, "auprc")["mean"]
+    assert augmentation_result(study, "noise").score < copies.score
+    missing = augmentation_result(study, "absent")
+    assert not missing.ok and not missing.applicable and "no rows of 'absent'" in missing.skipped
+
+
+def test_the_result_is_nan_with_the_reason_when_no_level_can_run(stroke_split):
+    train, holdout, card = stroke_split
+    few = train[train["stroke"] == 1].head(3)
+    study = augmentation_study(train, holdout, card, {"few": few}, levels=(1.0,), repeats=2)
+    result = augmentation_result(study, "few")
+    assert not result.ok and result.skipped == "not enough synthetic minority rows (have 3, need 15)"
