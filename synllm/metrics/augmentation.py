@@ -12,7 +12,8 @@ Design (issue 19, item 5):
 * **Levels.** ``k = round(f * m)`` rows of the minority class are added for f in :data:`LEVELS`
   (0.5x, 1x, 2x: 8, 15 and 30 rows). A generator's rows are drawn **without replacement** from its
   minority rows pooled over its seeds; a level needing more than it has is NaN with the reason
-  ``not enough synthetic minority rows (have k, need n)``, never resampled.
+  ``not enough synthetic minority rows (have k, need n)``, never resampled. Rows a generator copied from real
+  patients (a prompt's examples) count as its own here; the privacy metrics are where copies are charged.
 * **Comparators.** *real only* (the subsample), *class weights* (the subsample, ``class_weight="balanced"``),
   *random oversampling* and *SMOTE-NC* of the subsample's minority rows (imbalanced-learn; SMOTE without
   categorical features, SMOTE-N without numeric ones; numbers median-imputed and standardised before
@@ -201,7 +202,7 @@ def _minority_pool(rows: pd.DataFrame, card: Card, minority: str, features: list
         return f"the synthetic rows lack column(s) {lacking}"
     rows = rows[rows[card.target].notna()]
     if len(rows) == 0:
-        return "not enough synthetic minority rows (have 0, need 1 or more)"
+        return _frame(rows, card, features)  # no row: every level is "not enough synthetic minority rows (have 0, …)"
     keep = _labels(target_values(rows, card)) == minority
     return _frame(rows[keep], card, features)
 
