@@ -7,6 +7,7 @@ Its sentences are :mod:`synllm.report.prose.augmentation`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import altair as alt
@@ -93,6 +94,25 @@ def _value_text(row: pd.Series) -> str:
     return f"{row['mean']:.3f} [{row['low']:.3f}, {row['high']:.3f}]"
 
 
+def not_run(table: pd.DataFrame) -> list[str]:
+    """One line per comparator with levels that could not run: which levels, and why (from
+    :func:`~synllm.metrics.augmentation_verdicts.augmentation_table`), e.g. 'p4 at 1×, 2×: not enough synthetic
+    minority rows (have 9, need 15 / 30)'."""
+    missing = table[(table["level"] > 0) & table["mean"].isna() & (table["metric"] == METRICS[0])]
+    lines = []
+    for comparator, part in missing.groupby("comparator", sort=False):
+        levels = ", ".join(f"{lv:g}×" for lv in part["level"])
+        reasons = list(dict.fromkeys(part["skipped"]))
+        have = [re.fullmatch(r"not enough synthetic minority rows \(have (\d+), need \d+\)", r) for r in reasons]
+        if all(have) and len({h[1] for h in have}) == 1:
+            needs = " / ".join(str(int(k)) for k in part["rows_added"])
+            reason = f"not enough synthetic minority rows (have {have[0][1]}, need {needs})"
+        else:
+            reason = "; ".join(reasons)
+        lines.append(f"{comparator} at {levels}: {reason}")
+    return lines
+
+
 def augmentation_chart(study: AugmentationStudy) -> alt.TopLevelMixin:
     """Each measure by level: mean and 95 % interval per comparator; real only as a black line and grey band,
     class weights as a dashed line. Levels a comparator could not run are listed under the chart."""
@@ -105,8 +125,7 @@ def augmentation_chart(study: AugmentationStudy) -> alt.TopLevelMixin:
     )
     added = table[(table["level"] > 0) & table["mean"].notna()]
     reference = table[table["level"] == 0].dropna(subset=["mean"])
-    missing = table[(table["level"] > 0) & table["mean"].isna()]
-    lines = sorted({f"{c} at {lv}: {r}" for c, lv, r in missing[["comparator", "level_name", "skipped"]].to_numpy()})
+    lines = not_run(table)
     comparators = list(dict.fromkeys(added["comparator"]))
     levels = list(dict.fromkeys(added.sort_values("level")["level_name"]))
     color = alt.Color("comparator:N", scale=comparator_scale(comparators), title="comparator", sort=comparators)

@@ -10,7 +10,7 @@ import pandas as pd
 
 from synllm.metrics.augmentation import REAL_ONLY, AugmentationStudy
 from synllm.metrics.augmentation_verdicts import augmentation_table, gains
-from synllm.report.augmentation_report import METRIC_NAMES
+from synllm.report.augmentation_report import METRIC_NAMES, not_run
 from synllm.report.escape import md_text
 
 #: Measures that move with the decision threshold, which any added minority row shifts.
@@ -72,10 +72,7 @@ def augmentation_summary(study: AugmentationStudy) -> str:
             "- Minority recall, F1 and balanced accuracy move with the decision threshold, which class weights and "
             f"any added minority row shift: beating real only there: {_items(threshold)}."
         )
-    short = generators[generators["mean"].isna() & (generators["metric"] == "auprc")]
-    if len(short):
-        reasons = "; ".join(
-            f"{md_text(r['comparator'])} at {r['level']:g}×: {md_text(r['skipped'])}" for _, r in short.iterrows()
-        )
-        out.append(f"- Not run: {reasons}.")
+    lines = not_run(generators)
+    if lines:
+        out.append(f"- Not run (rows are drawn without replacement): {md_text('; '.join(lines))}.")
     return intro + "\n\n" + "\n".join(out)
