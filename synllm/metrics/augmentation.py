@@ -46,6 +46,7 @@ import pandas as pd
 
 from synllm.cards import Card
 from synllm.cards.rules import target_values
+from synllm.generation.baselines import GaussianCopulaSampler
 from synllm.metrics.utility import _class_order, _frame, _labels, _model, feature_names
 
 #: Real minority rows in each repeat's training subsample (about what one 30-row balanced run holds).
@@ -173,12 +174,13 @@ def augmentation_study(
         x_sub = _frame(sub, card, features)
         y_sub = np.r_[np.ones(minority_rows, dtype=int), np.zeros(majority_rows, dtype=int)]
         trainer = _Trainer(x_sub, y_sub, card, features, seed, x_test, y_test)
+        copula = GaussianCopulaSampler().fit(sub[is_minority[chosen]], card)  # the real minority rows only
         for name in UNCHANGED:
             records += _rows(name, "reference", 0.0, 0, repeat, trainer.score(weighted=name == CLASS_WEIGHTS))
         for level in levels:
             k = int(math.floor(level * minority_rows + 0.5))
             for name in REBALANCING:
-                extra = _rebalanced(name, sub[is_minority[chosen]], x_sub, y_sub, k, card, features, seed)
+                extra = _rebalanced(name, copula, x_sub, y_sub, k, card, features, seed)
                 records += _rows(name, "rebalancing", level, k, repeat, trainer.score(extra))
             for name, rows in pools.items():
                 if isinstance(rows, str):
@@ -213,12 +215,10 @@ def _rows(name, kind, level, k, repeat, values, skipped=""):
     return [(name, kind, level, k, repeat, metric, values[metric], "") for metric in METRICS]
 
 
-def _rebalanced(name, minority_table, x_sub, y_sub, k, card, features, seed) -> pd.DataFrame:
+def _rebalanced(name, copula, x_sub, y_sub, k, card, features, seed) -> pd.DataFrame:
     """``k`` minority rows from a rebalancing comparator, as a feature frame."""
     if name == COPULA:
-        from synllm.generation.baselines import GaussianCopulaSampler
-
-        rows = GaussianCopulaSampler().fit(minority_table, card).sample(k, random_state=seed)
+        rows = copula.sample(k, random_state=seed)
         return _frame(rows, card, features)
     target = {1: int(y_sub.sum()) + k}
     if name == OVERSAMPLING:
