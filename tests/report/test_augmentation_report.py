@@ -125,3 +125,12 @@ def test_the_comparison_row_reads_each_dataset_table(tmp_path):
 def test_the_comparison_says_so_when_no_study_ran(tmp_path):
     rows = comparison.augmentation_comparison(tmp_path)
     assert list(rows.columns) == ["not judged"] and "no augmentation study ran" in rows.iloc[0, 0]
+
+
+def test_each_comparator_has_its_own_colour():
+    from synllm.report.augmentation_report import comparator_scale
+
+    names = ["random oversampling", "SMOTE-NC", "gaussian copula (minority)", "tiny", "baseline · independent"]
+    names += ["m · p4", "other · p4", "m · p1"]
+    scale = comparator_scale(names).to_dict()
+    assert scale["domain"] == names and len(set(scale["range"])) == len(names)
