@@ -279,6 +279,8 @@ def augmentation_comparison(output_folder: str | Path | None = None, datasets: S
     report's ``augmentation.csv``; a verdict is a gain only when intervals separate). ``gains elsewhere`` lists
     the (measure, level) pairs where it beats real only on another measure. A dataset whose study could not run
     is left out; with none, one row says so."""
+    from synllm.report.augmentation_report import METRIC_NAMES
+
     root = Path(output_folder) if output_folder else config.reports_dir()
     columns = ["dataset", "comparator", "kind", "best_level", "auprc", "auprc_low", "auprc_high"]
     columns += ["real_only_auprc", "vs_real_only", "vs_oversampling", "gains_elsewhere"]
@@ -312,7 +314,7 @@ def augmentation_comparison(output_folder: str | Path | None = None, datasets: S
                     "vs_real_only": best["vs_real_only"],
                     "vs_oversampling": best["vs_oversampling"],
                     "gains_elsewhere": ", ".join(
-                        f"{m} at {lv:g}×" for m, lv in elsewhere[["metric", "level"]].to_numpy()
+                        f"{METRIC_NAMES.get(m, m)} at {lv:g}×" for m, lv in elsewhere[["metric", "level"]].to_numpy()
                     ),
                 }
             )

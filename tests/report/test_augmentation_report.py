@@ -113,7 +113,7 @@ def test_the_comparison_row_reads_each_dataset_table(tmp_path):
     )
     assert generator.loc["stroke", "best_level"] == "1×"
     assert np.isclose(generator.loc["stroke", "real_only_auprc"], np.mean(FLAT))
-    assert "minority_recall at 1×" in generator.loc["stroke", "gains_elsewhere"]
+    assert "minority recall at 1×" in generator.loc["stroke", "gains_elsewhere"]
     assert set(rows["comparator"]) == {
         "random oversampling",
         "<b>gen</b> · p4",
