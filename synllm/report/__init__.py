@@ -8,6 +8,8 @@ paragraph. The modules are split by role (see the README's layout):
 - :mod:`~synllm.report.verdicts`: scores per generator with intervals, the scorecard, winners only when
   intervals separate, smoke-test detection;
 - :mod:`~synllm.report.feedback_gain`: "Does feedback help?": runs in rounds against one-shot runs, per round;
+- :mod:`~synllm.report.augmentation_report`: the augmentation study (rows of the rare class added to few real
+  ones): its run over a study's generators, table and chart;
 - :mod:`~synllm.report.comparison`: leaderboards, rankings and the claim's verdict across datasets;
 - :mod:`~synllm.report.chart_data`: the tidy data each chart draws (a chart's first step);
 - :mod:`~synllm.report.charts`, :mod:`~synllm.report.detail_charts`, :mod:`~synllm.report.comparison_charts`:
@@ -19,9 +21,16 @@ paragraph. The modules are split by role (see the README's layout):
 - :mod:`~synllm.report.folders`: report folders, ``summary.json``, score tables and figures on disk.
 """
 
+from synllm.report.augmentation_report import (
+    augmentation_chart,
+    augmentation_frame,
+    augmentation_results,
+    augmentation_table,
+)
 from synllm.report.chart_data import pooled_tables
 from synllm.report.charts import correlation_heatmaps, distributions, family_metrics, scorecard_heatmap
 from synllm.report.comparison import (
+    augmentation_comparison,
     cost_frame,
     leaderboard,
     llm_against_baselines,
@@ -47,6 +56,7 @@ from synllm.report.display import (
 )
 from synllm.report.feedback_gain import feedback_chart, feedback_comparison, has_rounds, round_scores
 from synllm.report.folders import report_paths, write_summary, write_tables
+from synllm.report.prose.augmentation import augmentation_summary
 from synllm.report.prose.dataset import (
     dataset_conclusion,
     dataset_intro,
@@ -68,6 +78,12 @@ from synllm.report.tables import (
 from synllm.report.verdicts import compare, generator_frame, interval_text, scorecard
 
 __all__ = [
+    "augmentation_chart",
+    "augmentation_comparison",
+    "augmentation_frame",
+    "augmentation_results",
+    "augmentation_summary",
+    "augmentation_table",
     "card_table",
     "collapsible",
     "compare",

@@ -271,3 +271,53 @@ def cost_frame(runs: pd.DataFrame) -> pd.DataFrame:
         valid_rate=("valid_rate", "mean"),
         runs=("seed", "size"),
     )
+
+
+def augmentation_comparison(output_folder: str | Path | None = None, datasets: Sequence[str] = ()) -> pd.DataFrame:
+    """Per dataset and comparator that adds rows, the augmentation study's AUPRC at its best level next to real
+    only's, and its verdicts there against real only and random oversampling (read from each per-dataset
+    report's ``augmentation.csv``; a verdict is a gain only when intervals separate). ``gains elsewhere`` lists
+    the (measure, level) pairs where it beats real only on another measure. A dataset whose study could not run
+    is left out; with none, one row says so."""
+    from synllm.report.augmentation_report import METRIC_NAMES
+
+    root = Path(output_folder) if output_folder else config.reports_dir()
+    columns = ["dataset", "comparator", "kind", "best_level", "auprc", "auprc_low", "auprc_high"]
+    columns += ["real_only_auprc", "vs_real_only", "vs_oversampling", "gains_elsewhere"]
+    rows = []
+    for path in sorted(root.glob("*/augmentation.csv")):
+        dataset = path.parent.name
+        if datasets and dataset not in datasets:
+            continue
+        verdicts = ["vs_real_only", "vs_oversampling", "skipped"]
+        table = pd.read_csv(path, dtype=dict.fromkeys(verdicts, str))
+        table[verdicts] = table[verdicts].fillna("")
+        auprc = table[table["metric"] == "auprc"]
+        real = auprc.loc[auprc["comparator"] == "real only", "mean"]
+        for comparator, part in auprc[auprc["level"] > 0].groupby("comparator", sort=False):
+            ran = part.dropna(subset=["mean"])
+            if ran.empty:
+                continue
+            best = ran.loc[ran["mean"].idxmax()]
+            other = table[(table["comparator"] == comparator) & (table["metric"] != "auprc")]
+            elsewhere = other[other["vs_real_only"] == "gain"]
+            rows.append(
+                {
+                    "dataset": dataset,
+                    "comparator": comparator,
+                    "kind": best["kind"],
+                    "best_level": f"{best['level']:g}×",
+                    "auprc": best["mean"],
+                    "auprc_low": best["low"],
+                    "auprc_high": best["high"],
+                    "real_only_auprc": float(real.iloc[0]) if len(real) else math.nan,
+                    "vs_real_only": best["vs_real_only"],
+                    "vs_oversampling": best["vs_oversampling"],
+                    "gains_elsewhere": ", ".join(
+                        f"{METRIC_NAMES.get(m, m)} at {lv:g}×" for m, lv in elsewhere[["metric", "level"]].to_numpy()
+                    ),
+                }
+            )
+    if not rows:
+        return pd.DataFrame({"not judged": ["no augmentation study ran: no <dataset>/augmentation.csv with results"]})
+    return pd.DataFrame(rows, columns=columns)
