@@ -238,6 +238,18 @@ def collapsible(summary: str, *parts: Any, open_: bool = False) -> Any:
     )
 
 
+def flags_details(runs: pd.DataFrame) -> Any:
+    """Every red flag of the runs (per generator and kind, worst first, with the worst run's full evidence) in a
+    closed :func:`collapsible` block; None when no run was flagged (Findings shows each generator's worst)."""
+    from synllm.metrics.flags import generator_flags
+
+    if "flags" not in runs or not runs["flags"].fillna("").ne("").any():
+        return None
+    flags = generator_flags(runs)
+    n = len(flags)
+    return collapsible(f"All {n} red flag{'s' if n != 1 else ''}, with their evidence", table(flags))
+
+
 def _html_of(part: Any) -> str:
     if isinstance(part, str):
         return part
