@@ -117,12 +117,21 @@ def prompt_html(prompt: Any, info: dict[str, str]) -> str:
     return (
         f"<h3>{html.escape(info['title'])}</h3>"
         f"<p><b>{html.escape(info['summary'])}</b> {html.escape(' '.join(info['explain'].split()))} {shown}</p>"
-        f"<pre style='white-space: pre-wrap; font-size: 12px; background: #f6f6f6; padding: 8px; "
-        f"border-left: 3px solid #888'>"
-        f"<b>[system]</b>\n{html.escape(prompt.system)}\n\n<b>[user]</b>\n{html.escape(prompt.text)}</pre>"
+        f"<pre style='white-space: pre-wrap; word-break: normal; overflow-wrap: anywhere; font-size: 12px; "
+        f"background: #f6f6f6; padding: 8px; border-left: 3px solid #888'>"
+        f"<b>[system]</b>\n{_wrappable(prompt.system)}\n\n<b>[user]</b>\n{_wrappable(prompt.text)}</pre>"
         f"<p style='color:#666; font-size: 12px'>sha256 {prompt.sha256[:16]}… · "
         f"{len(prompt.system) + len(prompt.text):,} characters</p>"
     )
+
+
+def _wrappable(text: str) -> str:
+    """``text`` HTML-escaped, with a line-break opportunity after each comma.
+
+    A prompt's column list and CSV rows have no spaces: they wrap after a comma, and only a token
+    longer than the line breaks inside (the page's own ``word-break: break-all`` is overridden).
+    """
+    return html.escape(text).replace(",", ",<wbr>")
 
 
 def prompt_blocks(prompts: Sequence[Any]):

@@ -391,7 +391,10 @@ def test_findings_show_one_line_per_generator_its_worst_flag_in_severity_order()
         "baseline · copula",
         "m · p3",
     ]  # high before warning, then by kind (copying, detectable, hard rules), then as generator_flags orders them
-    assert lines[0] == "- **m · p1**: copying (high) in 2 of 2 runs: one row appears 11 times in 30 rows (and 2 more)."
+    assert (
+        lines[0]
+        == "- **m · p1**: copying (high) in 2 of 2 runs: one row appears 11 times in 30 rows (and 2 more flags)."
+    )
     assert all(len(line) <= 140 for line in lines), max(lines, key=len)  # one line at 1280 px, with a longer name
-    assert "53% of rows" not in text and "every flag with its evidence" in text
+    assert "53% of rows" not in text and "all 10 with their evidence are listed under the findings" in text
     assert text.index("Red flags") < text.index("Findings on stroke")

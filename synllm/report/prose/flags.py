@@ -28,13 +28,14 @@ def red_flags(runs: pd.DataFrame) -> str:
         lines.append(
             f"- **{md_text(worst.generator)}**: {md_text(worst.kind.replace('_', ' '))} ({worst.severity}) in "
             f"{worst.runs_flagged} of {worst.runs} run{'s' if worst.runs != 1 else ''}: "
-            f"{md_text(_short_evidence(worst.evidence))}" + (f" (and {more} more)." if more else ".")
+            f"{md_text(_short_evidence(worst.evidence))}"
+            + (f" (and {more} more flag{'s' if more != 1 else ''})." if more else ".")
         )
     n, high = len(table), int((table["severity"] == "high").sum())
     return (
-        f"**Red flags**: {n} ({high} high) on {table['generator'].nunique()} generator(s); here each one's worst, "
-        "worst first (a mean score below never hides them; every flag with its evidence is listed under the "
-        "findings):\n\n" + "\n".join(lines)
+        f"**Red flags**: {n} ({high} high) on {table['generator'].nunique()} generator(s). The worst of each, worst "
+        f"first (a mean score below never hides them; all {n} with their evidence are listed under the findings):"
+        "\n\n" + "\n".join(lines)
     )
 
 
