@@ -186,9 +186,21 @@ def spreadsheet_restored(frame: pd.DataFrame) -> pd.DataFrame:
     return _map_text(frame, _restored_cell)
 
 
+def csv_text(table: pd.DataFrame, *, missing_token: str = "") -> str:
+    """``table`` as CSV text with LF row ends, every cell holding a CR or an LF quoted (so it stays one cell).
+
+    The csv writer quotes only the characters of its line terminator, so a bare CR in a cell
+    would go out unquoted and split the row: the table is written with CRLF row ends (every
+    CR and LF in a cell is then quoted), and the CRLFs outside quotes, the row ends, become LF.
+    """
+    parts = table.to_csv(index=False, na_rep=missing_token, lineterminator="\r\n").split('"')
+    parts[::2] = [part.replace("\r\n", "\n") for part in parts[::2]]  # even parts lie outside quotes
+    return '"'.join(parts)
+
+
 def write_csv(path: Path, table: pd.DataFrame, *, missing_token: str = "") -> None:
     """Atomically write a table as spreadsheet-safe CSV, missing cells as ``missing_token``."""
-    atomic_write_text(path, spreadsheet_safe(table).to_csv(index=False, na_rep=missing_token))
+    atomic_write_text(path, csv_text(spreadsheet_safe(table), missing_token=missing_token))
 
 
 # -- the answer cache (raw.jsonl) ----------------------------------------------------------------

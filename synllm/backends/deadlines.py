@@ -3,7 +3,8 @@
 :func:`request_deadline` opens a deadline for the request made in this thread. Two things
 hold it. Every network read, write and connect of the HTTP layer goes through
 :func:`bounded_network`, which gives each call at most the time left (so a server that
-trickles header bytes cannot stretch a request), and registers the socket in use. And one
+trickles header bytes cannot stretch a request), and registers the socket in use; a name
+lookup or a connect that hangs is given up by the deadline too (:mod:`~synllm.backends.connects`). And one
 daemon thread, the watchdog, shuts that socket down when the deadline passes, so a read
 blocked anywhere fails at once. A timer thread per request cost more than a loopback
 request itself; here every deadline sits in one heap served by one thread, so arming and
@@ -181,7 +182,14 @@ class _BoundedNetwork:
         self._inner = inner
 
     def connect_tcp(self, host: str, port: int, timeout: float | None = None, **options: Any) -> _BoundedStream:
-        stream = _BoundedStream(self._inner.connect_tcp(host, port, _bounded(timeout, "Connect"), **options))
+        deadline, limit = current_deadline(), _bounded(timeout, "Connect")
+        if deadline is None or limit is None:
+            stream = _BoundedStream(self._inner.connect_tcp(host, port, limit, **options))
+        else:  # the lookup and the connect end by the deadline and on an interrupt (Ctrl-C)
+            from synllm.backends.connects import connect_within
+
+            inner = connect_within(self._inner.connect_tcp, host, port, limit, deadline.expired, **options)
+            stream = _BoundedStream(inner)
         stream._watch()
         return stream
 

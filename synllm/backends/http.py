@@ -287,9 +287,9 @@ class HttpBackend(BaseBackend):
             except (httpx.TimeoutException, httpx.TransportError, httpx.StreamError) as exc:
                 if requests_interrupted():
                     raise self.interrupted_error() from None
-                if isinstance(exc, httpx.ConnectTimeout) and not deadline.expired.is_set():
-                    connect = min(self.settings.connect_timeout, timeout)
-                    raise Retryable(f"no connection within {connect:g} s", unreachable=True) from None
+                if isinstance(exc, httpx.ConnectTimeout):  # its text names the host and what did not finish
+                    reason = str(exc) or f"no connection within {min(self.settings.connect_timeout, timeout):g} s"
+                    raise Retryable(reason, unreachable=True, silent=deadline.expired.is_set()) from None
                 if deadline.expired.is_set() or isinstance(exc, httpx.TimeoutException) or deadline.remaining() <= 0:
                     raise Retryable(f"no answer within {timeout:g} s", silent=True) from None
                 raise Retryable(f"connection lost ({exc.__class__.__name__}: {exc})") from None

@@ -229,7 +229,7 @@ class Evaluation:
         return json.dumps(jsonable(payload), allow_nan=False, **dumps_kwargs)
 
     def summary(self) -> str:
-        """A one-paragraph plain-language summary, each number relative to the real reference sample."""
+        """A one-paragraph plain-language summary: the worst red flag first, then each number relative to real rows."""
         return evaluation_summary(self)
 
 

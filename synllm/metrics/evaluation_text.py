@@ -22,13 +22,24 @@ def _with_interval(ev: Any, measure: str, value: float) -> str:
     return _fmt(value) + ("" if math.isnan(low) else f" (≈95 % interval {low:.2f}–{high:.2f})")
 
 
+def _flags_first(flags: Any) -> str:
+    """'⚠ 3 red flags (2 high); worst: copying (high): <evidence>.' for flags ordered worst first."""
+    worst, n = flags[0], len(flags)
+    high = sum(f.severity == "high" for f in flags)
+    return (
+        f"⚠ {n} red flag{'s' if n != 1 else ''} ({high} high); worst: {worst.kind.replace('_', ' ')} "
+        f"({worst.severity}): {worst.evidence.rstrip('. ')}."
+    )
+
+
 def evaluation_summary(ev: Any) -> str:
     """What the scores of ``ev`` (an ``Evaluation``) say, each relative to real patients of the same number,
     and what could not be scored."""
     head = ev.headline()
-    parts = [
+    parts = [_flags_first(ev.flags)] if ev.flags else []  # as in the reports: no mean comes before the worst flag
+    parts.append(
         f"{ev.n_scored} synthetic rows were compared with {ev.n_train} real training rows of the {ev.card_name!r} data."
-    ]
+    )
     if ev.reference is not None and ev.n_reference > 0:
         parts.append(
             f"Every score is relative to {ev.n_reference} real patients from the held-out set, scored the same "

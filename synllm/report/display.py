@@ -117,12 +117,21 @@ def prompt_html(prompt: Any, info: dict[str, str]) -> str:
     return (
         f"<h3>{html.escape(info['title'])}</h3>"
         f"<p><b>{html.escape(info['summary'])}</b> {html.escape(' '.join(info['explain'].split()))} {shown}</p>"
-        f"<pre style='white-space: pre-wrap; font-size: 12px; background: #f6f6f6; padding: 8px; "
-        f"border-left: 3px solid #888'>"
-        f"<b>[system]</b>\n{html.escape(prompt.system)}\n\n<b>[user]</b>\n{html.escape(prompt.text)}</pre>"
+        f"<pre style='white-space: pre-wrap; word-break: normal; overflow-wrap: anywhere; font-size: 12px; "
+        f"background: #f6f6f6; padding: 8px; border-left: 3px solid #888'>"
+        f"<b>[system]</b>\n{_wrappable(prompt.system)}\n\n<b>[user]</b>\n{_wrappable(prompt.text)}</pre>"
         f"<p style='color:#666; font-size: 12px'>sha256 {prompt.sha256[:16]}… · "
         f"{len(prompt.system) + len(prompt.text):,} characters</p>"
     )
+
+
+def _wrappable(text: str) -> str:
+    """``text`` HTML-escaped, with a line-break opportunity after each comma.
+
+    A prompt's column list and CSV rows have no spaces: they wrap after a comma, and only a token
+    longer than the line breaks inside (the page's own ``word-break: break-all`` is overridden).
+    """
+    return html.escape(text).replace(",", ",<wbr>")
 
 
 def prompt_blocks(prompts: Sequence[Any]):
@@ -236,6 +245,18 @@ def collapsible(summary: str, *parts: Any, open_: bool = False) -> Any:
         f"<details{' open' if open_ else ''} style='margin:6px 0'><summary style='cursor:pointer; font-weight:bold'>"
         f"{html.escape(summary)}</summary>{inner}</details>"
     )
+
+
+def flags_details(runs: pd.DataFrame) -> Any:
+    """Every red flag of the runs (per generator and kind, worst first, with the worst run's full evidence) in a
+    closed :func:`collapsible` block; None when no run was flagged (Findings shows each generator's worst)."""
+    from synllm.metrics.flags import generator_flags
+
+    if "flags" not in runs or not runs["flags"].fillna("").ne("").any():
+        return None
+    flags = generator_flags(runs)
+    n = len(flags)
+    return collapsible(f"All {n} red flag{'s' if n != 1 else ''}, with their evidence", table(flags))
 
 
 def _html_of(part: Any) -> str:

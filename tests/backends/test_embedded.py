@@ -399,6 +399,27 @@ def test_a_timeout_stops_the_request_with_a_clear_error_and_spoils_nothing(backe
 
 @needs_model
 @pytest.mark.embedded
+def test_an_interrupt_stops_the_decode_in_progress_between_steps(backend):
+    import threading
+    import time
+
+    from synllm.backends.deadlines import interrupt_requests, resume_requests
+
+    request = _stroke_request(41, note=" (interrupt)", rows=60)  # many seconds of decoding on this machine
+    timer = threading.Timer(0.5, interrupt_requests)
+    started = time.monotonic()
+    timer.start()
+    try:
+        with pytest.raises(BackendUnavailable, match=r"interrupted.*rerun"):
+            backend.generate(request)
+    finally:
+        timer.cancel()
+        resume_requests()
+    assert time.monotonic() - started < 3.0  # the decode in progress was not waited for
+
+
+@needs_model
+@pytest.mark.embedded
 def test_json_schema_and_whole_answer_requests_are_one_sequence(backend):
     from synllm.generation.parsing import parse_text
 

@@ -346,3 +346,18 @@ def test_evaluation_is_frozen(full):
     with pytest.raises(AttributeError):
         full.n_train = 3  # type: ignore[misc]
     assert isinstance(full, Evaluation)
+
+
+def test_summary_says_the_worst_red_flag_before_any_mean(stroke):
+    train, holdout, synthetic, card = stroke
+    repeated = pd.concat([synthetic.head(10)] * 15, ignore_index=True)  # one row written 15 times over
+    ev = evaluate(repeated, train=train, holdout=holdout, card=card, metrics=FAST)
+    worst = ev.flags[0]
+    assert worst.kind == "copying" and worst.severity == "high"
+    text = ev.summary()
+    flag_at = text.find(worst.evidence)
+    assert flag_at >= 0 and "red flag" in text.lower(), text
+    assert flag_at < text.find("Quality") and flag_at < text.find(f"{ev.quality:.2f}"), text
+    assert f"{len(ev.flags)} red flag" in text and "\n" not in text
+    clean = evaluate(synthetic, train=train, holdout=holdout, card=card, metrics=FAST)
+    assert clean.flags == () and "red flag" not in clean.summary().lower()

@@ -90,3 +90,34 @@ def test_collapsible_wraps_a_table_in_a_closed_details_section():
     html = display.collapsible("The card", display.table(pd.DataFrame({"a": ["<b>x</b>"]}))).data
     assert html.startswith("<details ") and "<summary" in html and "The card</summary>" in html
     assert "&lt;b&gt;x&lt;/b&gt;" in html and " open" not in html.split(">")[0]
+
+
+def test_flags_details_hold_every_flag_with_its_evidence_in_a_closed_block():
+    from tests.report.test_prose import _many_flags
+
+    runs = _many_flags()
+    runs.loc[0, "flags"] = runs.loc[0, "flags"].replace("one row", "<script>x</script> one row")
+    html = display.flags_details(runs).data
+    assert html.startswith("<details") and " open" not in html.split(">")[0]
+    assert "All 10 red flags" in html and html.count("<tr") == 11  # a header and every generator's kind
+    assert "53% of rows repeat an earlier one" in html and "<script>" not in html and "&lt;script&gt;" in html
+    assert display.flags_details(runs.assign(flags="")) is None
+
+
+def test_long_prompt_lines_wrap_after_commas_and_never_mid_word():
+    """The JupyterLab page styles output <pre> with word-break: break-all ('Reply wi|th'): a prompt overrides it."""
+    import html
+    import re
+    from types import SimpleNamespace
+
+    header = "N_Days,Status,Drug,Age,Sex,Ascites,Hepatomegaly,Spiders,Edema,Bilirubin,Cholesterol,<Albumin>"
+    prompt = SimpleNamespace(
+        examples=[1], system="Reply with data rows only.", text=f"Columns:\n{header}\nDone.", sha256="ab" * 32
+    )
+    out = display.prompt_html(prompt, {"title": "P1", "summary": "s", "explain": "e"})
+    pre = out[out.index("<pre") : out.index("</pre>")]
+    style = pre[: pre.index(">")]
+    assert "word-break: normal" in style and "overflow-wrap: anywhere" in style
+    assert "N_Days,<wbr>Status,<wbr>Drug" in pre and "&lt;Albumin&gt;" in pre  # a break after each comma
+    shown = html.unescape(re.sub(r"<[^>]+>", "", pre))
+    assert shown == f"[system]\n{prompt.system}\n\n[user]\n{prompt.text}"  # the text reads (and copies) unchanged

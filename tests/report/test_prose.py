@@ -270,8 +270,9 @@ def test_red_flags_come_first_in_findings_and_name_the_worst_run():
     runs.loc[(runs["prompt_type"] == "p1") & (runs["seed"] == 1), "flags"] = flags_text([copied])
     text = report.findings(runs)
     assert text.startswith("**Red flags**")
-    assert "- **m · p1**: copying (high) in 1 of 3 runs; worst, seed 1: one row appears 11 times in 30 rows." in text
+    assert "- **m · p1**: copying (high) in 1 of 3 runs: one row appears 11 times in 30 rows." in text
     assert text.index("Red flags") < text.index("Findings on stroke")
+    assert "seed 1" in report.flags_details(runs).data  # the worst run is named in the full list below
     card = verdicts.generator_frame(runs).set_index("generator")
     assert card.at["m · p1", "flags"] == "copying (high, 1 of 3 runs, worst seed 1)"  # its mean 0.81 hides nothing
     assert card.at["m · p4", "flags"] == ""
@@ -340,3 +341,60 @@ def test_study_verdict_states_dominance_without_an_interval():
         comparison.paired_differences(runs, "p4"), comparison.prompt_ranking(runs, n_boot=10), runs
     )
     assert "Without any interval: every one of the 6 LLM runs has lower fidelity than every one of the 3" in verdict
+
+
+def _many_flags() -> pd.DataFrame:
+    """Stroke-like runs (issue: 18 red flags filled the first screen): 4 prompts and 2 baselines, 2 seeds each."""
+    from synllm.metrics.flags import Flag, flags_text
+
+    llm = _runs({p: [0.5, 0.5] for p in ("p1", "p2", "p3", "p4")})
+    base = pd.concat([_runs({"": [0.6, 0.6]}, model=m, kind="baseline") for m in ("independent", "copula")])
+    runs = pd.concat([llm, base], ignore_index=True)
+    repeat = "one row appears 11 times in 30 rows (53% of rows repeat an earlier one; a real sample of 30 rows: 0%)"
+    auc = (
+        "a logistic regression tells these rows from real ones with ROC AUC 0.95 (0.5 = cannot tell; flagged from 0.9)"
+    )
+    rule = "rule 'children_are_minors' broken by 5 of 6 applicable rows (83%; real: 0%)"
+    missing = "bmi missing in 12 of 30 rows (40%); real: 4%"
+    by_label = {
+        "m · p1": [
+            Flag(kind="copying", severity="high", evidence=repeat),
+            Flag(kind="detectable", severity="high", evidence=auc),
+            Flag(kind="missing", severity="warning", evidence=missing),
+        ],
+        "m · p2": [
+            Flag(kind="detectable", severity="high", evidence=auc),
+            Flag(kind="missing", severity="warning", evidence=missing),
+        ],
+        "m · p3": [Flag(kind="missing", severity="warning", evidence=missing)],
+        "m · p4": [
+            Flag(kind="detectable", severity="high", evidence=auc),
+            Flag(kind="hard_rules", severity="high", evidence=rule),
+        ],
+        "baseline · independent": [Flag(kind="hard_rules", severity="high", evidence=rule)],
+        "baseline · copula": [Flag(kind="hard_rules", severity="high", evidence=rule)],
+    }
+    runs["flags"] = [flags_text(by_label[label]) for label in runs["label"]]
+    return runs
+
+
+def test_findings_show_one_line_per_generator_its_worst_flag_in_severity_order():
+    """The first screen holds the worst flag of each generator, one short line each; the rest waits below."""
+    text = report.findings(_many_flags())
+    lines = [line for line in text.splitlines() if line.startswith("- ")]
+    assert len(lines) == 6  # one per flagged generator, not one per flag (9 here, 18 in the stroke report)
+    assert [line.split("**")[1] for line in lines] == [
+        "m · p1",
+        "m · p2",
+        "m · p4",
+        "baseline · independent",
+        "baseline · copula",
+        "m · p3",
+    ]  # high before warning, then by kind (copying, detectable, hard rules), then as generator_flags orders them
+    assert (
+        lines[0]
+        == "- **m · p1**: copying (high) in 2 of 2 runs: one row appears 11 times in 30 rows (and 2 more flags)."
+    )
+    assert all(len(line) <= 140 for line in lines), max(lines, key=len)  # one line at 1280 px, with a longer name
+    assert "53% of rows" not in text and "all 10 with their evidence are listed under the findings" in text
+    assert text.index("Red flags") < text.index("Findings on stroke")

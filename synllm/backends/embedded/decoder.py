@@ -28,10 +28,11 @@ from typing import Any
 
 import numpy as np
 
+from synllm.backends.deadlines import requests_interrupted
 from synllm.backends.embedded.llama_model import LoadedModel
 from synllm.backends.embedded.runtime import ThreadGovernor, usable_cores
 from synllm.backends.embedded.sampling import SamplingCounts, TokenSampler, Workspace
-from synllm.errors import BackendError
+from synllm.errors import BackendError, BackendUnavailable
 
 #: Sequences decoded side by side at most (plus sequence 0, the prompt).
 MAX_PARALLEL = 32
@@ -312,6 +313,8 @@ class Decoder:
             )
 
     def _check(self, deadline: Deadline | None, doing: str) -> None:
+        if requests_interrupted():  # Ctrl-C: stop between decode steps, not after the whole answer
+            raise BackendUnavailable(f"the embedded model's request was interrupted while {doing}; rerun to resume")
         if deadline is not None and time.monotonic() > deadline.at:
             raise BackendError(
                 f"the embedded model ran out of time: timeout_s={deadline.seconds:g} s passed while {doing}; "

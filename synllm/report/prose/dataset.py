@@ -20,6 +20,7 @@ from synllm.cards.rules import target_values
 from synllm.metrics.calibration import minimum_rows
 from synllm.metrics.risks import flags_sentence
 from synllm.report.escape import md_code, md_text, prompt_name
+from synllm.report.prose.flags import flags_in_brief, red_flags
 from synllm.report.scored import StudyData
 from synllm.report.tables import reject_counts
 from synllm.report.verdicts import (
@@ -293,32 +294,6 @@ def _quality_alone(generators: pd.DataFrame, design: pd.DataFrame) -> str:
     return text + f"{best} has the highest mean quality, {second} comes next, {verdict} ({own})."
 
 
-def red_flags(runs: pd.DataFrame) -> str:
-    """The runs' red flags per generator, worst first, each with its worst run's evidence (Markdown list)."""
-    from synllm.metrics.flags import generator_flags
-
-    lines = [
-        f"- **{md_text(r.generator)}**: {md_text(r.kind.replace('_', ' '))} ({r.severity}) in {r.runs_flagged} of "
-        f"{r.runs} run{'s' if r.runs != 1 else ''}; worst, {md_text(r.worst_run)}: {md_text(r.evidence)}."
-        for r in generator_flags(runs).itertuples()
-    ]
-    return "**Red flags** (per generator, worst first; a mean score below never hides them):\n\n" + "\n".join(lines)
-
-
-def _flags_in_brief(runs: pd.DataFrame) -> str:
-    """'⚠ 18 red flags (11 high) on 5 generators; worst: <generator>, <kind>: <evidence>. ' ('' without flags)."""
-    from synllm.metrics.flags import generator_flags
-
-    if "flags" not in runs or not runs["flags"].fillna("").ne("").any():
-        return ""
-    table = generator_flags(runs)
-    worst, n, high = table.iloc[0], len(table), int((table["severity"] == "high").sum())
-    return (
-        f"⚠ {n} red flag{'s' if n != 1 else ''} ({high} high) on {table['generator'].nunique()} generator(s); worst: "
-        f"{md_text(worst.generator)}, {md_text(worst.kind.replace('_', ' '))}: {md_text(worst.evidence)}. "
-    )
-
-
 def _sentence(text: str) -> str:
     """``text`` with its first letter capitalised."""
     return text[:1].upper() + text[1:]
@@ -347,7 +322,7 @@ def headline(runs: pd.DataFrame) -> str:
     smoke = " (smoke test)" if smoke_test_reasons(runs) else ""
     generators = generator_frame(runs)
     result = compare(generators[generators["kind"] == "llm"])
-    flags = _flags_in_brief(runs)  # the index shows the worst flag before any mean
+    flags = flags_in_brief(runs)  # the index shows the worst flag before any mean
     if result.best is None:
         return f"{flags}On {dataset}{smoke}, no prompt type can be judged: not enough rows per run."
     best = f"{md_text(result.best)}, H = {interval_text(result.best_value, result.best_interval)}"
