@@ -7,6 +7,7 @@ paragraph. The modules are split by role (see the README's layout):
 - :mod:`~synllm.report.tables`: the card, rules, run diagnostics, runs and metrics as frames;
 - :mod:`~synllm.report.verdicts`: scores per generator with intervals, the scorecard, winners only when
   intervals separate, smoke-test detection;
+- :mod:`~synllm.report.mix`: the outcome mix per generator (requested, delivered, real);
 - :mod:`~synllm.report.comparison`: leaderboards, rankings and the claim's verdict across datasets;
 - :mod:`~synllm.report.chart_data`: the tidy data each chart draws (a chart's first step);
 - :mod:`~synllm.report.charts`, :mod:`~synllm.report.detail_charts`, :mod:`~synllm.report.comparison_charts`:
@@ -45,6 +46,7 @@ from synllm.report.display import (
     table,
 )
 from synllm.report.folders import report_paths, write_summary, write_tables
+from synllm.report.mix import mix_frame, mix_overview
 from synllm.report.prose.dataset import (
     dataset_conclusion,
     dataset_intro,
@@ -94,6 +96,8 @@ __all__ = [
     "load_runs",
     "mean_table",
     "metrics_frame",
+    "mix_frame",
+    "mix_overview",
     "notebook_setup",
     "paired_differences",
     "pooled_tables",
