@@ -42,6 +42,7 @@ from scipy.stats import norm
 from synllm.cards import Card
 from synllm.dataset.schema import format_row
 from synllm.errors import MetricError
+from synllm.generation.conditions import Condition, condition_mask
 from synllm.generation.parsing import validate_rows
 
 #: Smallest eigenvalue kept when repairing the copula's correlation matrix.
@@ -293,24 +294,41 @@ BASELINES: dict[str, type] = {
 }
 
 
-def validated_sample(generator, n: int, card: Card, *, random_state: int = 0, max_draws: int = 5):
+def validated_sample(
+    generator, n: int, card: Card, *, random_state: int = 0, max_draws: int = 5, condition: Condition | None = None
+):
     """(``n`` rows that pass the card's validator, share of drawn rows that passed).
 
     Rows are drawn from ``generator.sample``, written as CSV lines with the card's decimals,
     and parsed and checked like an LLM's answer; draws repeat (at most ``max_draws`` times)
-    until ``n`` rows pass. Fewer than ``n`` come back only when most rows fail.
+    until ``n`` rows pass. Fewer than ``n`` come back only when most rows fail. With ``condition``
+    a valid row that misses it is rejected too. A conditioned generator
+    (:class:`~synllm.generation.baseline_mix.ConditionedSampler`) validates each condition's quota on its own.
     """
+    if hasattr(generator, "validated_quotas"):
+        return generator.validated_quotas(n, card, random_state=random_state, max_draws=max_draws)
+    kept, valid, drawn = validated_draws(generator, n, card, random_state=random_state, max_draws=max_draws,
+                                         condition=condition)  # fmt: skip
+    return kept, valid / drawn if drawn else float("nan")
+
+
+def validated_draws(
+    generator, n: int, card: Card, *, random_state: int = 0, max_draws: int = 5, condition: Condition | None = None
+) -> tuple[pd.DataFrame, int, int]:
+    """(the first ``n`` valid rows, valid rows found, rows drawn): the counts behind :func:`validated_sample`."""
     valid, drawn = [], 0
     for attempt in range(max_draws):
         rows = generator.sample(n, random_state=random_state + 7919 * attempt)
         cells = list(csv.reader(format_row(r, card) for r in rows.to_dict("records")))
-        valid.append(validate_rows(cells, card).valid)
+        checked = validate_rows(cells, card).valid
+        if condition is not None:
+            checked = checked.loc[condition_mask(checked, condition, card)]
+        valid.append(checked)
         drawn += len(rows)
         if sum(len(v) for v in valid) >= n:
             break
     kept = pd.concat(valid, ignore_index=True)
-    passed = len(kept) / drawn if drawn else float("nan")
-    return kept.iloc[:n].reset_index(drop=True), passed
+    return kept.iloc[:n].reset_index(drop=True), len(kept), drawn
 
 
 def baseline_names() -> list[str]:
@@ -335,5 +353,6 @@ __all__ = [
     "SmoothedCopulaSampler",
     "baseline_names",
     "get_baseline",
+    "validated_draws",
     "validated_sample",
 ]

@@ -174,14 +174,46 @@ def mix_conditions(
     return check_conditions(out, card)
 
 
+def run_quotas(
+    card: Card, conditions: Sequence[Condition], class_mix: Any, n_rows: int, train: pd.DataFrame | None
+) -> tuple[Condition, ...]:
+    """The conditions a run fills, each with its rows: ``class_mix`` applied to ``n_rows`` or to each condition.
+
+    The same quotas as :meth:`synllm.generation.spec.RunSpec.quotas` (``conditions`` already checked); empty
+    for a plain run. Baselines draw these quotas too, so they are compared at the LLM runs' mix.
+    """
+    if class_mix is None:
+        return tuple(conditions)
+    if not conditions:
+        return mix_conditions(card, class_mix, n_rows, train)
+    return tuple(
+        part
+        for condition in conditions
+        for part in mix_conditions(card, class_mix, condition.num_rows, train, within=condition)
+    )
+
+
+def quota_counts(quotas: Sequence[Condition]) -> list[dict[str, Any]]:
+    """Quotas in the manifest's shape (``condition``, ``column_values`` with ranges as lists, ``requested``)."""
+    return [
+        {
+            "condition": q.label,
+            "column_values": {k: list(v) if isinstance(v, tuple) else v for k, v in q.column_values.items()},
+            "requested": q.num_rows,
+        }
+        for q in quotas
+    ]
+
+
 def reference_mix(card: Card, class_mix: Any, counts: Sequence[Mapping[str, Any]]) -> dict[str, float] | None:
     """Rows a run asked for per target class (class as text), from its manifest's class mix and condition counts.
 
     None when the run asked for no mix or for the real one: its reference is drawn as
-    always. Otherwise the real reference sample is drawn at this mix, so the scores stay
+    always (conditions without a class mix ask for one only when every one fixes a class of
+    the target). Otherwise the real reference sample is drawn at this mix, so the scores stay
     "a share of what real patients with this mix get".
     """
-    if class_mix is None or class_mix == "real":
+    if class_mix == "real" or (class_mix is None and not counts):
         return None
     mix: dict[str, float] = {}
     for cls, held, _ in target_classes(card):
@@ -189,6 +221,8 @@ def reference_mix(card: Card, class_mix: Any, counts: Sequence[Mapping[str, Any]
         rows = sum(int(c["requested"]) for c in counts if c.get("column_values", {}).get(card.target) == wanted)
         if rows:
             mix[_class_key(cls)] = float(rows)
+    if class_mix is None and sum(mix.values()) != sum(int(c["requested"]) for c in counts):
+        return None  # conditions that leave some rows' class open ask for no mix
     return mix or None
 
 

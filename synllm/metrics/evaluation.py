@@ -360,7 +360,9 @@ def evaluate(
         seconds=seconds,
         replicates=replicates,
         input_flags=unexpected,
-        flags=run_flags(scored, train=train, card=card, results=results, reference=ref_results),
+        flags=run_flags(
+            scored, train=train, card=card, results=results, reference=ref_results, requested_mix=reference_mix
+        ),
     )
 
 

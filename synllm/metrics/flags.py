@@ -5,8 +5,9 @@ A flag is raised by the data, not by a score threshold of the report:
 - ``copying``: the share of rows equal to a training row, or echoing a prompt example, or repeating
   another row of the run, lies above the 95 % Wilson interval of what a real sample of the same size shows;
 - ``detectable``: a logistic regression tells the rows from real ones with ROC AUC >= 0.9;
-- ``outcome``: the real share of a target class lies outside the run's 95 % Wilson interval (the score
-  test of "these rows have the real share"), including a class no row has and a single class;
+- ``outcome``: the real share of a target class (for a run that asked for a class mix, the requested
+  share) lies outside the run's 95 % Wilson interval (the score test of "these rows have that share"),
+  including a class no row has and a single class, unless that is what was asked for;
 - ``out_of_range``: values beyond the real data's observed range by more than its standard deviation;
 - ``missing``: a column missing far more often than in real rows (20 points or more, beyond noise);
 - ``hard_rules``: a hard clinical rule broken more often than in real rows, beyond noise.
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -180,42 +181,46 @@ def result_raw(result: MetricResult) -> float:
     return result.raw if result.ok else math.nan
 
 
-def outcome_flags(synthetic: pd.DataFrame, train: pd.DataFrame, card: Card) -> list[Flag]:
-    """Target classes whose real share lies outside the run's 95 % Wilson interval (missing, single class)."""
-    if not card.target or card.target not in synthetic.columns or card.target not in train.columns:
+def outcome_flags(
+    synthetic: pd.DataFrame, train: pd.DataFrame, card: Card, requested: Mapping[str, float] | None = None
+) -> list[Flag]:
+    """Target classes whose expected share lies outside the run's 95 % Wilson interval (missing, single class).
+
+    Expected: the real share (``train``), or for a run that asked for a class mix the ``requested`` one
+    (class as text -> rows): a balanced stroke run with half strokes is right, and a class requested
+    at 0 rows may be absent (a single class is flagged only when the run expected two or more).
+    """
+    if not card.target or card.target not in synthetic.columns or not (requested or card.target in train.columns):
         return []
-    real = target_values(train, card).dropna().astype("string").value_counts(normalize=True)
-    if len(real) < 2 or len(real) > MAX_CLASSES:
+    if requested:
+        asked = pd.Series({str(k): float(v) for k, v in requested.items()}, dtype=float)
+        expected = asked / asked.sum()
+    else:
+        expected = target_values(train, card).dropna().astype("string").value_counts(normalize=True)
+    if len(expected) > MAX_CLASSES or (not requested and len(expected) < 2):
         return []
     mine = target_values(synthetic, card).dropna().astype("string")
     n, what = len(mine), card.target_positive or card.target
     if n == 0:
         return [Flag(kind="outcome", severity="high", value=1.0, evidence=f"no row has a value of {what}")]
     counts = mine.value_counts()
-    single = f"a single class: all {n} rows have {what} = {counts.index[0]}; " if len(counts) == 1 else ""
-    flags = []
-    for label, share in real.items():
+    expected = expected.reindex(expected.index.union(counts.index, sort=False), fill_value=0.0)
+    one = len(counts) == 1 and (expected > 0).sum() > 1  # a single class, not what the run asked for
+    single = f"a single class: all {n} rows have {what} = {counts.index[0]}; " if one else ""
+    found = []
+    for label, share in expected.items():
         k = int(counts.get(label, 0))
         low, high = wilson_interval(k, n)
         if low <= share <= high:
             continue
         missing = " (a class no row has)" if k == 0 else ""
-        flags.append(
-            Flag(
-                kind="outcome",
-                severity="high" if k == 0 or k == n else "warning",
-                value=abs(k / n - share),
-                evidence=f"{single}{what} = {label} in {k} of {n} rows ({_pct(k / n)}, 95 % {_pct(low)} to "
-                f"{_pct(high)}){missing}; real: {_pct(share)}",
-            )
-        )
-    # The worst class says it (the rarest real class first on a tie, e.g. the positive of a binary target).
-    return sorted(flags, key=lambda f: (round(-f.value, 9), _real_share(f)))[:1]
-
-
-def _real_share(flag: Flag) -> float:
-    found = re.search(r"real: ([\d.]+)%$", flag.evidence)
-    return float(found.group(1)) if found else math.inf
+        basis = f"requested: {asked.get(label, 0):g} of {asked.sum():g} ({_pct(share)})" if requested else ""
+        evidence = f"{single}{what} = {label} in {k} of {n} rows ({_pct(k / n)}, 95 % {_pct(low)} to {_pct(high)})"
+        severity = "high" if k in (0, n) or share == 0 else "warning"
+        flag = Flag(kind="outcome", severity=severity, value=abs(k / n - share),
+                    evidence=f"{evidence}{missing}; {basis or f'real: {_pct(share)}'}")  # fmt: skip
+        found.append((round(-flag.value, 9), share, k > 0, flag))
+    return [flag for *_, flag in sorted(found, key=lambda f: f[:3])][:1]  # worst; tie: rarest expected, then missing
 
 
 def out_of_range_flags(synthetic: pd.DataFrame, train: pd.DataFrame, card: Card) -> list[Flag]:
@@ -304,14 +309,16 @@ def run_flags(
     results: Sequence[MetricResult] = (),
     reference: Sequence[MetricResult] | None = None,
     run: str = "",
+    requested_mix: Mapping[str, float] | None = None,
 ) -> tuple[Flag, ...]:
     """Every red flag of one run, worst first (``results``/``reference``: its metric results and the
-    real reference sample's, as :func:`synllm.metrics.evaluate` computes them)."""
+    real reference sample's, as :func:`synllm.metrics.evaluate` computes them; ``requested_mix``: the
+    rows per target class a run asked for, which its outcome mix is judged against)."""
     flags = [
         *copying_flags(synthetic, card, results, reference),
         *risk_flags(results, reference),
         *detectable_flags(results, reference),
-        *outcome_flags(synthetic, train, card),
+        *outcome_flags(synthetic, train, card, requested_mix),
         *out_of_range_flags(synthetic, train, card),
         *missing_flags(synthetic, train, card),
         *hard_rule_flags(results),

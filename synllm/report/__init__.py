@@ -10,6 +10,7 @@ paragraph. The modules are split by role (see the README's layout):
 - :mod:`~synllm.report.feedback_gain`: "Does feedback help?": runs in rounds against one-shot runs, per round;
 - :mod:`~synllm.report.augmentation_report`: the augmentation study (rows of the rare class added to few real
   ones): its run over a study's generators, table and chart;
+- :mod:`~synllm.report.mix`: the outcome mix per generator (requested, delivered, real);
 - :mod:`~synllm.report.comparison`: leaderboards, rankings and the claim's verdict across datasets;
 - :mod:`~synllm.report.chart_data`: the tidy data each chart draws (a chart's first step);
 - :mod:`~synllm.report.charts`, :mod:`~synllm.report.detail_charts`, :mod:`~synllm.report.comparison_charts`:
@@ -57,6 +58,7 @@ from synllm.report.display import (
 )
 from synllm.report.feedback_gain import feedback_chart, feedback_comparison, has_rounds, round_scores
 from synllm.report.folders import report_paths, write_summary, write_tables
+from synllm.report.mix import mix_frame, mix_overview
 from synllm.report.prose.augmentation import augmentation_summary
 from synllm.report.prose.dataset import (
     dataset_conclusion,
@@ -119,6 +121,8 @@ __all__ = [
     "load_runs",
     "mean_table",
     "metrics_frame",
+    "mix_frame",
+    "mix_overview",
     "notebook_setup",
     "paired_differences",
     "pooled_tables",

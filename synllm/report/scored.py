@@ -47,6 +47,7 @@ class ScoredRun:
     examples: pd.DataFrame | None = field(default=None, repr=False)
     manifest: RunManifest | None = field(default=None, repr=False)
     valid_rate: float | None = None  # share of drawn rows that passed the validator (baselines; LLM runs: manifest)
+    requested: tuple = ()  # a baseline's quotas per condition, in the manifest's shape (LLM runs: manifest)
 
     @property
     def label(self) -> str:

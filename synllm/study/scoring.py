@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from synllm.report.scored import ScoredRun, StudyData
 
@@ -70,30 +71,52 @@ def score_baselines(
     seeds: Sequence[int],
     random_state: int = 0,
     n_boot: int = BOOTSTRAP_REPLICATES,
+    conditions: Sequence = (),
+    class_mix: Any = None,
 ) -> list[ScoredRun]:
     """Fit each baseline on the scoring train sample, draw ``n_rows`` valid rows per seed, evaluate.
 
+    With ``conditions`` or a ``class_mix`` (as the LLM runs were asked), each baseline draws the
+    runs' quotas, each condition's rows from a sampler fitted on the train rows that hold it
+    (:class:`~synllm.generation.baseline_mix.ConditionedSampler`; ``n_rows`` is then the conditions'
+    total), and is scored against a real reference drawn at the same mix. A condition too few
+    train rows hold raises a :class:`~synllm.errors.MetricError` naming it.
     ``holdout`` is left out: every evaluation already carries a real-holdout reference.
     The rows a baseline was fitted on are its exposed records.
     """
+    from synllm.generation.baseline_mix import ConditionedSampler
     from synllm.generation.baselines import get_baseline, validated_sample
+    from synllm.generation.class_mix import check_class_mix, quota_counts, reference_mix, run_quotas
+    from synllm.generation.conditions import check_conditions
     from synllm.metrics import evaluate
 
+    card, mix = data.card, check_class_mix(class_mix)
+    checked = check_conditions(conditions or (), card)
+    if checked:
+        n_rows = sum(c.num_rows for c in checked)
+    quotas = run_quotas(card, checked, mix, n_rows, data.train)  # 'real' reads the generation train, as runs do
+    requested = tuple(quota_counts(quotas))
+    at_mix = reference_mix(card, mix, requested)
     scored = []
     for name in names:
         if name == "holdout":
             continue
-        generator = get_baseline(name).fit(data.eval_train, data.card)
+        if quotas:
+            generator = ConditionedSampler(name, quotas).fit(data.eval_train, card)
+            exposed = generator.exposed_
+        else:
+            generator, exposed = get_baseline(name).fit(data.eval_train, card), data.eval_train
         for seed in seeds:
-            synthetic, passed = validated_sample(generator, n_rows, data.card, random_state=seed)
+            synthetic, passed = validated_sample(generator, n_rows, card, random_state=seed)
             evaluation = evaluate(
                 synthetic,
                 train=data.eval_train,
                 holdout=data.eval_holdout,
-                card=data.card,
-                exposed=data.eval_train,
+                card=card,
+                exposed=exposed,
                 random_state=random_state,
                 n_boot=n_boot if len(seeds) == 1 else 0,
+                reference_mix=at_mix,
             )
             scored.append(
                 ScoredRun(
@@ -104,6 +127,7 @@ def score_baselines(
                     synthetic=synthetic,
                     evaluation=evaluation,
                     valid_rate=passed,
+                    requested=requested,
                 )
             )
     return scored

@@ -180,6 +180,11 @@ def test_batch_writes_a_full_report_for_a_dataset(tiny_batch):
     assert "<details" in html[html.index(">Appendix A. The data and its card<") :]
     assert html.count("Smoke test") == 1, "a smoke test is said once, by the banner"
     assert "No generator can be judged on stroke" in html[top:]
+    findings = html[top : html.index(">1. Generation<")]
+    assert "The outcome mix." in findings and "stroke = 1" in findings and "real patients (training split)" in findings
+    mix = pd.read_csv(folder / "mix.csv", dtype=str)  # the profile's balanced mix: 5 rows as 3 + 2, all delivered
+    assert mix[mix["rows"] == "requested"].iloc[0][["stroke = 0", "stroke = 1"]].tolist() == ["3 (60%)", "2 (40%)"]
+    assert mix[mix["rows"] == "delivered"].iloc[0][["stroke = 0", "stroke = 1"]].tolist() == ["3 (60%)", "2 (40%)"]
     assert "clearly ahead" not in html
     executed = nbformat.read(folder / "report.ipynb", as_version=4)
     assert not [o for c in executed.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
