@@ -20,7 +20,7 @@ import yaml
 from synllm.cards import Card, Column
 from synllm.cards.rules import target_values
 from synllm.dataset.schema import format_row, format_value, row_format
-from synllm.errors import TemplateError
+from synllm.errors import InvalidArgument, TemplateError
 from synllm.prompts.summary import number_text, training_summary
 
 PROMPT_TYPES = ("p1", "p2", "p3", "p4")
@@ -75,6 +75,8 @@ def render_prompt(
     output: str = "csv",
     focus: str | None = None,
     class_column: str | None = None,
+    corrections: str = "",
+    examples: pd.DataFrame | None = None,
 ) -> Prompt:
     """Render one prompt type. P1–P3 show ``k_examples`` train rows sampled with ``seed``; P4 none.
 
@@ -83,21 +85,36 @@ def render_prompt(
     patients the request asks for (``stroke = 1``). With ``class_column`` (the card's target),
     the examples are balanced over its classes and shown grouped by class (EPIC,
     arXiv 2404.12404); P4 still shows none.
+
+    Feedback between rounds (:mod:`synllm.metrics.feedback`): ``corrections`` is a paragraph placed
+    where the type's blocks say (``corrections``); ``examples`` are train rows shown instead of the
+    sampled ones (P1–P3; P4 shows no row, so passing any is an error). With neither, the prompt is
+    exactly the one-shot prompt.
     """
     if output not in ("csv", "json"):
         raise TemplateError(f"output must be 'csv' or 'json', got {output!r}")
     templates = load_templates()
     spec = _type_spec(prompt_type)
     blocks = ["format_json" if b == "format" and output == "json" else b for b in spec["blocks"]]
+    if examples is not None and "examples" not in blocks:
+        raise InvalidArgument(
+            f"prompt type {prompt_type!r} shows no real rows, so it takes no examples; pass examples=None"
+        )
+    corrections = str(corrections or "").strip()
+    if not corrections:
+        blocks = [b for b in blocks if b != "corrections"]
     if focus:
         blocks = [f"{b}_for" if b in ("request", "request_no_copy") else b for b in blocks]
     groups: list[tuple[str, pd.DataFrame]] = []
     if "examples" in blocks and class_column:
-        groups = balanced_examples(train, card, k_examples, seed)
+        if examples is None:
+            groups = balanced_examples(train, card, k_examples, seed)
+        else:
+            groups = grouped_examples(examples[card.synth_names], card)
         blocks = ["examples_by_class" if b == "examples" else b for b in blocks]
         examples = pd.concat([g for _, g in groups]) if groups else train.iloc[0:0][card.synth_names]
     elif "examples" in blocks:
-        examples = sample_examples(train, card, k_examples, seed)
+        examples = sample_examples(train, card, k_examples, seed) if examples is None else examples[card.synth_names]
     else:
         examples = train.iloc[0:0]
     values = {
@@ -107,6 +124,7 @@ def render_prompt(
         "missing_notes": " ".join(card.missing_notes.split()),
         "n_rows": str(n_rows),
         "focus": focus or "",
+        "corrections": corrections,
     }
     render = format_row if output == "csv" else json_row
     if "examples" in blocks:
@@ -163,6 +181,16 @@ def balanced_examples(train: pd.DataFrame, card: Card, k: int, seed: int) -> lis
         if take:
             groups.append((_class_words(card, cls), rows.sample(n=take, random_state=seed)[card.synth_names]))
     return groups
+
+
+def grouped_examples(examples: pd.DataFrame, card: Card) -> list[tuple[str, pd.DataFrame]]:
+    """Given example rows grouped by the target's class, in the order :func:`balanced_examples` shows them."""
+    labels = target_values(examples, card)
+    classes = sorted(labels.dropna().unique().tolist(), key=lambda v: (str(type(v)), v))
+    if card.target_positive:
+        classes = sorted(classes, reverse=True)
+    masks = [(cls, labels.eq(cls).fillna(False).to_numpy(dtype=bool)) for cls in classes]
+    return [(_class_words(card, cls), examples.loc[mask]) for cls, mask in masks]
 
 
 def _class_words(card: Card, cls: Any) -> str:
