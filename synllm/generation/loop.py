@@ -49,6 +49,7 @@ from synllm.generation.records import CUT_NOTE, answer_record, missing_requests
 from synllm.generation.rounds import (
     FinishedRound,
     RoundFeedback,
+    check_feedback,
     combine_rounds,
     finish_round,
     measure_feedback,
@@ -84,6 +85,7 @@ def generate(
     out_dir: str | Path | None = None,
     progress: bool = True,
     rounds: int = 1,
+    feedback: Any = None,
 ) -> RunResult:
     """Generate ``n_rows`` valid synthetic rows with one prompt type and model: a :class:`RunSpec`, run.
 
@@ -92,7 +94,8 @@ def generate(
     status ``incomplete``. Reuses every cached answer of the same run. ``conditions`` and
     ``class_mix`` ask for rows holding given values, a quota each (see :class:`RunSpec`). ``rounds=k``
     spends the same ``n_rows`` over ``k`` feedback rounds, each later one asked with the gaps of the rows
-    kept so far (measured against ``train`` only) corrected (:mod:`synllm.generation.rounds`). Arguments
+    kept so far (measured against ``train`` only by ``feedback``, e.g. ``synllm.metrics.feedback``)
+    corrected (:mod:`synllm.generation.rounds`). Arguments
     are checked (:class:`~synllm.errors.InvalidArgument`) before anything is read or written.
     """
     n_rows, seed = (None if n_rows is None else check("n_rows", n_rows)), check("seed", seed)
@@ -114,7 +117,9 @@ def generate(
         class_mix=class_mix,
         rounds=rounds,
     )
-    return generate_run(spec, train, backend, concurrency=concurrency, out_dir=out_dir, progress=progress)
+    return generate_run(
+        spec, train, backend, concurrency=concurrency, out_dir=out_dir, progress=progress, feedback=feedback
+    )
 
 
 def generate_run(
@@ -125,8 +130,10 @@ def generate_run(
     concurrency: int | None = None,
     out_dir: str | Path | None = None,
     progress: bool = True,
+    feedback: Any = None,
 ) -> RunResult:
     """Run ``spec`` with ``backend`` (``train`` gives the prompt's examples); see :func:`generate`."""
+    feedback = check_feedback(feedback, spec.rounds)
     backend = schedule(backend)
     if spec.rounds == 1:
         parts = run_parts(spec, train, backend.output_format)
@@ -135,6 +142,7 @@ def generate_run(
     prompt = run_prompt(parts)
     run_dir = spec.run_dir(spec.key(backend.name, prompt.sha256), Path(out_dir) if out_dir else None)
     run = _Run(spec, backend, parts, run_dir, train)
+    run.feedback_functions = feedback
     return run.execute(concurrency or backend.capacity(spec.model), progress)
 
 
@@ -179,6 +187,7 @@ class _Run:
         number = self.number + 1
         kept = pd.concat([r.kept for r in self.done], ignore_index=True)[self.card.synth_names]
         feedback = measure_feedback(
+            self.feedback_functions,
             kept,
             self.train,
             self.card,

@@ -3,8 +3,10 @@
 A run with ``rounds=k`` splits its ``n_rows`` over the rounds by largest remainder (a
 condition's rows too, each round's total within one row of the others). Round 1 asks
 exactly what a one-shot run asks. Before round ``r >= 2``, the rows kept so far are
-measured against **train** only (never a holdout, which scoring needs untouched) by
-:mod:`synllm.generation.feedback`, and the round's request changes:
+measured against **train** only (never a holdout, which scoring needs untouched) by the
+feedback functions the caller passes in (``synllm.metrics.feedback``, from a layer above
+generation: ``measure_gaps``, ``corrections_paragraph``, ``worst_covered_examples`` and
+``feedback_conditions``), and the round's request changes:
 
 - every prompt type gets a corrections paragraph (its wording in ``templates.yaml``);
 - P1-P3 show the train rows the kept rows cover worst instead of a random sample;
@@ -19,18 +21,16 @@ run measures the same gaps and asks the same prompts (its cache is per round and
 
 from __future__ import annotations
 
-import importlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from synllm.cards import Card
-from synllm.errors import GenerationError
+from synllm.errors import InvalidArgument
 from synllm.generation.conditions import Condition, check_conditions
 from synllm.generation.outputs import row_flags
 from synllm.generation.plans import RunPart, assemble_parts
@@ -73,15 +73,22 @@ def round_quotas(quotas: Sequence[Quota], rounds: int) -> list[list[Quota]]:
     return plan
 
 
-def feedback_module() -> ModuleType:
-    """:mod:`synllm.generation.feedback`, loaded when a round first needs it."""
-    try:
-        return importlib.import_module("synllm.generation.feedback")
-    except ImportError as exc:
-        raise GenerationError(
-            f"feedback rounds need synllm.generation.feedback, which cannot be loaded ({exc}); "
-            "reinstall synllm or run with rounds=1"
-        ) from None
+#: The functions a feedback provides (``synllm.metrics.feedback`` has them all).
+FEEDBACK_FUNCTIONS = ("measure_gaps", "corrections_paragraph", "worst_covered_examples", "feedback_conditions")
+
+
+def check_feedback(feedback: Any, rounds: int) -> Any:
+    """``feedback`` when ``rounds`` needs it and it has every function of :data:`FEEDBACK_FUNCTIONS`."""
+    if rounds == 1:
+        return feedback
+    if feedback is None:
+        raise InvalidArgument(
+            f"rounds={rounds} needs feedback functions: pass feedback=synllm.metrics.feedback "
+            "(the command line and the study notebook pass it for you), or leave rounds at 1"
+        )
+    if missing := [name for name in FEEDBACK_FUNCTIONS if not callable(getattr(feedback, name, None))]:
+        raise InvalidArgument(f"feedback {feedback!r} lacks {missing}; pass synllm.metrics.feedback")
+    return feedback
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +102,7 @@ class RoundFeedback:
 
 
 def measure_feedback(
+    feedback: Any,
     kept: pd.DataFrame,
     train: pd.DataFrame,
     card: Card,
@@ -105,12 +113,11 @@ def measure_feedback(
     add_conditions: bool,
     random_state: int,
 ) -> RoundFeedback:
-    """The feedback for a round of ``rows`` rows from the rows ``kept`` so far, measured against ``train`` only.
+    """A round's feedback (``rows`` rows) from the rows ``kept`` so far, by ``feedback``, against ``train`` only.
 
     ``shows_examples`` False (P4, or ``k_examples`` 0) shows no row; ``add_conditions`` False
     (the user chose conditions or a class mix) adds no condition.
     """
-    feedback = feedback_module()
     gaps = feedback.measure_gaps(kept, train, card)
     corrections = feedback.corrections_paragraph(gaps, card)
     examples = None

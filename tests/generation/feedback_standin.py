@@ -1,24 +1,18 @@
-"""A small, private stand-in for ``synllm.generation.feedback`` (same interface), to test the round machinery.
+"""A small, private stand-in for ``synllm.metrics.feedback`` (same interface), to test the round machinery.
 
 It measures the mean gap of each numeric column against ``train``, writes one plain sentence
 per column that is too low or too high, shows the train rows farthest (in age) from every
 kept row, and adds no condition unless told to. Every frame it receives is kept in ``calls``
-so a test can check what the feedback read. :func:`install` puts it in place of the real
-module (and, while ``render_prompt`` does not yet take ``corrections`` and ``examples``, wraps
-it to append the corrections and show the given examples).
+so a test can check what the feedback read; a run gets it as ``feedback=``.
 """
 
 from __future__ import annotations
 
-import hashlib
-import inspect
-import sys
 import types
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import pandas as pd
 
-from synllm.generation import plans
 from synllm.generation.conditions import Condition
 
 #: The sentence :func:`corrections_paragraph` writes for a column whose mean is too low.
@@ -38,7 +32,7 @@ class StandIn(types.ModuleType):
     """The stand-in module; ``calls`` records (function, argument name, frame) for every frame it read."""
 
     def __init__(self, *, add_conditions: bool = False) -> None:
-        super().__init__("synllm.generation.feedback")
+        super().__init__("feedback_standin")
         self.calls: list[tuple[str, str, pd.DataFrame]] = []
         self.add_conditions = add_conditions
         self.Gaps = Gaps
@@ -82,26 +76,22 @@ class StandIn(types.ModuleType):
         return [Condition(column_values={card.target: 1}, num_rows=max(1, n_rows // 2))]
 
 
-def _render_with_feedback(real):
-    """``render_prompt`` taking ``corrections`` and ``examples``: the stand-in's way, until the real one does."""
+class Spy:
+    """Wraps a feedback (the real ``synllm.metrics.feedback``): the same answers, every frame read kept in ``calls``."""
 
-    def render(card, train, prompt_type, *, corrections: str = "", examples=None, **kw):
-        if examples is not None:
-            train, kw = examples, {**kw, "k_examples": len(examples)}
-        prompt = real(card, train, prompt_type, **kw)
-        if not corrections:
-            return prompt
-        text = f"{prompt.text}\n\n{corrections}"
-        digest = hashlib.sha256(f"{prompt.system}\n\n{text}".encode()).hexdigest()
-        return replace(prompt, text=text, sha256=digest)
+    def __init__(self, feedback) -> None:
+        self.feedback, self.calls = feedback, []
 
-    return render
+    def measure_gaps(self, rows, train, card):
+        self.calls += [("measure_gaps", "rows", rows), ("measure_gaps", "train", train)]
+        return self.feedback.measure_gaps(rows, train, card)
 
+    def corrections_paragraph(self, gaps, card, **kw):
+        return self.feedback.corrections_paragraph(gaps, card, **kw)
 
-def install(monkeypatch, **kw) -> StandIn:
-    """Put a fresh stand-in in place of ``synllm.generation.feedback`` for one test; returns it."""
-    standin = StandIn(**kw)
-    monkeypatch.setitem(sys.modules, "synllm.generation.feedback", standin)
-    if "corrections" not in inspect.signature(plans.render_prompt).parameters:
-        monkeypatch.setattr(plans, "render_prompt", _render_with_feedback(plans.render_prompt))
-    return standin
+    def worst_covered_examples(self, train, rows, card, k, *, random_state):
+        self.calls += [("worst_covered_examples", "train", train), ("worst_covered_examples", "rows", rows)]
+        return self.feedback.worst_covered_examples(train, rows, card, k, random_state=random_state)
+
+    def feedback_conditions(self, gaps, card, n_rows):
+        return self.feedback.feedback_conditions(gaps, card, n_rows)

@@ -22,6 +22,7 @@ from synllm.generation.loop import generate, load_run
 from synllm.generation.manifest import read_manifest
 from synllm.generation.rounds import round_quotas, rows_by_round, split_rows
 from synllm.generation.spec import RunSpec
+from synllm.metrics import feedback as metrics_feedback
 from tests.generation import feedback_standin
 from tests.generation.scripted import OPTS, ScriptedBackend, scripted_run, stroke_split
 
@@ -56,11 +57,11 @@ class LowAgeBackend(ScriptedBackend):
         )
 
 
-def _rounds_run(split_data, backend, out_dir, *, n_rows=12, rounds=3, prompt_type="p2", **kw):
+def _rounds_run(feedback, split_data, backend, out_dir, *, n_rows=12, rounds=3, prompt_type="p2", **kw):
     train, _, card = split_data
     return generate(
         card, train, prompt_type, backend, "m", n_rows=n_rows, options=OPTS, out_dir=out_dir, progress=False,
-        rounds=rounds, **kw,
+        rounds=rounds, feedback=feedback, **kw,
     )  # fmt: skip
 
 
@@ -74,14 +75,20 @@ def test_the_row_budget_is_split_by_largest_remainder():
 def test_more_rounds_than_rows_is_a_clear_error_before_anything_is_written(split_data, tmp_path):
     train, holdout, card = split_data
     with pytest.raises(InvalidArgument, match="rounds=3 but n_rows=2: every round needs at least one row"):
-        _rounds_run(split_data, ScriptedBackend(holdout, card), tmp_path, n_rows=2, rounds=3)
+        _rounds_run(
+            feedback_standin.StandIn(), split_data, ScriptedBackend(holdout, card), tmp_path, n_rows=2, rounds=3
+        )
+    with pytest.raises(InvalidArgument, match="rounds=2 needs feedback functions: pass feedback=synllm.metrics"):
+        _rounds_run(None, split_data, ScriptedBackend(holdout, card), tmp_path, n_rows=4, rounds=2)
+    with pytest.raises(InvalidArgument, match="lacks"):
+        _rounds_run(object(), split_data, ScriptedBackend(holdout, card), tmp_path, n_rows=4, rounds=2)
     assert not any(tmp_path.iterdir())
 
 
-def test_rounds_record_every_round_in_manifest_raw_and_rows(split_data, tmp_path, monkeypatch):
+def test_rounds_record_every_round_in_manifest_raw_and_rows(split_data, tmp_path):
     train, holdout, card = split_data
-    standin = feedback_standin.install(monkeypatch)
-    result = _rounds_run(split_data, ScriptedBackend(holdout, card), tmp_path, n_rows=10, rounds=3)
+    standin = feedback_standin.StandIn()
+    result = _rounds_run(standin, split_data, ScriptedBackend(holdout, card), tmp_path, n_rows=10, rounds=3)
     assert result.complete and result.rounds == (4, 3, 3) and len(result.synthetic) == 10
     rounds = result.manifest.rounds
     assert [r["round"] for r in rounds] == [1, 2, 3] and [r["first_row"] for r in rounds] == [0, 4, 7]
@@ -108,12 +115,18 @@ def test_rounds_record_every_round_in_manifest_raw_and_rows(split_data, tmp_path
     assert "Corrections:" in str(result.round_prompts[1]) or rounds[1]["corrections"] == ""
 
 
-def test_feedback_reads_train_only(split_data, tmp_path, monkeypatch):
+def _feedbacks():
+    """The stand-in, and the real feedback behind a spy."""
+    return [feedback_standin.StandIn(), feedback_standin.Spy(metrics_feedback)]
+
+
+@pytest.mark.parametrize("which", [0, 1], ids=["stand-in", "real"])
+def test_feedback_reads_train_only(split_data, tmp_path, which):
     """Every frame the feedback reads as reference is the train passed in; no holdout row reaches any prompt."""
     train, holdout, card = split_data
-    standin = feedback_standin.install(monkeypatch)
+    standin = _feedbacks()[which]
     backend = ScriptedBackend(train, card)
-    _rounds_run(split_data, backend, tmp_path, n_rows=12, rounds=3, prompt_type="p1")
+    _rounds_run(standin, split_data, backend, tmp_path, n_rows=12, rounds=3, prompt_type="p1")
     references = [frame for _, arg, frame in standin.calls if arg == "train"]
     assert len(references) == 4  # measure_gaps and worst_covered_examples, before rounds 2 and 3
     assert all(frame is train for frame in references)
@@ -125,13 +138,15 @@ def test_feedback_reads_train_only(split_data, tmp_path, monkeypatch):
     assert not any(line in request.prompt for request in backend.requests for line in shown)
 
 
-def test_p4_prompts_show_no_real_row_in_any_round(split_data, tmp_path, monkeypatch):
+@pytest.mark.parametrize("which", [0, 1], ids=["stand-in", "real"])
+def test_p4_prompts_show_no_real_row_in_any_round(split_data, tmp_path, which):
     train, holdout, card = split_data
-    feedback_standin.install(monkeypatch)
+    standin = _feedbacks()[which]
     backend = LowAgeBackend(holdout, card)
-    result = _rounds_run(split_data, backend, tmp_path, n_rows=12, rounds=3, prompt_type="p4")
-    assert result.rounds == (4, 4, 4) and len(result.manifest.rounds) == 3
-    assert "age is too low" in backend.requests[-1].prompt  # the later rounds did get their corrections
+    result = _rounds_run(standin, split_data, backend, tmp_path, n_rows=12, rounds=3, prompt_type="p4")
+    assert result.rounds[:2] == (4, 4) and len(result.manifest.rounds) == 3  # (real: round 3 may ask a condition)
+    corrections = [r["corrections"] for r in result.manifest.rounds]
+    assert corrections[0] == "" and all(c and c in backend.requests[-1].prompt for c in corrections[2:])
     assert all(len(p.examples) == 0 for p in result.round_prompts) and len(result.prompt.examples) == 0
     real_rows = {format_row(r, card) for r in pd.concat([train, holdout]).to_dict("records")}
     asked = [request.prompt + request.system for request in backend.requests]
@@ -139,24 +154,24 @@ def test_p4_prompts_show_no_real_row_in_any_round(split_data, tmp_path, monkeypa
     assert not any(row in text for text in asked for row in real_rows)
     # the same check sees a row where one is shown: P2's later rounds show the worst-covered train rows
     backend = LowAgeBackend(holdout, card)
-    shown = _rounds_run(split_data, backend, tmp_path, n_rows=12, rounds=3, prompt_type="p2")
+    shown = _rounds_run(standin, split_data, backend, tmp_path, n_rows=12, rounds=3, prompt_type="p2")
     worst = shown.round_prompts[1].examples
     assert len(worst) and all(format_row(r, card) in backend.requests[1].prompt for r in worst.to_dict("records"))
     assert len(shown.prompt.examples) > len(shown.round_prompts[0].examples)  # every row shown counts as exposed
 
 
 @pytest.mark.parametrize("fail_at", [1, 3])  # after round 1; in the middle of round 2
-def test_a_resumed_run_with_rounds_gives_the_rows_of_an_uninterrupted_one(split_data, tmp_path, monkeypatch, fail_at):
+def test_a_resumed_run_with_rounds_gives_the_rows_of_an_uninterrupted_one(split_data, tmp_path, fail_at):
     train, holdout, card = split_data
-    feedback_standin.install(monkeypatch)
-    whole = _rounds_run(split_data, LowAgeBackend(holdout, card), tmp_path / "whole", n_rows=24)
+    standin = feedback_standin.StandIn()
+    whole = _rounds_run(standin, split_data, LowAgeBackend(holdout, card), tmp_path / "whole", n_rows=24)
     assert whole.rounds == (8, 8, 8) and whole.manifest.diagnostics.requests == 6
     with pytest.raises(KeyboardInterrupt):
-        _rounds_run(split_data, LowAgeBackend(holdout, card, fail_at=fail_at), tmp_path / "cut", n_rows=24)
+        _rounds_run(standin, split_data, LowAgeBackend(holdout, card, fail_at=fail_at), tmp_path / "cut", n_rows=24)
     stopped = read_manifest(next((tmp_path / "cut").rglob("manifest.json")).parent)
     assert stopped.status == "failed" and sum(stopped.round_rows) < 24
     again = LowAgeBackend(holdout, card)
-    resumed = _rounds_run(split_data, again, tmp_path / "cut", n_rows=24)
+    resumed = _rounds_run(standin, split_data, again, tmp_path / "cut", n_rows=24)
     assert len(again.seeds) == 6 - fail_at  # only what was missing was asked
     pd.testing.assert_frame_equal(resumed.synthetic, whole.synthetic)
     assert resumed.rounds == whole.rounds
@@ -164,17 +179,17 @@ def test_a_resumed_run_with_rounds_gives_the_rows_of_an_uninterrupted_one(split_
     assert [r["gaps"] for r in resumed.manifest.rounds] == [r["gaps"] for r in whole.manifest.rounds]
     rerun = LowAgeBackend(holdout, card)  # and once complete, the cache answers everything
     pd.testing.assert_frame_equal(
-        _rounds_run(split_data, rerun, tmp_path / "cut", n_rows=24).synthetic, whole.synthetic
+        _rounds_run(standin, split_data, rerun, tmp_path / "cut", n_rows=24).synthetic, whole.synthetic
     )
     assert rerun.seeds == []
 
 
-def test_the_loop_closes_a_gap_on_a_generator_that_follows_its_corrections(split_data, tmp_path, monkeypatch):
+def test_the_loop_closes_a_gap_on_a_generator_that_follows_its_corrections(split_data, tmp_path):
     """The stand-in generator writes ages a third too low until told; rounds=3 ends far closer to train."""
     train, holdout, card = split_data
-    feedback_standin.install(monkeypatch)
-    one_shot = _rounds_run(split_data, LowAgeBackend(holdout, card), tmp_path, n_rows=24, rounds=1)
-    rounds = _rounds_run(split_data, LowAgeBackend(holdout, card), tmp_path, n_rows=24, rounds=3)
+    standin = feedback_standin.StandIn()
+    one_shot = _rounds_run(standin, split_data, LowAgeBackend(holdout, card), tmp_path, n_rows=24, rounds=1)
+    rounds = _rounds_run(standin, split_data, LowAgeBackend(holdout, card), tmp_path, n_rows=24, rounds=3)
     want = train["age"].astype(float).mean()
     gap_one_shot = abs(one_shot.synthetic["age"].astype(float).mean() - want)
     cumulative = [abs(t["age"].astype(float).mean() - want) for t in rows_by_round(rounds.synthetic, rounds.rounds)]
@@ -184,15 +199,19 @@ def test_the_loop_closes_a_gap_on_a_generator_that_follows_its_corrections(split
     assert rounds.manifest.rounds[1]["gaps"]["mean_gap"]["age"][0] < want
 
 
-def test_feedback_conditions_take_free_rows_but_a_users_class_mix_wins(split_data, tmp_path, monkeypatch):
+def test_feedback_conditions_take_free_rows_but_a_users_class_mix_wins(split_data, tmp_path):
     train, holdout, card = split_data
-    feedback_standin.install(monkeypatch, add_conditions=True)
+    standin = feedback_standin.StandIn(add_conditions=True)
     no_stroke = holdout[holdout["stroke"] == 0]
-    result = _rounds_run(split_data, ScriptedBackend(no_stroke, card), tmp_path, n_rows=12, rounds=2, max_requests=8)
+    result = _rounds_run(
+        standin, split_data, ScriptedBackend(no_stroke, card), tmp_path, n_rows=12, rounds=2, max_requests=8
+    )
     second = result.manifest.rounds[1]
     assert second["conditions"] == [{"condition": "stroke=1", "requested": 3}]  # half of round 2's 6 rows
     assert second["requested"] == 6 and result.manifest.conditions == ()  # the run itself was not conditioned
-    mixed = _rounds_run(split_data, LowAgeBackend(holdout, card), tmp_path, n_rows=12, rounds=2, class_mix="balanced")
+    mixed = _rounds_run(
+        standin, split_data, LowAgeBackend(holdout, card), tmp_path, n_rows=12, rounds=2, class_mix="balanced"
+    )
     assert mixed.complete and (mixed.synthetic["stroke"] == 1).sum() == 6
     assert [r["conditions"] for r in mixed.manifest.rounds] == [
         [{"condition": "stroke=0", "requested": 3}, {"condition": "stroke=1", "requested": 3}]
