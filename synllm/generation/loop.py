@@ -14,8 +14,6 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,19 +28,9 @@ from synllm.backends.registry import resolve_backend
 from synllm.backends.scheduler import Scheduler, schedule
 from synllm.cards import Card
 from synllm.errors import BackendError, GenerationError, ModelNotFound, SynllmError
-from synllm.generation.class_mix import mix_key
 from synllm.generation.conditions import Condition
-from synllm.generation.diversity import RowDiversity, row_diversity
-from synllm.generation.manifest import (
-    Diagnostics,
-    RunManifest,
-    Timings,
-    Tokens,
-    package_versions,
-    shortfall_text,
-    write_manifest,
-)
-from synllm.generation.outputs import RunResult, answer_totals, load_run
+from synllm.generation.finish import finish_run
+from synllm.generation.outputs import RunResult, load_run
 from synllm.generation.parsing import validate_rows
 from synllm.generation.plans import RunPart, run_parts, run_prompt
 from synllm.generation.records import CUT_NOTE, answer_record, missing_requests
@@ -50,15 +38,11 @@ from synllm.generation.rounds import (
     FinishedRound,
     RoundFeedback,
     check_feedback,
-    combine_rounds,
     finish_round,
     measure_feedback,
-    merged_condition_counts,
     round_budget,
-    round_entries,
     round_parts,
     round_quotas,
-    run_prompt_of,
 )
 from synllm.generation.runlock import run_lock
 from synllm.generation.spec import GenerationOptions, RunSpec
@@ -273,7 +257,11 @@ class _Run:
     def _finish_keeping(self, reused: int, error: BaseException | None) -> RunResult | None:
         """Write the outputs; after an earlier error, a failure to write them is logged, not raised over it."""
         try:
-            return self._finish(reused, error)
+            self._validate_queued()
+            return finish_run(
+                self.spec, self.backend, self.run_dir, self.done, real=self.real, repairs=self.repairs,
+                reused=reused, error=error, started=self.started,
+            )  # fmt: skip
         except SynllmError as failure:
             if error is None:
                 raise
@@ -398,103 +386,3 @@ class _Run:
             )
         files.append_record(self.raw_path, record)
         return record
-
-    def _finish(self, reused: int, error: BaseException | None) -> RunResult:
-        self._validate_queued()
-        done, columns = self.done, self.card.synth_names
-        ordered = [record for r in done for record in r.records]
-        with_rounds = self.spec.rounds > 1
-        synthetic, rejected, flags, returned = combine_rounds(done, self.card, with_rounds=with_rounds)
-        synthetic = synthetic[columns]
-        diversity = row_diversity(synthetic, real=self.real, random_state=self.seed)
-        status = "complete" if len(synthetic) >= self.n_rows else ("failed" if error else "incomplete")
-        totals = answer_totals(
-            ordered,
-            rows_valid=returned - len(rejected),
-            rows_returned=returned,
-            rejected=rejected,
-            flags=flags,
-            repairs=self.repairs,
-        )
-        prompt = run_prompt_of(done, with_rounds=with_rounds)
-        manifest = self._manifest(status, ordered, totals, reused=reused, error=error, diversity=diversity)
-        budget = sum(r.max_requests for r in done)
-        manifest = replace(manifest, examples_shown=len(prompt.examples), max_requests=budget)
-        if self.spec.conditioned:
-            counts = done[0].counts if len(done) == 1 else merged_condition_counts([r.counts for r in done])
-            manifest = replace(manifest, conditions=tuple(counts), class_mix=mix_key(self.spec.class_mix))
-        if with_rounds:
-            manifest = replace(manifest, rounds=tuple(round_entries(done)))
-        token = self.card.missing_token
-        files.write_csv(self.run_dir / files.SYNTHETIC, synthetic.join(flags.add_prefix("_")), missing_token=token)
-        files.write_csv(self.run_dir / files.REJECTED, rejected)
-        write_manifest(self.run_dir, manifest)
-        if status == "incomplete":
-            log.warning(
-                "%s %s %s: stopped at max_requests=%d%s with %d of %d valid rows: %s (%s); raise max_requests "
-                "or see rejected.csv for why rows failed",
-                self.card.name,
-                self.prompt.prompt_type,
-                self.model,
-                done[-1].max_requests,
-                f" in round {len(done)} of {self.spec.rounds}" if self.spec.rounds > 1 else "",
-                len(synthetic),
-                self.n_rows,
-                shortfall_text([manifest.diagnostics]),
-                self.run_dir,
-            )
-        return RunResult(
-            run_dir=self.run_dir,
-            synthetic=synthetic,
-            rejected=rejected,
-            flags=flags,
-            prompt=prompt,
-            manifest=manifest,
-            round_prompts=tuple(r.prompt for r in done),
-        )
-
-    def _manifest(
-        self,
-        status: str,
-        ordered: list[dict[str, Any]],
-        totals: tuple[Tokens, Diagnostics, float],
-        *,
-        reused: int,
-        error: BaseException | None,
-        diversity: RowDiversity,
-    ) -> RunManifest:
-        """The run's manifest from its spec, its answers (in request order) and their totals."""
-        tokens, diagnostics, model_seconds = totals
-        diagnostics = replace(diagnostics, **diversity.manifest_fields())
-        try:
-            described = dict(self.backend.describe(self.model))
-        except Exception as exc:  # describing must never lose a run
-            described = {"describe_error": str(exc)}
-        first = self.done[0].prompt
-        return RunManifest(
-            status=status,
-            error=str(error) if error else None,
-            dataset=self.card.name,
-            card=str(self.card.path) if self.card.path else None,
-            backend=self.backend.name,
-            backend_details=described,
-            chosen_because=(described.get("auto") or {}).get("because"),
-            model=self.model,
-            prompt_type=first.prompt_type,
-            prompt_sha256=first.sha256,
-            template_version=first.template_version,
-            output_format=self.fmt,
-            seed=self.seed,
-            request_seeds=tuple(r["seed"] for r in ordered),
-            n_rows_requested=self.n_rows,
-            versions=package_versions(),
-            options=self.options.as_dict(),
-            timings=Timings(
-                model_seconds=round(model_seconds, 3),
-                wall_seconds_this_call=round(time.perf_counter() - self.started, 3),
-                answers_reused_from_cache=reused,
-            ),
-            tokens=tokens,
-            diagnostics=diagnostics,
-            updated_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        )
