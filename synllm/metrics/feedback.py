@@ -142,6 +142,8 @@ def _marginal_sentence(gap: MarginalGap, card: Card) -> tuple[str, dict[str, str
     values = {"column": card_text(gap.column), **_shares(gap.synthetic, gap.real)}
     if gap.kind == "numeric":
         return f"numeric_{gap.side}", values | {"threshold": _number(gap.threshold)}
+    if gap.kind == "missing":
+        return "missing_rare", values
     values["value"] = "missing" if gap.value == MISSING else card_text(gap.value)
     return ("category_never" if gap.synthetic == 0 else "category_rare"), values
 
@@ -219,6 +221,8 @@ def _class_text(value: Any) -> str:
 
 def _region(gap: MarginalGap, card: Card) -> Any:
     """The condition value asking for an under-filled region: a range for numbers, the category otherwise."""
+    if gap.kind == "missing":
+        return None  # a condition cannot ask for a missing value
     if gap.kind == "categorical":
         return None if gap.value == MISSING else gap.value
     column = card.column(gap.column)

@@ -43,6 +43,8 @@ class MarginalGap:
     Numbers: ``synthetic`` and ``real`` are the shares of rows on ``side`` (``"above"``/``"below"``) of
     ``threshold``, the real quantile where the shares differ most, on the side the synthetic rows under-fill.
     Categories: the shares of ``value``, the category the synthetic rows under-fill most.
+    Missing cells of a number column (``kind="missing"``): the missing shares, when the synthetic rows leave
+    out fewer cells than the real ones (a model that never writes a missing value).
     """
 
     column: str
@@ -173,6 +175,7 @@ def measure_gaps(rows: pd.DataFrame, train: pd.DataFrame, card: Card) -> Gaps:
         return Gaps(n_synthetic=n, n_train=m)
     alpha = KIND_ALPHA / max(1, len(card.synth_columns))  # one test per column
     marginals = [_numeric_gap(rows, train, c.name, alpha) for c in card.synth_columns if c.is_numeric]
+    marginals += [_missing_gap(rows, train, c.name, alpha) for c in card.synth_columns if c.is_numeric]
     marginals += [_category_gap(rows, train, card, c.name, alpha) for c in card.synth_columns if c.is_categorical]
     marginals = sorted((g for g in marginals if g is not None), key=lambda g: -g.statistic)
     hard = []
@@ -244,6 +247,15 @@ def _shares(labels: pd.Series) -> pd.Series:
     return labels.value_counts(normalize=True)
 
 
+def _missing_gap(rows: pd.DataFrame, train: pd.DataFrame, name: str, alpha: float) -> MarginalGap | None:
+    """Too few missing cells in a number column (categories count a missing cell as a category already)."""
+    real, syn = float(train[name].isna().mean()), float(rows[name].isna().mean())
+    if real == 0.0 or syn >= real:
+        return None
+    significant = share_gap_significant(syn, real, len(rows), len(train), alpha)
+    return MarginalGap(name, "missing", real - syn, "missing", None, None, syn, real, significant)
+
+
 def _category_gap(rows: pd.DataFrame, train: pd.DataFrame, card: Card, name: str, alpha: float) -> MarginalGap:
     col = card.column(name)
     real, syn = _shares(category_labels(train[name], col)), _shares(category_labels(rows[name], col))
@@ -285,6 +297,15 @@ def _outcome_gap(rows: pd.DataFrame, train: pd.DataFrame, card: Card) -> Outcome
     )
 
 
+def outcome_error(rows: pd.DataFrame, train: pd.DataFrame, card: Card) -> float:
+    """Outcome-mix error: total variation distance between the class shares of ``rows`` and of ``train`` (0 = same).
+
+    NaN when there is no mix to compare (no rows, or a continuous target).
+    """
+    gap = _outcome_gap(rows, train, card) if len(rows) and len(train) else None
+    return math.nan if gap is None else gap.error
+
+
 def _class_labels(values: pd.Series) -> pd.Series:
     """Outcome classes as text (``1``, not ``1.0``), missing as its own class."""
     text = (MISSING if pd.isna(v) else (f"{v:g}" if isinstance(v, float) else str(v)) for v in values.astype(object))
@@ -324,6 +345,7 @@ __all__ = [
     "SoftDirection",
     "ks_floor",
     "measure_gaps",
+    "outcome_error",
     "share_gap_significant",
     "z_value",
 ]

@@ -7,6 +7,7 @@ paragraph. The modules are split by role (see the README's layout):
 - :mod:`~synllm.report.tables`: the card, rules, run diagnostics, runs and metrics as frames;
 - :mod:`~synllm.report.verdicts`: scores per generator with intervals, the scorecard, winners only when
   intervals separate, smoke-test detection;
+- :mod:`~synllm.report.feedback_gain`: "Does feedback help?": runs in rounds against one-shot runs, per round;
 - :mod:`~synllm.report.comparison`: leaderboards, rankings and the claim's verdict across datasets;
 - :mod:`~synllm.report.chart_data`: the tidy data each chart draws (a chart's first step);
 - :mod:`~synllm.report.charts`, :mod:`~synllm.report.detail_charts`, :mod:`~synllm.report.comparison_charts`:
@@ -44,6 +45,7 @@ from synllm.report.display import (
     styled_scorecard,
     table,
 )
+from synllm.report.feedback_gain import feedback_chart, feedback_comparison, has_rounds, round_scores
 from synllm.report.folders import report_paths, write_summary, write_tables
 from synllm.report.prose.dataset import (
     dataset_conclusion,
@@ -53,6 +55,7 @@ from synllm.report.prose.dataset import (
     generation_summary,
     headline,
 )
+from synllm.report.prose.feedback import feedback_verdict
 from synllm.report.prose.study import study_verdict, verdict_headline
 from synllm.report.tables import (
     card_table,
@@ -80,12 +83,16 @@ __all__ = [
     "failures_table",
     "family_metrics",
     "family_summary",
+    "feedback_chart",
+    "feedback_comparison",
+    "feedback_verdict",
     "figure",
     "findings",
     "forest_plot",
     "generation_summary",
     "generator_frame",
     "harmonic_heatmaps",
+    "has_rounds",
     "headline",
     "image",
     "interval_text",
@@ -103,6 +110,7 @@ __all__ = [
     "ranking_chart",
     "report_paths",
     "report_title",
+    "round_scores",
     "rule_violations",
     "rules_table",
     "runs_frame",

@@ -126,6 +126,18 @@ def test_a_soft_rule_seen_the_wrong_way_is_named(train, card):
     )
 
 
+def test_a_number_column_never_left_missing_is_named(train, card):
+    rows = _rows(train, 1000, 10) if len(train) >= 1000 else train.copy()
+    rows["bmi"] = rows["bmi"].fillna(28.0)
+    gaps = measure_gaps(rows, train, card)
+    gap = next(g for g in gaps.marginals if g.kind == "missing")
+    real = float(train["bmi"].isna().mean())
+    assert gap.column == "bmi" and gap.synthetic == 0.0 and gap.real == pytest.approx(real) and gap.significant
+    text = corrections_paragraph(gaps, card, max_items=20)
+    assert f"- bmi is left missing in 0% of the records, against {share_text(real)} in the real data." in text
+    assert not any("bmi" in c.column_values for c in feedback_conditions(gaps, card, 60))
+
+
 def test_gaps_are_json_safe_for_the_manifest(train, card):
     rows = _rows(train, 80, 6)
     rows["bmi"] = np.nan
