@@ -169,8 +169,21 @@ class _Run:
     def _begin_next(self) -> None:
         """Start the next round, its request measured on the rows kept so far against train only."""
         number = self.number + 1
+        try:
+            feedback = self._measure(number)
+        except Exception as exc:  # a fault in the feedback functions: named, with what to do
+            if isinstance(exc, SynllmError):
+                raise
+            raise GenerationError(
+                f"the feedback for round {number} of run {self.run_dir.name} failed ({type(exc).__name__}: {exc}); "
+                "the rows kept so far are cached and written; rerun with rounds=1, or fix the feedback and rerun"
+            ) from exc
+        self._begin(number, round_parts(self.spec, self.train, self.fmt, self.plan[number - 1], feedback), feedback)
+
+    def _measure(self, number: int) -> RoundFeedback:
+        """Round ``number``'s feedback: the rows kept in the rounds before it, measured against train."""
         kept = pd.concat([r.kept for r in self.done], ignore_index=True)[self.card.synth_names]
-        feedback = measure_feedback(
+        return measure_feedback(
             self.feedback_functions,
             kept,
             self.train,
@@ -181,7 +194,6 @@ class _Run:
             add_conditions=not self.spec.conditioned,
             random_state=self.spec.request_seed(0, number),
         )
-        self._begin(number, round_parts(self.spec, self.train, self.fmt, self.plan[number - 1], feedback), feedback)
 
     def _write_prompts(self) -> None:
         """``prompt.txt``: the run's request (with rounds, every round's so far, part by part)."""

@@ -16,7 +16,7 @@ import pytest
 
 from synllm.backends.base import GenerationRequest
 from synllm.dataset.schema import format_row, format_value
-from synllm.errors import InvalidArgument
+from synllm.errors import GenerationError, InvalidArgument
 from synllm.files import read_records
 from synllm.generation.loop import generate, load_run
 from synllm.generation.manifest import read_manifest
@@ -240,3 +240,35 @@ def test_rounds_1_is_the_one_shot_run_of_before(split_data, tmp_path):
     assert "round" not in next(iter(read_records(result.run_dir / "raw.jsonl")))
     spec = RunSpec(card=card, prompt_type="p2", model="m", n_rows=10, options=OPTS)
     assert spec.request_seed(3) == spec.request_seed(3, 1) != spec.request_seed(3, 2)
+
+
+def test_a_run_asked_for_more_rows_gives_the_rows_of_a_fresh_run(split_data, tmp_path):
+    """Round 2's prompt changes with round 1's rows: its old answers (another prompt hash) are kept but not used."""
+    train, holdout, card = split_data
+    standin = feedback_standin.StandIn()
+    _rounds_run(standin, split_data, LowAgeBackend(holdout, card), tmp_path / "grown", n_rows=8, rounds=2)
+    grown = _rounds_run(standin, split_data, LowAgeBackend(holdout, card), tmp_path / "grown", n_rows=12, rounds=2)
+    fresh = _rounds_run(standin, split_data, LowAgeBackend(holdout, card), tmp_path / "fresh", n_rows=12, rounds=2)
+    pd.testing.assert_frame_equal(grown.synthetic, fresh.synthetic)
+    assert grown.rounds == fresh.rounds == (6, 6) and grown.run_dir.name == fresh.run_dir.name
+    hashes = {(r["round"], r["prompt_sha256"]) for r in read_records(grown.run_dir / "raw.jsonl")}
+    assert len(hashes) == 3  # round 1, the old round 2 and the new round 2
+
+
+def test_a_round_that_falls_short_ends_the_run_and_a_feedback_fault_is_a_synllm_error(split_data, tmp_path):
+    train, holdout, card = split_data
+    standin = feedback_standin.StandIn()
+    short = _rounds_run(
+        standin, split_data, ScriptedBackend(holdout, card), tmp_path / "short", n_rows=15, rounds=3, max_requests=3,
+    )  # fmt: skip
+    # one request (4 rows) per round of 5: round 1 falls short, and no later round builds on missing rows
+    assert short.rounds == (4,) and short.manifest.status == "incomplete" and not standin.calls
+
+    class Broken(feedback_standin.StandIn):
+        def corrections_paragraph(self, gaps, card, *, max_items=5):
+            raise ZeroDivisionError("a bug")
+
+    with pytest.raises(GenerationError, match="the feedback for round 2 .* failed \\(ZeroDivisionError: a bug\\)"):
+        _rounds_run(Broken(), split_data, ScriptedBackend(holdout, card), tmp_path / "broken", n_rows=8, rounds=2)
+    stopped = read_manifest(next((tmp_path / "broken").rglob("manifest.json")).parent)
+    assert stopped.status == "failed" and stopped.round_rows == (4,)  # round 1's rows were written
