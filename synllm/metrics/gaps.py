@@ -10,6 +10,7 @@ needs untouched. A gap is *significant* only beyond sampling noise, so a round n
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from itertools import combinations
 from typing import Any
@@ -168,8 +169,14 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def measure_gaps(rows: pd.DataFrame, train: pd.DataFrame, card: Card) -> Gaps:
-    """The gaps between ``rows`` (the synthetic rows kept so far) and ``train``; never pass the holdout here."""
+def measure_gaps(
+    rows: pd.DataFrame, train: pd.DataFrame, card: Card, *, outcome_mix: Mapping[Any, float] | None = None
+) -> Gaps:
+    """The gaps between ``rows`` (the synthetic rows kept so far) and ``train``; never pass the holdout here.
+
+    ``outcome_mix`` (class -> share or rows) is the mix a run asked for (a user's class mix): the outcome
+    gap is then measured against it instead of train's mix, and the target column has no marginal gap.
+    """
     n, m = len(rows), len(train)
     if n == 0 or m == 0:
         return Gaps(n_synthetic=n, n_train=m)
@@ -177,7 +184,8 @@ def measure_gaps(rows: pd.DataFrame, train: pd.DataFrame, card: Card) -> Gaps:
     marginals = [_numeric_gap(rows, train, c.name, alpha) for c in card.synth_columns if c.is_numeric]
     marginals += [_missing_gap(rows, train, c.name, alpha) for c in card.synth_columns if c.is_numeric]
     marginals += [_category_gap(rows, train, card, c.name, alpha) for c in card.synth_columns if c.is_categorical]
-    marginals = sorted((g for g in marginals if g is not None), key=lambda g: -g.statistic)
+    skip = card.target if outcome_mix else None
+    marginals = sorted((g for g in marginals if g is not None and g.column != skip), key=lambda g: -g.statistic)
     hard = []
     for rule in card.hard_rules:
         applicable, violated = hard_rule_violations(rows, rule, card)
@@ -194,7 +202,7 @@ def measure_gaps(rows: pd.DataFrame, train: pd.DataFrame, card: Card) -> Gaps:
         n_synthetic=n,
         n_train=m,
         marginals=tuple(marginals),
-        outcome=_outcome_gap(rows, train, card),
+        outcome=_outcome_gap(rows, train, card, outcome_mix),
         hard_rules=tuple(hard),
         soft_rules=tuple(soft),
         correlations=_correlation_gaps(rows, train, card),
@@ -274,7 +282,9 @@ def share_gap_significant(synthetic: float, real: float, n: int, m: int, alpha: 
     return real - synthetic > z_value(alpha) * se
 
 
-def _outcome_gap(rows: pd.DataFrame, train: pd.DataFrame, card: Card) -> OutcomeGap | None:
+def _outcome_gap(
+    rows: pd.DataFrame, train: pd.DataFrame, card: Card, mix: Mapping[Any, float] | None = None
+) -> OutcomeGap | None:
     try:
         real_labels, syn_labels = target_values(train, card), target_values(rows, card)
     except (SynllmError, KeyError):
@@ -282,6 +292,10 @@ def _outcome_gap(rows: pd.DataFrame, train: pd.DataFrame, card: Card) -> Outcome
     if card.column(card.target).is_numeric and not card.target_positive and real_labels.nunique() > 20:
         return None  # a continuous target has no mix
     real, syn = _shares(_class_labels(real_labels)), _shares(_class_labels(syn_labels))
+    m = len(train)
+    if mix:  # the mix asked for is exact: no sampling noise on its side
+        wanted = pd.Series({_class_text(k): float(v) for k, v in mix.items()}, dtype=float)
+        real, m = wanted / wanted.sum(), 10**12
     table = pd.concat([real.rename("real"), syn.rename("syn")], axis=1).fillna(0.0)
     deficit = (table["real"] - table["syn"]).sort_values(ascending=False, kind="stable")
     value = str(deficit.index[0])
@@ -293,17 +307,28 @@ def _outcome_gap(rows: pd.DataFrame, train: pd.DataFrame, card: Card) -> Outcome
         synthetic=s,
         real=r,
         shares={str(k): (float(v["syn"]), float(v["real"])) for k, v in table.iterrows()},
-        significant=share_gap_significant(s, r, len(rows), len(train), KIND_ALPHA / max(1, len(table))),
+        significant=share_gap_significant(s, r, len(rows), m, KIND_ALPHA / max(1, len(table))),
     )
 
 
-def outcome_error(rows: pd.DataFrame, train: pd.DataFrame, card: Card) -> float:
-    """Outcome-mix error: total variation distance between the class shares of ``rows`` and of ``train`` (0 = same).
-
-    NaN when there is no mix to compare (no rows, or a continuous target).
+def outcome_error(
+    rows: pd.DataFrame, train: pd.DataFrame, card: Card, *, outcome_mix: Mapping[Any, float] | None = None
+) -> float:
+    """Outcome-mix error: total variation distance between the class shares of ``rows`` and of ``train`` (or of
+    the ``outcome_mix`` a run asked for), 0 = same. NaN when there is no mix to compare (no rows, or a continuous
+    target).
     """
-    gap = _outcome_gap(rows, train, card) if len(rows) and len(train) else None
+    gap = _outcome_gap(rows, train, card, outcome_mix) if len(rows) and len(train) else None
     return math.nan if gap is None else gap.error
+
+
+def _class_text(value: Any) -> str:
+    """A class as the outcome gap names it: ``1`` for 1, 1.0 or "1"."""
+    if isinstance(value, (bool, np.bool_)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        return f"{value:g}"
+    return str(value)
 
 
 def _class_labels(values: pd.Series) -> pd.Series:

@@ -20,6 +20,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
+from synllm.generation.class_mix import reference_mix
 from synllm.metrics.aggregate import mean_interval
 from synllm.metrics.evaluation import Evaluation, evaluate
 from synllm.metrics.gaps import outcome_error
@@ -55,7 +56,8 @@ def has_rounds(runs: Sequence[ScoredRun]) -> bool:
 
 
 def _asked(run: ScoredRun) -> int:
-    return int(getattr(run.manifest, "n_rows", 0) or len(run.synthetic))
+    """Rows the run asked for (its manifest's ``n_rows_requested``), so an incomplete run keeps its group."""
+    return int(getattr(run.manifest, "n_rows_requested", 0) or len(run.synthetic))
 
 
 def _groups(runs: Sequence[ScoredRun]) -> dict[tuple[str, str, int], dict[str, list[ScoredRun]]]:
@@ -110,17 +112,25 @@ def _run_rounds(run: ScoredRun, data: StudyData, random_state: int, metrics) -> 
                 random_state=random_state,
                 metrics=metrics,
             )
-        out.append({"round": number, "rounds": len(counts), "rows": int(end), **_measures(evaluation, rows, data)})
+        out.append({"round": number, "rounds": len(counts), "rows": int(end), **_measures(evaluation, rows, data, run)})
     return out
 
 
-def _measures(evaluation: Evaluation, rows: pd.DataFrame, data: StudyData) -> dict[str, float]:
+def _asked_mix(run: ScoredRun, data: StudyData) -> dict[str, float] | None:
+    """The class mix the run asked for (None: the real one), so its outcome-mix error is measured against it."""
+    manifest = run.manifest
+    if manifest is None or getattr(manifest, "class_mix", None) in (None, "real"):
+        return None
+    return reference_mix(data.card, manifest.class_mix, getattr(manifest, "conditions", ()) or ())
+
+
+def _measures(evaluation: Evaluation, rows: pd.DataFrame, data: StudyData, run: ScoredRun) -> dict[str, float]:
     families = evaluation.family_scores()
     out = {f: float(families.at[f, "score"]) if f in families.index else math.nan for f in SCORES}
     names = {r.name: r for r in evaluation.results}
     validity = names.get("row_validity")
     out["hard_rule_break_rate"] = 1.0 - validity.raw if validity is not None and validity.ok else math.nan
-    out["outcome_mix_error"] = outcome_error(rows, data.eval_train, data.card)
+    out["outcome_mix_error"] = outcome_error(rows, data.eval_train, data.card, outcome_mix=_asked_mix(run, data))
     return out
 
 

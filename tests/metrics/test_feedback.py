@@ -40,7 +40,7 @@ def _rows(train, n, seed):
 
 def test_the_functions_take_no_holdout():
     """The holdout cannot reach a correction: no feedback function has a parameter it could come through."""
-    assert list(inspect.signature(measure_gaps).parameters) == ["rows", "train", "card"]
+    assert list(inspect.signature(measure_gaps).parameters) == ["rows", "train", "card", "outcome_mix"]  # shares
     assert list(inspect.signature(worst_covered_examples).parameters) == ["train", "rows", "card", "k", "random_state"]
     for fn in (corrections_paragraph, feedback_conditions):
         assert not any("holdout" in p or "test" in p for p in inspect.signature(fn).parameters)
@@ -162,6 +162,19 @@ def test_feedback_conditions_fill_a_missing_class_and_the_worst_range(train, car
     assert high == card.column("age").range[1] and low == pytest.approx(gaps.marginals[0].threshold)
     assert sum(c.num_rows for c in conditions) <= 100
     assert sum(c.num_rows for c in feedback_conditions(gaps, card, 5)) <= 5
+
+
+def test_a_class_mix_asked_for_is_the_outcome_reference(train, card):
+    """A run that asked for a balanced mix is not told its strokes are too common, but that they are too rare."""
+    rows = _rows(train, 200, 11)
+    rows["stroke"] = (np.arange(len(rows)) % 5 == 0).astype(int)  # 20 % strokes against 5 % in train
+    plain = measure_gaps(rows, train, card)
+    assert plain.outcome.value == "0" and plain.outcome.significant
+    asked = measure_gaps(rows, train, card, outcome_mix={1: 1.0, 0: 1.0})
+    assert asked.outcome.value == "1" and asked.outcome.real == 0.5 and asked.outcome.significant
+    assert "stroke" not in [g.column for g in asked.marginals]
+    assert "Records with stroke = 1 are too rare: 20% of the records, against 50%" in corrections_paragraph(asked, card)
+    assert {"stroke": 1} in [c.column_values for c in feedback_conditions(asked, card, 60)]
 
 
 def test_feedback_conditions_fill_a_category_never_written(train, card):

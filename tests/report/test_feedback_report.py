@@ -25,7 +25,7 @@ def _run(data, synthetic, seed, rounds):
         synthetic, train=data.eval_train, holdout=data.eval_holdout, card=data.card,
         examples=examples, exposed=examples, random_state=0, metrics=FAST,
     )  # fmt: skip
-    manifest = SimpleNamespace(n_rows=len(synthetic), rounds=[{"round": i + 1, "rows_kept": n} for i, n in rounds])
+    manifest = SimpleNamespace(n_rows_requested=60, rounds=[{"round": i + 1, "rows_kept": n} for i, n in rounds])
     return ScoredRun(kind="llm", model="stand-in", prompt_type="p3", seed=seed, synthetic=synthetic,
                      evaluation=evaluation, examples=examples, manifest=manifest)  # fmt: skip
 
@@ -122,3 +122,14 @@ def test_the_chart_draws_every_measure_per_round(scores):
     assert isinstance(feedback_chart(scores.iloc[0:0]), alt.Chart)
     empty = feedback_comparison(scores.iloc[0:0])
     assert "cannot be compared" in feedback_verdict(empty) and feedback_verdict(empty, has_rounds=False) == ""
+
+
+def test_an_incomplete_feedback_run_stays_with_its_generator(study_data):
+    """A run that kept fewer rows than asked (a round with 0 rows) is still compared with its one-shot runs."""
+    data = study_data
+    train = data.eval_train[data.card.synth_names]
+    one_shot = _run(data, train.sample(60, random_state=3).reset_index(drop=True), 0, [])
+    short = _run(data, train.sample(40, random_state=4).reset_index(drop=True), 0, enumerate([20, 20, 0]))
+    scores = round_scores([one_shot, short], data, metrics=["ks_complement"])
+    fed = scores[scores["arm"] == "feedback"]
+    assert fed["rows"].tolist() == [20, 40, 40] and set(scores["n_rows"]) == {60}

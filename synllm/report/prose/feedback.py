@@ -9,7 +9,7 @@ import math
 import pandas as pd
 
 from synllm.report.escape import md_text, prompt_name
-from synllm.report.feedback_gain import LABELS, NO_GAIN
+from synllm.report.feedback_gain import LABELS, NO_GAIN, SCORES
 from synllm.report.verdicts import interval_text
 
 
@@ -51,7 +51,7 @@ def feedback_verdict(comparison: pd.DataFrame, *, has_rounds: bool = True) -> st
     for generator, rows in comparison.groupby("generator", sort=True):
         first = rows.iloc[0]
         model, _, prompt = str(generator).rpartition(" · ")
-        seeds = f"{int(first['feedback_n'])} feedback and {int(first['one_shot_n'])} one-shot seed(s)"
+        seeds = f"{int(rows['feedback_n'].max())} feedback and {int(rows['one_shot_n'].max())} one-shot seed(s)"
         lines = [f"**{md_text(model)} · {prompt_name(prompt)}**, {int(first['n_rows'])} rows, {seeds}:"]
         lines += [_measure_line(row) for _, row in rows.iterrows()]
         lines.append(f"- **Verdict: {generator_verdict(rows)}.**")
@@ -68,10 +68,12 @@ def feedback_verdict(comparison: pd.DataFrame, *, has_rounds: bool = True) -> st
 
 
 def _measure_line(row: pd.Series) -> str:
-    closed = row["gap_closed"]
-    gap = "" if math.isnan(closed) else f"; {abs(closed):.0%} of the gap {'closed' if closed >= 0 else 'widened'}"
+    """'- fidelity: 0.81 [0.74, 0.88] with feedback against 0.62 [...] one-shot (gap to the reference 0.38 → 0.19)'."""
     feedback = interval_text(row["feedback"], (row["feedback_low"], row["feedback_high"]))
     one_shot = interval_text(row["one_shot"], (row["one_shot_low"], row["one_shot_high"]))
+    gap = ""
+    if row["measure"] in SCORES and not (math.isnan(row["one_shot"]) or math.isnan(row["feedback"])):
+        gap = f" (gap to the reference {max(1 - row['one_shot'], 0):.2f} → {max(1 - row['feedback'], 0):.2f})"
     return f"- {LABELS[row['measure']]}: {feedback} with feedback against {one_shot} one-shot{gap}: {row['verdict']}."
 
 
