@@ -37,6 +37,7 @@ from synllm.generation.records import CUT_NOTE, answer_record, missing_requests
 from synllm.generation.rounds import (
     FinishedRound,
     RoundFeedback,
+    asked_mix,
     check_feedback,
     finish_round,
     measure_feedback,
@@ -159,12 +160,9 @@ class _Run:
         self.prompt = run_prompt(parts)
         self.by_label = {part.label: part for part in parts}
         self.records: dict[int, dict[str, Any]] = {}
-        if self.spec.rounds == 1:
-            self.max_requests = self.spec.request_budget
-            self.tag: dict[str, Any] = {}
-        else:
-            self.max_requests = round_budget(self.spec, parts, number)
-            self.tag = {"round": number, "prompt_sha256": self.prompt.sha256}
+        one_shot = self.spec.rounds == 1  # its records and budget as before rounds existed
+        self.max_requests = self.spec.request_budget if one_shot else round_budget(self.spec, parts, number)
+        self.tag: dict[str, Any] = {} if one_shot else {"round": number, "prompt_sha256": self.prompt.sha256}
 
     def _begin_next(self) -> None:
         """Start the next round, its request measured on the rows kept so far against train only."""
@@ -193,6 +191,7 @@ class _Run:
             shows_examples=bool(len(self.done[0].prompt.examples)),  # P4 (or no examples asked): no row, ever
             add_conditions=not self.spec.conditioned,
             random_state=self.spec.request_seed(0, number),
+            outcome_mix=asked_mix(self.spec, self.train),
         )
 
     def _write_prompts(self) -> None:

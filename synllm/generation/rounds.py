@@ -31,6 +31,7 @@ import pandas as pd
 
 from synllm.cards import Card
 from synllm.errors import InvalidArgument
+from synllm.generation.class_mix import reference_mix
 from synllm.generation.conditions import Condition, check_conditions
 from synllm.generation.outputs import row_flags
 from synllm.generation.plans import RunPart, assemble_parts
@@ -112,13 +113,16 @@ def measure_feedback(
     shows_examples: bool,
     add_conditions: bool,
     random_state: int,
+    outcome_mix: Mapping[str, float] | None = None,
 ) -> RoundFeedback:
     """A round's feedback (``rows`` rows) from the rows ``kept`` so far, by ``feedback``, against ``train`` only.
 
     ``shows_examples`` False (P4, or ``k_examples`` 0) shows no row; ``add_conditions`` False
-    (the user chose conditions or a class mix) adds no condition.
+    (the user chose conditions or a class mix) adds no condition. ``outcome_mix`` (the class mix a user
+    asked for, class -> rows; see :func:`asked_mix`) is the outcome mix the gaps aim at instead of train's.
     """
-    gaps = feedback.measure_gaps(kept, train, card)
+    mix = {"outcome_mix": outcome_mix} if outcome_mix else {}  # only when asked: any feedback takes the call
+    gaps = feedback.measure_gaps(kept, train, card, **mix)
     corrections = feedback.corrections_paragraph(gaps, card)
     examples = None
     if shows_examples and k_examples:
@@ -127,6 +131,18 @@ def measure_feedback(
     if add_conditions:
         conditions = _fitted(check_conditions(feedback.feedback_conditions(gaps, card, rows) or (), card), rows)
     return RoundFeedback(gaps.to_dict(), corrections, examples, conditions)
+
+
+def asked_mix(spec: Any, train: pd.DataFrame) -> dict[str, float] | None:
+    """Rows per target class a run's class mix asks for (None without a mix, or for the real one)."""
+    if spec.class_mix is None:
+        return None
+    counts = [
+        {"column_values": {k: list(v) if isinstance(v, tuple) else v for k, v in c.column_values.items()},
+         "requested": c.num_rows}
+        for c in spec.quotas(train)
+    ]  # fmt: skip
+    return reference_mix(spec.card, spec.class_mix, counts)
 
 
 def _fitted(conditions: Sequence[Condition], rows: int) -> tuple[Condition, ...]:

@@ -34,11 +34,13 @@ class StandIn(types.ModuleType):
     def __init__(self, *, add_conditions: bool = False) -> None:
         super().__init__("feedback_standin")
         self.calls: list[tuple[str, str, pd.DataFrame]] = []
+        self.outcome_mixes: list = []  # the outcome_mix each measure_gaps call was given (None: train's)
         self.add_conditions = add_conditions
         self.Gaps = Gaps
 
-    def measure_gaps(self, rows: pd.DataFrame, train: pd.DataFrame, card) -> Gaps:
+    def measure_gaps(self, rows: pd.DataFrame, train: pd.DataFrame, card, **kw) -> Gaps:
         self.calls += [("measure_gaps", "rows", rows), ("measure_gaps", "train", train)]
+        self.outcome_mixes.append(kw.get("outcome_mix"))
         gaps = {}
         for column in card.synth_columns:
             if column.is_numeric and column.name in rows:

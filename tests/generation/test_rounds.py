@@ -217,6 +217,7 @@ def test_feedback_conditions_take_free_rows_but_a_users_class_mix_wins(split_dat
         [{"condition": "stroke=0", "requested": 3}, {"condition": "stroke=1", "requested": 3}]
     ] * 2
     assert {c["condition"]: c["requested"] for c in mixed.manifest.conditions} == {"stroke=0": 6, "stroke=1": 6}
+    assert standin.outcome_mixes == [None, {"0": 6.0, "1": 6.0}]  # round 2 of the mixed run aims at the asked mix
 
 
 # A one-shot scripted run made by the code before rounds existed (main at 9e719e8): its folder, its rows and
