@@ -71,6 +71,7 @@ MAX_SECONDS = 86_400
 RULES: Mapping[str, Bound] = {
     "n_rows": Bound(whole=True, low=1, high=MAX_COUNT, hint="ask for at least one valid row"),
     "batch_size": Bound(whole=True, low=1, high=10_000, hint="ask for at least one row per request"),
+    "rounds": Bound(whole=True, low=1, high=1_000, hint="1 is one shot; 3 asks twice more with corrections"),
     "seed": Bound(
         whole=True, low=0, high=MAX_SEED, hint="seeds and random states are whole numbers from 0 to 2**32 - 1 (numpy's)"
     ),

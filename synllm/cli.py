@@ -25,6 +25,7 @@ CHECKED_OPTIONS = {
     "temperature": "temperature",
     "top_p": "top_p",
     "max_requests": "max_requests",
+    "rounds": "rounds",
     "timeout": "timeout_s",
     "holdout": "holdout",
     "seed": "seed",
@@ -102,6 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="MIX",
         help="outcome mix as per-class quotas: real, balanced, or shares such as 1=0.3,0=0.7",
+    )
+    gen.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="spend the rows over this many feedback rounds, each asked with the gaps so far corrected (default 1)",
     )
     gen.add_argument("--batch-size", type=int, default=20, help="rows asked for per request")
     gen.add_argument("--temperature", type=float, default=0.7)
@@ -267,6 +274,7 @@ def _generate(args: argparse.Namespace) -> int:
     from synllm.generation.class_mix import parse_class_mix
     from synllm.generation.grid import run_grid
     from synllm.generation.loop import GenerationOptions
+    from synllm.metrics import feedback as metrics_feedback
 
     table, card = load_dataset(args.dataset)
     train, _ = split(table, card, holdout=args.holdout, random_state=args.split_seed)
@@ -290,10 +298,14 @@ def _generate(args: argparse.Namespace) -> int:
         class_mix=parse_class_mix(args.class_mix),
         out_dir=args.out,
         progress=not args.no_progress,
+        rounds=args.rounds,
+        feedback=metrics_feedback if args.rounds > 1 else None,
     )
     for run in result.runs:
         m = run.manifest
         print(f"{m.status:<10} {len(run.synthetic):>5} rows  valid rate {m.diagnostics.valid_rate}  {run.run_dir}")
+        if m.rounds:
+            print(f"{'':<10} rows per round: {' + '.join(str(n) for n in run.rounds)}")
         for c in m.conditions:
             print(f"{'':<10} {c['delivered']:>5} of {c['requested']} rows with {c['condition']}")
     for failed in result.failures:

@@ -281,7 +281,8 @@ def _as_record(line: bytes) -> tuple[dict[str, Any] | None, str]:
 
 
 def read_records(path: Path, *, repair: bool = False) -> list[dict[str, Any]]:
-    """The answer records of a JSONL cache, in file order, at most one per request index.
+    """The answer records of a JSONL cache, in file order, at most one per request index (per feedback round
+    and prompt, for records that name them).
 
     A line counts only when it is whole (ends in a newline) and is an answer record. A line
     that is damaged, or repeats a request index (the first copy wins), is skipped with a
@@ -304,10 +305,10 @@ def read_records(path: Path, *, repair: bool = False) -> list[dict[str, Any]]:
         record, problem = _as_record(line)
         if record is None:
             log.warning("%s: line %d %s; it is skipped and its request will be asked again", path, number, problem)
-        elif record["index"] in seen:
+        elif (key := (record.get("round"), record.get("prompt_sha256"), record["index"])) in seen:
             log.warning("%s: line %d repeats request %d; the first copy is kept", path, number, record["index"])
         else:
-            seen.add(record["index"])
+            seen.add(key)
             records.append(record)
     if torn.strip():
         log.warning("%s: dropped a torn last line (%d bytes) left by an interrupted run", path, len(torn))

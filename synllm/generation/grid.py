@@ -34,6 +34,7 @@ from synllm.cards import Card
 from synllm.errors import GenerationError, SynllmError
 from synllm.generation.conditions import Condition
 from synllm.generation.loop import RunResult, generate_run
+from synllm.generation.rounds import check_feedback
 from synllm.generation.spec import GenerationOptions, RunSpec
 from synllm.prompts import PROMPT_TYPES
 
@@ -85,6 +86,8 @@ def run_grid(
     progress: bool = True,
     max_parallel_runs: int | None = None,
     refresh_s: float = 0.5,
+    rounds: int = 1,
+    feedback: Any = None,
 ) -> GridResult:
     """Generate every model × prompt type × seed cell (one :class:`RunSpec` each); complete cells come from the cache.
 
@@ -94,13 +97,15 @@ def run_grid(
     (or ``max_parallel_runs``), since a run near its end asks for little. An interrupt
     (Ctrl-C) stops the backend's waiting requests and re-raises; rerunning resumes.
     ``conditions`` and ``class_mix`` apply to every cell (see :class:`RunSpec`); ``n_rows`` defaults
-    to 20, or to the conditions' total. Arguments are checked (:class:`~synllm.errors.InvalidArgument`)
-    before any run starts.
+    to 20, or to the conditions' total. ``rounds`` and ``feedback`` (``synllm.metrics.feedback``) spend
+    every cell's rows over feedback rounds (see :func:`~synllm.generation.loop.generate`). Arguments are
+    checked (:class:`~synllm.errors.InvalidArgument`) before any run starts.
     """
     n_rows = None if n_rows is None else check("n_rows", n_rows)
     max_requests = check("max_requests", max_requests)
     seeds = [check("seed", seed, name="seeds") for seed in seeds]
     max_parallel_runs, refresh_s = check("max_parallel_runs", max_parallel_runs), check("refresh_s", refresh_s)
+    feedback = check_feedback(feedback, check("rounds", rounds))
     owned = isinstance(backend, str) or bool(endpoints)
     backend = schedule(resolve_backend(backend, endpoints=endpoints))
     options = options or GenerationOptions()
@@ -117,9 +122,10 @@ def run_grid(
         max_requests=max_requests,
         conditions=tuple(conditions),
         class_mix=class_mix,
+        rounds=rounds,
     )
     specs = [cell_spec(model=m, prompt_type=p, seed=s) for m, p, s in cells]
-    grid = _Grid(train, backend, out_dir=out_dir, progress=progress, label=f"{card.name} grid")
+    grid = _Grid(train, backend, out_dir=out_dir, progress=progress, label=f"{card.name} grid", feedback=feedback)
     backend.resume()  # a backend stopped by an earlier interrupted grid takes requests again
     resume_requests(main_thread_only=True)  # and requests cut by an earlier Ctrl-C may run again
     started = time.perf_counter()
@@ -161,6 +167,7 @@ class _Grid:
     out_dir: str | Path | None
     progress: bool
     label: str
+    feedback: Any = None
 
     def inline(self, specs: list[RunSpec]) -> tuple[dict[int, RunResult], dict[int, Failure]]:
         """One run after another in this thread (a backend that answers one request at a time)."""
@@ -169,7 +176,9 @@ class _Grid:
         for i, spec in bar:
             bar.set_postfix(model=spec.model, prompt=spec.prompt_type, seed=spec.seed)
             try:
-                results[i] = generate_run(spec, self.train, self.backend, out_dir=self.out_dir, progress=self.progress)
+                results[i] = generate_run(
+                    spec, self.train, self.backend, out_dir=self.out_dir, progress=self.progress, feedback=self.feedback
+                )
             except Exception as exc:  # a failing cell is recorded; the grid goes on
                 failures[i] = _failure(spec, exc)
         return results, failures
@@ -196,6 +205,7 @@ class _Grid:
                         out_dir=self.out_dir,
                         progress=False,
                         concurrency=concurrency,
+                        feedback=self.feedback,
                     )
                     futures[run] = (i, spec)
             results, failures = _collect(futures, bar, backend, refresh_s)

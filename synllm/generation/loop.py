@@ -14,8 +14,6 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,22 +28,23 @@ from synllm.backends.registry import resolve_backend
 from synllm.backends.scheduler import Scheduler, schedule
 from synllm.cards import Card
 from synllm.errors import BackendError, GenerationError, ModelNotFound, SynllmError
-from synllm.generation.class_mix import mix_key
 from synllm.generation.conditions import Condition
-from synllm.generation.diversity import RowDiversity, row_diversity
-from synllm.generation.manifest import (
-    Diagnostics,
-    RunManifest,
-    Timings,
-    Tokens,
-    package_versions,
-    shortfall_text,
-    write_manifest,
-)
-from synllm.generation.outputs import RunResult, answer_totals, load_run, row_flags
+from synllm.generation.finish import finish_run
+from synllm.generation.outputs import RunResult, load_run
 from synllm.generation.parsing import validate_rows
-from synllm.generation.plans import RunPart, assemble_parts, run_parts, run_prompt
+from synllm.generation.plans import RunPart, run_parts, run_prompt
 from synllm.generation.records import CUT_NOTE, answer_record, missing_requests
+from synllm.generation.rounds import (
+    FinishedRound,
+    RoundFeedback,
+    asked_mix,
+    check_feedback,
+    finish_round,
+    measure_feedback,
+    round_budget,
+    round_parts,
+    round_quotas,
+)
 from synllm.generation.runlock import run_lock
 from synllm.generation.spec import GenerationOptions, RunSpec
 
@@ -70,13 +69,18 @@ def generate(
     concurrency: int | None = None,
     out_dir: str | Path | None = None,
     progress: bool = True,
+    rounds: int = 1,
+    feedback: Any = None,
 ) -> RunResult:
     """Generate ``n_rows`` valid synthetic rows with one prompt type and model: a :class:`RunSpec`, run.
 
     Asks for ``options.batch_size`` rows per request until ``n_rows`` are valid, or
     stops at ``max_requests`` (default: enough for a 25 % valid rate, plus two) with
     status ``incomplete``. Reuses every cached answer of the same run. ``conditions`` and
-    ``class_mix`` ask for rows holding given values, a quota each (see :class:`RunSpec`). Arguments
+    ``class_mix`` ask for rows holding given values, a quota each (see :class:`RunSpec`). ``rounds=k``
+    spends the same ``n_rows`` over ``k`` feedback rounds, each later one asked with the gaps of the rows
+    kept so far (measured against ``train`` only by ``feedback``, e.g. ``synllm.metrics.feedback``)
+    corrected (:mod:`synllm.generation.rounds`). Arguments
     are checked (:class:`~synllm.errors.InvalidArgument`) before anything is read or written.
     """
     n_rows, seed = (None if n_rows is None else check("n_rows", n_rows)), check("seed", seed)
@@ -96,8 +100,11 @@ def generate(
         max_requests=max_requests,
         conditions=tuple(conditions),
         class_mix=class_mix,
+        rounds=rounds,
     )
-    return generate_run(spec, train, backend, concurrency=concurrency, out_dir=out_dir, progress=progress)
+    return generate_run(
+        spec, train, backend, concurrency=concurrency, out_dir=out_dir, progress=progress, feedback=feedback
+    )
 
 
 def generate_run(
@@ -108,61 +115,130 @@ def generate_run(
     concurrency: int | None = None,
     out_dir: str | Path | None = None,
     progress: bool = True,
+    feedback: Any = None,
 ) -> RunResult:
     """Run ``spec`` with ``backend`` (``train`` gives the prompt's examples); see :func:`generate`."""
+    feedback = check_feedback(feedback, spec.rounds)
     backend = schedule(backend)
-    parts = run_parts(spec, train, backend.output_format)
+    if spec.rounds == 1:
+        parts = run_parts(spec, train, backend.output_format)
+    else:  # round 1 asks what a one-shot run asks, for its share of the rows
+        parts = round_parts(spec, train, backend.output_format, round_quotas(_quotas(spec, train), spec.rounds)[0])
     prompt = run_prompt(parts)
     run_dir = spec.run_dir(spec.key(backend.name, prompt.sha256), Path(out_dir) if out_dir else None)
-    real = train.reindex(columns=spec.card.synth_names)  # the reference for the run's row diversity
-    run = _Run(spec, backend, parts, run_dir, real)
+    run = _Run(spec, backend, parts, run_dir, train)
+    run.feedback_functions = feedback
     return run.execute(concurrency or backend.capacity(spec.model), progress)
 
 
+def _quotas(spec: RunSpec, train: pd.DataFrame) -> list[tuple[Condition | None, int]]:
+    """What the whole run fills: each condition (class mix applied) and its rows, or free rows."""
+    return [(c, c.num_rows) for c in spec.quotas(train)] or [(None, spec.n_rows)]
+
+
 class _Run:
-    """State of one run while it executes (internal)."""
+    """State of one run while it executes, round by round (internal; a one-shot run is one round)."""
 
     def __init__(
-        self, spec: RunSpec, backend: Scheduler, parts: list[RunPart], run_dir: Path, real: pd.DataFrame
+        self, spec: RunSpec, backend: Scheduler, parts: list[RunPart], run_dir: Path, train: pd.DataFrame
     ) -> None:
-        self.spec, self.backend, self.parts, self.run_dir = spec, backend, parts, run_dir
-        self.prompt = run_prompt(parts)
-        self.by_label = {part.label: part for part in parts}
+        self.spec, self.backend, self.run_dir, self.train = spec, backend, run_dir, train
         self.card, self.model, self.seed, self.options = spec.card, spec.model, spec.seed, spec.options
-        self.n_rows, self.max_requests, self.fmt = spec.n_rows, spec.request_budget, backend.output_format
+        self.n_rows, self.fmt = spec.n_rows, backend.output_format
         self.raw_path = run_dir / files.RAW
-        self.records: dict[int, dict[str, Any]] = {}
         self.repairs: dict[str, int] = {}
         self.last_validation = 0.0
         self.started = time.perf_counter()
-        self.real = real
+        self.real = train.reindex(columns=spec.card.synth_names)  # the reference for the run's row diversity
+        self.plan = round_quotas(_quotas(spec, train), spec.rounds)
+        self.done: list[FinishedRound] = []
+        self._begin(1, parts, RoundFeedback())
+
+    def _begin(self, number: int, parts: list[RunPart], feedback: RoundFeedback) -> None:
+        """Make round ``number`` (its parts and feedback) the current one."""
+        self.number, self.parts, self.feedback = number, parts, feedback
+        self.prompt = run_prompt(parts)
+        self.by_label = {part.label: part for part in parts}
+        self.records: dict[int, dict[str, Any]] = {}
+        one_shot = self.spec.rounds == 1  # its records and budget as before rounds existed
+        self.max_requests = self.spec.request_budget if one_shot else round_budget(self.spec, parts, number)
+        self.tag: dict[str, Any] = {} if one_shot else {"round": number, "prompt_sha256": self.prompt.sha256}
+
+    def _begin_next(self) -> None:
+        """Start the next round, its request measured on the rows kept so far against train only."""
+        number = self.number + 1
+        try:
+            feedback = self._measure(number)
+        except Exception as exc:  # a fault in the feedback functions: named, with what to do
+            if isinstance(exc, SynllmError):
+                raise
+            raise GenerationError(
+                f"the feedback for round {number} of run {self.run_dir.name} failed ({type(exc).__name__}: {exc}); "
+                "the rows kept so far are cached and written; rerun with rounds=1, or fix the feedback and rerun"
+            ) from exc
+        self._begin(number, round_parts(self.spec, self.train, self.fmt, self.plan[number - 1], feedback), feedback)
+
+    def _measure(self, number: int) -> RoundFeedback:
+        """Round ``number``'s feedback: the rows kept in the rounds before it, measured against train."""
+        kept = pd.concat([r.kept for r in self.done], ignore_index=True)[self.card.synth_names]
+        return measure_feedback(
+            self.feedback_functions,
+            kept,
+            self.train,
+            self.card,
+            rows=sum(rows for _, rows in self.plan[number - 1]),
+            k_examples=self.options.k_examples,
+            shows_examples=bool(len(self.done[0].prompt.examples)),  # P4 (or no examples asked): no row, ever
+            add_conditions=not self.spec.conditioned,
+            random_state=self.spec.request_seed(0, number),
+            outcome_mix=asked_mix(self.spec, self.train),
+        )
+
+    def _write_prompts(self) -> None:
+        """``prompt.txt``: the run's request (with rounds, every round's so far, part by part)."""
+        if self.spec.rounds == 1:
+            text = str(self.prompt)
+        else:
+            rounds = [*((r.number, r.parts) for r in self.done), (self.number, self.parts)]
+            text = "\n\n".join(
+                f"### round {n}" + "".join(f"\n[{p.label or 'free rows'}]\n{p.prompt()}" for p in parts)
+                for n, parts in rounds
+            )
+        files.atomic_write_text(self.run_dir / files.PROMPT, text + "\n")
+
+    def _load(self, cached: list[dict[str, Any]]) -> int:
+        """Take the cached answers of the current round (its round number and prompt hash); returns how many."""
+        for record in cached:
+            if all(record.get(key) == value for key, value in self.tag.items()):
+                self.records[record["index"]] = record
+                self._queue_for_validation(record)
+        self._validate_queued()
+        return len(self.records)
 
     def execute(self, concurrency: int, progress: bool) -> RunResult:
         with run_lock(self.run_dir):
             files.check_run_writable(self.run_dir)  # before any model work
-            files.atomic_write_text(self.run_dir / files.PROMPT, str(self.prompt) + "\n")  # every part's request
-            for record in files.read_records(self.raw_path, repair=True):
-                self.records[record["index"]] = record
-                self._queue_for_validation(record)
-            self._validate_queued()
-            reused = len(self.records)
-            if reused:
-                log.info("%s: reusing %d cached answers (%d valid rows)", self.run_dir, reused, self.valid_count)
-            bar = tqdm(
-                total=self.n_rows,
-                initial=min(self.valid_count, self.n_rows),
-                disable=not progress,
-                desc=f"{self.card.name} {self.prompt.prompt_type} {self.model}",
-                unit="row",
-                leave=False,
-            )
-            error: BaseException | None = None
-            try:
-                self._loop(max(1, concurrency), bar)
-            except BaseException as exc:  # a backend failure, a full disk or Ctrl-C: keep what we have first
-                error = exc
-            finally:
-                bar.close()
+            self._write_prompts()
+            cached = list(files.read_records(self.raw_path, repair=True))
+            reused, error = 0, None
+            while error is None:
+                try:
+                    if self.done:
+                        self._begin_next()
+                        self._write_prompts()
+                    reused += self._load(cached)
+                    self._run_round(concurrency, progress)
+                except BaseException as exc:  # a backend failure, a full disk or Ctrl-C: keep what we have first
+                    error = exc
+                if len(self.done) < self.number:
+                    empty = validate_rows([], self.card).valid
+                    ended = finish_round(
+                        self.number, self.parts, self.prompt, self.records, feedback=self.feedback, empty=empty
+                    )
+                    ended.max_requests = self.max_requests
+                    self.done.append(ended)
+                if self.number == self.spec.rounds or len(self.done[-1].kept) < self.done[-1].requested:
+                    break  # the last round, or one that fell short: later rounds would build on missing rows
             result = self._finish_keeping(reused, error)
         if isinstance(error, BackendError):
             raise self._backend_failure(error) from error
@@ -170,10 +246,33 @@ class _Run:
             raise error
         return result
 
+    def _run_round(self, concurrency: int, progress: bool) -> None:
+        """Ask for the current round's rows until its quotas are valid or its requests are spent."""
+        quota = sum(part.quota for part in self.parts)
+        if self.records:
+            log.info("%s: reusing %d cached answers (%d valid rows)", self.run_dir, len(self.records), self.valid_count)
+        which = f" round {self.number}/{self.spec.rounds}" if self.spec.rounds > 1 else ""
+        bar = tqdm(
+            total=quota,
+            initial=min(self.valid_count, quota),
+            disable=not progress,
+            desc=f"{self.card.name} {self.prompt.prompt_type} {self.model}{which}",
+            unit="row",
+            leave=False,
+        )
+        try:
+            self._loop(max(1, concurrency), bar, quota)
+        finally:
+            bar.close()
+
     def _finish_keeping(self, reused: int, error: BaseException | None) -> RunResult | None:
         """Write the outputs; after an earlier error, a failure to write them is logged, not raised over it."""
         try:
-            return self._finish(reused, error)
+            self._validate_queued()
+            return finish_run(
+                self.spec, self.backend, self.run_dir, self.done, real=self.real, repairs=self.repairs,
+                reused=reused, error=error, started=self.started,
+            )  # fmt: skip
         except SynllmError as failure:
             if error is None:
                 raise
@@ -188,15 +287,16 @@ class _Run:
         )
         if isinstance(error, ModelNotFound):
             return GenerationError(where)
-        if not self.records:
+        answers = sum(len(r.records) for r in self.done)
+        if not answers:
             return GenerationError(f"{where} — nothing was cached yet; rerun once the backend answers.")
+        valid = sum(len(r.kept) for r in self.done)
         return GenerationError(
-            f"{where} — {len(self.records)} answers with {self.valid_count} valid rows are cached; "
-            "rerun the same command to resume."
+            f"{where} — {answers} answers with {valid} valid rows are cached; rerun the same command to resume."
         )
 
     @property
-    def valid_count(self) -> int:  # valid rows counted towards the run (no more than each part's quota)
+    def valid_count(self) -> int:  # valid rows counted towards the round (no more than each part's quota)
         return sum(min(part.valid_count, part.quota) for part in self.parts)
 
     @property
@@ -229,7 +329,7 @@ class _Run:
         wanting = [part for part in self.parts if part.wants_request()]
         return max(wanting, key=lambda part: part.quota - part.optimistic, default=None)
 
-    def _loop(self, concurrency: int, bar: tqdm) -> None:
+    def _loop(self, concurrency: int, bar: tqdm, quota: int) -> None:
         todo = (i for i in range(self.max_requests) if i not in self.records)  # gaps first, then new ones
         gaps = set(missing_requests(self.records))  # asked again even when the cache holds enough rows
         next_index = next(todo, None)
@@ -238,11 +338,11 @@ class _Run:
         with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="synllm-gen") as pool:
             try:
                 while True:
-                    # Unchecked rows count as valid until checked; check them when they could end the run.
-                    # Once enough rows are valid, late answers are only cached; _finish checks them.
+                    # Unchecked rows count as valid until checked; check them when they could end the round.
+                    # Once enough rows are valid, late answers are only cached; the round's end checks them.
                     if (
                         self.queued_rows
-                        and self.valid_count < self.n_rows
+                        and self.valid_count < quota
                         and (
                             all(p.optimistic >= p.quota for p in self.parts)
                             or not pending
@@ -250,19 +350,20 @@ class _Run:
                         )
                     ):
                         self._validate_queued()
-                        bar.update(max(0, min(self.valid_count, self.n_rows) - bar.n))
+                        bar.update(max(0, min(self.valid_count, quota) - bar.n))
                         bar.set_postfix(requests=len(self.records), valid=self.valid_count)
                     while (
                         next_index is not None
                         and len(pending) < concurrency
                         and (part := self._next_part() or (self.parts[0] if next_index in gaps else None))
                     ):
-                        request = part.request(self.model, self.spec.request_seed(next_index), self.options)
+                        seed = self.spec.request_seed(next_index, self.number)
+                        request = part.request(self.model, seed, self.options)
                         part.in_flight += 1
-                        pending[pool.submit(self._ask, next_index, request, part)] = next_index
+                        pending[pool.submit(self._ask, next_index, request, part, self.tag)] = next_index
                         next_index = next(todo, None)
                     if not pending:
-                        if self.queued_rows and self.valid_count < self.n_rows:
+                        if self.queued_rows and self.valid_count < quota:
                             continue
                         return
                     done, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -279,11 +380,12 @@ class _Run:
                 for other in pending:
                     other.cancel()
 
-    def _ask(self, index: int, request: GenerationRequest, part: RunPart) -> dict[str, Any]:
+    def _ask(self, index: int, request: GenerationRequest, part: RunPart, tag: dict[str, Any]) -> dict[str, Any]:
         """Worker thread: ask the backend, then put the answer (cut to its limit) on disk before it counts."""
         record = answer_record(index, request, self.backend.generate(request))
         if part.condition is not None:
             record["condition"] = part.label
+        record.update(tag)  # with rounds: the round and its prompt hash, which a resumed run matches
         if "cut_from_chars" in record:
             log.warning(
                 "%s: request %d's answer had %d characters, more than max_tokens=%d allows; it was cut to %d",
@@ -295,99 +397,3 @@ class _Run:
             )
         files.append_record(self.raw_path, record)
         return record
-
-    def _finish(self, reused: int, error: BaseException | None) -> RunResult:
-        self._validate_queued()
-        ordered = [self.records[i] for i in sorted(self.records)]
-        repairs = self.repairs
-        columns = self.card.synth_names
-        synthetic, rejected, counts = assemble_parts(self.parts, validate_rows([], self.card).valid)
-        returned = sum(p.valid_count for p in self.parts) + len(rejected)
-        flags = row_flags(synthetic[columns], self.prompt.examples, self.card)
-        flags["request"] = synthetic.get("_request", pd.Series(dtype="Int64")).to_numpy()
-        synthetic = synthetic[columns]
-        diversity = row_diversity(synthetic, real=self.real, random_state=self.seed)
-        status = "complete" if len(synthetic) >= self.n_rows else ("failed" if error else "incomplete")
-        totals = answer_totals(
-            ordered,
-            rows_valid=returned - len(rejected),
-            rows_returned=returned,
-            rejected=rejected,
-            flags=flags,
-            repairs=repairs,
-        )
-        manifest = self._manifest(status, ordered, totals, reused=reused, error=error, diversity=diversity)
-        if self.spec.conditioned:
-            manifest = replace(manifest, conditions=tuple(counts), class_mix=mix_key(self.spec.class_mix))
-        token = self.card.missing_token
-        files.write_csv(self.run_dir / files.SYNTHETIC, synthetic.join(flags.add_prefix("_")), missing_token=token)
-        files.write_csv(self.run_dir / files.REJECTED, rejected)
-        write_manifest(self.run_dir, manifest)
-        if status == "incomplete":
-            log.warning(
-                "%s %s %s: stopped at max_requests=%d with %d of %d valid rows: %s (%s); raise max_requests "
-                "or see rejected.csv for why rows failed",
-                self.card.name,
-                self.prompt.prompt_type,
-                self.model,
-                self.max_requests,
-                len(synthetic),
-                self.n_rows,
-                shortfall_text([manifest.diagnostics]),
-                self.run_dir,
-            )
-        return RunResult(
-            run_dir=self.run_dir,
-            synthetic=synthetic,
-            rejected=rejected,
-            flags=flags,
-            prompt=self.prompt,
-            manifest=manifest,
-        )
-
-    def _manifest(
-        self,
-        status: str,
-        ordered: list[dict[str, Any]],
-        totals: tuple[Tokens, Diagnostics, float],
-        *,
-        reused: int,
-        error: BaseException | None,
-        diversity: RowDiversity,
-    ) -> RunManifest:
-        """The run's manifest from its spec, its answers (in request order) and their totals."""
-        tokens, diagnostics, model_seconds = totals
-        diagnostics = replace(diagnostics, **diversity.manifest_fields())
-        try:
-            described = dict(self.backend.describe(self.model))
-        except Exception as exc:  # describing must never lose a run
-            described = {"describe_error": str(exc)}
-        return RunManifest(
-            status=status,
-            error=str(error) if error else None,
-            dataset=self.card.name,
-            card=str(self.card.path) if self.card.path else None,
-            backend=self.backend.name,
-            backend_details=described,
-            chosen_because=(described.get("auto") or {}).get("because"),
-            model=self.model,
-            prompt_type=self.prompt.prompt_type,
-            prompt_sha256=self.prompt.sha256,
-            template_version=self.prompt.template_version,
-            output_format=self.fmt,
-            seed=self.seed,
-            request_seeds=tuple(r["seed"] for r in ordered),
-            n_rows_requested=self.n_rows,
-            max_requests=self.max_requests,
-            options=self.options.as_dict(),
-            examples_shown=len(self.prompt.examples),
-            versions=package_versions(),
-            timings=Timings(
-                model_seconds=round(model_seconds, 3),
-                wall_seconds_this_call=round(time.perf_counter() - self.started, 3),
-                answers_reused_from_cache=reused,
-            ),
-            tokens=tokens,
-            diagnostics=diagnostics,
-            updated_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        )

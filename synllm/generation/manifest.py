@@ -213,17 +213,30 @@ class RunManifest:
     conditions: tuple[Mapping[str, Any], ...] = ()
     #: The class mix asked for (``"real"``, ``"balanced"``, ``[[class, share], ...]``), or None.
     class_mix: Any = None
+    #: Per feedback round (runs with ``rounds`` > 1; empty for a one-shot run): ``round``, ``requested``,
+    #: ``rows_kept``, ``first_row`` (its first row in ``synthetic.csv``), ``requests``, ``rows_valid``,
+    #: ``prompt_sha256`` (and per part), ``conditions``, ``examples_shown``, ``corrections`` and the
+    #: ``gaps`` that drove it (None for round 1), see :mod:`synllm.generation.rounds`.
+    rounds: tuple[Mapping[str, Any], ...] = ()
 
     @property
     def complete(self) -> bool:
         """True when the run reached the number of valid rows asked for."""
         return self.status == "complete"
 
+    @property
+    def round_rows(self) -> tuple[int, ...]:
+        """Rows kept per round, in the order ``synthetic.csv`` holds them (a one-shot run: one round)."""
+        if not self.rounds:
+            return (self.diagnostics.rows_kept,)
+        return tuple(int(r["rows_kept"]) for r in self.rounds)
+
     def to_dict(self) -> dict[str, Any]:
         """Plain data (nested dicts and lists), as written to JSON."""
         data = asdict(self)
         data["request_seeds"] = list(self.request_seeds)
         data["conditions"] = [dict(c) for c in self.conditions]
+        data["rounds"] = [dict(r) for r in self.rounds]
         return data
 
     @classmethod
@@ -263,7 +276,7 @@ _REWRITE = "rerun the same command to rewrite it from the cached answers, or del
 
 
 #: Fields added after manifests were first written: a manifest without them reads as their default.
-ADDED_FIELDS = frozenset({"conditions", "class_mix"})
+ADDED_FIELDS = frozenset({"conditions", "class_mix", "rounds"})
 
 
 def _checked_fields(cls: type, data: Mapping[str, Any], source: str, prefix: str) -> dict[str, Any]:

@@ -33,11 +33,19 @@ class RunResult:
     flags: pd.DataFrame
     prompt: Prompt
     manifest: RunManifest = field(repr=False)
+    #: Each round's prompt (one-shot run: the prompt alone). With rounds, ``prompt`` is round 1's, its
+    #: ``examples`` every real row shown in any round (what a privacy check must treat as exposed).
+    round_prompts: tuple[Prompt, ...] = field(default=(), repr=False)
 
     @property
     def complete(self) -> bool:
         """True when the run reached the number of valid rows asked for."""
         return self.manifest.complete
+
+    @property
+    def rounds(self) -> tuple[int, ...]:
+        """Rows kept per round, in row order: ``synthetic.iloc[:sum(rounds[:r])]`` is the run after round ``r``."""
+        return self.manifest.round_rows
 
 
 def assemble_rows(parts, empty: pd.DataFrame) -> pd.DataFrame:

@@ -38,6 +38,9 @@ class RunPart:
     batch_size: int
     output: str
     train: pd.DataFrame = field(repr=False)
+    #: Feedback of a later round: a corrections paragraph, and the real rows to show instead of a sample.
+    corrections: str = ""
+    shown: pd.DataFrame | None = field(default=None, repr=False)
     order_card: Card = field(init=False, repr=False)
     grammar_card: Card = field(init=False, repr=False)
     _prompts: dict[int, Prompt] = field(init=False, default_factory=dict, repr=False)
@@ -64,6 +67,11 @@ class RunPart:
         """The prompt asking for ``n_rows`` rows (default: the batch size) of this part."""
         n_rows = n_rows or self.batch_size
         if n_rows not in self._prompts:
+            feedback: dict[str, Any] = {}  # only when given: a round without feedback renders as a one-shot run
+            if self.corrections:
+                feedback["corrections"] = self.corrections
+            if self.shown is not None:
+                feedback["examples"] = self.shown
             self._prompts[n_rows] = render_prompt(
                 self.order_card,
                 self.train,
@@ -74,6 +82,7 @@ class RunPart:
                 output=self.output,
                 focus=self.condition.describe() if self.condition else None,
                 class_column=self.card.target if self.condition else None,
+                **feedback,
             )
         return self._prompts[n_rows]
 

@@ -67,8 +67,9 @@ class RunSpec:
     texts) ask for rows that hold them, ``num_rows`` each; ``n_rows`` is then their total (None
     works out to it). ``class_mix`` (``"real"``, ``"balanced"`` or ``{class: share}``) splits
     ``n_rows`` (or each condition's rows) into per-class quotas of the card's target.
-    ``rounds`` is reserved for feedback rounds: today one. Values are checked on construction
-    (:class:`~synllm.errors.InvalidArgument`).
+    ``rounds`` spreads ``n_rows`` over that many feedback rounds (see :mod:`synllm.generation.rounds`):
+    each round after the first asks with corrections measured on the rows kept so far against
+    ``train``. Values are checked on construction (:class:`~synllm.errors.InvalidArgument`).
     """
 
     card: Card
@@ -96,8 +97,12 @@ class RunSpec:
         n_rows = total if conditions else (20 if self.n_rows is None else self.n_rows)
         object.__setattr__(self, "n_rows", check("n_rows", n_rows))
         object.__setattr__(self, "max_requests", check("max_requests", self.max_requests))
-        if self.rounds != 1:
-            raise InvalidArgument(f"rounds={self.rounds!r}: feedback rounds are not available yet; leave rounds at 1")
+        object.__setattr__(self, "rounds", check("rounds", self.rounds))
+        if self.rounds > self.n_rows:
+            raise InvalidArgument(
+                f"rounds={self.rounds} but n_rows={self.n_rows}: every round needs at least one row; "
+                f"ask for at most {self.n_rows} rounds or for more rows"
+            )
 
     @property
     def conditioned(self) -> bool:
@@ -146,6 +151,8 @@ class RunSpec:
             payload["conditions"] = [c.key() for c in self.conditions]
         if self.class_mix is not None:
             payload["class_mix"] = mix_key(self.class_mix)
+        if self.rounds > 1:  # only then: keeps the keys of one-shot runs as they were
+            payload["rounds"] = self.rounds
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
     def run_dir(self, key: str, root: Path | None = None) -> Path:
@@ -167,11 +174,19 @@ class RunSpec:
             output=output,
         )
 
-    def request_seed(self, index: int) -> int:
-        """The LLM seed of request ``index`` of this run (see :func:`request_seed`)."""
-        return request_seed(self.seed, index)
+    def request_seed(self, index: int, round_number: int = 1) -> int:
+        """The LLM seed of request ``index`` (of round ``round_number``) of this run (see :func:`request_seed`)."""
+        return request_seed(self.seed, index, round_number)
 
 
-def request_seed(seed: int, index: int) -> int:
-    """The LLM seed of request ``index`` of a run with ``seed``: distinct and reproducible."""
+#: Request indexes one round may use before the next round's seeds begin.
+ROUND_STRIDE = 1_000_000
+
+
+def request_seed(seed: int, index: int, round_number: int = 1) -> int:
+    """The LLM seed of request ``index`` (in round ``round_number``) of a run with ``seed``: distinct, reproducible.
+
+    Round 1 keeps the seeds of a one-shot run; each later round starts :data:`ROUND_STRIDE` indexes on.
+    """
+    index += (round_number - 1) * ROUND_STRIDE
     return (seed * 1_000_003 + index * 7919 + 1) % 2**31

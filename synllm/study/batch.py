@@ -45,6 +45,7 @@ CHECKED_PARAMETERS = {
     "split_seed": "seed",
     "temperature": "temperature",
     "max_requests": "max_requests",
+    "rounds": "rounds",
     "timeout": "timeout_s",
 }
 

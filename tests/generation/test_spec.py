@@ -69,8 +69,11 @@ def test_a_spec_is_frozen_checked_and_sizes_its_request_budget(stroke_split):
         RunSpec(card=card, prompt_type="p2", model="m", n_rows=0)
     with pytest.raises(InvalidArgument, match="COLUMN=VALUE:ROWS"):  # a condition is a Condition or its CLI text
         RunSpec(card=card, prompt_type="p2", model="m", conditions=("age > 60",))
-    with pytest.raises(InvalidArgument, match="not available yet"):
-        RunSpec(card=card, prompt_type="p2", model="m", rounds=2)
+    with pytest.raises(InvalidArgument, match="rounds=11 but n_rows=10: every round needs at least one row"):
+        RunSpec(card=card, prompt_type="p2", model="m", n_rows=10, rounds=11)
+    with pytest.raises(InvalidArgument, match="rounds"):
+        RunSpec(card=card, prompt_type="p2", model="m", rounds=0)
+    assert RunSpec(card=card, prompt_type="p2", model="m", n_rows=10, rounds=10).rounds == 10
 
 
 def test_grid_failures_are_failure_records_in_cell_order(stroke_split, tmp_path):
