@@ -8,11 +8,15 @@ with the logits of the same sequence decoded among others: the same prompt or th
 P4 prompt, other batch positions and widths, the other prompt's cells before or after its
 own. It prints, per layout, the steps whose logits are bit for bit equal to those of a
 reference layout and the largest difference. Measured (llama-cpp-python 0.3.36, 2 CPU cores,
-Q8_0 copy): decoded alone against 4 wide, 3 of 42 steps equal, logits up to 0.9 apart (with
-the whole prompts, cells further apart: other positions and prompts also differed), so a
-batch's rows would depend on which requests happened to share it, i.e. on timing; the
-backend therefore takes one request at a time (``max_concurrency = 1``) and decodes the
-sequences of that request side by side, a layout fixed by the request alone.
+Q8_0 copy, first 600 prompt tokens): alone against 4 wide, 3 of 42 steps equal, logits up to
+0.9 apart; 4 wide, the sequence 4th instead of 2nd: 26 of 42 equal, up to 0.48 apart;
+another prompt's sequences in the batch changed nothing there, but with the whole prompts
+(the 2623-token cirrhosis prompt's cells before the stroke prompt's) 3 of 43 steps were
+equal, up to 1.0 apart: a sequence's logits depend on the batch width, its place in the
+batch and where its cells lie, so a batch's rows would depend on which requests happened to
+share it, i.e. on timing. The backend therefore takes one request at a time
+(``max_concurrency = 1``) and decodes that request's sequences side by side, a layout fixed
+by the request alone.
 
 Run: .venv/bin/python bench/bench_composition.py
 """
