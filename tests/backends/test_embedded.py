@@ -350,6 +350,31 @@ def test_a_prompt_sharing_a_prefix_keeps_those_cells_and_gives_the_rows_of_a_fre
 
 @needs_model
 @pytest.mark.embedded
+def test_a_prompt_sharing_a_prefix_with_a_saved_prompt_is_extended_from_it(stroke_data):
+    """Condition parts alternate (issue 19): a part's top-up request, whose prompt differs from the part's only
+    at its end, was evaluated whole once another prompt was resident; now it extends the part's saved state."""
+    from synllm.dataset import split
+    from synllm.prompts import render_prompt
+
+    table, card = stroke_data
+    train, _ = split(table, card, random_state=0)
+    three, two = (render_prompt(card, train, "p4", n_rows=n, seed=0) for n in (3, 2))
+    backend = EmbeddedBackend()
+    backend.generate(replace(_stroke_request(61), system=three.system, prompt=three.text))
+    backend.generate(_stroke_request(62, note=" (another prompt)"))  # resident now: shares no chunk with P4
+    top_up = replace(_stroke_request(63, rows=2), system=two.system, prompt=two.text)
+    extended = backend.generate(top_up)
+    assert extended.extra["prompt_state"] == "extended"
+    assert 0 < extended.extra["prompt_eval_tokens"] < extended.prompt_tokens // 2
+    backend.close()
+    fresh = backend.generate(top_up)
+    assert fresh.extra["prompt_state"] == "evaluated"
+    assert extended.text == fresh.text
+    _assert_valid_stroke_rows(fresh.text, rows=2)
+
+
+@needs_model
+@pytest.mark.embedded
 @pytest.mark.skipif(usable_cores() < 2, reason="needs two cores")
 def test_the_thread_count_does_not_change_the_rows():
     request = _stroke_request(21, note=" (threads)")

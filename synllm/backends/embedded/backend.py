@@ -74,6 +74,8 @@ class EmbeddedBackend(BaseBackend):
 
     name = "embedded"
     model = DEFAULT_MODEL
+    # One request at a time: a sequence's logits depend on the other sequences of its llama_decode batch
+    # (bench/bench_composition.py), so batching concurrent requests would make rows depend on timing.
     max_concurrency = 1
     output_format = "csv"  # answers are CSV lines under a GBNF grammar compiled from the card
 

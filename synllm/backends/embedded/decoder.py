@@ -6,8 +6,9 @@ after it (the KV cells and the last logits) is kept, so each request starts from
 exactly that state — the prompt stays resident between requests of a run (the
 generated cells are removed), and is saved (``llama_state_seq_get_data``) so that a
 prompt met again later is restored instead of evaluated. A new prompt that shares
-whole 256-token chunks with the resident one (the study's prompts differ near their
-end) keeps those cells and evaluates the rest. Generated sequences share
+whole 256-token chunks with the resident one or a saved one (the study's prompts, a
+run's condition parts and their top-ups differ near their end) keeps those cells and
+evaluates the rest. Generated sequences share
 the prompt's cells (``llama_memory_seq_cp``) and are decoded side by side, one token
 each per ``llama_decode`` call. What a sequence writes depends only on the prompt,
 its sampler seed and the request (not on earlier requests, their order, or the
@@ -37,7 +38,8 @@ from synllm.errors import BackendError, BackendUnavailable
 #: Sequences decoded side by side at most (plus sequence 0, the prompt).
 MAX_PARALLEL = 32
 _PROMPT_CHUNK = 256  # prompt tokens per decode call: the deadline is checked between chunks
-_SAVED_PROMPTS = 4  # prompt states kept for restoring (each ~23 KB per prompt token for SmolLM2)
+_SAVED_PROMPTS = 8  # prompt states kept for restoring (each ~23 KB per prompt token for SmolLM2): a run's
+# condition parts (one prompt each, plus their top-ups) and the free prompt, without evicting each other
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -124,7 +126,7 @@ class Decoder:
         self.resident: str | None = None  # digest of the prompt held in sequence 0
         self.resident_tokens: list[int] = []
         self.prompt_logits = np.zeros(0, dtype=np.float32)
-        self.saved: OrderedDict[str, tuple[Any, int, np.ndarray]] = OrderedDict()
+        self.saved: OrderedDict[str, tuple[Any, int, np.ndarray, list[int]]] = OrderedDict()
 
     def generate(
         self,
@@ -160,21 +162,26 @@ class Decoder:
     # --- the prompt state ---------------------------------------------------------------------
 
     def _prime(self, prompt: list[int], report: DecodeReport, deadline: Deadline | None) -> None:
-        """Put the prompt's state in sequence 0: kept, restored, extended from a shared prefix, or evaluated."""
+        """Put the prompt's state in sequence 0: kept, restored, extended from a shared prefix, or evaluated.
+
+        The prefix comes from the resident prompt or from the saved one sharing the most whole
+        chunks: a run's condition parts, and their short top-up requests, differ near the end.
+        """
         key = hashlib.sha256(np.asarray(prompt, dtype=np.int32).tobytes()).hexdigest()
         if self.resident == key:
             report.prompt_state = "resident"
             return
-        kept = self._shared_chunks(prompt)
+        kept = _shared_chunks(self.resident_tokens, prompt) if self.resident is not None else 0
         self.resident = None
-        if kept == 0 and key in self.saved:
-            self.llama_cpp.llama_memory_clear(self.memory, True)
-            data, size, logits = self.saved[key]
-            self.saved.move_to_end(key)
-            if self.llama_cpp.llama_state_seq_set_data(self.ctx, data, size, 0) == size:
-                self.prompt_logits, self.resident, self.resident_tokens = logits, key, prompt
+        if key in self.saved:
+            if self._restore(key):
                 report.prompt_state = "restored"
                 return
+            kept = 0  # the cache was emptied
+        donor = max(self.saved, key=lambda k: _shared_chunks(self.saved[k][3], prompt), default=None)
+        if donor is not None and _shared_chunks(self.saved[donor][3], prompt) > kept:
+            kept = _shared_chunks(self.saved[donor][3], prompt) if self._restore(donor) else 0
+            self.resident = None
         if kept:
             self.llama_cpp.llama_memory_seq_rm(self.memory, 0, kept, -1)
             report.prompt_state = "extended"
@@ -193,27 +200,23 @@ class Decoder:
         self.resident, self.resident_tokens = key, prompt
         self._save(key)
 
-    def _shared_chunks(self, prompt: list[int]) -> int:
-        """Tokens of whole prompt chunks the resident prompt shares with ``prompt`` (their cells can stay).
-
-        Whole chunks only, and never the chunk holding the last token: the rest is then evaluated
-        in the very chunks a fresh evaluation would use, so the state is the same bit for bit.
-        """
-        if self.resident is None:
-            return 0
-        common = 0
-        for old, new in zip(self.resident_tokens, prompt):
-            if old != new:
-                break
-            common += 1
-        return min(common, len(prompt) - 1) // _PROMPT_CHUNK * _PROMPT_CHUNK
+    def _restore(self, key: str) -> bool:
+        """Put saved prompt ``key`` in sequence 0 of an emptied cache; False (cache empty) if llama.cpp refuses it."""
+        self.llama_cpp.llama_memory_clear(self.memory, True)
+        data, size, logits, tokens = self.saved[key]
+        self.saved.move_to_end(key)
+        if self.llama_cpp.llama_state_seq_set_data(self.ctx, data, size, 0) != size:
+            self.llama_cpp.llama_memory_clear(self.memory, True)
+            return False
+        self.prompt_logits, self.resident, self.resident_tokens = logits, key, tokens
+        return True
 
     def _save(self, key: str) -> None:
         size = int(self.llama_cpp.llama_state_seq_get_size(self.ctx, 0))
         data = (ctypes.c_uint8 * size)()
         if self.llama_cpp.llama_state_seq_get_data(self.ctx, data, size, 0) != size:
             return  # not saved: the prompt is evaluated again if it comes back
-        self.saved[key] = (data, size, self.prompt_logits)
+        self.saved[key] = (data, size, self.prompt_logits, self.resident_tokens)
         while len(self.saved) > _SAVED_PROMPTS:
             self.saved.popitem(last=False)
 
@@ -333,6 +336,20 @@ class Deadline:
     def after(cls, seconds: float | None) -> Deadline | None:
         """A deadline ``seconds`` from now; None for no timeout."""
         return None if seconds is None else cls(time.monotonic() + float(seconds), float(seconds))
+
+
+def _shared_chunks(old: list[int], prompt: list[int]) -> int:
+    """Tokens of whole prompt chunks ``old`` shares with ``prompt`` (their cells can stay).
+
+    Whole chunks only, and never the chunk holding the last token: the rest is then evaluated
+    in the very chunks a fresh evaluation would use, so the state is the same bit for bit.
+    """
+    common = 0
+    for a, b in zip(old, prompt):
+        if a != b:
+            break
+        common += 1
+    return min(common, len(prompt) - 1) // _PROMPT_CHUNK * _PROMPT_CHUNK
 
 
 def decoder_for(loaded: LoadedModel, n_ctx: int) -> Decoder:
