@@ -40,3 +40,25 @@ def study_data():
     from synllm.study.data import load_study_data
 
     return load_study_data("stroke", eval_max_rows=400, example_seeds=(0, 1))
+
+
+@pytest.fixture(scope="session")
+def llama_server(tmp_path_factory):
+    """``python -m llama_cpp.server`` on a free loopback port, serving SmolLM2; one per session, stopped at its end.
+
+    Defined here rather than imported into test files: an imported fixture is a new fixture per module, which
+    started a second server.
+    """
+    from tests.llama_server import missing_parts, serving
+
+    missing = missing_parts()
+    if missing:
+        pytest.skip(
+            f"llama-cpp-python server not installed (missing {missing}); "
+            "pip install sse-starlette starlette-context pydantic-settings fastapi uvicorn"
+        )
+    from synllm.backends.embedded import idle_cores
+
+    # Two threads on an idle machine; one when other work is running (spinning threads crawl then).
+    with serving(tmp_path_factory.mktemp("llama-server") / "server.log", threads=min(2, idle_cores())) as url:
+        yield url

